@@ -1,0 +1,61 @@
+# inventory_events: PGXS build.
+#
+#   make                  build inventory_events.so
+#   make install          install into the server that pg_config names (PG_CONFIG=... to choose)
+#   make installcheck     run pg_regress, isolation and TAP suites against an installed server
+#   tools/test.sh         everything, on throw-away clusters (see README)
+
+EXTENSION   = inventory_events
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+
+MODULE_big  = inventory_events
+OBJS = \
+	src/inventory_events.o \
+	src/guc.o \
+	src/shmem.o
+
+DATA := sql/$(EXTENSION)--$(EXTVERSION).sql $(wildcard sql/$(EXTENSION)--*--*.sql)
+DOCS := $(wildcard doc/*.md)
+
+# pg_regress inputs live in sql/ and expected/ (the install script in sql/ is not a test).
+REGRESS = extension
+
+# Isolation specs: test/isolation/specs/*.spec with test/isolation/expected/*.out.
+ISOLATION := $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation
+
+# TAP tests (PostgreSQL::Test::Cluster) in test/t.
+TAP_TESTS = 1
+PROVE_TESTS := $(sort $(wildcard test/t/*.pl))
+PROVE_FLAGS = -I test/t
+
+PG_CPPFLAGS = -I$(srcdir)/src -DIE_VERSION_STR='"$(EXTVERSION)"'
+# -Wextra, less the two warnings PostgreSQL's own headers and calling
+# conventions trip by design: unused parameters (PG_FUNCTION_ARGS, inline
+# list helpers) and partial struct initialisers ({0} idioms in headers).
+PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK  =
+
+EXTRA_CLEAN = test/isolation/output_iso test/isolation/results
+
+PG_CONFIG ?= pg_config
+# Bitcode for JIT inlining would need clang, which is not part of the build
+# requirements; our functions gain nothing from inlining into JIT code.
+override with_llvm = no
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Every object depends on the headers of src/ (few enough that one rule is honest).
+$(OBJS): $(wildcard src/*.h)
+
+.PHONY: print-regress print-isolation print-tap meta-check
+print-regress:   ; @echo $(REGRESS)
+print-isolation: ; @echo $(ISOLATION)
+print-tap:       ; @echo $(PROVE_TESTS)
+
+# META.json must carry the control file's version, for the extension and for
+# the provided extension entry.
+meta-check:
+	@n=$$(grep -c '"version" *: *"$(EXTVERSION)"' META.json); \
+	if [ "$$n" -ge 2 ]; then echo "META.json matches $(EXTENSION).control ($(EXTVERSION))"; \
+	else echo "META.json does not carry version $(EXTVERSION) from $(EXTENSION).control" >&2; exit 1; fi

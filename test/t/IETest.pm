@@ -1,0 +1,44 @@
+# IETest: throw-away clusters configured for inventory_events, for the TAP tests.
+#
+# The configuration comes from tools/temp-config.sh (through $IE_TEMP_CONFIG when
+# tools/test.sh runs us, directly under "make installcheck"), so TAP clusters are
+# set up exactly like the pg_regress and isolation ones.
+package IETest;
+
+use strict;
+use warnings;
+use File::Basename qw(dirname);
+use File::Spec;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Exporter 'import';
+
+our @EXPORT = qw(ie_node ie_config);
+
+sub ie_config
+{
+	return slurp_file($ENV{IE_TEMP_CONFIG}) if $ENV{IE_TEMP_CONFIG};
+	my $script = File::Spec->catfile(dirname(__FILE__), '..', '..', 'tools', 'temp-config.sh');
+	my $bindir = `pg_config --bindir`;
+	chomp $bindir;
+	my $conf = `bash '$script' '$bindir'`;
+	die "temp-config.sh failed" if $? != 0;
+	return $conf;
+}
+
+# ie_node(name, %params): an initialised (not started) node with the extension's
+# settings; params are passed to init (e.g. allows_streaming => 'logical').
+# preload => 0 leaves shared_preload_libraries empty.
+sub ie_node
+{
+	my ($name, %params) = @_;
+	my $preload = exists $params{preload} ? delete $params{preload} : 1;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(%params);
+	my $conf = ie_config();
+	$conf =~ s/^shared_preload_libraries.*$//m unless $preload;
+	$node->append_conf('postgresql.conf', $conf);
+	return $node;
+}
+
+1;
