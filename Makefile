@@ -27,7 +27,6 @@ ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation
 # TAP tests (PostgreSQL::Test::Cluster) in test/t.
 TAP_TESTS = 1
 PROVE_TESTS := $(sort $(wildcard test/t/*.pl))
-PROVE_FLAGS = -I test/t
 
 PG_CPPFLAGS = -I$(srcdir)/src -DIE_VERSION_STR='"$(EXTVERSION)"'
 # -Wextra, less the two warnings PostgreSQL's own headers and calling
@@ -44,6 +43,9 @@ PG_CONFIG ?= pg_config
 override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# After the include: Makefile.global resets PROVE_FLAGS.
+PROVE_FLAGS += -I test/t
 
 # Every object depends on the headers of src/ (few enough that one rule is honest).
 $(OBJS): $(wildcard src/*.h)
