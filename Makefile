@@ -12,13 +12,18 @@ MODULE_big  = inventory_events
 OBJS = \
 	src/inventory_events.o \
 	src/guc.o \
-	src/shmem.o
+	src/shmem.o \
+	src/types.o \
+	src/catalog.o \
+	src/state.o \
+	src/log.o \
+	src/ingest.o
 
 DATA := sql/$(EXTENSION)--$(EXTVERSION).sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 DOCS := $(wildcard doc/*.md)
 
 # pg_regress inputs live in sql/ and expected/ (the install script in sql/ is not a test).
-REGRESS = extension
+REGRESS = extension stock_position event_log ingest history privileges
 
 # Isolation specs: test/isolation/specs/*.spec with test/isolation/expected/*.out.
 ISOLATION := $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
@@ -33,7 +38,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -DIE_VERSION_STR='"$(EXTVERSION)"'
 # conventions trip by design: unused parameters (PG_FUNCTION_ARGS, inline
 # list helpers) and partial struct initialisers ({0} idioms in headers).
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-SHLIB_LINK  =
+SHLIB_LINK  = -luuid
 
 EXTRA_CLEAN = test/isolation/output_iso test/isolation/results
 

@@ -33,5 +33,11 @@ ie_guc_init(void)
 								   0,
 								   NULL, NULL, NULL);
 
+}
+
+/* After every subsystem has defined its settings (called last by _PG_init). */
+void
+ie_guc_reserve_prefix(void)
+{
 	MarkGUCPrefixReserved("inventory_events");
 }

@@ -9,5 +9,6 @@
 extern char *ie_database;
 
 extern void ie_guc_init(void);
+extern void ie_guc_reserve_prefix(void);
 
 #endif							/* IE_GUC_H */

@@ -10,7 +10,9 @@
 #include "utils/timestamp.h"
 
 #include "inventory_events.h"
+#include "catalog.h"
 #include "guc.h"
+#include "log.h"
 #include "shmem.h"
 
 PG_MODULE_MAGIC;
@@ -21,7 +23,10 @@ void
 _PG_init(void)
 {
 	ie_guc_init();
+	ie_log_init();
+	ie_catalog_init();
 	ie_shmem_init();
+	ie_guc_reserve_prefix();
 }
 
 /*

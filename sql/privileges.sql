@@ -1,0 +1,85 @@
+-- Nothing is open to PUBLIC; reader, writer and admin access through grant_access().
+CREATE EXTENSION inventory_events;
+SET search_path = inventory_events, public;
+INSERT INTO item (sku) VALUES ('A');
+INSERT INTO location (code) VALUES ('W1');
+SELECT append('A', 'W1', 'received', 5);
+
+CREATE ROLE ie_nobody;
+CREATE ROLE ie_reader;
+CREATE ROLE ie_writer;
+CREATE ROLE ie_admin;
+SELECT grant_access('ie_reader', 'reader');
+SELECT grant_access('ie_writer', 'writer');
+SELECT grant_access('ie_admin', 'admin');
+SELECT grant_access('ie_admin', 'owner');
+
+CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE sql;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+GRANT USAGE ON SCHEMA pg_temp TO PUBLIC;
+
+-- A role with no grant sees nothing.
+SET ROLE ie_nobody;
+SELECT pg_temp.try($$SELECT count(*) FROM inventory_events.stock$$);
+SELECT pg_temp.try($$SELECT inventory_events.append('A', 'W1', 'received', 1)$$);
+RESET ROLE;
+
+-- A reader (a channel connector) reads but cannot append or write.
+SET ROLE ie_reader;
+SELECT pg_temp.try($$SELECT count(*) FROM inventory_events.stock_by_location$$);
+SELECT pg_temp.try($$SELECT count(*) FROM inventory_events.events_after()$$);
+SELECT pg_temp.try($$SELECT inventory_events.position_as_of('A', 'W1', now())$$);
+SELECT pg_temp.try($$SELECT inventory_events.on_hand(inventory_events.sum(effect)) FROM inventory_events.event$$);
+SELECT pg_temp.try($$SELECT * FROM inventory_events.verify()$$);
+SELECT pg_temp.try($$SELECT inventory_events.append('A', 'W1', 'received', 1)$$);
+SELECT pg_temp.try($$SELECT inventory_events.ingest('[]')$$);
+SELECT pg_temp.try($$INSERT INTO inventory_events.item (sku) VALUES ('B')$$);
+RESET ROLE;
+
+-- A writer (a WMS connector) appends, but cannot rewrite history, touch
+-- derived state or master data.
+SET ROLE ie_writer;
+SELECT pg_temp.try($$SELECT inventory_events.append('A', 'W1', 'received', 1)$$);
+SELECT pg_temp.try($$SELECT inventory_events.ingest('[{"sku":"A","location":"W1","event_type":"received","qty":1}]')$$);
+SELECT pg_temp.try($$INSERT INTO inventory_events.event_staging (sku, location, event_type, qty) VALUES ('A', 'W1', 'received', 1)$$);
+SELECT pg_temp.try($$SELECT inventory_events.ingest_staged()$$);
+SELECT pg_temp.try($$INSERT INTO inventory_events.event (sku, location, version, event_type, qty, uom, uom_qty, effect, occurred_at, correlation_id, causation_id) VALUES ('A','W1',9,'received',1,'EA',1,'()',now(),gen_random_uuid(),gen_random_uuid())$$);
+SELECT pg_temp.try($$UPDATE inventory_events.event SET qty = 0$$);
+SELECT pg_temp.try($$DELETE FROM inventory_events.event$$);
+SELECT pg_temp.try($$UPDATE inventory_events.stock SET available = 1000$$);
+SELECT pg_temp.try($$INSERT INTO inventory_events.item (sku) VALUES ('B')$$);
+SELECT pg_temp.try($$SELECT inventory_events.rebuild()$$);
+-- Even a writer cannot switch the append-only guard off.
+SELECT pg_temp.try($$SET inventory_events.allow_history_rewrite = on$$);
+RESET ROLE;
+
+-- An admin maintains master data and repairs, and still cannot rewrite history.
+SET ROLE ie_admin;
+SELECT pg_temp.try($$INSERT INTO inventory_events.item (sku) VALUES ('B')$$);
+SELECT pg_temp.try($$INSERT INTO inventory_events.location (code) VALUES ('W2')$$);
+SELECT pg_temp.try($$SELECT inventory_events.append('B', 'W2', 'received', 1)$$);
+SELECT pg_temp.try($$SELECT inventory_events.rebuild()$$);
+SELECT pg_temp.try($$UPDATE inventory_events.event SET qty = 0$$);
+SELECT pg_temp.try($$SELECT inventory_events.grant_access('ie_nobody', 'admin')$$);
+RESET ROLE;
+
+SELECT sku, available, version FROM stock;
+SELECT * FROM verify();
+
+-- Functions that change data are SECURITY DEFINER with a pinned search_path.
+SELECT p.proname, p.prosecdef, p.proconfig
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'inventory_events' AND p.prosecdef ORDER BY 1;
+-- No table is writable by PUBLIC.
+SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'inventory_events' AND c.relkind IN ('r', 'v')
+   AND has_table_privilege('public', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE');
+
+DROP EXTENSION inventory_events;
+DROP OWNED BY ie_nobody, ie_reader, ie_writer, ie_admin;
+DROP ROLE ie_nobody, ie_reader, ie_writer, ie_admin;

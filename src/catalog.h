@@ -1,0 +1,103 @@
+/*
+ * catalog.h
+ *		Cached OIDs of the extension's objects, and index point lookups.
+ */
+#ifndef IE_CATALOG_H
+#define IE_CATALOG_H
+
+#include "access/tupdesc.h"
+#include "executor/tuptable.h"
+#include "utils/rel.h"
+#include "utils/snapshot.h"
+
+#include "types.h"
+
+typedef struct IeCatalog
+{
+	Oid			namespace;
+	Oid			event_rel;
+	Oid			event_pkey;
+	Oid			event_stream_idx;	/* (sku, location, lot, version) */
+	Oid			event_idempotency_idx;	/* (source, idempotency_key) */
+	Oid			event_id_seq;
+	Oid			stock_rel;
+	Oid			stock_pkey;		/* (sku, location, lot) */
+	Oid			item_rel;
+	Oid			item_pkey;
+	Oid			item_uom_rel;
+	Oid			item_uom_pkey;
+	Oid			location_rel;
+	Oid			location_pkey;
+	Oid			lot_rel;
+	Oid			lot_pkey;
+	Oid			channel_rel;
+	Oid			channel_pkey;
+	Oid			dead_letter_rel;
+	Oid			event_type_typid;
+	Oid			bucket_typid;
+	Oid			event_type_label[IE_NUM_EVENT_TYPES];	/* pg_enum OIDs */
+	Oid			bucket_label[IE_NUM_BUCKETS];
+} IeCatalog;
+
+/* Attribute numbers of inventory_events.event (checked when the cache loads). */
+enum
+{
+	Anum_ie_event_id = 1,
+	Anum_ie_event_sku,
+	Anum_ie_event_location,
+	Anum_ie_event_lot,
+	Anum_ie_event_version,
+	Anum_ie_event_event_type,
+	Anum_ie_event_from_bucket,
+	Anum_ie_event_to_bucket,
+	Anum_ie_event_qty,
+	Anum_ie_event_uom,
+	Anum_ie_event_uom_qty,
+	Anum_ie_event_effect,
+	Anum_ie_event_occurred_at,
+	Anum_ie_event_recorded_at,
+	Anum_ie_event_source,
+	Anum_ie_event_source_seq,
+	Anum_ie_event_idempotency_key,
+	Anum_ie_event_correlation_id,
+	Anum_ie_event_causation_id,
+	Anum_ie_event_channel,
+	Anum_ie_event_ref,
+	Anum_ie_event_reason,
+	Anum_ie_event_expected_date,
+	Anum_ie_event_xid,
+	Anum_ie_event_payload,
+	Natts_ie_event = Anum_ie_event_payload
+};
+
+/* Attribute numbers of inventory_events.stock. */
+enum
+{
+	Anum_ie_stock_sku = 1,
+	Anum_ie_stock_location,
+	Anum_ie_stock_lot,
+	Anum_ie_stock_available,	/* then one column per bucket, in bucket order */
+	Anum_ie_stock_on_hand = Anum_ie_stock_available + IE_NUM_BUCKETS,
+	Anum_ie_stock_safety_stock,
+	Anum_ie_stock_version,
+	Anum_ie_stock_last_event_id,
+	Anum_ie_stock_updated_at,
+	Natts_ie_stock = Anum_ie_stock_updated_at
+};
+
+extern void ie_catalog_init(void);
+extern const IeCatalog *ie_catalog(void);
+
+extern IeEventType ie_event_type_from_oid(Oid label);
+extern IeBucket ie_bucket_from_oid(Oid label);
+
+/*
+ * Equality lookup on the leading columns of a btree index, under the given
+ * snapshot; the row found is stored in slot. keyprocs are the equality
+ * functions (F_TEXTEQ, F_INT8EQ, ...).
+ */
+extern bool ie_index_lookup(Relation heap, Relation index, Snapshot snapshot,
+							int nkeys, const Datum *keys, const RegProcedure *keyprocs,
+							TupleTableSlot *slot);
+
+#endif							/* IE_CATALOG_H */

@@ -1,0 +1,683 @@
+/*
+ * log.c
+ *		The event log: inventory_events.append() and the append-only guard.
+ *
+ * Appending is two steps, so that batch ingest can isolate a bad event
+ * without a subtransaction that writes:
+ *
+ *   ie_prepare_event()  validates and resolves the event (master data, unit
+ *                       conversion, effect, late counts), settles
+ *                       idempotency, and takes the stream lock and checks
+ *                       expected_version; it only reads.
+ *   ie_insert_event()   assigns the top transaction id, then draws the event
+ *                       id, and inserts; the stock trigger derives the
+ *                       position in the same transaction.
+ */
+#include "postgres.h"
+
+#include <uuid/uuid.h>
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "common/int.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
+
+#include "catalog.h"
+#include "errors.h"
+#include "log.h"
+#include "shmem.h"
+
+static bool ie_allow_history_rewrite = false;
+
+void
+ie_log_init(void)
+{
+	DefineCustomBoolVariable("inventory_events.allow_history_rewrite",
+							 "Lets a superuser UPDATE, DELETE or TRUNCATE the event log.",
+							 "Every such statement is logged. Run inventory_events.rebuild() afterwards.",
+							 &ie_allow_history_rewrite,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+}
+
+void
+ie_input_init(IeEventInput *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->event_type = -1;
+	in->qty_isnull = true;
+	in->occurred_at_isnull = true;
+	in->expected_version_isnull = true;
+	in->from_bucket = IE_BUCKET_OUTSIDE;
+	in->to_bucket = IE_BUCKET_OUTSIDE;
+	in->expected_date_isnull = true;
+	in->source_seq_isnull = true;
+}
+
+/* Preset (from, to) of each event type; moved takes them from the caller. */
+static const struct
+{
+	int			from;
+	int			to;
+}			presets[IE_NUM_EVENT_TYPES] = {
+	[IE_EV_RECEIVED] = {IE_BUCKET_OUTSIDE, IE_BUCKET_AVAILABLE},
+	[IE_EV_ADJUSTED] = {IE_BUCKET_OUTSIDE, IE_BUCKET_AVAILABLE},	/* signed */
+	[IE_EV_COUNTED] = {IE_BUCKET_OUTSIDE, IE_BUCKET_AVAILABLE},	/* resolved */
+	[IE_EV_RESERVED] = {IE_BUCKET_AVAILABLE, IE_BUCKET_RESERVED},
+	[IE_EV_RELEASED] = {IE_BUCKET_RESERVED, IE_BUCKET_AVAILABLE},
+	[IE_EV_PICKED] = {IE_BUCKET_RESERVED, IE_BUCKET_PICKED},
+	[IE_EV_SHIPPED] = {IE_BUCKET_PICKED, IE_BUCKET_OUTSIDE},
+	[IE_EV_PICK_SHORT] = {IE_BUCKET_RESERVED, IE_BUCKET_OUTSIDE},
+	[IE_EV_RETURNED] = {IE_BUCKET_OUTSIDE, IE_BUCKET_QUARANTINE},
+	[IE_EV_DAMAGED] = {IE_BUCKET_AVAILABLE, IE_BUCKET_DAMAGED},
+	[IE_EV_MOVED] = {IE_BUCKET_OUTSIDE, IE_BUCKET_OUTSIDE},
+	[IE_EV_INBOUND_EXPECTED] = {IE_BUCKET_OUTSIDE, IE_BUCKET_INBOUND},
+	[IE_EV_INBOUND_CANCELLED] = {IE_BUCKET_INBOUND, IE_BUCKET_OUTSIDE},
+	[IE_EV_TRANSFER_OUT] = {IE_BUCKET_AVAILABLE, IE_BUCKET_OUTSIDE},
+	[IE_EV_TRANSFER_IN_TRANSIT] = {IE_BUCKET_OUTSIDE, IE_BUCKET_IN_TRANSIT},
+	[IE_EV_TRANSFER_RECEIVED] = {IE_BUCKET_IN_TRANSIT, IE_BUCKET_AVAILABLE},
+	[IE_EV_SAFETY_STOCK_SET] = {IE_BUCKET_OUTSIDE, IE_BUCKET_OUTSIDE},
+};
+
+static const char *
+bucket_name(int b)
+{
+	return b == IE_BUCKET_OUTSIDE ? "outside" : ie_bucket_names[b];
+}
+
+static const RegProcedure text1[1] = {F_TEXTEQ};
+static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
+
+/* Looks a row up by key in a master data table; false when absent. */
+static bool
+master_lookup(Oid relid, Oid indexid, int nkeys, const Datum *keys,
+			  const RegProcedure *procs, int natts, const int *attnums, Datum *out)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	Relation	idx = index_open(indexid, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool		found;
+
+	found = ie_index_lookup(rel, idx, GetActiveSnapshot(), nkeys, keys, procs, slot);
+	if (found)
+	{
+		slot_getallattrs(slot);
+		for (int i = 0; i < natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(slot->tts_tupleDescriptor, attnums[i] - 1);
+
+			out[i] = slot->tts_isnull[attnums[i] - 1] ? (Datum) 0 :
+				datumCopy(slot->tts_values[attnums[i] - 1], att->attbyval, att->attlen);
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+static void
+unknown_master(const char *what, const char *value, const char *table)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+			 errmsg("unknown %s \"%s\"", what, value),
+			 errhint("Add it to inventory_events.%s first; the ERP is the master of this data.", table)));
+}
+
+static void
+invalid_event(const char *msg, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s", msg),
+			 detail ? errdetail("%s", detail) : 0));
+}
+
+static bool
+text_eq(const text *a, const text *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+static bool
+datum_text_eq(const text *a, Datum d, bool isnull)
+{
+	if (isnull)
+		return a == NULL;
+	return a != NULL && text_eq(a, DatumGetTextPP(d));
+}
+
+/*
+ * An idempotent retry must carry the same content as the event it repeats:
+ * the same stream, type, quantity and unit as given, buckets, reference and
+ * channel. Returns the first field that differs, or NULL.
+ */
+static const char *
+retry_mismatch(const IePreparedEvent *p, TupleTableSlot *slot)
+{
+	const IeCatalog *c = ie_catalog();
+	bool		isnull;
+	Datum		d;
+
+	slot_getallattrs(slot);
+#define FIELD(attnum) (d = slot->tts_values[(attnum) - 1], isnull = slot->tts_isnull[(attnum) - 1])
+	FIELD(Anum_ie_event_sku);
+	if (!datum_text_eq(DatumGetTextPP(p->key.sku), d, isnull))
+		return "sku";
+	FIELD(Anum_ie_event_location);
+	if (!datum_text_eq(DatumGetTextPP(p->key.location), d, isnull))
+		return "location";
+	FIELD(Anum_ie_event_lot);
+	if (!datum_text_eq(DatumGetTextPP(p->key.lot), d, isnull))
+		return "lot";
+	FIELD(Anum_ie_event_event_type);
+	if (DatumGetObjectId(d) != c->event_type_label[p->in->event_type])
+		return "event_type";
+	FIELD(Anum_ie_event_uom_qty);
+	if (DatumGetInt64(d) != p->uom_qty)
+		return "qty";
+	FIELD(Anum_ie_event_uom);
+	if (!datum_text_eq(p->uom, d, isnull))
+		return "uom";
+	if (p->in->event_type == IE_EV_MOVED)
+	{
+		FIELD(Anum_ie_event_from_bucket);
+		if (isnull ? p->from_bucket != IE_BUCKET_OUTSIDE : DatumGetObjectId(d) != c->bucket_label[p->from_bucket])
+			return "from_bucket";
+		FIELD(Anum_ie_event_to_bucket);
+		if (isnull ? p->to_bucket != IE_BUCKET_OUTSIDE : DatumGetObjectId(d) != c->bucket_label[p->to_bucket])
+			return "to_bucket";
+	}
+	FIELD(Anum_ie_event_ref);
+	if (!datum_text_eq(p->in->ref, d, isnull))
+		return "ref";
+	FIELD(Anum_ie_event_channel);
+	if (!datum_text_eq(p->in->channel, d, isnull))
+		return "channel";
+#undef FIELD
+	return NULL;
+}
+
+/*
+ * Settles idempotency: under a lock on (source, key), an event already
+ * recorded with that key is found even if its transaction committed after
+ * our snapshot was taken (the lock is held until commit, so SnapshotSelf sees
+ * it). Returns true when p is a retry of an existing event.
+ */
+static bool
+settle_idempotency(IePreparedEvent *p)
+{
+	const IeCatalog *c = ie_catalog();
+	Datum		keys[2] = {PointerGetDatum(p->source), PointerGetDatum(p->in->idempotency_key)};
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	bool		found;
+
+	ie_lock_key(IE_LOCK_IDEMPOTENCY, 2, keys);
+
+	rel = table_open(c->event_rel, AccessShareLock);
+	idx = index_open(c->event_idempotency_idx, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, text2, slot);
+	if (found)
+	{
+		const char *field = retry_mismatch(p, slot);
+		bool		isnull;
+
+		p->existing_id = DatumGetInt64(slot_getattr(slot, Anum_ie_event_id, &isnull));
+		p->version = DatumGetInt64(slot_getattr(slot, Anum_ie_event_version, &isnull));
+		if (field)
+			ereport(ERROR,
+					(errcode(ERRCODE_IE_IDEMPOTENCY_CONFLICT),
+					 errmsg("idempotency key \"%s\" of source \"%s\" was already used for a different event",
+							text_to_cstring(p->in->idempotency_key), text_to_cstring(p->source)),
+					 errdetail("Event %lld has the same key and a different %s.",
+							   (long long) p->existing_id, field),
+					 errhint("Use a new idempotency key for a new event.")));
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* On-hand of a stream as of business time t: its events with occurred_at <= t. */
+static int64
+on_hand_as_of(const IeStreamKey *key, TimestampTz t)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel = table_open(c->event_rel, AccessShareLock);
+	Relation	idx = index_open(c->event_stream_idx, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	ScanKeyData skey[3];
+	Datum		keys[3] = {key->sku, key->location, key->lot};
+	IndexScanDesc scan;
+	StockPosition sum;
+
+	memset(&sum, 0, sizeof(sum));
+	for (int i = 0; i < 3; i++)
+		ScanKeyEntryInitialize(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   idx->rd_indcollation[i], F_TEXTEQ, keys[i]);
+	scan = index_beginscan(rel, idx, SnapshotSelf, 3, 0);
+	index_rescan(scan, skey, 3, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		CHECK_FOR_INTERRUPTS();
+		if (DatumGetTimestampTz(slot_getattr(slot, Anum_ie_event_occurred_at, &isnull)) <= t)
+			ie_position_add(&sum, DatumGetStockPosition(slot_getattr(slot, Anum_ie_event_effect, &isnull)));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return ie_position_on_hand(&sum);
+}
+
+void
+ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
+{
+	const IeCatalog *c = ie_catalog();
+	static const int item_atts[2] = {3, 4};	/* base_uom, lot_controlled */
+	Datum		item[2];
+	Datum		keys[3];
+	Datum		factor_datum;
+	static const int factor_att[1] = {3};
+	int64		factor = 1;
+	bool		lot_controlled;
+	IeEventType type;
+	char	   *sku;
+	IeStockRow row;
+	int			moved_from;
+
+	memset(p, 0, sizeof(*p));
+	p->in = in;
+
+	if (in->sku == NULL || in->location == NULL || in->event_type < 0 || in->qty_isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null",
+						in->sku == NULL ? "sku" : in->location == NULL ? "location" :
+						in->event_type < 0 ? "event_type" : "qty")));
+	type = (IeEventType) in->event_type;
+	sku = text_to_cstring(in->sku);
+
+	/* Master data: the ERP is the master, nothing is created here. */
+	keys[0] = PointerGetDatum(in->sku);
+	if (!master_lookup(c->item_rel, c->item_pkey, 1, keys, text1, 2, item_atts, item))
+		unknown_master("sku", sku, "item");
+	lot_controlled = DatumGetBool(item[1]);
+
+	keys[0] = PointerGetDatum(in->location);
+	if (!master_lookup(c->location_rel, c->location_pkey, 1, keys, text1, 0, NULL, NULL))
+		unknown_master("location", text_to_cstring(in->location), "location");
+
+	if (in->channel)
+	{
+		keys[0] = PointerGetDatum(in->channel);
+		if (!master_lookup(c->channel_rel, c->channel_pkey, 1, keys, text1, 0, NULL, NULL))
+			unknown_master("channel", text_to_cstring(in->channel), "channel");
+	}
+
+	if (in->lot && VARSIZE_ANY_EXHDR(in->lot) > 0)
+	{
+		if (!lot_controlled)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("item \"%s\" is not lot-controlled, but lot \"%s\" was given",
+							sku, text_to_cstring(in->lot))));
+		keys[0] = PointerGetDatum(in->sku);
+		keys[1] = PointerGetDatum(in->lot);
+		if (!master_lookup(c->lot_rel, c->lot_pkey, 2, keys, text2, 0, NULL, NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+					 errmsg("unknown lot \"%s\" of sku \"%s\"", text_to_cstring(in->lot), sku),
+					 errhint("Add it to inventory_events.lot first.")));
+		p->key.lot = PointerGetDatum(in->lot);
+	}
+	else
+	{
+		/* Safety stock is per sku and location, not per lot. */
+		if (lot_controlled && type != IE_EV_SAFETY_STOCK_SET)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("item \"%s\" is lot-controlled: a lot is required", sku)));
+		p->key.lot = CStringGetTextDatum("");
+	}
+	p->key.sku = PointerGetDatum(in->sku);
+	p->key.location = PointerGetDatum(in->location);
+
+	/* Unit of measure: the base unit, or one of the item's units. */
+	if (in->uom == NULL || text_eq(in->uom, DatumGetTextPP(item[0])))
+		p->uom = DatumGetTextPP(item[0]);
+	else
+	{
+		keys[0] = PointerGetDatum(in->sku);
+		keys[1] = PointerGetDatum(in->uom);
+		if (!master_lookup(c->item_uom_rel, c->item_uom_pkey, 2, keys, text2, 1, factor_att, &factor_datum))
+			ereport(ERROR,
+					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+					 errmsg("unknown unit of measure \"%s\" for sku \"%s\"", text_to_cstring(in->uom), sku),
+					 errhint("Add it to inventory_events.item_uom with its factor to the base unit \"%s\".",
+							 TextDatumGetCString(item[0]))));
+		factor = DatumGetInt64(factor_datum);
+		p->uom = in->uom;
+	}
+
+	/* Quantity: positive, except adjusted (signed, not zero) and counted/safety stock (>= 0). */
+	p->uom_qty = in->qty;
+	if (type == IE_EV_ADJUSTED ? in->qty == 0 :
+		(type == IE_EV_COUNTED || type == IE_EV_SAFETY_STOCK_SET) ? in->qty < 0 : in->qty <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid quantity " INT64_FORMAT " for event type %s", in->qty, ie_event_type_names[type]),
+				 errdetail("%s", type == IE_EV_ADJUSTED ? "An adjustment is a signed, non-zero quantity." :
+						   (type == IE_EV_COUNTED || type == IE_EV_SAFETY_STOCK_SET) ?
+						   "The quantity is an absolute level and cannot be negative." :
+						   "The quantity must be positive.")));
+	if (pg_mul_s64_overflow(in->qty, factor, &p->qty))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("quantity " INT64_FORMAT " %s is out of range in base units", in->qty,
+						text_to_cstring(p->uom))));
+
+	/* Buckets: presets, or the caller's for moved. */
+	if (type == IE_EV_MOVED)
+	{
+		if (in->from_bucket == in->to_bucket)
+			invalid_event("a moved event needs two different buckets",
+						  "Give from_bucket and to_bucket; null on one side means outside.");
+		p->from_bucket = in->from_bucket;
+		p->to_bucket = in->to_bucket;
+	}
+	else
+	{
+		if ((in->from_bucket != IE_BUCKET_OUTSIDE && in->from_bucket != presets[type].from) ||
+			(in->to_bucket != IE_BUCKET_OUTSIDE && in->to_bucket != presets[type].to))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a %s event always moves from %s to %s", ie_event_type_names[type],
+							bucket_name(presets[type].from), bucket_name(presets[type].to)),
+					 errhint("Use a moved event to name the buckets.")));
+		p->from_bucket = presets[type].from;
+		p->to_bucket = presets[type].to;
+	}
+
+	if (in->expected_date_isnull == false && type != IE_EV_INBOUND_EXPECTED &&
+		type != IE_EV_TRANSFER_IN_TRANSIT)
+		invalid_event("expected_date is only for inbound_expected and transfer_in_transit events", NULL);
+
+	p->source = in->source ? in->source : cstring_to_text("");
+	p->occurred_at = in->occurred_at_isnull ? GetCurrentTransactionStartTimestamp() : in->occurred_at;
+
+	/* Idempotency first: a retry succeeds even after the stream moved on. */
+	if (in->idempotency_key && settle_idempotency(p))
+	{
+		p->duplicate = true;
+		return;
+	}
+
+	/* Under the stream lock: version check, then the effect. */
+	ie_lock_stream(&p->key);
+	ie_read_stock(&p->key, &row);
+
+	if (!in->expected_version_isnull && in->expected_version != row.version)
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_VERSION_CONFLICT),
+				 errmsg("stream is at version %lld, not the expected version %lld",
+						(long long) row.version, (long long) in->expected_version),
+				 errdetail("Stream sku \"%s\", location \"%s\", lot \"%s\".", sku,
+						   text_to_cstring(in->location), TextDatumGetCString(p->key.lot)),
+				 errhint("Read the stream again and retry with its current version.")));
+
+	moved_from = p->from_bucket;
+	if (type == IE_EV_SAFETY_STOCK_SET)
+		;						/* no bucket changes */
+	else if (type == IE_EV_ADJUSTED || type == IE_EV_COUNTED)
+	{
+		int64		delta = p->qty;
+
+		/*
+		 * A count states "on-hand was N at occurred_at": the adjustment is the
+		 * difference to the position as of that time, so movements recorded
+		 * for later times stay applied when the count arrives late.
+		 */
+		if (type == IE_EV_COUNTED && pg_sub_s64_overflow(p->qty, on_hand_as_of(&p->key, p->occurred_at), &delta))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("count adjustment out of range")));
+		p->effect.q[IE_BUCKET_AVAILABLE] = delta;
+		if (delta < 0)
+		{
+			p->from_bucket = IE_BUCKET_AVAILABLE;
+			p->to_bucket = IE_BUCKET_OUTSIDE;
+		}
+		moved_from = IE_BUCKET_OUTSIDE;	/* physical truth may take available below zero */
+	}
+	else
+	{
+		if (p->from_bucket != IE_BUCKET_OUTSIDE)
+			p->effect.q[p->from_bucket] = -p->qty;
+		if (p->to_bucket != IE_BUCKET_OUTSIDE)
+			p->effect.q[p->to_bucket] = p->qty;
+	}
+
+	if (moved_from != IE_BUCKET_OUTSIDE && row.pos.q[moved_from] < p->qty)
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_INSUFFICIENT_STOCK),
+				 errmsg("insufficient %s stock of sku \"%s\" at location \"%s\"",
+						ie_bucket_names[moved_from], sku, text_to_cstring(in->location)),
+				 errdetail("The %s event takes " INT64_FORMAT " from %s, which holds " INT64_FORMAT ".",
+						   ie_event_type_names[type], p->qty, ie_bucket_names[moved_from],
+						   row.pos.q[moved_from])));
+
+	p->version = row.version + 1;
+}
+
+/* The bucket as an enum Datum; outside is NULL. */
+static void
+set_bucket(Datum *values, bool *nulls, int attnum, int bucket)
+{
+	nulls[attnum - 1] = (bucket == IE_BUCKET_OUTSIDE);
+	values[attnum - 1] = bucket == IE_BUCKET_OUTSIDE ? (Datum) 0 :
+		ObjectIdGetDatum(ie_catalog()->bucket_label[bucket]);
+}
+
+static void
+set_text(Datum *values, bool *nulls, int attnum, text *t)
+{
+	nulls[attnum - 1] = (t == NULL);
+	values[attnum - 1] = PointerGetDatum(t);
+}
+
+static pg_uuid_t *
+new_uuid(void)
+{
+	pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
+
+	uuid_generate(u->data);
+	return u;
+}
+
+int64
+ie_insert_event(const IePreparedEvent *p)
+{
+	const IeCatalog *c = ie_catalog();
+	const IeEventInput *in = p->in;
+	FullTransactionId fxid;
+	int64		id;
+	Relation	rel;
+	TupleTableSlot *slot;
+	Datum	   *values;
+	bool	   *nulls;
+	IeModify	m;
+	pg_uuid_t  *correlation;
+	StockPosition *effect = palloc(sizeof(StockPosition));
+
+	/*
+	 * The top transaction id before the event id: readers that take events
+	 * below their snapshot's xmin, ordered by (xid, id), then never see an id
+	 * drawn by a transaction that has no xid yet.
+	 */
+	fxid = GetTopFullTransactionId();
+	id = nextval_internal(c->event_id_seq, false);
+
+	rel = table_open(c->event_rel, RowExclusiveLock);
+	slot = table_slot_create(rel, NULL);
+	ExecClearTuple(slot);
+	values = slot->tts_values;
+	nulls = slot->tts_isnull;
+	memset(nulls, 0, sizeof(bool) * Natts_ie_event);
+
+	memcpy(effect, &p->effect, sizeof(StockPosition));
+	correlation = in->correlation_id ? in->correlation_id : new_uuid();
+
+	values[Anum_ie_event_id - 1] = Int64GetDatum(id);
+	values[Anum_ie_event_sku - 1] = p->key.sku;
+	values[Anum_ie_event_location - 1] = p->key.location;
+	values[Anum_ie_event_lot - 1] = p->key.lot;
+	values[Anum_ie_event_version - 1] = Int64GetDatum(p->version);
+	values[Anum_ie_event_event_type - 1] = ObjectIdGetDatum(c->event_type_label[in->event_type]);
+	set_bucket(values, nulls, Anum_ie_event_from_bucket, p->from_bucket);
+	set_bucket(values, nulls, Anum_ie_event_to_bucket, p->to_bucket);
+	values[Anum_ie_event_qty - 1] = Int64GetDatum(p->qty);
+	values[Anum_ie_event_uom - 1] = PointerGetDatum(p->uom);
+	values[Anum_ie_event_uom_qty - 1] = Int64GetDatum(p->uom_qty);
+	values[Anum_ie_event_effect - 1] = StockPositionGetDatum(effect);
+	values[Anum_ie_event_occurred_at - 1] = TimestampTzGetDatum(p->occurred_at);
+	values[Anum_ie_event_recorded_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[Anum_ie_event_source - 1] = PointerGetDatum(p->source);
+	nulls[Anum_ie_event_source_seq - 1] = in->source_seq_isnull;
+	values[Anum_ie_event_source_seq - 1] = Int64GetDatum(in->source_seq);
+	set_text(values, nulls, Anum_ie_event_idempotency_key, in->idempotency_key);
+	values[Anum_ie_event_correlation_id - 1] = UUIDPGetDatum(correlation);
+	/* The first event of a chain is caused by its own correlation. */
+	values[Anum_ie_event_causation_id - 1] = UUIDPGetDatum(in->causation_id ? in->causation_id : correlation);
+	set_text(values, nulls, Anum_ie_event_channel, in->channel);
+	set_text(values, nulls, Anum_ie_event_ref, in->ref);
+	set_text(values, nulls, Anum_ie_event_reason, in->reason);
+	nulls[Anum_ie_event_expected_date - 1] = in->expected_date_isnull;
+	values[Anum_ie_event_expected_date - 1] = DateADTGetDatum(in->expected_date);
+	values[Anum_ie_event_xid - 1] = FullTransactionIdGetDatum(fxid);
+	nulls[Anum_ie_event_payload - 1] = (in->payload == NULL);
+	values[Anum_ie_event_payload - 1] = JsonbPGetDatum(in->payload);
+	ExecStoreVirtualTuple(slot);
+
+	/* Fire the stock trigger now, not at the end of the calling statement. */
+	ie_modify_begin(&m, rel);
+	AfterTriggerBeginQuery();
+	ExecSimpleRelationInsert(m.rri, m.estate, slot);
+	AfterTriggerEndQuery(m.estate);
+	ie_modify_end(&m);
+
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+
+	if (ie_shared)
+		pg_atomic_fetch_add_u64(&ie_shared->events_appended, 1);
+	return id;
+}
+
+#define ARG_TEXT(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_TEXT_PP(n))
+
+/*
+ * inventory_events.append(sku, location, event_type, qty, source,
+ *     idempotency_key, occurred_at, lot, uom, ref, channel, expected_version,
+ *     payload, from_bucket, to_bucket, reason, expected_date, source_seq,
+ *     correlation_id, causation_id) returns bigint
+ */
+PG_FUNCTION_INFO_V1(ie_append);
+Datum
+ie_append(PG_FUNCTION_ARGS)
+{
+	IeEventInput in;
+	IePreparedEvent p;
+
+	ie_input_init(&in);
+	in.sku = ARG_TEXT(0);
+	in.location = ARG_TEXT(1);
+	if (!PG_ARGISNULL(2))
+		in.event_type = ie_event_type_from_oid(PG_GETARG_OID(2));
+	in.qty_isnull = PG_ARGISNULL(3);
+	if (!in.qty_isnull)
+		in.qty = PG_GETARG_INT64(3);
+	in.source = ARG_TEXT(4);
+	in.idempotency_key = ARG_TEXT(5);
+	in.occurred_at_isnull = PG_ARGISNULL(6);
+	if (!in.occurred_at_isnull)
+		in.occurred_at = PG_GETARG_TIMESTAMPTZ(6);
+	in.lot = ARG_TEXT(7);
+	in.uom = ARG_TEXT(8);
+	in.ref = ARG_TEXT(9);
+	in.channel = ARG_TEXT(10);
+	in.expected_version_isnull = PG_ARGISNULL(11);
+	if (!in.expected_version_isnull)
+		in.expected_version = PG_GETARG_INT64(11);
+	in.payload = PG_ARGISNULL(12) ? NULL : PG_GETARG_JSONB_P(12);
+	if (!PG_ARGISNULL(13))
+		in.from_bucket = ie_bucket_from_oid(PG_GETARG_OID(13));
+	if (!PG_ARGISNULL(14))
+		in.to_bucket = ie_bucket_from_oid(PG_GETARG_OID(14));
+	in.reason = ARG_TEXT(15);
+	in.expected_date_isnull = PG_ARGISNULL(16);
+	if (!in.expected_date_isnull)
+		in.expected_date = PG_GETARG_DATEADT(16);
+	in.source_seq_isnull = PG_ARGISNULL(17);
+	if (!in.source_seq_isnull)
+		in.source_seq = PG_GETARG_INT64(17);
+	in.correlation_id = PG_ARGISNULL(18) ? NULL : PG_GETARG_UUID_P(18);
+	in.causation_id = PG_ARGISNULL(19) ? NULL : PG_GETARG_UUID_P(19);
+
+	ie_prepare_event(&in, &p);
+	if (p.duplicate)
+		PG_RETURN_INT64(p.existing_id);
+	PG_RETURN_INT64(ie_insert_event(&p));
+}
+
+/*
+ * BEFORE UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT on the event log.
+ */
+PG_FUNCTION_INFO_V1(ie_event_guard);
+Datum
+ie_event_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *op;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "ie_event_guard must be called as a trigger");
+	op = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? "UPDATE" :
+		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? "DELETE" : "TRUNCATE";
+
+	if (ie_allow_history_rewrite && superuser())
+	{
+		ereport(LOG,
+				(errmsg("inventory_events: %s of the event log by superuser \"%s\"",
+						op, GetUserNameFromId(GetUserId(), false)),
+				 errdetail("inventory_events.allow_history_rewrite is on; stock positions must be rebuilt.")));
+		return PointerGetDatum(NULL);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_IE_APPEND_ONLY),
+			 errmsg("%s of inventory_events.event is not allowed: the event log is append-only", op),
+			 errhint("Append a correcting event instead (for example an adjusted event).")));
+	pg_unreachable();
+}

@@ -1,0 +1,70 @@
+/*
+ * log.h
+ *		The event log: append, batch ingest, the append-only guard.
+ */
+#ifndef IE_LOG_H
+#define IE_LOG_H
+
+#include "datatype/timestamp.h"
+#include "utils/date.h"
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+#include "state.h"
+#include "types.h"
+
+/* One event as given by a caller (SQL arguments or a JSON object). */
+typedef struct IeEventInput
+{
+	text	   *sku;
+	text	   *location;
+	int			event_type;		/* IeEventType, or -1 when missing */
+	bool		qty_isnull;
+	int64		qty;
+	text	   *source;
+	text	   *idempotency_key;
+	bool		occurred_at_isnull;
+	TimestampTz occurred_at;
+	text	   *lot;
+	text	   *uom;
+	text	   *ref;
+	text	   *channel;
+	bool		expected_version_isnull;
+	int64		expected_version;
+	Jsonb	   *payload;
+	int			from_bucket;	/* IeBucket; IE_BUCKET_OUTSIDE when not given */
+	int			to_bucket;
+	text	   *reason;
+	bool		expected_date_isnull;
+	DateADT		expected_date;
+	bool		source_seq_isnull;
+	int64		source_seq;
+	pg_uuid_t  *correlation_id;
+	pg_uuid_t  *causation_id;
+} IeEventInput;
+
+/* An event validated, resolved and locked, ready to insert. */
+typedef struct IePreparedEvent
+{
+	const IeEventInput *in;
+	IeStreamKey key;
+	text	   *source;			/* '' when not given */
+	text	   *uom;			/* unit as given, or the base unit */
+	int64		uom_qty;		/* quantity as given */
+	int64		qty;			/* in base units (counted: the counted on-hand) */
+	int			from_bucket;
+	int			to_bucket;
+	StockPosition effect;
+	TimestampTz occurred_at;
+	int64		version;		/* the stream version this event takes */
+	bool		duplicate;		/* idempotent retry of event existing_id */
+	int64		existing_id;
+} IePreparedEvent;
+
+extern void ie_input_init(IeEventInput *in);
+extern void ie_prepare_event(const IeEventInput *in, IePreparedEvent *p);
+extern int64 ie_insert_event(const IePreparedEvent *p);
+
+extern void ie_log_init(void);
+
+#endif							/* IE_LOG_H */

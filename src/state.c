@@ -1,0 +1,262 @@
+/*
+ * state.c
+ *		Stock positions derived from the event log.
+ *
+ * One row of inventory_events.stock per stream (sku, location, lot) holds the
+ * sum of the resolved effects of the stream's events, its version (number of
+ * events) and its safety stock. The AFTER INSERT trigger on the event table
+ * (ie_stock_trigger) maintains it in the same transaction, through the
+ * executor's simple-relation routines (as logical replication apply does):
+ * no SPI, no planner, indexes and constraints maintained as usual.
+ *
+ * Writers of a stream serialise on a heavyweight lock on a hash of the stream
+ * key (ie_lock_stream), taken before the stream's version is read and held to
+ * the end of the transaction. Under that lock the current stock row is read
+ * with SnapshotSelf: every change to it was made by a transaction that held
+ * the lock and has therefore committed (or is ours), whatever the snapshot of
+ * the calling statement, so the row read is the one to update.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/backend_status.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "errors.h"
+#include "state.h"
+
+void
+ie_modify_begin(IeModify *m, Relation rel)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	m->estate = CreateExecutorState();
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(m->estate, list_make1(rte));
+
+	m->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(m->rri, rel, 1, NULL, 0);
+	m->estate->es_opened_result_relations = list_make1(m->rri);
+	m->estate->es_output_cid = GetCurrentCommandId(true);
+	m->estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
+	ExecOpenIndices(m->rri, false);
+}
+
+void
+ie_modify_end(IeModify *m)
+{
+	/* Indexes of the result relation, and relations opened for triggers. */
+	ExecCloseResultRelations(m->estate);
+	ExecCloseRangeTableRelations(m->estate);
+	ExecResetTupleTable(m->estate->es_tupleTable, false);
+	FreeExecutorState(m->estate);
+}
+
+/*
+ * Takes an exclusive transaction-level lock on a hash of some text values.
+ * Shown in pg_locks as an advisory lock with objsubid = kind. A hash
+ * collision only makes two unrelated keys wait for each other.
+ */
+void
+ie_lock_key(uint16 kind, int ntexts, const Datum *texts)
+{
+	LOCKTAG		tag;
+	uint64		h = 0;
+
+	for (int i = 0; i < ntexts; i++)
+	{
+		text	   *t = DatumGetTextPP(texts[i]);
+
+		h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(t),
+								VARSIZE_ANY_EXHDR(t), h + i);
+	}
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, kind);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+void
+ie_lock_stream(const IeStreamKey *key)
+{
+	Datum		texts[3] = {key->sku, key->location, key->lot};
+
+	ie_lock_key(IE_LOCK_STREAM, 3, texts);
+}
+
+static const RegProcedure stream_keyprocs[3] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ};
+
+/* Reads the stream's stock row into row; slot (if given) keeps the tuple. */
+static bool
+read_stock_into(Relation stock, const IeStreamKey *key, TupleTableSlot *slot, IeStockRow *row)
+{
+	Relation	pkey = index_open(ie_catalog()->stock_pkey, AccessShareLock);
+	Datum		keys[3] = {key->sku, key->location, key->lot};
+	bool		found;
+
+	found = ie_index_lookup(stock, pkey, SnapshotSelf, 3, keys, stream_keyprocs, slot);
+	index_close(pkey, AccessShareLock);
+
+	memset(row, 0, sizeof(*row));
+	row->exists = found;
+	if (found)
+	{
+		bool		isnull;
+
+		for (int b = 0; b < IE_NUM_BUCKETS; b++)
+			row->pos.q[b] = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_available + b, &isnull));
+		row->safety_stock = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_safety_stock, &isnull));
+		row->version = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_version, &isnull));
+	}
+	return found;
+}
+
+/* The stream's current stock row (zeros and version 0 if it has none). */
+void
+ie_read_stock(const IeStreamKey *key, IeStockRow *row)
+{
+	Relation	stock = table_open(ie_catalog()->stock_rel, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(stock, NULL);
+
+	read_stock_into(stock, key, slot, row);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(stock, AccessShareLock);
+}
+
+/*
+ * AFTER INSERT FOR EACH ROW on inventory_events.event: add the event's
+ * resolved effect to its stream's stock row. Enabled ALWAYS, so that a
+ * logical replication subscriber derives its own positions.
+ */
+PG_FUNCTION_INFO_V1(ie_stock_trigger);
+Datum
+ie_stock_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const IeCatalog *c;
+	TupleDesc	evdesc;
+	HeapTuple	ev;
+	IeStreamKey key;
+	bool		isnull;
+	int64		ev_version;
+	int64		ev_id;
+	Oid			ev_type;
+	StockPosition *effect;
+	Relation	stock;
+	TupleTableSlot *oldslot;
+	TupleTableSlot *newslot;
+	IeStockRow row;
+	IeModify	m;
+	Datum	   *values;
+	bool	   *nulls;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		elog(ERROR, "ie_stock_trigger must be an AFTER INSERT FOR EACH ROW trigger");
+
+	c = ie_catalog();
+	ev = trigdata->tg_trigtuple;
+	evdesc = RelationGetDescr(trigdata->tg_relation);
+	key.sku = heap_getattr(ev, Anum_ie_event_sku, evdesc, &isnull);
+	key.location = heap_getattr(ev, Anum_ie_event_location, evdesc, &isnull);
+	key.lot = heap_getattr(ev, Anum_ie_event_lot, evdesc, &isnull);
+	ev_id = DatumGetInt64(heap_getattr(ev, Anum_ie_event_id, evdesc, &isnull));
+	ev_version = DatumGetInt64(heap_getattr(ev, Anum_ie_event_version, evdesc, &isnull));
+	ev_type = DatumGetObjectId(heap_getattr(ev, Anum_ie_event_event_type, evdesc, &isnull));
+	effect = DatumGetStockPosition(heap_getattr(ev, Anum_ie_event_effect, evdesc, &isnull));
+
+	ie_lock_stream(&key);
+
+	stock = table_open(c->stock_rel, RowExclusiveLock);
+	oldslot = table_slot_create(stock, NULL);
+	read_stock_into(stock, &key, oldslot, &row);
+
+	if (ev_version != row.version + 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_VERSION_CONFLICT),
+				 errmsg("event %lld has version %lld but its stream is at version %lld",
+						(long long) ev_id, (long long) ev_version, (long long) row.version),
+				 errdetail("Stream sku \"%s\", location \"%s\", lot \"%s\".",
+						   TextDatumGetCString(key.sku), TextDatumGetCString(key.location),
+						   TextDatumGetCString(key.lot)),
+				 errhint("Append events with inventory_events.append(), which assigns versions.")));
+
+	ie_position_add(&row.pos, effect);
+	if (ev_type == c->event_type_label[IE_EV_SAFETY_STOCK_SET])
+		row.safety_stock = DatumGetInt64(heap_getattr(ev, Anum_ie_event_qty, evdesc, &isnull));
+
+	newslot = table_slot_create(stock, NULL);
+	ExecClearTuple(newslot);
+	values = newslot->tts_values;
+	nulls = newslot->tts_isnull;
+	memset(nulls, 0, sizeof(bool) * Natts_ie_stock);
+	values[Anum_ie_stock_sku - 1] = key.sku;
+	values[Anum_ie_stock_location - 1] = key.location;
+	values[Anum_ie_stock_lot - 1] = key.lot;
+	for (int b = 0; b < IE_NUM_BUCKETS; b++)
+		values[Anum_ie_stock_available - 1 + b] = Int64GetDatum(row.pos.q[b]);
+	values[Anum_ie_stock_on_hand - 1] = Int64GetDatum(ie_position_on_hand(&row.pos));
+	values[Anum_ie_stock_safety_stock - 1] = Int64GetDatum(row.safety_stock);
+	values[Anum_ie_stock_version - 1] = Int64GetDatum(ev_version);
+	values[Anum_ie_stock_last_event_id - 1] = Int64GetDatum(ev_id);
+	values[Anum_ie_stock_updated_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	ExecStoreVirtualTuple(newslot);
+
+	/*
+	 * Write the row and its index entries directly. The stock table's only
+	 * triggers are the insert-side foreign key checks on sku and location,
+	 * which ie_prepare_event has already made (and a trigger on a derived
+	 * table is no place for user logic); the referenced side's checks, which
+	 * refuse deleting an item or location still in stock, stay in force.
+	 */
+	ie_modify_begin(&m, stock);
+	if (row.exists)
+	{
+		bool		update_indexes;
+
+		simple_table_tuple_update(stock, &oldslot->tts_tid, newslot, m.estate->es_snapshot,
+								  &update_indexes);
+		if (update_indexes)
+			ExecInsertIndexTuples(m.rri, newslot, m.estate, true, false, NULL, NIL);
+	}
+	else
+	{
+		simple_table_tuple_insert(stock, newslot);
+		ExecInsertIndexTuples(m.rri, newslot, m.estate, false, false, NULL, NIL);
+	}
+	ie_modify_end(&m);
+
+	ExecDropSingleTupleTableSlot(newslot);
+	ExecDropSingleTupleTableSlot(oldslot);
+	table_close(stock, NoLock);
+
+	/* Make the new row visible to the next event of the same statement. */
+	CommandCounterIncrement();
+
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * inventory_events.report_progress(text): shows a progress message as the
+ * session's query in pg_stat_activity (used by rebuild()).
+ */
+PG_FUNCTION_INFO_V1(ie_report_progress);
+Datum
+ie_report_progress(PG_FUNCTION_ARGS)
+{
+	pgstat_report_activity(STATE_RUNNING, text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,48 @@
+/*
+ * state.h
+ *		Stock positions derived from the event log: stream locks, the stock
+ *		row, the C trigger that maintains it, verify and rebuild.
+ */
+#ifndef IE_STATE_H
+#define IE_STATE_H
+
+#include "nodes/execnodes.h"
+#include "utils/rel.h"
+
+#include "types.h"
+
+/* locktag_field4 values of our advisory-type locks (user locks use 1 and 2). */
+#define IE_LOCK_STREAM		0x4945
+#define IE_LOCK_IDEMPOTENCY 0x4946
+
+/* A stream is (sku, location, lot); lot is '' for items without lots. */
+typedef struct IeStreamKey
+{
+	Datum		sku;			/* text */
+	Datum		location;		/* text */
+	Datum		lot;			/* text */
+} IeStreamKey;
+
+typedef struct IeStockRow
+{
+	bool		exists;
+	StockPosition pos;
+	int64		safety_stock;
+	int64		version;
+} IeStockRow;
+
+/* An executor state for inserting into / updating one relation, no SPI. */
+typedef struct IeModify
+{
+	EState	   *estate;
+	ResultRelInfo *rri;
+} IeModify;
+
+extern void ie_modify_begin(IeModify *m, Relation rel);
+extern void ie_modify_end(IeModify *m);
+
+extern void ie_lock_key(uint16 kind, int ntexts, const Datum *texts);
+extern void ie_lock_stream(const IeStreamKey *key);
+extern void ie_read_stock(const IeStreamKey *key, IeStockRow *row);
+
+#endif							/* IE_STATE_H */
