@@ -28,6 +28,9 @@
 #include "nodes/makefuncs.h"
 #include "utils/backend_status.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "access/tableam.h"
+#include "utils/memutils.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/snapmgr.h"
@@ -99,7 +102,20 @@ ie_lock_stream(const IeStreamKey *key)
 
 static const RegProcedure stream_keyprocs[3] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ};
 
-/* Reads the stream's stock row into row; slot (if given) keeps the tuple. */
+static void
+row_from_slot(TupleTableSlot *slot, IeStockRow *row)
+{
+	bool		isnull;
+
+	row->exists = true;
+	for (int b = 0; b < IE_NUM_BUCKETS; b++)
+		row->pos.q[b] = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_available + b, &isnull));
+	row->safety_stock = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_safety_stock, &isnull));
+	row->version = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_version, &isnull));
+	row->tid = slot->tts_tid;
+}
+
+/* Reads the stream's stock row into row, and its tuple into slot. */
 static bool
 read_stock_into(Relation stock, const IeStreamKey *key, TupleTableSlot *slot, IeStockRow *row)
 {
@@ -111,17 +127,35 @@ read_stock_into(Relation stock, const IeStreamKey *key, TupleTableSlot *slot, Ie
 	index_close(pkey, AccessShareLock);
 
 	memset(row, 0, sizeof(*row));
-	row->exists = found;
 	if (found)
-	{
-		bool		isnull;
-
-		for (int b = 0; b < IE_NUM_BUCKETS; b++)
-			row->pos.q[b] = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_available + b, &isnull));
-		row->safety_stock = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_safety_stock, &isnull));
-		row->version = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_version, &isnull));
-	}
+		row_from_slot(slot, row);
 	return found;
+}
+
+/*
+ * The stock row append() read last, so that the trigger that follows at once
+ * fetches it by TID instead of searching the index again. Valid only in the
+ * same transaction and command: anything that wrote in between (our trigger
+ * included) has advanced the command counter.
+ */
+static struct
+{
+	bool		valid;
+	LocalTransactionId lxid;
+	CommandId	cid;
+	char	   *sku;
+	char	   *location;
+	char	   *lot;
+	IeStockRow	row;
+}			last_read;
+
+static bool
+key_matches(const char *copy, Datum d)
+{
+	text	   *t = DatumGetTextPP(d);
+
+	return strlen(copy) == VARSIZE_ANY_EXHDR(t) &&
+		memcmp(copy, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) == 0;
 }
 
 /* The stream's current stock row (zeros and version 0 if it has none). */
@@ -134,6 +168,39 @@ ie_read_stock(const IeStreamKey *key, IeStockRow *row)
 	read_stock_into(stock, key, slot, row);
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(stock, AccessShareLock);
+
+	last_read.valid = false;
+	if (row->exists)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		last_read.lxid = MyProc->lxid;
+		last_read.cid = GetCurrentCommandId(false);
+		last_read.sku = TextDatumGetCString(key->sku);
+		last_read.location = TextDatumGetCString(key->location);
+		last_read.lot = TextDatumGetCString(key->lot);
+		last_read.row = *row;
+		last_read.valid = true;
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* The stream's stock row for an update: the one append() just read, or a search. */
+static void
+read_stock_for_update(Relation stock, const IeStreamKey *key, TupleTableSlot *slot, IeStockRow *row)
+{
+	if (last_read.valid && last_read.lxid == MyProc->lxid &&
+		last_read.cid == GetCurrentCommandId(false) &&
+		key_matches(last_read.sku, key->sku) && key_matches(last_read.location, key->location) &&
+		key_matches(last_read.lot, key->lot) &&
+		table_tuple_fetch_row_version(stock, &last_read.row.tid, SnapshotSelf, slot))
+	{
+		last_read.valid = false;
+		row_from_slot(slot, row);
+		return;
+	}
+	last_read.valid = false;
+	read_stock_into(stock, key, slot, row);
 }
 
 /*
@@ -182,7 +249,7 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 
 	stock = table_open(c->stock_rel, RowExclusiveLock);
 	oldslot = table_slot_create(stock, NULL);
-	read_stock_into(stock, &key, oldslot, &row);
+	read_stock_for_update(stock, &key, oldslot, &row);
 
 	if (ev_version != row.version + 1)
 		ereport(ERROR,

@@ -7,6 +7,7 @@
 #define IE_STATE_H
 
 #include "nodes/execnodes.h"
+#include "storage/itemptr.h"
 #include "utils/rel.h"
 
 #include "types.h"
@@ -29,6 +30,7 @@ typedef struct IeStockRow
 	StockPosition pos;
 	int64		safety_stock;
 	int64		version;
+	ItemPointerData tid;		/* of the row read, when it exists */
 } IeStockRow;
 
 /* An executor state for inserting into / updating one relation, no SPI. */
