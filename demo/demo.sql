@@ -1,6 +1,7 @@
 -- inventory_events demo scenario (run by tools/demo.sh on a throw-away cluster).
 \pset footer off
 \pset null '(null)'
+SET search_path = inventory_events, public;
 
 \echo '=== 1. Install the extension'
 CREATE EXTENSION inventory_events;
@@ -16,5 +17,80 @@ SELECT name, setting
  ORDER BY name;
 
 \echo
-\echo '=== 3. Shared memory, attached because the library is preloaded'
-SELECT * FROM inventory_events.shared_state();
+\echo '=== 3. Master data from the ERP (plain INSERT / COPY)'
+INSERT INTO item (sku, description) VALUES
+    ('TSHIRT-BLK-M', 'T-shirt, black, M'),
+    ('MUG-WHT', 'Mug, white');
+INSERT INTO item (sku, description, lot_controlled) VALUES ('VITC-60', 'Vitamin C, 60 tablets', true);
+INSERT INTO item_uom (sku, uom, factor) VALUES ('TSHIRT-BLK-M', 'CS', 24), ('MUG-WHT', 'CS', 12);
+INSERT INTO lot (sku, lot, expires_on) VALUES ('VITC-60', 'L2027A', '2027-06-30'), ('VITC-60', 'L2024Z', '2024-12-31');
+INSERT INTO location (code, kind, description) VALUES
+    ('DAL', 'warehouse', 'Dallas DC'), ('RNO', 'warehouse', 'Reno DC'), ('ATL', '3pl', 'Atlanta 3PL');
+SELECT sku, description, base_uom, lot_controlled FROM item ORDER BY sku;
+
+\echo
+\echo '=== 4. The WMS receives stock at three warehouses (cases converted to units)'
+SELECT append('TSHIRT-BLK-M', 'DAL', 'received', 10, uom => 'CS', source => 'wms-dal', idempotency_key => 'ASN-1001/1',
+              occurred_at => now() - interval '3 hours', ref => 'PO-501') AS event_id;
+SELECT append('TSHIRT-BLK-M', 'RNO', 'received', 6, uom => 'CS', source => 'wms-rno', idempotency_key => 'ASN-2001/1',
+              occurred_at => now() - interval '3 hours', ref => 'PO-502') AS event_id;
+SELECT append('TSHIRT-BLK-M', 'ATL', 'received', 100, source => '3pl-atl', idempotency_key => 'RCV-77',
+              occurred_at => now() - interval '3 hours') AS event_id;
+SELECT append('MUG-WHT', 'DAL', 'received', 5, uom => 'CS', source => 'wms-dal', idempotency_key => 'ASN-1001/2',
+              occurred_at => now() - interval '3 hours') AS event_id;
+SELECT append('VITC-60', 'RNO', 'received', 80, lot => 'L2027A', source => 'wms-rno', idempotency_key => 'ASN-2001/2',
+              occurred_at => now() - interval '3 hours') AS event_id;
+SELECT append('VITC-60', 'RNO', 'received', 20, lot => 'L2024Z', source => 'wms-rno', idempotency_key => 'ASN-2001/3',
+              occurred_at => now() - interval '3 hours') AS event_id;
+
+\echo
+\echo '=== 5. The Reno WMS retries a receipt after a timeout: same id back, applied once'
+SELECT append('TSHIRT-BLK-M', 'RNO', 'received', 6, uom => 'CS', source => 'wms-rno', idempotency_key => 'ASN-2001/1',
+              occurred_at => now() - interval '3 hours', ref => 'PO-502') AS event_id_of_retry;
+SELECT count(*) AS events_with_that_key, sum(qty) AS units FROM event WHERE source = 'wms-rno' AND idempotency_key = 'ASN-2001/1';
+
+\echo
+\echo '=== 6. Orders move stock: reservations, a pick, a shipment, a return, safety stock'
+SELECT append('TSHIRT-BLK-M', 'DAL', 'reserved', 30, ref => 'SO-9001', occurred_at => now() - interval '2 hours') AS reserved;
+SELECT append('TSHIRT-BLK-M', 'DAL', 'picked', 30, ref => 'SO-9001', occurred_at => now() - interval '100 minutes') AS picked;
+SELECT append('TSHIRT-BLK-M', 'DAL', 'shipped', 30, ref => 'SO-9001', occurred_at => now() - interval '90 minutes') AS shipped;
+SELECT append('TSHIRT-BLK-M', 'DAL', 'returned', 2, ref => 'RMA-12', occurred_at => now() - interval '80 minutes') AS returned;
+SELECT append('TSHIRT-BLK-M', 'DAL', 'safety_stock_set', 20, reason => 'peak season') AS safety_stock;
+
+\echo
+\echo '=== 7. A late cycle count: "Dallas had 205 on hand two hours ago", recorded now'
+SELECT on_hand(position_as_of('TSHIRT-BLK-M', 'DAL', now() - interval '2 hours')) AS system_on_hand_2h_ago;
+SELECT append('TSHIRT-BLK-M', 'DAL', 'counted', 205, source => 'cycle-count', occurred_at => now() - interval '2 hours') AS count_event;
+SELECT qty AS counted, available(effect) AS adjustment_applied
+  FROM event WHERE event_type = 'counted';
+\echo '(the pick, shipment and return recorded after the count stay applied)'
+
+\echo
+\echo '=== 8. Refused, with a clear error and nothing applied'
+\set ON_ERROR_STOP off
+SELECT append('MUG-WHT', 'RNO', 'reserved', 1);
+SELECT append('TSHIRT-BLK-M', 'DAL', 'received', 1, source => 'wms-dal', idempotency_key => 'ASN-1001/1');
+SELECT append('NO-SUCH-SKU', 'DAL', 'received', 1);
+UPDATE event SET qty = 0;
+\set ON_ERROR_STOP on
+
+\echo
+\echo '=== 9. A middleware batch: valid events applied, bad ones dead-lettered'
+SELECT ordinal, status, event_id, sqlstate, message FROM ingest($$[
+  {"sku": "MUG-WHT", "location": "RNO", "event_type": "received", "qty": 2, "uom": "CS", "source": "erp", "idempotency_key": "T-1"},
+  {"sku": "MUG-WHT", "location": "XXX", "event_type": "received", "qty": 1, "source": "erp", "idempotency_key": "T-2"},
+  {"sku": "MUG-WHT", "location": "RNO", "event_type": "received", "qty": 2, "uom": "CS", "source": "erp", "idempotency_key": "T-1"}
+]$$);
+SELECT batch_ordinal, sqlstate, message FROM dead_letter;
+
+\echo
+\echo '=== 10. Stock positions, derived in the same transactions as the events'
+SELECT sku, location, lot, available, reserved, picked, quarantine, on_hand, version
+  FROM stock ORDER BY sku, location, lot;
+\echo
+\echo 'Per sku and location (expired lots excluded from available, ATP = available - safety stock):'
+SELECT sku, location, on_hand, available, expired, safety_stock, atp FROM stock_by_location ORDER BY sku, location;
+
+\echo
+\echo '=== 11. The positions equal the sum of the events (verify() lists differences: none)'
+SELECT count(*) AS inconsistent_streams FROM verify();

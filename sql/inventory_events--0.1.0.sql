@@ -177,6 +177,15 @@ CREATE TABLE inventory_events.channel_location (
     PRIMARY KEY (channel, location)
 );
 
+-- append() caches items and locations per backend; changing or removing one
+-- tells every backend to drop that cache.
+CREATE FUNCTION inventory_events.master_data_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'ie_master_data_changed' LANGUAGE C;
+CREATE TRIGGER item_changed AFTER UPDATE OR DELETE OR TRUNCATE ON inventory_events.item
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+CREATE TRIGGER location_changed AFTER UPDATE OR DELETE OR TRUNCATE ON inventory_events.location
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+
 -- ---------------------------------------------------------------------------
 -- The event log (column order matters: src/catalog.h mirrors it)
 -- ---------------------------------------------------------------------------

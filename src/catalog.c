@@ -15,7 +15,16 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_enum.h"
+#include "access/tableam.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/tuptable.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -24,16 +33,190 @@
 static IeCatalog cat;
 static bool cat_valid = false;
 
+/*
+ * Master data cache: items (sku -> base unit, lot-controlled) and locations
+ * that exist, so that an append does not search two indexes for them. Only
+ * hits are cached. Writes to item and location fire a statement trigger
+ * (ie_master_data_changed) that sends a relcache invalidation for the table;
+ * every backend then drops the cache in the callback below, at the latest
+ * when its next transaction starts.
+ */
+typedef struct MasterEntry
+{
+	uint64		key;			/* hash of kind and name */
+	char	   *name;
+	text	   *base_uom;		/* items only */
+	bool		lot_controlled;
+} MasterEntry;
+
+static HTAB *master_cache = NULL;
+static MemoryContext master_cxt = NULL;
+
+static void
+master_cache_reset(void)
+{
+	master_cache = NULL;
+	if (master_cxt)
+		MemoryContextReset(master_cxt);
+}
+
 static void
 ie_catalog_relcache_callback(Datum arg, Oid relid)
 {
 	if (!cat_valid)
+	{
+		master_cache_reset();
 		return;
+	}
+	if (relid == InvalidOid || relid == cat.item_rel || relid == cat.location_rel)
+		master_cache_reset();
 	if (relid == InvalidOid ||
 		relid == cat.event_rel || relid == cat.stock_rel || relid == cat.item_rel ||
 		relid == cat.item_uom_rel || relid == cat.location_rel || relid == cat.lot_rel ||
 		relid == cat.channel_rel || relid == cat.dead_letter_rel)
+	{
 		cat_valid = false;
+		master_cache_reset();
+	}
+}
+
+static MasterEntry *
+master_cache_find(char kind, const text *name, uint64 *key, bool *hit)
+{
+	MasterEntry *e;
+	Size		len = VARSIZE_ANY_EXHDR(name);
+
+	*key = hash_bytes_extended((const unsigned char *) VARDATA_ANY(name), len, (uint64) kind);
+	*hit = false;
+	if (master_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (master_cxt == NULL)
+			master_cxt = AllocSetContextCreate(CacheMemoryContext, "inventory_events master data",
+											   ALLOCSET_SMALL_SIZES);
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(MasterEntry);
+		ctl.hcxt = master_cxt;
+		master_cache = hash_create("inventory_events master data", 1024, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(master_cache, key, HASH_FIND, NULL);
+	if (e && strlen(e->name) == len && memcmp(e->name, VARDATA_ANY(name), len) == 0)
+		*hit = true;
+	return e;
+}
+
+/*
+ * Stores an entry. Looks the cache up again: opening a relation to search it
+ * may have processed an invalidation that dropped the cache.
+ */
+static MasterEntry *
+master_cache_store(char kind, const text *name)
+{
+	uint64		key;
+	bool		hit;
+	MasterEntry *e;
+
+	(void) master_cache_find(kind, name, &key, &hit);
+	e = hash_search(master_cache, &key, HASH_ENTER, NULL);
+
+	e->name = MemoryContextStrdup(master_cxt, text_to_cstring(name));
+	e->base_uom = NULL;
+	e->lot_controlled = false;
+	return e;
+}
+
+/*
+ * Does the item exist? Its base unit (a copy in the caller's memory context:
+ * the cache may be dropped at any lock acquisition) and lot control when it
+ * does.
+ */
+bool
+ie_master_item(text *sku, text **base_uom, bool *lot_controlled)
+{
+	const IeCatalog *c = ie_catalog();
+	uint64		key;
+	bool		hit;
+	MasterEntry *e = master_cache_find('i', sku, &key, &hit);
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	Datum		keys[1] = {PointerGetDatum(sku)};
+	static const RegProcedure procs[1] = {F_TEXTEQ};
+	bool		found;
+
+	if (!hit)
+	{
+		rel = table_open(c->item_rel, AccessShareLock);
+		idx = index_open(c->item_pkey, AccessShareLock);
+		slot = table_slot_create(rel, NULL);
+		found = ie_index_lookup(rel, idx, GetActiveSnapshot(), 1, keys, procs, slot);
+		if (found)
+		{
+			bool		isnull;
+			Datum		uom = slot_getattr(slot, Anum_ie_item_base_uom, &isnull);
+
+			e = master_cache_store('i', sku);
+			e->base_uom = (text *) MemoryContextAlloc(master_cxt, VARSIZE_ANY(DatumGetPointer(uom)));
+			memcpy(e->base_uom, DatumGetPointer(uom), VARSIZE_ANY(DatumGetPointer(uom)));
+			e->lot_controlled = DatumGetBool(slot_getattr(slot, Anum_ie_item_lot_controlled, &isnull));
+		}
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(idx, AccessShareLock);
+		table_close(rel, AccessShareLock);
+		if (!found)
+			return false;
+	}
+	*base_uom = (text *) palloc(VARSIZE_ANY(e->base_uom));
+	memcpy(*base_uom, e->base_uom, VARSIZE_ANY(e->base_uom));
+	*lot_controlled = e->lot_controlled;
+	return true;
+}
+
+/* Does the location exist? */
+bool
+ie_master_location(text *code)
+{
+	const IeCatalog *c = ie_catalog();
+	uint64		key;
+	bool		hit;
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	Datum		keys[1] = {PointerGetDatum(code)};
+	static const RegProcedure procs[1] = {F_TEXTEQ};
+	bool		found;
+
+	(void) master_cache_find('l', code, &key, &hit);
+	if (hit)
+		return true;
+	rel = table_open(c->location_rel, AccessShareLock);
+	idx = index_open(c->location_pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	found = ie_index_lookup(rel, idx, GetActiveSnapshot(), 1, keys, procs, slot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	if (found)
+		(void) master_cache_store('l', code);
+	return found;
+}
+
+/*
+ * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT on item and
+ * location: tells every backend to drop its master data cache.
+ */
+PG_FUNCTION_INFO_V1(ie_master_data_changed);
+Datum
+ie_master_data_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "ie_master_data_changed must be called as a trigger");
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
 }
 
 void

@@ -85,7 +85,13 @@ enum
 	Natts_ie_stock = Anum_ie_stock_updated_at
 };
 
+/* Attribute numbers of inventory_events.item used in C. */
+#define Anum_ie_item_base_uom 3
+#define Anum_ie_item_lot_controlled 4
+
 extern void ie_catalog_init(void);
+extern bool ie_master_item(text *sku, text **base_uom, bool *lot_controlled);
+extern bool ie_master_location(text *code);
 extern const IeCatalog *ie_catalog(void);
 
 extern IeEventType ie_event_type_from_oid(Oid label);

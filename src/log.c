@@ -296,8 +296,7 @@ void
 ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 {
 	const IeCatalog *c = ie_catalog();
-	static const int item_atts[2] = {3, 4};	/* base_uom, lot_controlled */
-	Datum		item[2];
+	text	   *base_uom;
 	Datum		keys[3];
 	Datum		factor_datum;
 	static const int factor_att[1] = {3};
@@ -321,13 +320,9 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	sku = text_to_cstring(in->sku);
 
 	/* Master data: the ERP is the master, nothing is created here. */
-	keys[0] = PointerGetDatum(in->sku);
-	if (!master_lookup(c->item_rel, c->item_pkey, 1, keys, text1, 2, item_atts, item))
+	if (!ie_master_item(in->sku, &base_uom, &lot_controlled))
 		unknown_master("sku", sku, "item");
-	lot_controlled = DatumGetBool(item[1]);
-
-	keys[0] = PointerGetDatum(in->location);
-	if (!master_lookup(c->location_rel, c->location_pkey, 1, keys, text1, 0, NULL, NULL))
+	if (!ie_master_location(in->location))
 		unknown_master("location", text_to_cstring(in->location), "location");
 
 	if (in->channel)
@@ -366,8 +361,8 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	p->key.location = PointerGetDatum(in->location);
 
 	/* Unit of measure: the base unit, or one of the item's units. */
-	if (in->uom == NULL || text_eq(in->uom, DatumGetTextPP(item[0])))
-		p->uom = DatumGetTextPP(item[0]);
+	if (in->uom == NULL || text_eq(in->uom, base_uom))
+		p->uom = base_uom;
 	else
 	{
 		keys[0] = PointerGetDatum(in->sku);
@@ -377,7 +372,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("unknown unit of measure \"%s\" for sku \"%s\"", text_to_cstring(in->uom), sku),
 					 errhint("Add it to inventory_events.item_uom with its factor to the base unit \"%s\".",
-							 TextDatumGetCString(item[0]))));
+							 text_to_cstring(base_uom))));
 		factor = DatumGetInt64(factor_datum);
 		p->uom = in->uom;
 	}
