@@ -36,6 +36,14 @@ SELECT sku, location, lot, stored, derived, stored_version, derived_version, pro
 SELECT rebuild(progress_every => 2);
 SELECT * FROM verify();
 SELECT rebuild();
+-- The progress shows as the session's query in pg_stat_activity.
+DO $$
+DECLARE q text;
+BEGIN
+    PERFORM report_progress('inventory_events.rebuild(): 2 of 4 streams checked, 1 repaired');
+    SELECT query INTO q FROM pg_stat_activity WHERE pid = pg_backend_pid();
+    RAISE NOTICE 'pg_stat_activity.query: %', q;
+END $$;
 
 -- Catch-up: events after a checkpoint, with the next checkpoint.
 SELECT id, sku, event_type, qty FROM events_after() ORDER BY id;

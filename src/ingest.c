@@ -32,6 +32,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
+#include "storage/lock.h"
 
 #include "catalog.h"
 #include "log.h"
@@ -185,6 +186,7 @@ parse_event(JsonbValue *elem, IeEventInput *in)
 	}
 }
 
+/* A string field of an element, or NULL (not an object, absent, not a string). */
 static text *
 element_string(JsonbValue *elem, const char *key)
 {
@@ -234,6 +236,74 @@ dead_letter(JsonbValue *elem, int ordinal, ErrorData *edata)
 	table_close(rel, NoLock);
 }
 
+/* Idempotency locks sort before stream locks, as append() takes them. */
+static int
+lock_order(uint16 kind)
+{
+	return kind == IE_LOCK_IDEMPOTENCY ? 0 : 1;
+}
+
+static int
+locktag_cmp(const void *a, const void *b)
+{
+	const LOCKTAG *x = a;
+	const LOCKTAG *y = b;
+
+	if (lock_order(x->locktag_field4) != lock_order(y->locktag_field4))
+		return lock_order(x->locktag_field4) - lock_order(y->locktag_field4);
+	if (x->locktag_field2 != y->locktag_field2)
+		return x->locktag_field2 < y->locktag_field2 ? -1 : 1;
+	if (x->locktag_field3 != y->locktag_field3)
+		return x->locktag_field3 < y->locktag_field3 ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Takes every idempotency and stream lock the batch will need, in one global
+ * order (all idempotency keys, then all streams, each sorted by hash), before
+ * applying anything. Two batches touching the same streams in different
+ * orders then wait for each other instead of deadlocking. Elements whose keys
+ * cannot be read are left to fail validation.
+ */
+static void
+lock_batch_in_order(Jsonb *events, int n)
+{
+	LOCKTAG    *tags = palloc(sizeof(LOCKTAG) * n * 2);
+	int			ntags = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(&events->root, i);
+		text	   *sku = element_string(elem, "sku");
+		text	   *location = element_string(elem, "location");
+		text	   *lot = element_string(elem, "lot");
+		text	   *source = element_string(elem, "source");
+		text	   *key = element_string(elem, "idempotency_key");
+
+		if (key)
+		{
+			Datum		k[2] = {PointerGetDatum(source ? source : cstring_to_text("")), PointerGetDatum(key)};
+
+			ie_lock_tag(IE_LOCK_IDEMPOTENCY, 2, k, &tags[ntags++]);
+		}
+		if (sku && location)
+		{
+			Datum		k[3] = {PointerGetDatum(sku), PointerGetDatum(location),
+			PointerGetDatum(lot ? lot : cstring_to_text(""))};
+
+			ie_lock_tag(IE_LOCK_STREAM, 3, k, &tags[ntags++]);
+		}
+	}
+	qsort(tags, ntags, sizeof(LOCKTAG), locktag_cmp);
+	for (int i = 0; i < ntags; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (i == 0 || locktag_cmp(&tags[i - 1], &tags[i]) != 0)
+			(void) LockAcquire(&tags[i], ExclusiveLock, false, false);
+	}
+	pfree(tags);
+}
+
 /*
  * inventory_events.ingest(events jsonb)
  *   returns table (ordinal int, status text, event_id bigint, version bigint,
@@ -264,9 +334,11 @@ ie_ingest(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	(void) ie_catalog();		/* fail early, outside any subtransaction */
 
+	n = JsonContainerSize(&events->root);
+	lock_batch_in_order(events, n);
+
 	rowctx = AllocSetContextCreate(CurrentMemoryContext, "inventory_events ingest row",
 								   ALLOCSET_DEFAULT_SIZES);
-	n = JsonContainerSize(&events->root);
 	for (int i = 0; i < n; i++)
 	{
 		JsonbValue *elem;

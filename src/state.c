@@ -71,14 +71,13 @@ ie_modify_end(IeModify *m)
 }
 
 /*
- * Takes an exclusive transaction-level lock on a hash of some text values.
- * Shown in pg_locks as an advisory lock with objsubid = kind. A hash
- * collision only makes two unrelated keys wait for each other.
+ * The lock tag of a hash of some text values: an advisory-type tag with
+ * objsubid = kind. A hash collision only makes two unrelated keys wait for
+ * each other.
  */
 void
-ie_lock_key(uint16 kind, int ntexts, const Datum *texts)
+ie_lock_tag(uint16 kind, int ntexts, const Datum *texts, LOCKTAG *tag)
 {
-	LOCKTAG		tag;
 	uint64		h = 0;
 
 	for (int i = 0; i < ntexts; i++)
@@ -88,7 +87,16 @@ ie_lock_key(uint16 kind, int ntexts, const Datum *texts)
 		h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(t),
 								VARSIZE_ANY_EXHDR(t), h + i);
 	}
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, kind);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, kind);
+}
+
+/* Takes an exclusive transaction-level lock on a hash of some text values. */
+void
+ie_lock_key(uint16 kind, int ntexts, const Datum *texts)
+{
+	LOCKTAG		tag;
+
+	ie_lock_tag(kind, ntexts, texts, &tag);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 

@@ -8,6 +8,7 @@
 
 #include "nodes/execnodes.h"
 #include "storage/itemptr.h"
+#include "storage/lock.h"
 #include "utils/rel.h"
 
 #include "types.h"
@@ -43,6 +44,7 @@ typedef struct IeModify
 extern void ie_modify_begin(IeModify *m, Relation rel);
 extern void ie_modify_end(IeModify *m);
 
+extern void ie_lock_tag(uint16 kind, int ntexts, const Datum *texts, LOCKTAG *tag);
 extern void ie_lock_key(uint16 kind, int ntexts, const Datum *texts);
 extern void ie_lock_stream(const IeStreamKey *key);
 extern void ie_read_stock(const IeStreamKey *key, IeStockRow *row);
