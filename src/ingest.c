@@ -205,16 +205,15 @@ static void
 dead_letter(JsonbValue *elem, int ordinal, ErrorData *edata)
 {
 	Oid			relid = ie_catalog()->dead_letter_rel;
-	Relation	rel = table_open(relid, RowExclusiveLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IeWriter	local;
+	IeWriter   *w = ie_writer_get(relid, &local);
+	TupleTableSlot *slot = w->slot;
 	Datum	   *values = slot->tts_values;
 	bool	   *nulls = slot->tts_isnull;
 	text	   *source = element_string(elem, "source");
 	text	   *key = element_string(elem, "idempotency_key");
-	IeModify	m;
 
-	ExecClearTuple(slot);
-	memset(nulls, 0, sizeof(bool) * RelationGetDescr(rel)->natts);
+	memset(nulls, 0, sizeof(bool) * RelationGetDescr(w->rel)->natts);
 	values[0] = Int64GetDatum(nextval_internal(getIdentitySequence(relid, 1, false), false));
 	values[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	values[2] = PointerGetDatum(source);
@@ -229,11 +228,8 @@ dead_letter(JsonbValue *elem, int ordinal, ErrorData *edata)
 	values[8] = JsonbPGetDatum(JsonbValueToJsonb(elem));
 	ExecStoreVirtualTuple(slot);
 
-	ie_modify_begin(&m, rel);
-	ExecSimpleRelationInsert(m.rri, m.estate, slot);
-	ie_modify_end(&m);
-	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, NoLock);
+	ExecSimpleRelationInsert(w->m.rri, w->m.estate, slot);
+	ie_writer_done(w);
 }
 
 /* Idempotency locks sort before stream locks, as append() takes them. */
@@ -305,6 +301,70 @@ lock_batch_in_order(Jsonb *events, int n)
 }
 
 /*
+ * Validates one element in a read-only subtransaction, then applies it or
+ * dead-letters it, and adds its outcome to the result. Runs in (and leaves
+ * CurrentMemoryContext as) the caller's per-element context.
+ */
+static void
+ingest_element(JsonbValue *elem, int ordinal, ResourceOwner owner, ReturnSetInfo *rsinfo)
+{
+	MemoryContext rowctx = CurrentMemoryContext;
+	IeEventInput in;
+	IePreparedEvent p;
+	ErrorData  *edata = NULL;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, true, true};
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(rowctx);
+	PG_TRY();
+	{
+		parse_event(elem, &in);
+		ie_prepare_event(&in, &p);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(rowctx);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(rowctx);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(rowctx);
+		CurrentResourceOwner = owner;
+		/* A cancel is not a property of the event: stop the batch. */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+
+	values[0] = Int32GetDatum(ordinal);
+	if (edata)
+	{
+		dead_letter(elem, ordinal, edata);
+		values[1] = CStringGetTextDatum("dead_lettered");
+		nulls[2] = nulls[3] = true;
+		values[4] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+		values[5] = CStringGetTextDatum(edata->message ? edata->message : "");
+		nulls[4] = nulls[5] = false;
+	}
+	else if (p.duplicate)
+	{
+		values[1] = CStringGetTextDatum("duplicate");
+		values[2] = Int64GetDatum(p.existing_id);
+		values[3] = Int64GetDatum(p.version);
+	}
+	else
+	{
+		values[2] = Int64GetDatum(ie_insert_event(&p));
+		values[1] = CStringGetTextDatum("applied");
+		values[3] = Int64GetDatum(p.version);
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
  * inventory_events.ingest(events jsonb)
  *   returns table (ordinal int, status text, event_id bigint, version bigint,
  *                  sqlstate text, message text)
@@ -319,6 +379,7 @@ ie_ingest(PG_FUNCTION_ARGS)
 	int			n;
 	MemoryContext callctx = CurrentMemoryContext;
 	MemoryContext rowctx;
+	bool		batch_started;
 	ResourceOwner owner = CurrentResourceOwner;
 
 	if (PG_ARGISNULL(0))
@@ -339,69 +400,32 @@ ie_ingest(PG_FUNCTION_ARGS)
 
 	rowctx = AllocSetContextCreate(CurrentMemoryContext, "inventory_events ingest row",
 								   ALLOCSET_DEFAULT_SIZES);
-	for (int i = 0; i < n; i++)
+
+	/*
+	 * Keep the event, stock and dead-letter writers open for the whole batch
+	 * (unless this call is nested in another batch, which keeps its own).
+	 */
+	batch_started = ie_batch_begin();
+	PG_TRY();
 	{
-		JsonbValue *elem;
-		IeEventInput in;
-		IePreparedEvent p;
-		ErrorData  *edata = NULL;
-		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, true, true};
-
-		CHECK_FOR_INTERRUPTS();
-		MemoryContextReset(rowctx);
-		MemoryContextSwitchTo(rowctx);
-		elem = getIthJsonbValueFromContainer(&events->root, i);
-
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(rowctx);
-		PG_TRY();
+		for (int i = 0; i < n; i++)
 		{
-			parse_event(elem, &in);
-			ie_prepare_event(&in, &p);
-			ReleaseCurrentSubTransaction();
+			CHECK_FOR_INTERRUPTS();
+			MemoryContextReset(rowctx);
 			MemoryContextSwitchTo(rowctx);
-			CurrentResourceOwner = owner;
+			ingest_element(getIthJsonbValueFromContainer(&events->root, i), i + 1, owner, rsinfo);
 		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(rowctx);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(rowctx);
-			CurrentResourceOwner = owner;
-			/* A cancel is not a property of the event: stop the batch. */
-			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-				ReThrowError(edata);
-		}
-		PG_END_TRY();
-
-		values[0] = Int32GetDatum(i + 1);
-		if (edata)
-		{
-			dead_letter(elem, i + 1, edata);
-			values[1] = CStringGetTextDatum("dead_lettered");
-			nulls[2] = nulls[3] = true;
-			values[4] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-			values[5] = CStringGetTextDatum(edata->message ? edata->message : "");
-			nulls[4] = nulls[5] = false;
-		}
-		else if (p.duplicate)
-		{
-			values[1] = CStringGetTextDatum("duplicate");
-			values[2] = Int64GetDatum(p.existing_id);
-			values[3] = Int64GetDatum(p.version);
-		}
-		else
-		{
-			values[2] = Int64GetDatum(ie_insert_event(&p));
-			values[1] = CStringGetTextDatum("applied");
-			values[3] = Int64GetDatum(p.version);
-		}
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	PG_CATCH();
+	{
+		if (batch_started)
+			ie_batch_abandon();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	MemoryContextSwitchTo(callctx);
+	if (batch_started)
+		ie_batch_end();
 	MemoryContextDelete(rowctx);
 	return (Datum) 0;
 }

@@ -519,11 +519,11 @@ ie_insert_event(const IePreparedEvent *p)
 	const IeEventInput *in = p->in;
 	FullTransactionId fxid;
 	int64		id;
-	Relation	rel;
+	IeWriter	local;
+	IeWriter   *w;
 	TupleTableSlot *slot;
 	Datum	   *values;
 	bool	   *nulls;
-	IeModify	m;
 	pg_uuid_t  *correlation;
 	StockPosition *effect = palloc(sizeof(StockPosition));
 
@@ -535,9 +535,8 @@ ie_insert_event(const IePreparedEvent *p)
 	fxid = GetTopFullTransactionId();
 	id = nextval_internal(c->event_id_seq, false);
 
-	rel = table_open(c->event_rel, RowExclusiveLock);
-	slot = table_slot_create(rel, NULL);
-	ExecClearTuple(slot);
+	w = ie_writer_get(c->event_rel, &local);
+	slot = w->slot;
 	values = slot->tts_values;
 	nulls = slot->tts_isnull;
 	memset(nulls, 0, sizeof(bool) * Natts_ie_event);
@@ -577,14 +576,10 @@ ie_insert_event(const IePreparedEvent *p)
 	ExecStoreVirtualTuple(slot);
 
 	/* Fire the stock trigger now, not at the end of the calling statement. */
-	ie_modify_begin(&m, rel);
 	AfterTriggerBeginQuery();
-	ExecSimpleRelationInsert(m.rri, m.estate, slot);
-	AfterTriggerEndQuery(m.estate);
-	ie_modify_end(&m);
-
-	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, NoLock);
+	ExecSimpleRelationInsert(w->m.rri, w->m.estate, slot);
+	AfterTriggerEndQuery(w->m.estate);
+	ie_writer_done(w);
 
 	if (ie_shared)
 		pg_atomic_fetch_add_u64(&ie_shared->events_appended, 1);

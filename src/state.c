@@ -70,6 +70,111 @@ ie_modify_end(IeModify *m)
 	FreeExecutorState(m->estate);
 }
 
+static void
+writer_open(IeWriter *w, Oid relid, bool kept)
+{
+	w->rel = table_open(relid, RowExclusiveLock);
+	ie_modify_begin(&w->m, w->rel);
+	w->slot = table_slot_create(w->rel, &w->m.estate->es_tupleTable);
+	w->oldslot = table_slot_create(w->rel, &w->m.estate->es_tupleTable);
+	w->kept = kept;
+}
+
+static void
+writer_close(IeWriter *w)
+{
+	ie_modify_end(&w->m);		/* drops the slots with the tuple table */
+	table_close(w->rel, NoLock);
+}
+
+/* The batch's writers, opened on first use in the batch's memory context. */
+static struct
+{
+	bool		active;
+	MemoryContext cxt;
+	IeWriter	writers[3];		/* event, stock, dead_letter */
+	int			nwriters;
+}			batch;
+
+/*
+ * A writer for relid: the batch's, when a batch is active, else a fresh one
+ * in *local. Ready for one more tuple: current command id, slots cleared.
+ */
+IeWriter *
+ie_writer_get(Oid relid, IeWriter *local)
+{
+	IeWriter   *w = NULL;
+
+	if (batch.active)
+	{
+		for (int i = 0; i < batch.nwriters; i++)
+			if (RelationGetRelid(batch.writers[i].rel) == relid)
+				w = &batch.writers[i];
+		if (w == NULL && batch.nwriters < (int) lengthof(batch.writers))
+		{
+			MemoryContext old = MemoryContextSwitchTo(batch.cxt);
+
+			w = &batch.writers[batch.nwriters];
+			writer_open(w, relid, true);
+			batch.nwriters++;
+			MemoryContextSwitchTo(old);
+		}
+	}
+	if (w == NULL)
+	{
+		w = local;
+		writer_open(w, relid, false);
+	}
+	w->m.estate->es_output_cid = GetCurrentCommandId(true);
+	w->m.estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
+	ExecClearTuple(w->slot);
+	ExecClearTuple(w->oldslot);
+	return w;
+}
+
+/* Done with one tuple: a batch writer is reset for the next, any other closed. */
+void
+ie_writer_done(IeWriter *w)
+{
+	if (w->kept)
+	{
+		ResetPerTupleExprContext(w->m.estate);
+		ExecClearTuple(w->slot);
+		ExecClearTuple(w->oldslot);
+	}
+	else
+		writer_close(w);
+}
+
+/* Starts a batch; false (and nothing started) when one is already running. */
+bool
+ie_batch_begin(void)
+{
+	if (batch.active)
+		return false;
+	batch.active = true;
+	batch.cxt = CurrentMemoryContext;
+	batch.nwriters = 0;
+	return true;
+}
+
+void
+ie_batch_end(void)
+{
+	for (int i = batch.nwriters - 1; i >= 0; i--)
+		writer_close(&batch.writers[i]);
+	batch.nwriters = 0;
+	batch.active = false;
+}
+
+/* After an error: the transaction's abort releases what the writers hold. */
+void
+ie_batch_abandon(void)
+{
+	batch.nwriters = 0;
+	batch.active = false;
+}
+
 /*
  * The lock tag of a hash of some text values: an advisory-type tag with
  * objsubid = kind. A hash collision only makes two unrelated keys wait for
@@ -234,7 +339,8 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	TupleTableSlot *oldslot;
 	TupleTableSlot *newslot;
 	IeStockRow row;
-	IeModify	m;
+	IeWriter	local;
+	IeWriter   *w;
 	Datum	   *values;
 	bool	   *nulls;
 
@@ -255,8 +361,10 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 
 	ie_lock_stream(&key);
 
-	stock = table_open(c->stock_rel, RowExclusiveLock);
-	oldslot = table_slot_create(stock, NULL);
+	w = ie_writer_get(c->stock_rel, &local);
+	stock = w->rel;
+	oldslot = w->oldslot;
+	newslot = w->slot;
 	read_stock_for_update(stock, &key, oldslot, &row);
 
 	if (ev_version != row.version + 1)
@@ -273,7 +381,6 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	if (ev_type == c->event_type_label[IE_EV_SAFETY_STOCK_SET])
 		row.safety_stock = DatumGetInt64(heap_getattr(ev, Anum_ie_event_qty, evdesc, &isnull));
 
-	newslot = table_slot_create(stock, NULL);
 	ExecClearTuple(newslot);
 	values = newslot->tts_values;
 	nulls = newslot->tts_isnull;
@@ -297,26 +404,21 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	 * table is no place for user logic); the referenced side's checks, which
 	 * refuse deleting an item or location still in stock, stay in force.
 	 */
-	ie_modify_begin(&m, stock);
 	if (row.exists)
 	{
 		bool		update_indexes;
 
-		simple_table_tuple_update(stock, &oldslot->tts_tid, newslot, m.estate->es_snapshot,
+		simple_table_tuple_update(stock, &oldslot->tts_tid, newslot, w->m.estate->es_snapshot,
 								  &update_indexes);
 		if (update_indexes)
-			ExecInsertIndexTuples(m.rri, newslot, m.estate, true, false, NULL, NIL);
+			ExecInsertIndexTuples(w->m.rri, newslot, w->m.estate, true, false, NULL, NIL);
 	}
 	else
 	{
 		simple_table_tuple_insert(stock, newslot);
-		ExecInsertIndexTuples(m.rri, newslot, m.estate, false, false, NULL, NIL);
+		ExecInsertIndexTuples(w->m.rri, newslot, w->m.estate, false, false, NULL, NIL);
 	}
-	ie_modify_end(&m);
-
-	ExecDropSingleTupleTableSlot(newslot);
-	ExecDropSingleTupleTableSlot(oldslot);
-	table_close(stock, NoLock);
+	ie_writer_done(w);
 
 	/* Make the new row visible to the next event of the same statement. */
 	CommandCounterIncrement();

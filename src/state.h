@@ -44,6 +44,26 @@ typedef struct IeModify
 extern void ie_modify_begin(IeModify *m, Relation rel);
 extern void ie_modify_end(IeModify *m);
 
+/*
+ * A relation open for writing, with its executor state and two slots. Outside
+ * a batch every write opens and closes one; inside ie_batch_begin/_end (batch
+ * ingest) the event and stock writers stay open from one event to the next.
+ */
+typedef struct IeWriter
+{
+	Relation	rel;
+	IeModify	m;
+	TupleTableSlot *slot;		/* the new tuple */
+	TupleTableSlot *oldslot;	/* the tuple it replaces */
+	bool		kept;			/* belongs to the batch: do not close */
+} IeWriter;
+
+extern IeWriter *ie_writer_get(Oid relid, IeWriter *local);
+extern void ie_writer_done(IeWriter *w);
+extern bool ie_batch_begin(void);
+extern void ie_batch_end(void);
+extern void ie_batch_abandon(void);
+
 extern void ie_lock_tag(uint16 kind, int ntexts, const Datum *texts, LOCKTAG *tag);
 extern void ie_lock_key(uint16 kind, int ntexts, const Datum *texts);
 extern void ie_lock_stream(const IeStreamKey *key);
