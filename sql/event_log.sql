@@ -166,4 +166,28 @@ SELECT pg_temp.try($$INSERT INTO event (sku, location, version, event_type, qty,
 SELECT pg_temp.try($$DELETE FROM location WHERE code = 'DC3'$$);
 SELECT * FROM verify();
 
+-- Within one transaction: a savepoint rolled back in the middle, an
+-- exception block, many appends in one statement, and DDL after appends.
+BEGIN;
+SELECT append('WIDGET', 'DC3', 'received', 1) > 0 AS appended;
+SAVEPOINT s1;
+SELECT append('WIDGET', 'DC3', 'reserved', 100000);
+ROLLBACK TO SAVEPOINT s1;
+SELECT append('WIDGET', 'DC3', 'received', 1) > 0 AS appended;
+DO $$
+BEGIN
+    PERFORM inventory_events.append('WIDGET', 'DC3', 'reserved', 100000);
+EXCEPTION WHEN SQLSTATE 'IE001' THEN
+    RAISE NOTICE 'refused in an exception block';
+END $$;
+SELECT count(*) AS appended FROM (SELECT append('WIDGET', 'DC3', 'received', 1) FROM generate_series(1, 50)) x;
+ALTER TABLE stock SET (fillfactor = 70);
+SELECT append('WIDGET', 'DC3', 'received', 1) > 0 AS appended_after_ddl;
+COMMIT;
+SELECT * FROM verify();
+SELECT version, available FROM stock WHERE sku = 'WIDGET' AND location = 'DC3';
+
+BEGIN;
+SELECT append('WIDGET', 'DC3', 'received', 1) > 0 AS appended;
 DROP EXTENSION inventory_events;
+COMMIT;

@@ -58,4 +58,10 @@ SELECT status FROM ingest_staged(1);
 SELECT qty FROM event_staging;
 SELECT * FROM verify();
 
+-- A position that would overflow is refused like any invalid event.
+SELECT ordinal, status, sqlstate, message
+  FROM ingest('[{"sku":"A","location":"W1","event_type":"received","qty":1},
+                {"sku":"A","location":"W1","event_type":"received","qty":9223372036854775807}]');
+SELECT * FROM verify();
+
 DROP EXTENSION inventory_events;

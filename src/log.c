@@ -484,6 +484,9 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 						   ie_event_type_names[type], p->qty, ie_bucket_names[moved_from],
 						   row.pos.q[moved_from])));
 
+	/* Overflow of the resulting position is the event's fault: refuse it here. */
+	ie_position_add(&row.pos, &p->effect);
+
 	p->version = row.version + 1;
 }
 
