@@ -92,5 +92,19 @@ SELECT sku, location, lot, available, reserved, picked, quarantine, on_hand, ver
 SELECT sku, location, on_hand, available, expired, safety_stock, atp FROM stock_by_location ORDER BY sku, location;
 
 \echo
-\echo '=== 11. The positions equal the sum of the events (verify() lists differences: none)'
+\echo '=== 11. What each sales channel may show (its rules over the ATP of its sourcing warehouses)'
+INSERT INTO channel (code, kind, description) VALUES ('shopify', 'storefront', 'own web shop');
+INSERT INTO channel (code, kind, description, allocation_pct, buffer_fixed)
+     VALUES ('amazon', 'marketplace', '60% of stock, keep 5 back', 60, 5);
+INSERT INTO channel (code, kind, description, buffer_pct, cap)
+     VALUES ('target-edi', 'edi_partner', '10% buffer, at most 100', 10, 100);
+INSERT INTO channel_location (channel, location, priority) VALUES
+    ('shopify', 'DAL', 1), ('shopify', 'RNO', 2),
+    ('amazon', 'DAL', 1), ('amazon', 'RNO', 2), ('amazon', 'ATL', 3),
+    ('target-edi', 'ATL', 1);
+SELECT c.code AS channel, c.description, i.sku, channel_availability(c.code, i.sku) AS shown
+  FROM channel c CROSS JOIN item i ORDER BY c.code, i.sku;
+
+\echo
+\echo '=== 12. The positions equal the sum of the events (verify() lists differences: none)'
 SELECT count(*) AS inconsistent_streams FROM verify();

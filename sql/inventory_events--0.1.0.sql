@@ -575,6 +575,62 @@ COMMENT ON FUNCTION inventory_events.rebuild(integer) IS
   'Restores every stock row from the event log; returns the number of streams repaired';
 
 -- ---------------------------------------------------------------------------
+-- Channel availability
+-- ---------------------------------------------------------------------------
+
+-- The channel's rules applied to a pool (the ATP of its sourcing locations):
+-- allocation share (rounded down), minus the fixed buffer and the percentage
+-- buffer (rounded up), capped, never negative.
+CREATE FUNCTION inventory_events.channel_rules(pool bigint, c inventory_events.channel)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN greatest(0, least(coalesce(c.cap, 9223372036854775807),
+                         floor(pool * c.allocation_pct / 100)::bigint
+                         - c.buffer_fixed
+                         - ceil(floor(pool * c.allocation_pct / 100) * c.buffer_pct / 100)::bigint));
+
+CREATE FUNCTION inventory_events.channel_availability(channel text, sku text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c    inventory_events.channel;
+    pool bigint;
+BEGIN
+    SELECT * INTO c FROM inventory_events.channel WHERE code = channel_availability.channel;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown channel "%"', channel_availability.channel
+              USING ERRCODE = 'foreign_key_violation',
+                    HINT = 'Add it to inventory_events.channel first.';
+    END IF;
+    PERFORM FROM inventory_events.item i WHERE i.sku = channel_availability.sku;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown sku "%"', channel_availability.sku
+              USING ERRCODE = 'foreign_key_violation',
+                    HINT = 'Add it to inventory_events.item first; the ERP is the master of this data.';
+    END IF;
+    SELECT coalesce(sum(b.atp), 0) INTO pool
+      FROM inventory_events.stock_by_location b
+      JOIN inventory_events.channel_location cl ON cl.location = b.location AND cl.channel = c.code
+     WHERE b.sku = channel_availability.sku;
+    RETURN inventory_events.channel_rules(pool, c);
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.channel_availability(text, text) IS
+  'What a channel may show for a sku: its rules over the ATP of its sourcing locations, never negative';
+
+CREATE VIEW inventory_events.channel_stock AS
+SELECT c.code AS channel, b.sku, sum(b.atp)::bigint AS pool,
+       inventory_events.channel_rules(sum(b.atp)::bigint, c) AS available
+  FROM inventory_events.channel c
+  JOIN inventory_events.channel_location cl ON cl.channel = c.code
+  JOIN inventory_events.stock_by_location b ON b.location = cl.location
+ GROUP BY c.code, b.sku;
+COMMENT ON VIEW inventory_events.channel_stock IS
+  'channel_availability for every channel and every sku stocked at its sourcing locations';
+
+-- ---------------------------------------------------------------------------
 -- Privileges
 -- ---------------------------------------------------------------------------
 
@@ -628,6 +684,8 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.position_as_of(text, text, timestamptz, text),
                     inventory_events.sku_position_as_of(text, timestamptz),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
+                    inventory_events.channel_availability(text, text),
+                    inventory_events.channel_rules(bigint, inventory_events.channel),
                     inventory_events.shared_state() TO %s', r);
     IF access IN ('writer', 'admin') THEN
         -- writer: append through the functions; never write the log directly
@@ -651,3 +709,4 @@ $$;
 REVOKE EXECUTE ON FUNCTION inventory_events.grant_access(name, text) FROM PUBLIC;
 COMMENT ON FUNCTION inventory_events.grant_access(name, text) IS
   'Grants a role reader, writer or admin access to inventory_events';
+

@@ -36,6 +36,7 @@ SELECT pg_temp.try($$SELECT count(*) FROM inventory_events.events_after()$$);
 SELECT pg_temp.try($$SELECT inventory_events.position_as_of('A', 'W1', now())$$);
 SELECT pg_temp.try($$SELECT inventory_events.on_hand(inventory_events.sum(effect)) FROM inventory_events.event$$);
 SELECT pg_temp.try($$SELECT * FROM inventory_events.verify()$$);
+SELECT pg_temp.try($$SELECT inventory_events.channel_availability('web', 'A')$$);
 SELECT pg_temp.try($$SELECT inventory_events.append('A', 'W1', 'received', 1)$$);
 SELECT pg_temp.try($$SELECT inventory_events.ingest('[]')$$);
 SELECT pg_temp.try($$INSERT INTO inventory_events.item (sku) VALUES ('B')$$);
