@@ -20,6 +20,7 @@
 #include "common/hashfn.h"
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -128,6 +129,40 @@ master_cache_store(char kind, const text *name)
 }
 
 /*
+ * Looks a row up by key (equality on the leading columns of indexid) under the
+ * active snapshot; false when absent. The values of the columns attnums are
+ * copied into out, in the caller's memory context.
+ */
+bool
+ie_lookup_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
+			  const RegProcedure *procs, int natts, const int *attnums, Datum *out)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	Relation	idx = index_open(indexid, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool		found;
+
+	found = ie_index_lookup(rel, idx, GetActiveSnapshot(), nkeys, keys, procs, slot);
+	if (found)
+	{
+		slot_getallattrs(slot);
+		for (int i = 0; i < natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(slot->tts_tupleDescriptor, attnums[i] - 1);
+
+			out[i] = slot->tts_isnull[attnums[i] - 1] ? (Datum) 0 :
+				datumCopy(slot->tts_values[attnums[i] - 1], att->attbyval, att->attlen);
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+static const RegProcedure text_key[1] = {F_TEXTEQ};
+
+/*
  * Does the item exist? Its base unit (a copy in the caller's memory context:
  * the cache may be dropped at any lock acquisition) and lot control when it
  * does.
@@ -136,41 +171,28 @@ bool
 ie_master_item(text *sku, text **base_uom, bool *lot_controlled)
 {
 	const IeCatalog *c = ie_catalog();
+	static const int atts[2] = {Anum_ie_item_base_uom, Anum_ie_item_lot_controlled};
 	uint64		key;
 	bool		hit;
 	MasterEntry *e = master_cache_find('i', sku, &key, &hit);
-	Relation	rel;
-	Relation	idx;
-	TupleTableSlot *slot;
 	Datum		keys[1] = {PointerGetDatum(sku)};
-	static const RegProcedure procs[1] = {F_TEXTEQ};
-	bool		found;
+	Datum		values[2];
 
-	if (!hit)
+	if (hit)
 	{
-		rel = table_open(c->item_rel, AccessShareLock);
-		idx = index_open(c->item_pkey, AccessShareLock);
-		slot = table_slot_create(rel, NULL);
-		found = ie_index_lookup(rel, idx, GetActiveSnapshot(), 1, keys, procs, slot);
-		if (found)
-		{
-			bool		isnull;
-			Datum		uom = slot_getattr(slot, Anum_ie_item_base_uom, &isnull);
-
-			e = master_cache_store('i', sku);
-			e->base_uom = (text *) MemoryContextAlloc(master_cxt, VARSIZE_ANY(DatumGetPointer(uom)));
-			memcpy(e->base_uom, DatumGetPointer(uom), VARSIZE_ANY(DatumGetPointer(uom)));
-			e->lot_controlled = DatumGetBool(slot_getattr(slot, Anum_ie_item_lot_controlled, &isnull));
-		}
-		ExecDropSingleTupleTableSlot(slot);
-		index_close(idx, AccessShareLock);
-		table_close(rel, AccessShareLock);
-		if (!found)
-			return false;
+		*base_uom = (text *) palloc(VARSIZE_ANY(e->base_uom));
+		memcpy(*base_uom, e->base_uom, VARSIZE_ANY(e->base_uom));
+		*lot_controlled = e->lot_controlled;
+		return true;
 	}
-	*base_uom = (text *) palloc(VARSIZE_ANY(e->base_uom));
-	memcpy(*base_uom, e->base_uom, VARSIZE_ANY(e->base_uom));
-	*lot_controlled = e->lot_controlled;
+	if (!ie_lookup_row(c->item_rel, c->item_pkey, 1, keys, text_key, 2, atts, values))
+		return false;
+	*base_uom = DatumGetTextPP(values[0]);
+	*lot_controlled = DatumGetBool(values[1]);
+	e = master_cache_store('i', sku);
+	e->base_uom = (text *) MemoryContextAlloc(master_cxt, VARSIZE_ANY(*base_uom));
+	memcpy(e->base_uom, *base_uom, VARSIZE_ANY(*base_uom));
+	e->lot_controlled = *lot_controlled;
 	return true;
 }
 
@@ -181,26 +203,15 @@ ie_master_location(text *code)
 	const IeCatalog *c = ie_catalog();
 	uint64		key;
 	bool		hit;
-	Relation	rel;
-	Relation	idx;
-	TupleTableSlot *slot;
 	Datum		keys[1] = {PointerGetDatum(code)};
-	static const RegProcedure procs[1] = {F_TEXTEQ};
-	bool		found;
 
 	(void) master_cache_find('l', code, &key, &hit);
 	if (hit)
 		return true;
-	rel = table_open(c->location_rel, AccessShareLock);
-	idx = index_open(c->location_pkey, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	found = ie_index_lookup(rel, idx, GetActiveSnapshot(), 1, keys, procs, slot);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	if (found)
-		(void) master_cache_store('l', code);
-	return found;
+	if (!ie_lookup_row(c->location_rel, c->location_pkey, 1, keys, text_key, 0, NULL, NULL))
+		return false;
+	(void) master_cache_store('l', code);
+	return true;
 }
 
 /*

@@ -26,7 +26,6 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
@@ -99,34 +98,6 @@ bucket_name(int b)
 
 static const RegProcedure text1[1] = {F_TEXTEQ};
 static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
-
-/* Looks a row up by key in a master data table; false when absent. */
-static bool
-master_lookup(Oid relid, Oid indexid, int nkeys, const Datum *keys,
-			  const RegProcedure *procs, int natts, const int *attnums, Datum *out)
-{
-	Relation	rel = table_open(relid, AccessShareLock);
-	Relation	idx = index_open(indexid, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	bool		found;
-
-	found = ie_index_lookup(rel, idx, GetActiveSnapshot(), nkeys, keys, procs, slot);
-	if (found)
-	{
-		slot_getallattrs(slot);
-		for (int i = 0; i < natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(slot->tts_tupleDescriptor, attnums[i] - 1);
-
-			out[i] = slot->tts_isnull[attnums[i] - 1] ? (Datum) 0 :
-				datumCopy(slot->tts_values[attnums[i] - 1], att->attbyval, att->attlen);
-		}
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return found;
-}
 
 static void
 unknown_master(const char *what, const char *value, const char *table)
@@ -328,7 +299,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	if (in->channel)
 	{
 		keys[0] = PointerGetDatum(in->channel);
-		if (!master_lookup(c->channel_rel, c->channel_pkey, 1, keys, text1, 0, NULL, NULL))
+		if (!ie_lookup_row(c->channel_rel, c->channel_pkey, 1, keys, text1, 0, NULL, NULL))
 			unknown_master("channel", text_to_cstring(in->channel), "channel");
 	}
 
@@ -341,7 +312,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 							sku, text_to_cstring(in->lot))));
 		keys[0] = PointerGetDatum(in->sku);
 		keys[1] = PointerGetDatum(in->lot);
-		if (!master_lookup(c->lot_rel, c->lot_pkey, 2, keys, text2, 0, NULL, NULL))
+		if (!ie_lookup_row(c->lot_rel, c->lot_pkey, 2, keys, text2, 0, NULL, NULL))
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("unknown lot \"%s\" of sku \"%s\"", text_to_cstring(in->lot), sku),
@@ -367,7 +338,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	{
 		keys[0] = PointerGetDatum(in->sku);
 		keys[1] = PointerGetDatum(in->uom);
-		if (!master_lookup(c->item_uom_rel, c->item_uom_pkey, 2, keys, text2, 1, factor_att, &factor_datum))
+		if (!ie_lookup_row(c->item_uom_rel, c->item_uom_pkey, 2, keys, text2, 1, factor_att, &factor_datum))
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("unknown unit of measure \"%s\" for sku \"%s\"", text_to_cstring(in->uom), sku),
