@@ -84,6 +84,7 @@ SELECT sku, on_hand, available, expired, atp FROM stock_by_sku ORDER BY sku;
 SELECT pg_temp.try($$SELECT append('SERUM', 'DC1', 'received', 1)$$);
 SELECT pg_temp.try($$SELECT append('SERUM', 'DC1', 'received', 1, lot => 'S9')$$);
 SELECT pg_temp.try($$SELECT append('WIDGET', 'DC1', 'received', 1, lot => 'S1')$$);
+SELECT pg_temp.try($$SELECT append('SERUM', 'DC1', 'safety_stock_set', 1, lot => 'S1')$$);
 
 -- Idempotency: a retry returns the original id and applies nothing.
 SELECT append('WIDGET', 'DC2', 'received', 5, source => 'wms', idempotency_key => 'rcpt-1') AS first;

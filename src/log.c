@@ -305,6 +305,9 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 
 	if (in->lot && VARSIZE_ANY_EXHDR(in->lot) > 0)
 	{
+		if (type == IE_EV_SAFETY_STOCK_SET)
+			invalid_event("safety stock is set per sku and location, not per lot",
+						  "Give no lot with a safety_stock_set event.");
 		if (!lot_controlled)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
