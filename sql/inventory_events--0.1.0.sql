@@ -532,7 +532,7 @@ BEGIN
 
     SELECT count(*) INTO total FROM (SELECT DISTINCT e.sku, e.location, e.lot FROM inventory_events.event e) x;
 
-    FOR d IN SELECT * FROM inventory_events.stream_derived LOOP
+    FOR d IN SELECT * FROM inventory_events.stream_derived ORDER BY sku, location, lot LOOP
         p := d."position";
         INSERT INTO inventory_events.stock AS s
                (sku, location, lot, available, reserved, picked, damaged, quarantine, in_transit, inbound,
