@@ -55,7 +55,10 @@ PROVE_FLAGS += -I test/t
 # Every object depends on the headers of src/ (few enough that one rule is honest).
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: print-regress print-isolation print-tap meta-check
+.PHONY: print-regress print-isolation print-tap meta-check bench
+bench:
+	bash test/bench/append.sh
+
 print-regress:   ; @echo $(REGRESS)
 print-isolation: ; @echo $(ISOLATION)
 print-tap:       ; @echo $(PROVE_TESTS)

@@ -106,5 +106,12 @@ SELECT c.code AS channel, c.description, i.sku, channel_availability(c.code, i.s
   FROM channel c CROSS JOIN item i ORDER BY c.code, i.sku;
 
 \echo
-\echo '=== 12. The positions equal the sum of the events (verify() lists differences: none)'
+\echo '=== 12. A polling consumer catches up from its checkpoint (never skipping a late commit)'
+SELECT next_checkpoint, id, sku, location, event_type, qty FROM events_after('0:0', 3);
+SELECT next_checkpoint AS checkpoint FROM events_after('0:0', 3) ORDER BY id DESC LIMIT 1 \gset
+\echo 'resuming after' :checkpoint
+SELECT id, sku, location, event_type, qty FROM events_after(:'checkpoint', 4);
+
+\echo
+\echo '=== 13. The positions equal the sum of the events (verify() lists differences: none)'
 SELECT count(*) AS inconsistent_streams FROM verify();
