@@ -223,44 +223,36 @@ stock_position_mi(PG_FUNCTION_ARGS)
 }
 
 /*
- * Aggregate transition for sum(stock_position): adds in place into the state
- * when called as an aggregate, saving a palloc per row.
+ * Transition (and combine) function of sum(stock_position); nulls are
+ * skipped. Called as an aggregate it adds in place into a state it owns,
+ * saving a palloc per row; otherwise it never changes its arguments.
  */
 PG_FUNCTION_INFO_V1(stock_position_accum);
 Datum
 stock_position_accum(PG_FUNCTION_ARGS)
 {
+	MemoryContext aggcontext;
+	bool		as_aggregate = AggCheckCallContext(fcinfo, &aggcontext);
 	StockPosition *state;
 
-	if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
-		PG_RETURN_NULL();
 	if (PG_ARGISNULL(1))
-		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
-
-	if (AggCheckCallContext(fcinfo, NULL))
 	{
-		MemoryContext aggcontext;
-
-		AggCheckCallContext(fcinfo, &aggcontext);
 		if (PG_ARGISNULL(0))
-		{
-			state = MemoryContextAlloc(aggcontext, sizeof(StockPosition));
-			memcpy(state, PG_GETARG_STOCK_POSITION(1), sizeof(StockPosition));
-			PG_RETURN_STOCK_POSITION(state);
-		}
-		state = PG_GETARG_STOCK_POSITION(0);
-		ie_position_add(state, PG_GETARG_STOCK_POSITION(1));
-		PG_RETURN_STOCK_POSITION(state);
+			PG_RETURN_NULL();
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 	}
-
-	state = palloc(sizeof(StockPosition));
-	if (PG_ARGISNULL(0))
-		memcpy(state, PG_GETARG_STOCK_POSITION(1), sizeof(StockPosition));
-	else
+	if (PG_ARGISNULL(0) || !as_aggregate)
 	{
-		memcpy(state, PG_GETARG_STOCK_POSITION(0), sizeof(StockPosition));
-		ie_position_add(state, PG_GETARG_STOCK_POSITION(1));
+		/* A new state: a copy of the first non-null argument. */
+		state = MemoryContextAlloc(as_aggregate ? aggcontext : CurrentMemoryContext,
+								   sizeof(StockPosition));
+		memcpy(state, PG_GETARG_STOCK_POSITION(PG_ARGISNULL(0) ? 1 : 0), sizeof(StockPosition));
+		if (PG_ARGISNULL(0))
+			PG_RETURN_STOCK_POSITION(state);
 	}
+	else
+		state = PG_GETARG_STOCK_POSITION(0);
+	ie_position_add(state, PG_GETARG_STOCK_POSITION(1));
 	PG_RETURN_STOCK_POSITION(state);
 }
 
