@@ -371,14 +371,12 @@ ie_bucket_from_oid(Oid label)
 	pg_unreachable();
 }
 
-bool
-ie_index_lookup(Relation heap, Relation index, Snapshot snapshot,
-				int nkeys, const Datum *keys, const RegProcedure *keyprocs,
-				TupleTableSlot *slot)
+IndexScanDesc
+ie_index_scan_begin(Relation heap, Relation index, Snapshot snapshot,
+					int nkeys, const Datum *keys, const RegProcedure *keyprocs)
 {
 	ScanKeyData skey[INDEX_MAX_KEYS];
 	IndexScanDesc scan;
-	bool		found;
 
 	Assert(nkeys <= IndexRelationGetNumberOfKeyAttributes(index));
 	/* Compare under the index's own collation, so text keys match its order. */
@@ -388,6 +386,17 @@ ie_index_lookup(Relation heap, Relation index, Snapshot snapshot,
 
 	scan = index_beginscan(heap, index, snapshot, nkeys, 0);
 	index_rescan(scan, skey, nkeys, NULL, 0);
+	return scan;
+}
+
+bool
+ie_index_lookup(Relation heap, Relation index, Snapshot snapshot,
+				int nkeys, const Datum *keys, const RegProcedure *keyprocs,
+				TupleTableSlot *slot)
+{
+	IndexScanDesc scan = ie_index_scan_begin(heap, index, snapshot, nkeys, keys, keyprocs);
+	bool		found;
+
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	index_endscan(scan);
 	return found;

@@ -5,6 +5,7 @@
 #ifndef IE_CATALOG_H
 #define IE_CATALOG_H
 
+#include "access/genam.h"
 #include "access/tupdesc.h"
 #include "executor/tuptable.h"
 #include "utils/rel.h"
@@ -88,6 +89,8 @@ enum
 /* Attribute numbers of inventory_events.item used in C. */
 #define Anum_ie_item_base_uom 3
 #define Anum_ie_item_lot_controlled 4
+/* ... and of inventory_events.item_uom. */
+#define Anum_ie_item_uom_factor 3
 
 extern void ie_catalog_init(void);
 extern bool ie_lookup_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
@@ -100,10 +103,13 @@ extern IeEventType ie_event_type_from_oid(Oid label);
 extern IeBucket ie_bucket_from_oid(Oid label);
 
 /*
- * Equality lookup on the leading columns of a btree index, under the given
- * snapshot; the row found is stored in slot. keyprocs are the equality
- * functions (F_TEXTEQ, F_INT8EQ, ...).
+ * Equality scan on the leading columns of a btree index, under the given
+ * snapshot; keyprocs are the equality functions (F_TEXTEQ, F_INT8EQ, ...).
+ * ie_index_lookup returns the first row found, in slot.
  */
+extern IndexScanDesc ie_index_scan_begin(Relation heap, Relation index, Snapshot snapshot,
+										 int nkeys, const Datum *keys,
+										 const RegProcedure *keyprocs);
 extern bool ie_index_lookup(Relation heap, Relation index, Snapshot snapshot,
 							int nkeys, const Datum *keys, const RegProcedure *keyprocs,
 							TupleTableSlot *slot);

@@ -237,17 +237,12 @@ on_hand_as_of(const IeStreamKey *key, TimestampTz t)
 	Relation	rel = table_open(c->event_rel, AccessShareLock);
 	Relation	idx = index_open(c->event_stream_idx, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	ScanKeyData skey[3];
 	Datum		keys[3] = {key->sku, key->location, key->lot};
-	IndexScanDesc scan;
+	static const RegProcedure text3[3] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ};
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 3, keys, text3);
 	StockPosition sum;
 
 	memset(&sum, 0, sizeof(sum));
-	for (int i = 0; i < 3; i++)
-		ScanKeyEntryInitialize(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
-							   idx->rd_indcollation[i], F_TEXTEQ, keys[i]);
-	scan = index_beginscan(rel, idx, SnapshotSelf, 3, 0);
-	index_rescan(scan, skey, 3, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
@@ -270,7 +265,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	text	   *base_uom;
 	Datum		keys[3];
 	Datum		factor_datum;
-	static const int factor_att[1] = {3};
+	static const int factor_att[1] = {Anum_ie_item_uom_factor};
 	int64		factor = 1;
 	bool		lot_controlled;
 	IeEventType type;
