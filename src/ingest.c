@@ -228,7 +228,7 @@ dead_letter(JsonbValue *elem, int ordinal, ErrorData *edata)
 	values[8] = JsonbPGetDatum(JsonbValueToJsonb(elem));
 	ExecStoreVirtualTuple(slot);
 
-	ExecSimpleRelationInsert(w->m.rri, w->m.estate, slot);
+	ExecSimpleRelationInsert(w->rri, w->estate, slot);
 	ie_writer_done(w);
 }
 

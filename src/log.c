@@ -549,8 +549,8 @@ ie_insert_event(const IePreparedEvent *p)
 
 	/* Fire the stock trigger now, not at the end of the calling statement. */
 	AfterTriggerBeginQuery();
-	ExecSimpleRelationInsert(w->m.rri, w->m.estate, slot);
-	AfterTriggerEndQuery(w->m.estate);
+	ExecSimpleRelationInsert(w->rri, w->estate, slot);
+	AfterTriggerEndQuery(w->estate);
 	ie_writer_done(w);
 
 	if (ie_shared)

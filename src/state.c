@@ -5,9 +5,11 @@
  * One row of inventory_events.stock per stream (sku, location, lot) holds the
  * sum of the resolved effects of the stream's events, its version (number of
  * events) and its safety stock. The AFTER INSERT trigger on the event table
- * (ie_stock_trigger) maintains it in the same transaction, through the
- * executor's simple-relation routines (as logical replication apply does):
- * no SPI, no planner, indexes and constraints maintained as usual.
+ * (ie_stock_trigger) maintains it in the same transaction, writing the heap
+ * tuple and its index entries directly through an IeWriter: no SPI, no
+ * planner. The event itself is inserted through the executor's
+ * simple-relation routine (as logical replication apply does), so that its
+ * constraints, indexes and this trigger work as for any INSERT.
  *
  * Writers of a stream serialise on a heavyweight lock on a hash of the stream
  * key (ie_lock_stream), taken before the stream's version is read and held to
@@ -40,50 +42,37 @@
 #include "errors.h"
 #include "state.h"
 
-void
-ie_modify_begin(IeModify *m, Relation rel)
-{
-	RangeTblEntry *rte = makeNode(RangeTblEntry);
-
-	m->estate = CreateExecutorState();
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(rel);
-	rte->relkind = rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(m->estate, list_make1(rte));
-
-	m->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(m->rri, rel, 1, NULL, 0);
-	m->estate->es_opened_result_relations = list_make1(m->rri);
-	m->estate->es_output_cid = GetCurrentCommandId(true);
-	m->estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
-	ExecOpenIndices(m->rri, false);
-}
-
-void
-ie_modify_end(IeModify *m)
-{
-	/* Indexes of the result relation, and relations opened for triggers. */
-	ExecCloseResultRelations(m->estate);
-	ExecCloseRangeTableRelations(m->estate);
-	ExecResetTupleTable(m->estate->es_tupleTable, false);
-	FreeExecutorState(m->estate);
-}
-
 static void
 writer_open(IeWriter *w, Oid relid, bool kept)
 {
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
 	w->rel = table_open(relid, RowExclusiveLock);
-	ie_modify_begin(&w->m, w->rel);
-	w->slot = table_slot_create(w->rel, &w->m.estate->es_tupleTable);
-	w->oldslot = table_slot_create(w->rel, &w->m.estate->es_tupleTable);
+	w->estate = CreateExecutorState();
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = w->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(w->estate, list_make1(rte));
+
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	w->estate->es_opened_result_relations = list_make1(w->rri);
+	ExecOpenIndices(w->rri, false);
+
+	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
+	w->oldslot = table_slot_create(w->rel, &w->estate->es_tupleTable);
 	w->kept = kept;
 }
 
 static void
 writer_close(IeWriter *w)
 {
-	ie_modify_end(&w->m);		/* drops the slots with the tuple table */
+	/* Indexes of the result relation, and relations opened for triggers. */
+	ExecCloseResultRelations(w->estate);
+	ExecCloseRangeTableRelations(w->estate);
+	ExecResetTupleTable(w->estate->es_tupleTable, false);	/* drops the slots */
+	FreeExecutorState(w->estate);
 	table_close(w->rel, NoLock);
 }
 
@@ -125,8 +114,8 @@ ie_writer_get(Oid relid, IeWriter *local)
 		w = local;
 		writer_open(w, relid, false);
 	}
-	w->m.estate->es_output_cid = GetCurrentCommandId(true);
-	w->m.estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
+	w->estate->es_output_cid = GetCurrentCommandId(true);
+	w->estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
 	ExecClearTuple(w->slot);
 	ExecClearTuple(w->oldslot);
 	return w;
@@ -138,7 +127,7 @@ ie_writer_done(IeWriter *w)
 {
 	if (w->kept)
 	{
-		ResetPerTupleExprContext(w->m.estate);
+		ResetPerTupleExprContext(w->estate);
 		ExecClearTuple(w->slot);
 		ExecClearTuple(w->oldslot);
 	}
@@ -408,15 +397,15 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	{
 		bool		update_indexes;
 
-		simple_table_tuple_update(stock, &oldslot->tts_tid, newslot, w->m.estate->es_snapshot,
+		simple_table_tuple_update(stock, &oldslot->tts_tid, newslot, w->estate->es_snapshot,
 								  &update_indexes);
 		if (update_indexes)
-			ExecInsertIndexTuples(w->m.rri, newslot, w->m.estate, true, false, NULL, NIL);
+			ExecInsertIndexTuples(w->rri, newslot, w->estate, true, false, NULL, NIL);
 	}
 	else
 	{
 		simple_table_tuple_insert(stock, newslot);
-		ExecInsertIndexTuples(w->m.rri, newslot, w->m.estate, false, false, NULL, NIL);
+		ExecInsertIndexTuples(w->rri, newslot, w->estate, false, false, NULL, NIL);
 	}
 	ie_writer_done(w);
 

@@ -34,16 +34,6 @@ typedef struct IeStockRow
 	ItemPointerData tid;		/* of the row read, when it exists */
 } IeStockRow;
 
-/* An executor state for inserting into / updating one relation, no SPI. */
-typedef struct IeModify
-{
-	EState	   *estate;
-	ResultRelInfo *rri;
-} IeModify;
-
-extern void ie_modify_begin(IeModify *m, Relation rel);
-extern void ie_modify_end(IeModify *m);
-
 /*
  * A relation open for writing, with its executor state and two slots. Outside
  * a batch every write opens and closes one; inside ie_batch_begin/_end (batch
@@ -52,7 +42,8 @@ extern void ie_modify_end(IeModify *m);
 typedef struct IeWriter
 {
 	Relation	rel;
-	IeModify	m;
+	EState	   *estate;			/* executor state for this relation, no SPI */
+	ResultRelInfo *rri;
 	TupleTableSlot *slot;		/* the new tuple */
 	TupleTableSlot *oldslot;	/* the tuple it replaces */
 	bool		kept;			/* belongs to the batch: do not close */
