@@ -49,4 +49,24 @@ SELECT channel_availability('shopify', 'NOPE');
 INSERT INTO item (sku) VALUES ('NEW');
 SELECT channel_availability('shopify', 'NEW') AS new_sku;
 
+-- The rules (in C) agree with their definition over random settings: the
+-- share floor(pool x allocation_pct / 100), minus the fixed buffer and
+-- ceil(share x buffer_pct / 100), capped, never negative.
+SELECT setseed(0.42);
+SELECT count(*) AS mismatches FROM (
+    SELECT channel_rules(p, c) AS got,
+           greatest(0, least(coalesce((c).cap, 9223372036854775807),
+                             floor(p * (c).allocation_pct / 100)::bigint - (c).buffer_fixed
+                             - ceil(floor(p * (c).allocation_pct / 100) * (c).buffer_pct / 100)::bigint)) AS want
+      FROM (SELECT (random() * 1000)::bigint AS p,
+                   ROW('x', 'storefront', '', (random() * 20)::bigint, round((random() * 100)::numeric, 2),
+                       round((random() * 100)::numeric, 1),
+                       CASE WHEN random() < 0.3 THEN (random() * 500)::bigint END,
+                       '0', false, true, false, '30 days', false, '1 hour')::channel AS c
+              FROM generate_series(1, 5000)) x) y
+ WHERE got <> want;
+-- The velocity buffer comes off after the other rules.
+SELECT channel_rules(100, ROW('x', 'storefront', '', 5, 10, 50, NULL, '0', false, true, false, '30 days',
+                              true, '1 hour')::channel, 7) AS rules_50_5_10pct_v7;
+
 DROP EXTENSION inventory_events;

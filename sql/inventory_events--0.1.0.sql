@@ -167,8 +167,18 @@ CREATE TABLE inventory_events.channel (
     buffer_pct        numeric NOT NULL DEFAULT 0 CHECK (buffer_pct BETWEEN 0 AND 100),
     allocation_pct    numeric NOT NULL DEFAULT 100 CHECK (allocation_pct BETWEEN 0 AND 100),
     cap               bigint CHECK (cap >= 0),
-    publish_interval  interval NOT NULL DEFAULT '0'
+    publish_interval  interval NOT NULL DEFAULT '0' CHECK (publish_interval >= '0'),
+    allow_backorders  boolean NOT NULL DEFAULT false,
+    allow_split       boolean NOT NULL DEFAULT true,
+    future_view       boolean NOT NULL DEFAULT false,
+    horizon           interval NOT NULL DEFAULT '30 days' CHECK (horizon >= '0'),
+    velocity_buffer   boolean NOT NULL DEFAULT false,
+    velocity_window   interval NOT NULL DEFAULT '1 hour' CHECK (velocity_window > '0')
 );
+COMMENT ON COLUMN inventory_events.channel.allow_split IS 'A reservation line may be split across sourcing locations';
+COMMENT ON COLUMN inventory_events.channel.allow_backorders IS 'A shortage is recorded as a backorder, filled first-come-first-served';
+COMMENT ON COLUMN inventory_events.channel.velocity_buffer IS
+  'Buffer also ceil(recent reservation rate of the sku x publish_interval); rate over velocity_window';
 
 CREATE TABLE inventory_events.channel_location (
     channel   text NOT NULL REFERENCES inventory_events.channel ON DELETE CASCADE,
@@ -176,6 +186,16 @@ CREATE TABLE inventory_events.channel_location (
     priority  integer NOT NULL DEFAULT 0,
     PRIMARY KEY (channel, location)
 );
+
+-- Kits and bundles: a kit sku is sold from its components (one level).
+CREATE TABLE inventory_events.kit_component (
+    kit        text NOT NULL REFERENCES inventory_events.item ON DELETE CASCADE,
+    component  text NOT NULL REFERENCES inventory_events.item,
+    qty        bigint NOT NULL DEFAULT 1 CHECK (qty > 0),
+    PRIMARY KEY (kit, component),
+    CHECK (kit <> component)
+);
+COMMENT ON TABLE inventory_events.kit_component IS 'Bill of materials: qty of component per kit';
 
 -- append() caches items and locations per backend; changing or removing one
 -- tells every backend to drop that cache.
@@ -578,57 +598,714 @@ COMMENT ON FUNCTION inventory_events.rebuild(integer) IS
 -- Channel availability
 -- ---------------------------------------------------------------------------
 
--- The channel's rules applied to a pool (the ATP of its sourcing locations):
--- allocation share (rounded down), minus the fixed buffer and the percentage
--- buffer (rounded up), capped, never negative.
-CREATE FUNCTION inventory_events.channel_rules(pool bigint, c inventory_events.channel)
+-- The rules of channel c over a pool (the ATP of its sourcing locations):
+-- allocation share rounded down, minus the fixed buffer, the percentage
+-- buffer (rounded up) and the velocity buffer, capped, never negative. One
+-- implementation in C serves this function, channel_availability() and
+-- reserve().
+CREATE FUNCTION inventory_events.channel_rules(pool bigint, c inventory_events.channel,
+                                               velocity_buffer bigint DEFAULT 0)
 RETURNS bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN greatest(0, least(coalesce(c.cap, 9223372036854775807),
-                         floor(pool * c.allocation_pct / 100)::bigint
-                         - c.buffer_fixed
-                         - ceil(floor(pool * c.allocation_pct / 100) * c.buffer_pct / 100)::bigint));
+AS 'MODULE_PATHNAME', 'ie_channel_rules_sql'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION inventory_events.channel_position(channel text, sku text,
+    OUT pool bigint, OUT velocity_buffer bigint, OUT available bigint)
+AS 'MODULE_PATHNAME', 'ie_channel_position'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION inventory_events.channel_position(text, text) IS
+  'The pool (ATP of the sourcing locations), velocity buffer and availability of a sku on a channel';
 
 CREATE FUNCTION inventory_events.channel_availability(channel text, sku text)
 RETURNS bigint
+AS 'MODULE_PATHNAME', 'ie_channel_availability'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION inventory_events.channel_availability(text, text) IS
+  'What a channel may show for a sku (or kit): its rules over the ATP of its sourcing locations, never negative';
+
+-- ---------------------------------------------------------------------------
+-- Reservations
+-- ---------------------------------------------------------------------------
+
+-- One order line on a channel (column order matters: src/reserve.c mirrors it).
+CREATE TABLE inventory_events.reservation (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    channel          text NOT NULL REFERENCES inventory_events.channel,
+    ref              text NOT NULL,
+    sku              text NOT NULL REFERENCES inventory_events.item,
+    qty              bigint NOT NULL CHECK (qty > 0),
+    backordered      bigint NOT NULL DEFAULT 0 CHECK (backordered >= 0),
+    cancelled        bigint NOT NULL DEFAULT 0 CHECK (cancelled >= 0),
+    location         text REFERENCES inventory_events.location,
+    expires_at       timestamptz,
+    source           text NOT NULL,
+    idempotency_key  text NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT reservation_channel_ref_key UNIQUE (channel, ref),
+    CONSTRAINT reservation_idempotency_key UNIQUE (source, idempotency_key)
+);
+COMMENT ON TABLE inventory_events.reservation IS
+  'Order lines reserved on a channel: qty = allocated + backordered + cancelled (in units of sku)';
+-- The backorder queue, first come first served.
+CREATE INDEX reservation_backorder_idx ON inventory_events.reservation (sku, id) WHERE backordered > 0;
+-- Recent reservations of a sku, for the velocity buffer.
+CREATE INDEX reservation_recent_idx ON inventory_events.reservation (sku, created_at);
+CREATE INDEX reservation_expiry_idx ON inventory_events.reservation (expires_at) WHERE expires_at IS NOT NULL;
+
+-- Where a reservation took its stock: one row per reserved event.
+CREATE TABLE inventory_events.allocation (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    reservation_id  bigint NOT NULL REFERENCES inventory_events.reservation,
+    sku             text NOT NULL,
+    location        text NOT NULL,
+    lot             text NOT NULL DEFAULT '',
+    per_unit        bigint NOT NULL DEFAULT 1 CHECK (per_unit > 0),
+    qty             bigint NOT NULL CHECK (qty > 0),
+    reserved        bigint NOT NULL CHECK (reserved >= 0),
+    picked          bigint NOT NULL DEFAULT 0 CHECK (picked >= 0),
+    shipped         bigint NOT NULL DEFAULT 0 CHECK (shipped >= 0),
+    released        bigint NOT NULL DEFAULT 0 CHECK (released >= 0),
+    short           bigint NOT NULL DEFAULT 0 CHECK (short >= 0),
+    event_id        bigint NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CHECK (qty = reserved + picked + shipped + released + short)
+);
+COMMENT ON TABLE inventory_events.allocation IS
+  'Stock reserved for a reservation at a location and lot (per_unit: component units per kit)';
+CREATE INDEX allocation_reservation_idx ON inventory_events.allocation (reservation_id, id);
+
+CREATE TABLE inventory_events.exception (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind         text NOT NULL CHECK (kind IN ('pick_short', 'oversell_refused', 'negative_available', 'dead_letter')),
+    sku          text,
+    location     text,
+    channel      text,
+    ref          text,
+    detail       text NOT NULL DEFAULT '',
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    resolved_at  timestamptz
+);
+COMMENT ON TABLE inventory_events.exception IS 'Things a person should look at; set resolved_at when done';
+CREATE INDEX exception_open_idx ON inventory_events.exception (created_at) WHERE resolved_at IS NULL;
+
+CREATE VIEW inventory_events.exception_aging AS
+SELECT id, kind, sku, location, channel, ref, detail, created_at,
+       now() - created_at AS age,
+       CASE WHEN now() - created_at < interval '1 hour' THEN 'under 1 hour'
+            WHEN now() - created_at < interval '1 day' THEN 'under 1 day'
+            WHEN now() - created_at < interval '7 days' THEN 'under 7 days'
+            ELSE '7 days or more' END AS age_bucket
+  FROM inventory_events.exception
+ WHERE resolved_at IS NULL;
+COMMENT ON VIEW inventory_events.exception_aging IS 'Open exceptions with their age, oldest first when ordered by age';
+
+CREATE FUNCTION inventory_events.resolve_exception(id bigint)
+RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH resolved AS (
+        UPDATE inventory_events.exception x SET resolved_at = now()
+         WHERE x.id = resolve_exception.id AND x.resolved_at IS NULL
+        RETURNING 1)
+    SELECT count(*) > 0 FROM resolved;
+END;
+COMMENT ON FUNCTION inventory_events.resolve_exception(bigint) IS
+  'Marks an open exception resolved; false when there is none with that id';
+
+-- What each reservation holds now.
+CREATE VIEW inventory_events.reservation_status AS
+SELECT r.id, r.channel, r.ref, r.sku, r.qty, r.backordered, r.cancelled, r.expires_at, r.created_at,
+       coalesce(sum(a.reserved), 0)::bigint AS reserved,
+       coalesce(sum(a.picked), 0)::bigint AS picked,
+       coalesce(sum(a.shipped), 0)::bigint AS shipped,
+       coalesce(sum(a.released), 0)::bigint AS released,
+       coalesce(sum(a.short), 0)::bigint AS short,
+       CASE WHEN r.backordered > 0 THEN 'backordered'
+            WHEN coalesce(sum(a.reserved), 0) > 0 THEN 'reserved'
+            WHEN coalesce(sum(a.picked), 0) > 0 THEN 'picked'
+            WHEN coalesce(sum(a.shipped), 0) > 0 THEN 'shipped'
+            ELSE 'closed' END AS status
+  FROM inventory_events.reservation r
+  LEFT JOIN inventory_events.allocation a ON a.reservation_id = r.id
+ GROUP BY r.id;
+COMMENT ON VIEW inventory_events.reservation_status IS 'Each reservation with what it holds in each bucket';
+
+CREATE FUNCTION inventory_events.reserve(
+    channel          text,
+    sku              text,
+    qty              bigint,
+    ref              text,
+    location         text DEFAULT NULL,
+    expires_at       timestamptz DEFAULT NULL,
+    source           text DEFAULT NULL,
+    idempotency_key  text DEFAULT NULL)
+RETURNS TABLE (reservation_id bigint, status text, sku text, location text, lot text, qty bigint,
+               event_id bigint, replayed boolean)
+AS 'MODULE_PATHNAME', 'ie_reserve'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.reserve IS
+  'Reserves an order line on a channel; returns what was reserved where (and any backorder)';
+
+CREATE FUNCTION inventory_events.reserve_lines(lines jsonb)
+RETURNS TABLE (ordinal integer, reservation_id bigint, status text, sku text, location text, lot text,
+               qty bigint, event_id bigint, replayed boolean, sqlstate text, message text)
+AS 'MODULE_PATHNAME', 'ie_reserve_lines'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.reserve_lines IS
+  'Reserves several order lines, locking in one global order; a shortage is a refused line and an exception';
+
+CREATE FUNCTION inventory_events.fill_backorders(sku text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ie_fill_backorders_sql'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.fill_backorders IS
+  'Fills open backorders (of one sku, or all) first come first served; returns the units reserved';
+
+-- Internal: the sku locks every reservation operation takes first, in the global order.
+CREATE FUNCTION inventory_events.lock_skus(skus text[])
+RETURNS void
+AS 'MODULE_PATHNAME', 'ie_lock_skus'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE VIEW inventory_events.channel_stock AS
+SELECT c.code AS channel, s.sku, p.pool, p.velocity_buffer, p.available
+  FROM inventory_events.channel c
+  CROSS JOIN LATERAL (SELECT DISTINCT st.sku
+                        FROM inventory_events.channel_location cl
+                        JOIN inventory_events.stock st ON st.location = cl.location
+                       WHERE cl.channel = c.code) s
+  CROSS JOIN LATERAL inventory_events.channel_position(c.code, s.sku) p;
+COMMENT ON VIEW inventory_events.channel_stock IS
+  'channel_position for every channel and every sku stocked at its sourcing locations';
+
+-- Internal: takes the idempotency lock of (source, key) and returns the id of an
+-- event already recorded under it (seen even if committed after our snapshot).
+CREATE FUNCTION inventory_events.idempotent_event(source text, idempotency_key text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ie_idempotent_event'
+LANGUAGE C VOLATILE;
+
+-- One event appended by an operation on an order line, a transfer or a receipt.
+CREATE TYPE inventory_events.movement AS (
+    event_id    bigint,
+    event_type  inventory_events.event_type,
+    sku         text,
+    location    text,
+    lot         text,
+    qty         bigint);
+
+-- Internal: the stream locks of a multi-stream operation, in the global order.
+CREATE FUNCTION inventory_events.lock_streams(sku text, locations text[], lot text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'ie_lock_streams'
+LANGUAGE C VOLATILE STRICT;
+
+-- Internal: a reservation, locked for a change: its skus' locks first (the
+-- global order), then its row.
+CREATE FUNCTION inventory_events.lock_reservation(channel text, ref text)
+RETURNS inventory_events.reservation
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r inventory_events.reservation;
+BEGIN
+    SELECT * INTO r FROM inventory_events.reservation x
+     WHERE x.channel = lock_reservation.channel AND x.ref = lock_reservation.ref;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no reservation "%" on channel "%"', ref, channel
+              USING ERRCODE = 'no_data_found',
+                    HINT = 'Reserve the order line with inventory_events.reserve() first.';
+    END IF;
+    PERFORM inventory_events.lock_skus(array_append(
+        ARRAY(SELECT k.component FROM inventory_events.kit_component k WHERE k.kit = r.sku), r.sku));
+    SELECT * INTO r FROM inventory_events.reservation x WHERE x.id = r.id FOR UPDATE;
+    RETURN r;
+END;
+$$;
+
+-- Internal: moves qty ordered units (null: all) of a reservation's
+-- allocations from one of its columns to another, appending one event per
+-- allocation touched. Checks before appending anything.
+CREATE FUNCTION inventory_events.move_allocations(
+    r inventory_events.reservation, op text, units bigint, at_location text,
+    reason text, source text, idempotency_key text)
+RETURNS SETOF inventory_events.movement
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    from_col  text := CASE op WHEN 'ship' THEN 'picked' ELSE 'reserved' END;
+    to_col    text := CASE op WHEN 'release' THEN 'released' WHEN 'pick' THEN 'picked'
+                              WHEN 'ship' THEN 'shipped' ELSE 'short' END;
+    ev        inventory_events.event_type := CASE op WHEN 'release' THEN 'released' WHEN 'pick' THEN 'picked'
+                                                     WHEN 'ship' THEN 'shipped' ELSE 'pick_short' END;
+    comp      record;
+    a         record;
+    want      bigint;
+    take      bigint;
+    n         integer := 0;
+    m         inventory_events.movement;
+BEGIN
+    IF units IS NOT NULL AND units <= 0 THEN
+        RAISE EXCEPTION 'invalid quantity %', units
+              USING ERRCODE = 'invalid_parameter_value', DETAIL = 'The quantity must be positive.';
+    END IF;
+    -- Enough of every component first, so nothing is half-applied.
+    FOR comp IN
+        SELECT x.sku, x.per_unit,
+               sum(CASE from_col WHEN 'picked' THEN x.picked ELSE x.reserved END) AS held
+          FROM inventory_events.allocation x
+         WHERE x.reservation_id = r.id AND (at_location IS NULL OR x.location = at_location)
+         GROUP BY x.sku, x.per_unit
+    LOOP
+        IF units IS NOT NULL AND comp.held < units * comp.per_unit THEN
+            RAISE EXCEPTION 'reservation "%" on channel "%" holds % % of sku "%"%, not %',
+                  r.ref, r.channel, comp.held, from_col, comp.sku,
+                  CASE WHEN at_location IS NULL THEN '' ELSE format(' at location "%s"', at_location) END,
+                  units * comp.per_unit
+                  USING ERRCODE = 'IE001';
+        END IF;
+    END LOOP;
+    IF units IS NOT NULL AND NOT FOUND THEN
+        RAISE EXCEPTION 'reservation "%" on channel "%" holds nothing %', r.ref, r.channel,
+              CASE WHEN at_location IS NULL THEN 'to ' || op ELSE format('at location "%s"', at_location) END
+              USING ERRCODE = 'IE001';
+    END IF;
+
+    FOR comp IN
+        SELECT DISTINCT x.sku, x.per_unit FROM inventory_events.allocation x WHERE x.reservation_id = r.id
+    LOOP
+        want := CASE WHEN units IS NULL THEN NULL ELSE units * comp.per_unit END;
+        FOR a IN
+            SELECT x.* FROM inventory_events.allocation x
+             WHERE x.reservation_id = r.id AND x.sku = comp.sku
+               AND (at_location IS NULL OR x.location = at_location)
+               AND CASE from_col WHEN 'picked' THEN x.picked ELSE x.reserved END > 0
+             ORDER BY CASE WHEN op = 'release' THEN -x.id ELSE x.id END
+        LOOP
+            EXIT WHEN want = 0;
+            take := CASE from_col WHEN 'picked' THEN a.picked ELSE a.reserved END;
+            IF want IS NOT NULL THEN
+                take := least(take, want);
+                want := want - take;
+            END IF;
+            n := n + 1;
+            m.event_id := inventory_events.append(a.sku, a.location, ev, take,
+                      source => move_allocations.source,
+                      idempotency_key => CASE WHEN move_allocations.idempotency_key IS NULL THEN NULL
+                                              WHEN n = 1 THEN move_allocations.idempotency_key
+                                              ELSE move_allocations.idempotency_key || '#' || n END,
+                      lot => nullif(a.lot, ''), ref => r.ref, channel => r.channel, reason => move_allocations.reason);
+            EXECUTE format('UPDATE inventory_events.allocation SET %I = %I - $1, %I = %I + $1 WHERE id = $2',
+                           from_col, from_col, to_col, to_col)
+              USING take, a.id;
+            m.event_type := ev; m.sku := a.sku; m.location := a.location; m.lot := a.lot; m.qty := take;
+            RETURN NEXT m;
+        END LOOP;
+    END LOOP;
+END;
+$$;
+
+-- Internal: the events an operation recorded under an idempotency key (its
+-- replay), or nothing.
+CREATE FUNCTION inventory_events.replayed_events(source text, idempotency_key text)
+RETURNS SETOF inventory_events.movement
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT e.id, e.event_type, e.sku, e.location, e.lot, e.qty FROM inventory_events.event e
+     WHERE e.source = coalesce(replayed_events.source, '')
+       AND (e.idempotency_key = replayed_events.idempotency_key
+            OR e.idempotency_key LIKE replace(replace(replace(replayed_events.idempotency_key, '\', '\\'), '%', '\%'), '_', '\_') || '#%')
+     ORDER BY e.id;
+END;
+
+CREATE FUNCTION inventory_events.release(channel text, ref text, qty bigint DEFAULT NULL,
+                                         reason text DEFAULT 'cancelled', source text DEFAULT NULL,
+                                         idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r          inventory_events.reservation;
+    n_cancel   bigint;
+BEGIN
+    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
+        RETURN;
+    END IF;
+    r := inventory_events.lock_reservation(channel, ref);
+    -- The unfilled part goes first.
+    IF qty IS NOT NULL AND qty <= 0 THEN
+        RAISE EXCEPTION 'invalid quantity %', qty
+              USING ERRCODE = 'invalid_parameter_value', DETAIL = 'The quantity must be positive.';
+    END IF;
+    n_cancel := CASE WHEN qty IS NULL THEN r.backordered ELSE least(qty, r.backordered) END;
+    IF n_cancel > 0 THEN
+        UPDATE inventory_events.reservation x
+           SET backordered = x.backordered - n_cancel, cancelled = x.cancelled + n_cancel
+         WHERE x.id = r.id;
+    END IF;
+    IF qty IS NULL OR qty > n_cancel THEN
+        RETURN QUERY SELECT * FROM inventory_events.move_allocations(
+            r, 'release', qty - n_cancel, NULL, reason, source, idempotency_key);
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.release IS
+  'Releases an order line (its backorder first, then its reservations, latest first); null qty: all of it';
+
+CREATE FUNCTION inventory_events.pick(channel text, ref text, qty bigint DEFAULT NULL,
+                                      location text DEFAULT NULL, source text DEFAULT NULL,
+                                      idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT * FROM inventory_events.move_allocations(
+        inventory_events.lock_reservation(channel, ref), 'pick', qty, location, NULL, source, idempotency_key);
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.pick IS 'Picks reserved stock of an order line (null qty: all of it)';
+
+CREATE FUNCTION inventory_events.ship(channel text, ref text, qty bigint DEFAULT NULL,
+                                      source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT * FROM inventory_events.move_allocations(
+        inventory_events.lock_reservation(channel, ref), 'ship', qty, NULL, NULL, source, idempotency_key);
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.ship IS 'Ships picked stock of an order line (null qty: all of it)';
+
+-- A pick short: the reserved units were not there. They leave the books
+-- (reserved -> outside), an exception is recorded, and where the channel
+-- allows backorders the order line's shortfall is backordered and filled at
+-- once if stock is there. All in the caller's transaction.
+CREATE FUNCTION inventory_events.pick_short(channel text, ref text, qty bigint, location text DEFAULT NULL,
+                                            reason text DEFAULT NULL, source text DEFAULT NULL,
+                                            idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r  inventory_events.reservation;
+    m  inventory_events.movement;
+    kit boolean;
+BEGIN
+    IF qty IS NULL THEN
+        RAISE EXCEPTION 'qty must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
+        RETURN;
+    END IF;
+    r := inventory_events.lock_reservation(channel, ref);
+    FOR m IN SELECT * FROM inventory_events.move_allocations(r, 'pick_short', qty, location, reason, source, idempotency_key) LOOP
+        INSERT INTO inventory_events.exception (kind, sku, location, channel, ref, detail)
+        VALUES ('pick_short', m.sku, m.location, r.channel, r.ref,
+                format('%s short%s (event %s)%s', m.qty,
+                       CASE WHEN m.lot <> '' THEN format(' of lot "%s"', m.lot) ELSE '' END,
+                       m.event_id, coalesce(': ' || reason, '')));
+        RETURN NEXT m;
+    END LOOP;
+    kit := EXISTS (SELECT FROM inventory_events.kit_component k WHERE k.kit = r.sku);
+    IF NOT kit AND (SELECT c.allow_backorders FROM inventory_events.channel c WHERE c.code = r.channel) THEN
+        UPDATE inventory_events.reservation x SET backordered = x.backordered + pick_short.qty WHERE x.id = r.id;
+        PERFORM inventory_events.fill_backorders(r.sku);
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.pick_short IS
+  'Records a pick short: reserved units leave the books, an exception is raised, backorders re-fill';
+
+-- Releases (reason expired) every reservation whose expires_at has passed,
+-- its backorder included. The worker calls it on a schedule.
+CREATE FUNCTION inventory_events.expire_reservations(max_reservations integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    due  bigint[];
+    r    inventory_events.reservation;
+    n    integer := 0;
+BEGIN
+    SELECT array_agg(x.id ORDER BY x.id) INTO due
+      FROM (SELECT x.id FROM inventory_events.reservation x
+             WHERE x.expires_at <= now()
+               AND (x.backordered > 0 OR EXISTS (SELECT FROM inventory_events.allocation a
+                                                  WHERE a.reservation_id = x.id AND a.reserved > 0))
+             ORDER BY x.id LIMIT max_reservations) x;
+    IF due IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- Every sku involved, locked at once in the global order.
+    PERFORM inventory_events.lock_skus(ARRAY(
+        SELECT x.sku FROM inventory_events.reservation x WHERE x.id = ANY (due)
+        UNION SELECT k.component FROM inventory_events.reservation x
+                JOIN inventory_events.kit_component k ON k.kit = x.sku WHERE x.id = ANY (due)));
+    FOR r IN SELECT * FROM inventory_events.reservation x WHERE x.id = ANY (due) ORDER BY x.id FOR UPDATE LOOP
+        -- Picked meanwhile? Then only what is still reserved or backordered goes.
+        IF r.backordered > 0 OR EXISTS (SELECT FROM inventory_events.allocation a
+                                         WHERE a.reservation_id = r.id AND a.reserved > 0) THEN
+            PERFORM inventory_events.release(r.channel, r.ref, NULL, 'expired');
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.expire_reservations IS
+  'Releases reservations past their expires_at with reason expired; returns how many';
+
+-- ---------------------------------------------------------------------------
+-- Transfers, purchase-order receipts, returns
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION inventory_events.transfer(sku text, from_location text, to_location text, qty bigint,
+                                          ref text, expected_date date DEFAULT NULL, lot text DEFAULT NULL,
+                                          source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m inventory_events.movement;
+BEGIN
+    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
+        RETURN;
+    END IF;
+    IF ref IS NULL THEN
+        RAISE EXCEPTION 'ref must not be null' USING ERRCODE = 'null_value_not_allowed',
+              HINT = 'The transfer reference ties the receipt to the shipment.';
+    END IF;
+    IF from_location = to_location THEN
+        RAISE EXCEPTION 'a transfer needs two different locations' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM inventory_events.lock_streams(sku, ARRAY[from_location, to_location], coalesce(lot, ''));
+    m := (inventory_events.append(sku, from_location, 'transfer_out', qty, source => source,
+                                  idempotency_key => idempotency_key, lot => lot, ref => ref),
+          'transfer_out', sku, from_location, coalesce(lot, ''), qty);
+    RETURN NEXT m;
+    m := (inventory_events.append(sku, to_location, 'transfer_in_transit', qty, source => source,
+                                  idempotency_key => idempotency_key || '#2', lot => lot, ref => ref,
+                                  expected_date => expected_date),
+          'transfer_in_transit', sku, to_location, coalesce(lot, ''), qty);
+    RETURN NEXT m;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.transfer IS
+  'Ships stock to another location: transfer_out at the source, transfer_in_transit (with expected_date) at the destination';
+
+-- The open quantity of a reference (PO line, transfer) in a bucket of a stream.
+CREATE FUNCTION inventory_events.open_quantity(sku text, location text, lot text, ref text, b inventory_events.bucket)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT coalesce(sum(CASE b WHEN 'inbound' THEN inventory_events.inbound(e.effect)
+                                   ELSE inventory_events.in_transit(e.effect) END), 0)::bigint
+          FROM inventory_events.event e
+         WHERE e.sku = open_quantity.sku AND e.location = open_quantity.location
+           AND e.lot = coalesce(open_quantity.lot, '') AND e.ref = open_quantity.ref);
+
+CREATE FUNCTION inventory_events.receive_transfer(sku text, to_location text, qty bigint, ref text,
+                                                  lot text DEFAULT NULL, source text DEFAULT NULL,
+                                                  idempotency_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    open bigint;
+    prior bigint := inventory_events.idempotent_event(source, idempotency_key);
+BEGIN
+    IF prior IS NOT NULL THEN
+        RETURN prior;
+    END IF;
+    PERFORM inventory_events.lock_skus(ARRAY[sku]);
+    PERFORM inventory_events.lock_streams(sku, ARRAY[to_location], coalesce(lot, ''));
+    open := inventory_events.open_quantity(sku, to_location, lot, ref, 'in_transit');
+    IF qty > open THEN
+        RAISE EXCEPTION 'transfer "%" has % of sku "%" in transit to location "%", not %', ref, open, sku, to_location, qty
+              USING ERRCODE = 'IE001';
+    END IF;
+    RETURN inventory_events.append(sku, to_location, 'transfer_received', qty, source => source,
+                                   idempotency_key => idempotency_key, lot => lot, ref => ref);
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.receive_transfer IS
+  'Completes (part of) a transfer: in_transit -> available at the destination';
+
+-- A receipt against a purchase-order line (ref): the line's open inbound
+-- quantity moves to available (never below zero); any excess is a plain receipt.
+CREATE FUNCTION inventory_events.receive_po(sku text, location text, qty bigint, ref text,
+                                            lot text DEFAULT NULL, source text DEFAULT NULL,
+                                            idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    matched bigint;
+    m       inventory_events.movement;
+BEGIN
+    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
+        RETURN;
+    END IF;
+    IF qty IS NULL OR qty <= 0 THEN
+        RAISE EXCEPTION 'invalid quantity %', qty
+              USING ERRCODE = 'invalid_parameter_value', DETAIL = 'The quantity must be positive.';
+    END IF;
+    PERFORM inventory_events.lock_skus(ARRAY[sku]);
+    PERFORM inventory_events.lock_streams(sku, ARRAY[location], coalesce(lot, ''));
+    matched := least(qty, greatest(inventory_events.open_quantity(sku, location, lot, ref, 'inbound'), 0));
+    IF matched > 0 THEN
+        m := (inventory_events.append(sku, location, 'moved', matched, source => source,
+                                      idempotency_key => idempotency_key, lot => lot, ref => ref,
+                                      from_bucket => 'inbound', to_bucket => 'available', reason => 'po receipt'),
+              'moved', sku, location, coalesce(lot, ''), matched);
+        RETURN NEXT m;
+    END IF;
+    IF qty > matched THEN
+        m := (inventory_events.append(sku, location, 'received', qty - matched, source => source,
+                                      idempotency_key => CASE WHEN matched > 0 THEN idempotency_key || '#2'
+                                                              ELSE idempotency_key END,
+                                      lot => lot, ref => ref, reason => 'po receipt beyond the open quantity'),
+              'received', sku, location, coalesce(lot, ''), qty - matched);
+        RETURN NEXT m;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.receive_po IS
+  'Receives against a purchase-order line: its open inbound quantity becomes available, any excess is received';
+
+CREATE FUNCTION inventory_events.receive_return(sku text, location text, qty bigint, ref text,
+                                                lot text DEFAULT NULL, channel text DEFAULT NULL,
+                                                reason text DEFAULT NULL, source text DEFAULT NULL,
+                                                idempotency_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+RETURN inventory_events.append(sku, location, 'returned', qty, source => source, idempotency_key => idempotency_key,
+                               lot => lot, ref => ref, channel => channel, reason => reason);
+COMMENT ON FUNCTION inventory_events.receive_return IS 'A customer return, into quarantine';
+
+CREATE FUNCTION inventory_events.dispose_return(sku text, location text, qty bigint, disposition text,
+                                                ref text DEFAULT NULL, lot text DEFAULT NULL,
+                                                source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF disposition IS NULL OR disposition NOT IN ('restock', 'write_off') THEN
+        RAISE EXCEPTION 'invalid disposition "%"', disposition
+              USING ERRCODE = 'invalid_parameter_value', HINT = 'A disposition is restock or write_off.';
+    END IF;
+    RETURN inventory_events.append(sku, location, 'moved', qty, source => source, idempotency_key => idempotency_key,
+                                   lot => lot, ref => ref, from_bucket => 'quarantine',
+                                   to_bucket => CASE disposition WHEN 'restock' THEN 'available'::inventory_events.bucket END,
+                                   reason => CASE disposition WHEN 'restock' THEN 'return restocked'
+                                                              ELSE 'return written off' END);
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.dispose_return IS
+  'Releases returned stock from quarantine: restock (to available) or write_off (out of the books)';
+
+-- ---------------------------------------------------------------------------
+-- Future availability (time-phased, cumulative ATP)
+-- ---------------------------------------------------------------------------
+
+-- Supply: today the pool (ATP of the channel's sourcing locations); later the
+-- open purchase-order lines (inbound) and transfers (in transit) to those
+-- locations on their expected dates (overdue ones today). Demand: the open
+-- backorders of the sku, which consume the earliest supply. A date's figure
+-- is the cumulative supply not consumed, through the channel's rules, so no
+-- unit is promised twice.
+CREATE FUNCTION inventory_events.availability_timeline(channel text, sku text, horizon interval DEFAULT NULL)
+RETURNS TABLE (available_on date, supply bigint, demand bigint, cumulative bigint, available bigint)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    c    inventory_events.channel;
-    pool bigint;
+    c        inventory_events.channel;
+    pos      record;
+    pending  bigint;
+    total    bigint := 0;
+    d        record;
+    last_day date;
 BEGIN
-    SELECT * INTO c FROM inventory_events.channel WHERE code = channel_availability.channel;
+    SELECT * INTO c FROM inventory_events.channel x WHERE x.code = availability_timeline.channel;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown channel "%"', channel_availability.channel
-              USING ERRCODE = 'foreign_key_violation',
-                    HINT = 'Add it to inventory_events.channel first.';
+        RAISE EXCEPTION 'unknown channel "%"', availability_timeline.channel
+              USING ERRCODE = 'foreign_key_violation', HINT = 'Add it to inventory_events.channel first.';
     END IF;
-    PERFORM FROM inventory_events.item i WHERE i.sku = channel_availability.sku;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown sku "%"', channel_availability.sku
-              USING ERRCODE = 'foreign_key_violation',
-                    HINT = 'Add it to inventory_events.item first; the ERP is the master of this data.';
+    IF NOT c.future_view THEN
+        RAISE EXCEPTION 'channel "%" has no future view', c.code
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Set future_view (and horizon) on the channel.';
     END IF;
-    SELECT coalesce(sum(b.atp), 0) INTO pool
-      FROM inventory_events.stock_by_location b
-      JOIN inventory_events.channel_location cl ON cl.location = b.location AND cl.channel = c.code
-     WHERE b.sku = channel_availability.sku;
-    RETURN inventory_events.channel_rules(pool, c);
+    IF horizon < interval '0' THEN
+        RAISE EXCEPTION 'invalid horizon %', horizon USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    last_day := (current_date + least(coalesce(horizon, c.horizon), c.horizon))::date;
+    pos := inventory_events.channel_position(c.code, sku);
+    SELECT coalesce(sum(x.backordered), 0) INTO pending
+      FROM inventory_events.reservation x WHERE x.sku = availability_timeline.sku;
+
+    FOR d IN
+        WITH open_refs AS (
+            SELECT e.location, e.lot, e.ref, max(e.expected_date) AS expected_date,
+                   sum(inventory_events.inbound(e.effect) + inventory_events.in_transit(e.effect)) AS open
+              FROM inventory_events.event e
+              JOIN inventory_events.channel_location cl ON cl.location = e.location AND cl.channel = c.code
+             WHERE e.sku = availability_timeline.sku
+               AND (inventory_events.inbound(e.effect) <> 0 OR inventory_events.in_transit(e.effect) <> 0)
+             GROUP BY e.location, e.lot, e.ref
+        ), supply AS (
+            SELECT current_date AS day, pos.pool AS qty
+            UNION ALL
+            SELECT greatest(coalesce(o.expected_date, current_date), current_date), o.open
+              FROM open_refs o
+             WHERE o.open > 0 AND coalesce(o.expected_date, current_date) <= last_day
+        )
+        SELECT s.day, sum(s.qty)::bigint AS qty FROM supply s GROUP BY s.day ORDER BY s.day
+    LOOP
+        available_on := d.day;
+        supply := d.qty;
+        demand := least(d.qty, pending);
+        pending := pending - demand;
+        total := total + supply - demand;
+        cumulative := total;
+        available := inventory_events.channel_rules(total, c, pos.velocity_buffer);
+        RETURN NEXT;
+    END LOOP;
 END;
 $$;
-COMMENT ON FUNCTION inventory_events.channel_availability(text, text) IS
-  'What a channel may show for a sku: its rules over the ATP of its sourcing locations, never negative';
-
-CREATE VIEW inventory_events.channel_stock AS
-SELECT c.code AS channel, b.sku, sum(b.atp)::bigint AS pool,
-       inventory_events.channel_rules(sum(b.atp)::bigint, c) AS available
-  FROM inventory_events.channel c
-  JOIN inventory_events.channel_location cl ON cl.channel = c.code
-  JOIN inventory_events.stock_by_location b ON b.location = cl.location
- GROUP BY c.code, b.sku;
-COMMENT ON VIEW inventory_events.channel_stock IS
-  'channel_availability for every channel and every sku stocked at its sourcing locations';
+COMMENT ON FUNCTION inventory_events.availability_timeline IS
+  'Cumulative availability by date for a channel with a future view: ATP now, open inbound and transfers by expected date, backorders consuming the earliest supply';
 
 -- ---------------------------------------------------------------------------
 -- Privileges
@@ -685,23 +1362,41 @@ BEGIN
                     inventory_events.sku_position_as_of(text, timestamptz),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
                     inventory_events.channel_availability(text, text),
-                    inventory_events.channel_rules(bigint, inventory_events.channel),
+                    inventory_events.channel_position(text, text),
+                    inventory_events.channel_rules(bigint, inventory_events.channel, bigint),
+                    inventory_events.availability_timeline(text, text, interval),
                     inventory_events.shared_state() TO %s', r);
     IF access IN ('writer', 'admin') THEN
         -- writer: append through the functions; never write the log directly
         EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.append(text, text, inventory_events.event_type,
                         bigint, text, text, timestamptz, text, text, text, text, bigint, jsonb, inventory_events.bucket,
                         inventory_events.bucket, text, date, bigint, uuid, uuid),
-                        inventory_events.ingest(jsonb), inventory_events.ingest_staged(integer) TO %s', r);
+                        inventory_events.ingest(jsonb), inventory_events.ingest_staged(integer),
+                        inventory_events.reserve(text, text, bigint, text, text, timestamptz, text, text),
+                        inventory_events.reserve_lines(jsonb),
+                        inventory_events.release(text, text, bigint, text, text, text),
+                        inventory_events.pick(text, text, bigint, text, text, text),
+                        inventory_events.ship(text, text, bigint, text, text),
+                        inventory_events.pick_short(text, text, bigint, text, text, text, text),
+                        inventory_events.expire_reservations(integer),
+                        inventory_events.fill_backorders(text),
+                        inventory_events.transfer(text, text, text, bigint, text, date, text, text, text),
+                        inventory_events.receive_transfer(text, text, bigint, text, text, text, text),
+                        inventory_events.receive_po(text, text, bigint, text, text, text, text),
+                        inventory_events.receive_return(text, text, bigint, text, text, text, text, text, text),
+                        inventory_events.dispose_return(text, text, bigint, text, text, text, text, text)
+                        TO %s', r);
         EXECUTE format('GRANT INSERT ON inventory_events.event_staging TO %s', r);
     END IF;
     IF access = 'admin' THEN
         -- admin: master data, repairs
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON inventory_events.item, inventory_events.item_uom,
                         inventory_events.location, inventory_events.lot, inventory_events.channel,
-                        inventory_events.channel_location TO %s', r);
+                        inventory_events.channel_location, inventory_events.kit_component TO %s', r);
+        EXECUTE format('GRANT UPDATE (resolved_at) ON inventory_events.exception TO %s', r);
         EXECUTE format('GRANT DELETE ON inventory_events.dead_letter TO %s', r);
         EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.rebuild(integer),
+                        inventory_events.resolve_exception(bigint),
                         inventory_events.report_progress(text) TO %s', r);
     END IF;
 END;

@@ -3,6 +3,8 @@ CREATE EXTENSION inventory_events;
 SET search_path = inventory_events, public;
 INSERT INTO item (sku) VALUES ('A');
 INSERT INTO location (code) VALUES ('W1');
+INSERT INTO channel (code) VALUES ('web');
+INSERT INTO channel_location (channel, location) VALUES ('web', 'W1');
 SELECT append('A', 'W1', 'received', 5);
 
 CREATE ROLE ie_nobody;
@@ -40,6 +42,8 @@ SELECT pg_temp.try($$SELECT inventory_events.channel_availability('web', 'A')$$)
 SELECT pg_temp.try($$SELECT inventory_events.append('A', 'W1', 'received', 1)$$);
 SELECT pg_temp.try($$SELECT inventory_events.ingest('[]')$$);
 SELECT pg_temp.try($$INSERT INTO inventory_events.item (sku) VALUES ('B')$$);
+SELECT pg_temp.try($$SELECT * FROM inventory_events.reserve('web', 'A', 1, 'o-1')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM inventory_events.exception_aging$$);
 RESET ROLE;
 
 -- A writer (a WMS connector) appends, but cannot rewrite history, touch
@@ -49,6 +53,10 @@ SELECT pg_temp.try($$SELECT inventory_events.append('A', 'W1', 'received', 1)$$)
 SELECT pg_temp.try($$SELECT inventory_events.ingest('[{"sku":"A","location":"W1","event_type":"received","qty":1}]')$$);
 SELECT pg_temp.try($$INSERT INTO inventory_events.event_staging (sku, location, event_type, qty) VALUES ('A', 'W1', 'received', 1)$$);
 SELECT pg_temp.try($$SELECT inventory_events.ingest_staged()$$);
+SELECT pg_temp.try($$SELECT * FROM inventory_events.reserve('web', 'A', 1, 'o-1')$$);
+SELECT pg_temp.try($$SELECT * FROM inventory_events.pick('web', 'o-1')$$);
+SELECT pg_temp.try($$UPDATE inventory_events.reservation SET backordered = 0$$);
+SELECT pg_temp.try($$SELECT inventory_events.fill_backorders()$$);
 SELECT pg_temp.try($$INSERT INTO inventory_events.event (sku, location, version, event_type, qty, uom, uom_qty, effect, occurred_at, correlation_id, causation_id) VALUES ('A','W1',9,'received',1,'EA',1,'()',now(),gen_random_uuid(),gen_random_uuid())$$);
 SELECT pg_temp.try($$UPDATE inventory_events.event SET qty = 0$$);
 SELECT pg_temp.try($$DELETE FROM inventory_events.event$$);
@@ -67,6 +75,8 @@ SELECT pg_temp.try($$SELECT inventory_events.append('B', 'W2', 'received', 1)$$)
 SELECT pg_temp.try($$SELECT inventory_events.rebuild()$$);
 SELECT pg_temp.try($$UPDATE inventory_events.event SET qty = 0$$);
 SELECT pg_temp.try($$SELECT inventory_events.grant_access('ie_nobody', 'admin')$$);
+SELECT pg_temp.try($$INSERT INTO inventory_events.kit_component (kit, component) VALUES ('B', 'A')$$);
+SELECT pg_temp.try($$SELECT inventory_events.resolve_exception(1)$$);
 RESET ROLE;
 
 SELECT sku, available, version FROM stock;

@@ -74,7 +74,9 @@ ie_catalog_relcache_callback(Datum arg, Oid relid)
 	if (relid == InvalidOid ||
 		relid == cat.event_rel || relid == cat.stock_rel || relid == cat.item_rel ||
 		relid == cat.item_uom_rel || relid == cat.location_rel || relid == cat.lot_rel ||
-		relid == cat.channel_rel || relid == cat.dead_letter_rel)
+		relid == cat.channel_rel || relid == cat.dead_letter_rel ||
+		relid == cat.kit_component_rel || relid == cat.channel_location_rel || relid == cat.reservation_rel ||
+		relid == cat.allocation_rel || relid == cat.exception_rel)
 	{
 		cat_valid = false;
 		master_cache_reset();
@@ -301,6 +303,26 @@ static const char *const stock_columns[Natts_ie_stock] = {
 	"in_transit", "inbound", "on_hand", "safety_stock", "version", "last_event_id", "updated_at"
 };
 
+static const char *const channel_columns[Natts_ie_channel] = {
+	"code", "kind", "description", "buffer_fixed", "buffer_pct", "allocation_pct", "cap",
+	"publish_interval", "allow_backorders", "allow_split", "future_view", "horizon",
+	"velocity_buffer", "velocity_window"
+};
+
+static const char *const reservation_columns[Natts_ie_reservation] = {
+	"id", "channel", "ref", "sku", "qty", "backordered", "cancelled", "location", "expires_at",
+	"source", "idempotency_key", "created_at"
+};
+
+static const char *const allocation_columns[Natts_ie_allocation] = {
+	"id", "reservation_id", "sku", "location", "lot", "per_unit", "qty", "reserved", "picked",
+	"shipped", "released", "short", "event_id", "created_at"
+};
+
+static const char *const exception_columns[Natts_ie_exception] = {
+	"id", "kind", "sku", "location", "channel", "ref", "detail", "created_at", "resolved_at"
+};
+
 const IeCatalog *
 ie_catalog(void)
 {
@@ -334,6 +356,18 @@ ie_catalog(void)
 	cat.channel_rel = lookup_rel("channel");
 	cat.channel_pkey = lookup_rel("channel_pkey");
 	cat.dead_letter_rel = lookup_rel("dead_letter");
+	cat.channel_location_rel = lookup_rel("channel_location");
+	cat.channel_location_pkey = lookup_rel("channel_location_pkey");
+	cat.kit_component_rel = lookup_rel("kit_component");
+	cat.kit_component_pkey = lookup_rel("kit_component_pkey");
+	cat.reservation_rel = lookup_rel("reservation");
+	cat.reservation_pkey = lookup_rel("reservation_pkey");
+	cat.reservation_idempotency_idx = lookup_rel("reservation_idempotency_key");
+	cat.reservation_backorder_idx = lookup_rel("reservation_backorder_idx");
+	cat.reservation_recent_idx = lookup_rel("reservation_recent_idx");
+	cat.allocation_rel = lookup_rel("allocation");
+	cat.allocation_reservation_idx = lookup_rel("allocation_reservation_idx");
+	cat.exception_rel = lookup_rel("exception");
 	cat.event_type_typid = lookup_type("event_type");
 	cat.bucket_typid = lookup_type("bucket");
 	for (int i = 0; i < IE_NUM_EVENT_TYPES; i++)
@@ -342,6 +376,10 @@ ie_catalog(void)
 		cat.bucket_label[i] = lookup_label(cat.bucket_typid, ie_bucket_names[i]);
 	check_columns(cat.event_rel, Natts_ie_event, event_columns);
 	check_columns(cat.stock_rel, Natts_ie_stock, stock_columns);
+	check_columns(cat.channel_rel, Natts_ie_channel, channel_columns);
+	check_columns(cat.reservation_rel, Natts_ie_reservation, reservation_columns);
+	check_columns(cat.allocation_rel, Natts_ie_allocation, allocation_columns);
+	check_columns(cat.exception_rel, Natts_ie_exception, exception_columns);
 
 	cat_valid = true;
 	return &cat;

@@ -33,6 +33,18 @@ typedef struct IeCatalog
 	Oid			lot_pkey;
 	Oid			channel_rel;
 	Oid			channel_pkey;
+	Oid			channel_location_rel;
+	Oid			channel_location_pkey;	/* (channel, location) */
+	Oid			kit_component_rel;
+	Oid			kit_component_pkey; /* (kit, component) */
+	Oid			reservation_rel;
+	Oid			reservation_pkey;
+	Oid			reservation_idempotency_idx;	/* (source, idempotency_key) */
+	Oid			reservation_backorder_idx;	/* (sku, id) where backordered > 0 */
+	Oid			reservation_recent_idx; /* (sku, created_at) */
+	Oid			allocation_rel;
+	Oid			allocation_reservation_idx; /* (reservation_id, id) */
+	Oid			exception_rel;
 	Oid			dead_letter_rel;
 	Oid			event_type_typid;
 	Oid			bucket_typid;
@@ -85,6 +97,86 @@ enum
 	Anum_ie_stock_updated_at,
 	Natts_ie_stock = Anum_ie_stock_updated_at
 };
+
+/* Attribute numbers of inventory_events.channel (checked when the cache loads). */
+enum
+{
+	Anum_ie_channel_code = 1,
+	Anum_ie_channel_kind,
+	Anum_ie_channel_description,
+	Anum_ie_channel_buffer_fixed,
+	Anum_ie_channel_buffer_pct,
+	Anum_ie_channel_allocation_pct,
+	Anum_ie_channel_cap,
+	Anum_ie_channel_publish_interval,
+	Anum_ie_channel_allow_backorders,
+	Anum_ie_channel_allow_split,
+	Anum_ie_channel_future_view,
+	Anum_ie_channel_horizon,
+	Anum_ie_channel_velocity_buffer,
+	Anum_ie_channel_velocity_window,
+	Natts_ie_channel = Anum_ie_channel_velocity_window
+};
+
+/* ... of inventory_events.reservation */
+enum
+{
+	Anum_ie_reservation_id = 1,
+	Anum_ie_reservation_channel,
+	Anum_ie_reservation_ref,
+	Anum_ie_reservation_sku,
+	Anum_ie_reservation_qty,
+	Anum_ie_reservation_backordered,
+	Anum_ie_reservation_cancelled,
+	Anum_ie_reservation_location,
+	Anum_ie_reservation_expires_at,
+	Anum_ie_reservation_source,
+	Anum_ie_reservation_idempotency_key,
+	Anum_ie_reservation_created_at,
+	Natts_ie_reservation = Anum_ie_reservation_created_at
+};
+
+/* ... of inventory_events.allocation */
+enum
+{
+	Anum_ie_allocation_id = 1,
+	Anum_ie_allocation_reservation_id,
+	Anum_ie_allocation_sku,
+	Anum_ie_allocation_location,
+	Anum_ie_allocation_lot,
+	Anum_ie_allocation_per_unit,
+	Anum_ie_allocation_qty,
+	Anum_ie_allocation_reserved,
+	Anum_ie_allocation_picked,
+	Anum_ie_allocation_shipped,
+	Anum_ie_allocation_released,
+	Anum_ie_allocation_short,
+	Anum_ie_allocation_event_id,
+	Anum_ie_allocation_created_at,
+	Natts_ie_allocation = Anum_ie_allocation_created_at
+};
+
+/* ... of inventory_events.exception */
+enum
+{
+	Anum_ie_exception_id = 1,
+	Anum_ie_exception_kind,
+	Anum_ie_exception_sku,
+	Anum_ie_exception_location,
+	Anum_ie_exception_channel,
+	Anum_ie_exception_ref,
+	Anum_ie_exception_detail,
+	Anum_ie_exception_created_at,
+	Anum_ie_exception_resolved_at,
+	Natts_ie_exception = Anum_ie_exception_resolved_at
+};
+
+/* ... of channel_location, kit_component and lot */
+#define Anum_ie_channel_location_location 2
+#define Anum_ie_channel_location_priority 3
+#define Anum_ie_kit_component_component 2
+#define Anum_ie_kit_component_qty 3
+#define Anum_ie_lot_expires_on 3
 
 /* Attribute numbers of inventory_events.item used in C. */
 #define Anum_ie_item_base_uom 3

@@ -17,5 +17,7 @@
 #define ERRCODE_IE_IDEMPOTENCY_CONFLICT MAKE_SQLSTATE('I','E','0','0','3')
 /* IE004: UPDATE, DELETE or TRUNCATE of the append-only event log */
 #define ERRCODE_IE_APPEND_ONLY			MAKE_SQLSTATE('I','E','0','0','4')
+/* IE005: a reservation beyond what the channel shows (or a location holds) */
+#define ERRCODE_IE_RESERVATION_REFUSED	MAKE_SQLSTATE('I','E','0','0','5')
 
 #endif							/* IE_ERRORS_H */

@@ -36,6 +36,7 @@
 
 #include "catalog.h"
 #include "log.h"
+#include "reserve.h"
 #include "state.h"
 
 static void
@@ -230,41 +231,37 @@ dead_letter(JsonbValue *elem, int ordinal, ErrorData *edata)
 
 	ExecSimpleRelationInsert(w->rri, w->estate, slot);
 	ie_writer_done(w);
+
+	ie_record_exception("dead_letter", element_string(elem, "sku"), element_string(elem, "location"),
+						element_string(elem, "channel"), element_string(elem, "ref"),
+						edata->message ? edata->message : "");
 }
 
-/* Idempotency locks sort before stream locks, as append() takes them. */
+/* The event type named by an element, or -1. */
 static int
-lock_order(uint16 kind)
+element_event_type(JsonbValue *elem)
 {
-	return kind == IE_LOCK_IDEMPOTENCY ? 0 : 1;
-}
+	text	   *t = element_string(elem, "event_type");
+	char	   *name = t ? text_to_cstring(t) : NULL;
 
-static int
-locktag_cmp(const void *a, const void *b)
-{
-	const LOCKTAG *x = a;
-	const LOCKTAG *y = b;
-
-	if (lock_order(x->locktag_field4) != lock_order(y->locktag_field4))
-		return lock_order(x->locktag_field4) - lock_order(y->locktag_field4);
-	if (x->locktag_field2 != y->locktag_field2)
-		return x->locktag_field2 < y->locktag_field2 ? -1 : 1;
-	if (x->locktag_field3 != y->locktag_field3)
-		return x->locktag_field3 < y->locktag_field3 ? -1 : 1;
-	return 0;
+	for (int i = 0; name && i < IE_NUM_EVENT_TYPES; i++)
+		if (strcmp(name, ie_event_type_names[i]) == 0)
+			return i;
+	return -1;
 }
 
 /*
- * Takes every idempotency and stream lock the batch will need, in one global
- * order (all idempotency keys, then all streams, each sorted by hash), before
- * applying anything. Two batches touching the same streams in different
- * orders then wait for each other instead of deadlocking. Elements whose keys
- * cannot be read are left to fail validation.
+ * Takes every lock the batch will need in the global order (idempotency keys,
+ * then skus of events that may raise ATP, then streams; see
+ * ie_lock_tags_in_order) before applying anything. Two batches touching the
+ * same streams in different orders then wait for each other instead of
+ * deadlocking. Elements whose keys cannot be read are left to fail
+ * validation.
  */
 static void
 lock_batch_in_order(Jsonb *events, int n)
 {
-	LOCKTAG    *tags = palloc(sizeof(LOCKTAG) * n * 2);
+	LOCKTAG    *tags = palloc(sizeof(LOCKTAG) * n * 3);
 	int			ntags = 0;
 
 	for (int i = 0; i < n; i++)
@@ -275,12 +272,21 @@ lock_batch_in_order(Jsonb *events, int n)
 		text	   *lot = element_string(elem, "lot");
 		text	   *source = element_string(elem, "source");
 		text	   *key = element_string(elem, "idempotency_key");
+		text	   *to = element_string(elem, "to_bucket");
 
 		if (key)
 		{
 			Datum		k[2] = {PointerGetDatum(source ? source : cstring_to_text("")), PointerGetDatum(key)};
 
 			ie_lock_tag(IE_LOCK_IDEMPOTENCY, 2, k, &tags[ntags++]);
+		}
+		if (sku && ie_may_raise_atp(element_event_type(elem),
+									to && strcmp(text_to_cstring(to), "available") == 0 ?
+									IE_BUCKET_AVAILABLE : IE_BUCKET_OUTSIDE))
+		{
+			Datum		k[1] = {PointerGetDatum(sku)};
+
+			ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[ntags++]);
 		}
 		if (sku && location)
 		{
@@ -290,13 +296,7 @@ lock_batch_in_order(Jsonb *events, int n)
 			ie_lock_tag(IE_LOCK_STREAM, 3, k, &tags[ntags++]);
 		}
 	}
-	qsort(tags, ntags, sizeof(LOCKTAG), locktag_cmp);
-	for (int i = 0; i < ntags; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (i == 0 || locktag_cmp(&tags[i - 1], &tags[i]) != 0)
-			(void) LockAcquire(&tags[i], ExclusiveLock, false, false);
-	}
+	ie_lock_tags_in_order(tags, ntags);
 	pfree(tags);
 }
 

@@ -34,6 +34,7 @@
 #include "catalog.h"
 #include "errors.h"
 #include "log.h"
+#include "reserve.h"
 #include "shmem.h"
 
 static bool ie_allow_history_rewrite = false;
@@ -49,6 +50,30 @@ ie_log_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+}
+
+/*
+ * Can an event of this type raise the ATP of its sku? Such events take the
+ * sku lock and fill the sku's backorders. (A moved event's to_bucket decides;
+ * a safety_stock_set may lower the safety stock.)
+ */
+bool
+ie_may_raise_atp(int event_type, int to_bucket)
+{
+	switch (event_type)
+	{
+		case IE_EV_RECEIVED:
+		case IE_EV_ADJUSTED:
+		case IE_EV_COUNTED:
+		case IE_EV_RELEASED:
+		case IE_EV_TRANSFER_RECEIVED:
+		case IE_EV_SAFETY_STOCK_SET:
+			return true;
+		case IE_EV_MOVED:
+			return to_bucket == IE_BUCKET_AVAILABLE;
+		default:
+			return false;
+	}
 }
 
 void
@@ -186,27 +211,32 @@ retry_mismatch(const IePreparedEvent *p, TupleTableSlot *slot)
 }
 
 /*
- * Settles idempotency: under a lock on (source, key), an event already
- * recorded with that key is found even if its transaction committed after
- * our snapshot was taken (the lock is held until commit, so SnapshotSelf sees
- * it). Returns true when p is a retry of an existing event.
+ * Takes the lock on (source, key) and looks for an event recorded under it:
+ * under the lock, one recorded by a transaction that committed after our
+ * snapshot was taken is found too (SnapshotSelf).
  */
 static bool
-settle_idempotency(IePreparedEvent *p)
+idempotent_lookup(Relation rel, text *source, text *key, TupleTableSlot *slot)
 {
-	const IeCatalog *c = ie_catalog();
-	Datum		keys[2] = {PointerGetDatum(p->source), PointerGetDatum(p->in->idempotency_key)};
-	Relation	rel;
+	Datum		keys[2] = {PointerGetDatum(source), PointerGetDatum(key)};
 	Relation	idx;
-	TupleTableSlot *slot;
 	bool		found;
 
 	ie_lock_key(IE_LOCK_IDEMPOTENCY, 2, keys);
-
-	rel = table_open(c->event_rel, AccessShareLock);
-	idx = index_open(c->event_idempotency_idx, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
+	idx = index_open(ie_catalog()->event_idempotency_idx, AccessShareLock);
 	found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, text2, slot);
+	index_close(idx, AccessShareLock);
+	return found;
+}
+
+/* Settles idempotency: true when p is a retry of an existing event. */
+static bool
+settle_idempotency(IePreparedEvent *p)
+{
+	Relation	rel = table_open(ie_catalog()->event_rel, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool		found = idempotent_lookup(rel, p->source, p->in->idempotency_key, slot);
+
 	if (found)
 	{
 		const char *field = retry_mismatch(p, slot);
@@ -224,9 +254,38 @@ settle_idempotency(IePreparedEvent *p)
 					 errhint("Use a new idempotency key for a new event.")));
 	}
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/*
+ * inventory_events.idempotent_event(source, idempotency_key) returns bigint:
+ * takes the key's lock and returns the id of the event recorded under it, or
+ * null. Operations that append several events check their key with it first.
+ */
+PG_FUNCTION_INFO_V1(ie_idempotent_event);
+Datum
+ie_idempotent_event(PG_FUNCTION_ARGS)
+{
+	Relation	rel;
+	TupleTableSlot *slot;
+	bool		found;
+	bool		isnull;
+	int64		id = 0;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	rel = table_open(ie_catalog()->event_rel, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	found = idempotent_lookup(rel, PG_ARGISNULL(0) ? cstring_to_text("") : PG_GETARG_TEXT_PP(0),
+							  PG_GETARG_TEXT_PP(1), slot);
+	if (found)
+		id = DatumGetInt64(slot_getattr(slot, Anum_ie_event_id, &isnull));
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(id);
 }
 
 /* On-hand of a stream as of business time t: its events with occurred_at <= t. */
@@ -399,6 +458,13 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 		return;
 	}
 
+	/*
+	 * An event that may raise the sku's ATP may fill its backorders, which
+	 * needs the sku lock; take it before the stream lock (the global order).
+	 */
+	if (ie_may_raise_atp(type, p->to_bucket))
+		ie_lock_sku(in->sku);
+
 	/* Under the stream lock: version check, then the effect. */
 	ie_lock_stream(&p->key);
 	ie_read_stock(&p->key, &row);
@@ -455,6 +521,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 
 	/* Overflow of the resulting position is the event's fault: refuse it here. */
 	ie_position_add(&row.pos, &p->effect);
+	p->available_after = row.pos.q[IE_BUCKET_AVAILABLE];
 
 	p->version = row.version + 1;
 }
@@ -555,6 +622,16 @@ ie_insert_event(const IePreparedEvent *p)
 
 	if (ie_shared)
 		pg_atomic_fetch_add_u64(&ie_shared->events_appended, 1);
+
+	/* Physical truth (a count, an adjustment) took available below zero. */
+	if (p->available_after < 0 && p->effect.q[IE_BUCKET_AVAILABLE] < 0)
+		ie_record_exception("negative_available", in->sku, in->location, in->channel, in->ref,
+							psprintf("event %lld left available at %lld", (long long) id,
+									 (long long) p->available_after));
+
+	/* More ATP: the sku's backorders come first (this holds the sku lock). */
+	if (p->effect.q[IE_BUCKET_AVAILABLE] > 0 || in->event_type == IE_EV_SAFETY_STOCK_SET)
+		ie_fill_backorders(in->sku);
 	return id;
 }
 

@@ -57,10 +57,12 @@ typedef struct IePreparedEvent
 	StockPosition effect;
 	TimestampTz occurred_at;
 	int64		version;		/* the stream version this event takes */
+	int64		available_after;	/* the stream's available once applied */
 	bool		duplicate;		/* idempotent retry of event existing_id */
 	int64		existing_id;
 } IePreparedEvent;
 
+extern bool ie_may_raise_atp(int event_type, int to_bucket);
 extern void ie_input_init(IeEventInput *in);
 extern void ie_prepare_event(const IeEventInput *in, IePreparedEvent *p);
 extern int64 ie_insert_event(const IePreparedEvent *p);

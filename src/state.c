@@ -21,6 +21,8 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "catalog/dependency.h"
+#include "commands/sequence.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "commands/trigger.h"
@@ -81,7 +83,7 @@ static struct
 {
 	bool		active;
 	MemoryContext cxt;
-	IeWriter	writers[3];		/* event, stock, dead_letter */
+	IeWriter	writers[8];		/* event, stock, dead_letter, reservations, ... */
 	int			nwriters;
 }			batch;
 
@@ -200,6 +202,106 @@ ie_lock_stream(const IeStreamKey *key)
 	Datum		texts[3] = {key->sku, key->location, key->lot};
 
 	ie_lock_key(IE_LOCK_STREAM, 3, texts);
+}
+
+/* Reservations and every event that may raise a sku's ATP take this first. */
+void
+ie_lock_sku(text *sku)
+{
+	Datum		texts[1] = {PointerGetDatum(sku)};
+
+	ie_lock_key(IE_LOCK_SKU, 1, texts);
+}
+
+static int
+lock_rank(uint16 kind)
+{
+	return kind == IE_LOCK_IDEMPOTENCY ? 0 : kind == IE_LOCK_SKU ? 1 : 2;
+}
+
+static int
+locktag_cmp(const void *a, const void *b)
+{
+	const LOCKTAG *x = a;
+	const LOCKTAG *y = b;
+
+	if (lock_rank(x->locktag_field4) != lock_rank(y->locktag_field4))
+		return lock_rank(x->locktag_field4) - lock_rank(y->locktag_field4);
+	if (x->locktag_field2 != y->locktag_field2)
+		return x->locktag_field2 < y->locktag_field2 ? -1 : 1;
+	if (x->locktag_field3 != y->locktag_field3)
+		return x->locktag_field3 < y->locktag_field3 ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Takes the given locks (from ie_lock_tag) in the global order, each once.
+ * Two calls needing overlapping sets then wait for each other instead of
+ * deadlocking. Sorts tags in place.
+ */
+void
+ie_lock_tags_in_order(LOCKTAG *tags, int ntags)
+{
+	qsort(tags, ntags, sizeof(LOCKTAG), locktag_cmp);
+	for (int i = 0; i < ntags; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (i == 0 || locktag_cmp(&tags[i - 1], &tags[i]) != 0)
+			(void) LockAcquire(&tags[i], ExclusiveLock, false, false);
+	}
+}
+
+/* The next value of the identity column (the first column) of relid. */
+int64
+ie_next_identity(Oid relid)
+{
+	return nextval_internal(getIdentitySequence(relid, 1, false), false);
+}
+
+/*
+ * Inserts a row through the executor's simple-relation routine: constraints,
+ * indexes, and the after-row triggers (foreign key checks) fired at once.
+ */
+void
+ie_row_insert(Oid relid, const Datum *values, const bool *nulls)
+{
+	IeWriter	local;
+	IeWriter   *w = ie_writer_get(relid, &local);
+	int			natts = RelationGetDescr(w->rel)->natts;
+
+	memcpy(w->slot->tts_values, values, sizeof(Datum) * natts);
+	memcpy(w->slot->tts_isnull, nulls, sizeof(bool) * natts);
+	ExecStoreVirtualTuple(w->slot);
+	AfterTriggerBeginQuery();
+	ExecSimpleRelationInsert(w->rri, w->estate, w->slot);
+	AfterTriggerEndQuery(w->estate);
+	ie_writer_done(w);
+}
+
+/*
+ * Replaces the row at tid, which the caller read with SnapshotSelf while
+ * holding the lock that serialises every writer of that row (a sku lock).
+ * Only non-key columns change, so no foreign key checks are due; the
+ * constraints are checked and index entries (partial indexes included) made.
+ */
+void
+ie_row_update(Oid relid, ItemPointer tid, const Datum *values, const bool *nulls)
+{
+	IeWriter	local;
+	IeWriter   *w = ie_writer_get(relid, &local);
+	int			natts = RelationGetDescr(w->rel)->natts;
+	bool		update_indexes;
+
+	memcpy(w->slot->tts_values, values, sizeof(Datum) * natts);
+	memcpy(w->slot->tts_isnull, nulls, sizeof(bool) * natts);
+	ExecStoreVirtualTuple(w->slot);
+	if (w->rel->rd_att->constr)
+		ExecConstraints(w->rri, w->slot, w->estate);
+	simple_table_tuple_update(w->rel, tid, w->slot, w->estate->es_snapshot, &update_indexes);
+	if (update_indexes)
+		ExecInsertIndexTuples(w->rri, w->slot, w->estate, true, false, NULL, NIL);
+	ie_writer_done(w);
+	CommandCounterIncrement();
 }
 
 static const RegProcedure stream_keyprocs[3] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ};

@@ -16,6 +16,14 @@
 /* locktag_field4 values of our advisory-type locks (user locks use 1 and 2). */
 #define IE_LOCK_STREAM		0x4945
 #define IE_LOCK_IDEMPOTENCY 0x4946
+#define IE_LOCK_SKU			0x4947
+
+/*
+ * The global lock order: every call that takes several of these locks takes
+ * all idempotency locks, then all sku locks, then all stream locks, each kind
+ * sorted by its tag (ie_lock_tags_in_order). A single append takes at most
+ * one of each, in that order.
+ */
 
 /* A stream is (sku, location, lot); lot is '' for items without lots. */
 typedef struct IeStreamKey
@@ -58,6 +66,12 @@ extern void ie_batch_abandon(void);
 extern void ie_lock_tag(uint16 kind, int ntexts, const Datum *texts, LOCKTAG *tag);
 extern void ie_lock_key(uint16 kind, int ntexts, const Datum *texts);
 extern void ie_lock_stream(const IeStreamKey *key);
+extern void ie_lock_sku(text *sku);
+extern void ie_lock_tags_in_order(LOCKTAG *tags, int ntags);
+
+extern int64 ie_next_identity(Oid relid);
+extern void ie_row_insert(Oid relid, const Datum *values, const bool *nulls);
+extern void ie_row_update(Oid relid, ItemPointer tid, const Datum *values, const bool *nulls);
 extern void ie_read_stock(const IeStreamKey *key, IeStockRow *row);
 
 #endif							/* IE_STATE_H */

@@ -1,0 +1,516 @@
+/*
+ * channel.c
+ *		Channel rules and availability.
+ *
+ * A channel shows, for a sku, its rules applied over a pool: the ATP of its
+ * sourcing locations (available of unexpired lots minus safety stock, never
+ * below zero per location). The rules: the allocation share of the pool
+ * (rounded down), minus the fixed buffer, the percentage buffer (of the
+ * share, rounded up) and the velocity buffer, at most the cap, never below
+ * zero. A kit shows the least, over its components, of what each component's
+ * availability supplies.
+ *
+ * Everything is read from the stock rows (one per stream), so the cost does
+ * not depend on the length of the event log. Readers that must not be
+ * overtaken (reserve) call this holding the sku lock and the stream locks;
+ * rows are read with SnapshotSelf, which under those locks is the latest
+ * committed state plus our own changes; the SQL functions read the same way
+ * and so may see a change committed after the statement began.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/executor.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "catalog/pg_collation.h"
+#include "utils/builtins.h"
+#include "utils/varlena.h"
+#include "utils/fmgroids.h"
+#include "utils/numeric.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "channel.h"
+#include "state.h"
+
+static const RegProcedure text1[1] = {F_TEXTEQ};
+static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
+
+static int64
+interval_us(Datum d)
+{
+	Interval   *i = DatumGetIntervalP(d);
+
+	return i->time + ((int64) i->month * DAYS_PER_MONTH + i->day) * USECS_PER_DAY;
+}
+
+static bool
+numeric_equals(Datum n, int64 v)
+{
+	return DatumGetBool(DirectFunctionCall2(numeric_eq, n, NumericGetDatum(int64_to_numeric(v))));
+}
+
+static int
+source_cmp(const void *a, const void *b)
+{
+	const IeSource *x = a;
+	const IeSource *y = b;
+
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	return varstr_cmp(VARDATA_ANY(x->location), VARSIZE_ANY_EXHDR(x->location),
+					  VARDATA_ANY(y->location), VARSIZE_ANY_EXHDR(y->location), C_COLLATION_OID);
+}
+
+/* Reads a channel and its sourcing locations; false when there is no such channel. */
+bool
+ie_channel_load(text *code, IeChannel *ch)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	Datum		keys[1] = {PointerGetDatum(code)};
+	IndexScanDesc scan;
+	bool		found;
+	int			max = 4;
+
+	memset(ch, 0, sizeof(*ch));
+	rel = table_open(c->channel_rel, AccessShareLock);
+	idx = index_open(c->channel_pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	found = ie_index_lookup(rel, idx, SnapshotSelf, 1, keys, text1, slot);
+	if (found)
+	{
+		slot_getallattrs(slot);
+#define V(att) (slot->tts_values[(att) - 1])
+		ch->code = DatumGetTextPCopy(V(Anum_ie_channel_code));
+		ch->buffer_fixed = DatumGetInt64(V(Anum_ie_channel_buffer_fixed));
+		ch->buffer_pct = PointerGetDatum(DatumGetNumericCopy(V(Anum_ie_channel_buffer_pct)));
+		ch->allocation_pct = PointerGetDatum(DatumGetNumericCopy(V(Anum_ie_channel_allocation_pct)));
+		ch->has_cap = !slot->tts_isnull[Anum_ie_channel_cap - 1];
+		ch->cap = ch->has_cap ? DatumGetInt64(V(Anum_ie_channel_cap)) : 0;
+		ch->publish_interval_us = interval_us(V(Anum_ie_channel_publish_interval));
+		ch->allow_backorders = DatumGetBool(V(Anum_ie_channel_allow_backorders));
+		ch->allow_split = DatumGetBool(V(Anum_ie_channel_allow_split));
+		ch->velocity_buffer = DatumGetBool(V(Anum_ie_channel_velocity_buffer));
+		ch->velocity_window_us = interval_us(V(Anum_ie_channel_velocity_window));
+#undef V
+		ch->full_allocation = numeric_equals(ch->allocation_pct, 100);
+		ch->no_pct_buffer = numeric_equals(ch->buffer_pct, 0);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	if (!found)
+		return false;
+
+	/* Sourcing locations. */
+	rel = table_open(c->channel_location_rel, AccessShareLock);
+	idx = index_open(c->channel_location_pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	ch->sources = palloc(sizeof(IeSource) * max);
+	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, text1);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		if (ch->nsources == max)
+		{
+			max *= 2;
+			ch->sources = repalloc(ch->sources, sizeof(IeSource) * max);
+		}
+		ch->sources[ch->nsources].location =
+			DatumGetTextPCopy(slot_getattr(slot, Anum_ie_channel_location_location, &isnull));
+		ch->sources[ch->nsources].priority =
+			DatumGetInt32(slot_getattr(slot, Anum_ie_channel_location_priority, &isnull));
+		ch->nsources++;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	qsort(ch->sources, ch->nsources, sizeof(IeSource), source_cmp);
+	return true;
+}
+
+void
+ie_channel_require(text *code, IeChannel *ch)
+{
+	if (!ie_channel_load(code, ch))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("unknown channel \"%s\"", text_to_cstring(code)),
+				 errhint("Add it to inventory_events.channel first.")));
+}
+
+static int64
+numeric_to_int64(Datum n)
+{
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8, n));
+}
+
+/*
+ * The channel's rules over a pool. Shares and percentage buffers are
+ * computed in numeric, exactly: floor(pool * allocation_pct / 100) and
+ * ceil(share * buffer_pct / 100).
+ */
+int64
+ie_channel_rules(const IeChannel *ch, int64 pool, int64 velocity_buffer)
+{
+	Datum		hundred = NumericGetDatum(int64_to_numeric(100));
+	int64		share = Max(pool, 0);
+	int64		result;
+
+	if (share > 0 && !ch->full_allocation)
+		share = numeric_to_int64(DirectFunctionCall2(numeric_div_trunc,
+													 DirectFunctionCall2(numeric_mul,
+																		 NumericGetDatum(int64_to_numeric(share)),
+																		 ch->allocation_pct),
+													 hundred));
+	result = share;
+	if (share > 0 && !ch->no_pct_buffer)
+		result -= numeric_to_int64(DirectFunctionCall1(numeric_ceil,
+													   DirectFunctionCall2(numeric_div,
+																		   DirectFunctionCall2(numeric_mul,
+																							   NumericGetDatum(int64_to_numeric(share)),
+																							   ch->buffer_pct),
+																		   hundred)));
+	/* Every term is >= 0 and result <= pool: stop at zero rather than overflow. */
+	if (ch->buffer_fixed >= result || velocity_buffer >= result - ch->buffer_fixed)
+		return 0;
+	result -= ch->buffer_fixed + velocity_buffer;
+	if (ch->has_cap && result > ch->cap)
+		result = ch->cap;
+	return result;
+}
+
+/*
+ * The velocity buffer: ceil(units of the sku reserved on any channel within
+ * the channel's velocity_window x publish_interval / velocity_window), that
+ * is the units a fast channel is expected to sell while this one still shows
+ * its last publication. 0 unless the channel has it on and an interval.
+ */
+int64
+ie_velocity_buffer(const IeChannel *ch, text *sku)
+{
+	const IeCatalog *c;
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	ScanKeyData skey[2];
+	IndexScanDesc scan;
+	TimestampTz since;
+	int64		units = 0;
+	double		buffer;
+
+	if (!ch->velocity_buffer || ch->publish_interval_us <= 0 || ch->velocity_window_us <= 0)
+		return 0;
+	c = ie_catalog();
+	since = GetCurrentTransactionStartTimestamp() - ch->velocity_window_us;
+	rel = table_open(c->reservation_rel, AccessShareLock);
+	idx = index_open(c->reservation_recent_idx, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(sku));
+	ScanKeyEntryInitialize(&skey[1], 0, 2, BTGreaterStrategyNumber, InvalidOid,
+						   InvalidOid, F_TIMESTAMPTZ_GT, TimestampTzGetDatum(since));
+	scan = index_beginscan(rel, idx, SnapshotSelf, 2, 0);
+	index_rescan(scan, skey, 2, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		units += DatumGetInt64(slot_getattr(slot, Anum_ie_reservation_qty, &isnull));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	buffer = ceil((double) units * (double) ch->publish_interval_us / (double) ch->velocity_window_us);
+	return buffer >= (double) PG_INT64_MAX ? PG_INT64_MAX : (int64) buffer;
+}
+
+static int
+lot_fefo_cmp(const void *a, const void *b)
+{
+	const IeLotStock *x = a;
+	const IeLotStock *y = b;
+
+	if (x->has_expiry != y->has_expiry)
+		return x->has_expiry ? -1 : 1;
+	if (x->has_expiry && x->expires_on != y->expires_on)
+		return x->expires_on < y->expires_on ? -1 : 1;
+	return varstr_cmp(VARDATA_ANY(x->lot), VARSIZE_ANY_EXHDR(x->lot),
+					  VARDATA_ANY(y->lot), VARSIZE_ANY_EXHDR(y->lot), C_COLLATION_OID);
+}
+
+/*
+ * The stock of a sku at a location: its streams in first-expiry-first-out
+ * order, and its ATP as stock_by_location computes it (a lot is expired after
+ * its expires_on day).
+ */
+void
+ie_location_stock(text *sku, text *location, IeLocationStock *out)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel = table_open(c->stock_rel, AccessShareLock);
+	Relation	idx = index_open(c->stock_pkey, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Datum		keys[2] = {PointerGetDatum(sku), PointerGetDatum(location)};
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 2, keys, text2);
+	DateADT		today = GetSQLCurrentDate();
+	int64		available = 0;
+	int64		safety = 0;
+	int			max = 2;
+	Relation	lotrel = NULL;
+	Relation	lotidx = NULL;
+	TupleTableSlot *lotslot = NULL;
+
+	out->location = location;
+	out->nlots = 0;
+	out->lots = palloc(sizeof(IeLotStock) * max);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		IeLotStock *l;
+		bool		isnull;
+
+		if (out->nlots == max)
+		{
+			max *= 2;
+			out->lots = repalloc(out->lots, sizeof(IeLotStock) * max);
+		}
+		l = &out->lots[out->nlots++];
+		memset(l, 0, sizeof(*l));
+		l->lot = DatumGetTextPCopy(slot_getattr(slot, Anum_ie_stock_lot, &isnull));
+		l->available = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_available, &isnull));
+		safety += DatumGetInt64(slot_getattr(slot, Anum_ie_stock_safety_stock, &isnull));
+		if (VARSIZE_ANY_EXHDR(l->lot) > 0)
+		{
+			Datum		lkeys[2] = {PointerGetDatum(sku), PointerGetDatum(l->lot)};
+			Datum		expires;
+
+			if (lotrel == NULL)
+			{
+				lotrel = table_open(c->lot_rel, AccessShareLock);
+				lotidx = index_open(c->lot_pkey, AccessShareLock);
+				lotslot = table_slot_create(lotrel, NULL);
+			}
+			if (ie_index_lookup(lotrel, lotidx, SnapshotSelf, 2, lkeys, text2, lotslot))
+			{
+				expires = slot_getattr(lotslot, Anum_ie_lot_expires_on, &isnull);
+				l->has_expiry = !isnull;
+				l->expires_on = isnull ? 0 : DatumGetDateADT(expires);
+				l->expired = l->has_expiry && l->expires_on < today;
+			}
+		}
+		if (!l->expired)
+			available += l->available;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	if (lotrel)
+	{
+		ExecDropSingleTupleTableSlot(lotslot);
+		index_close(lotidx, AccessShareLock);
+		table_close(lotrel, AccessShareLock);
+	}
+
+	qsort(out->lots, out->nlots, sizeof(IeLotStock), lot_fefo_cmp);
+	out->atp = Max(available - safety, 0);
+}
+
+/*
+ * The pool of a sku on a channel (sum of its sourcing locations' ATP); the
+ * stock of each location in locs[i] (one per source, in source order).
+ */
+int64
+ie_channel_pool(const IeChannel *ch, text *sku, IeLocationStock *locs)
+{
+	int64		pool = 0;
+
+	for (int i = 0; i < ch->nsources; i++)
+	{
+		ie_location_stock(sku, ch->sources[i].location, &locs[i]);
+		locs[i].priority = ch->sources[i].priority;
+		pool += locs[i].atp;
+	}
+	return pool;
+}
+
+int64
+ie_sku_channel_availability(const IeChannel *ch, text *sku, IeLocationStock *locs,
+							int64 *pool, int64 *vbuf)
+{
+	*pool = ie_channel_pool(ch, sku, locs);
+	*vbuf = ie_velocity_buffer(ch, sku);
+	return ie_channel_rules(ch, *pool, *vbuf);
+}
+
+/* A kit's components; a sku that is no kit is its own single component. */
+void
+ie_components(text *sku, IeComponents *out)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel = table_open(c->kit_component_rel, AccessShareLock);
+	Relation	idx = index_open(c->kit_component_pkey, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Datum		keys[1] = {PointerGetDatum(sku)};
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, text1);
+	int			max = 4;
+
+	out->n = 0;
+	out->sku = palloc(sizeof(text *) * max);
+	out->per_unit = palloc(sizeof(int64) * max);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		if (out->n == max)
+		{
+			max *= 2;
+			out->sku = repalloc(out->sku, sizeof(text *) * max);
+			out->per_unit = repalloc(out->per_unit, sizeof(int64) * max);
+		}
+		out->sku[out->n] = DatumGetTextPCopy(slot_getattr(slot, Anum_ie_kit_component_component, &isnull));
+		out->per_unit[out->n] = DatumGetInt64(slot_getattr(slot, Anum_ie_kit_component_qty, &isnull));
+		out->n++;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	out->is_kit = out->n > 0;
+	if (!out->is_kit)
+	{
+		out->n = 1;
+		out->sku[0] = sku;
+		out->per_unit[0] = 1;
+	}
+}
+
+/* Appends the lock tags of every stream of sku at location to tags. */
+List *
+ie_stream_tags(text *sku, text *location, List *tags)
+{
+	IeLocationStock loc;
+
+	ie_location_stock(sku, location, &loc);
+	for (int i = 0; i < loc.nlots; i++)
+	{
+		LOCKTAG    *tag = palloc(sizeof(LOCKTAG));
+		Datum		k[3] = {PointerGetDatum(sku), PointerGetDatum(location), PointerGetDatum(loc.lots[i].lot)};
+
+		ie_lock_tag(IE_LOCK_STREAM, 3, k, tag);
+		tags = lappend(tags, tag);
+	}
+	return tags;
+}
+
+/* Availability of a sku or kit on a channel; pool and velocity buffer of a plain sku. */
+static int64
+channel_availability(text *channel, text *sku, int64 *pool, int64 *vbuf)
+{
+	IeChannel	ch;
+	IeComponents comp;
+	text	   *base_uom;
+	bool		lot_controlled;
+	int64		result = PG_INT64_MAX;
+
+	ie_channel_require(channel, &ch);
+	if (!ie_master_item(sku, &base_uom, &lot_controlled))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("unknown sku \"%s\"", text_to_cstring(sku)),
+				 errhint("Add it to inventory_events.item first; the ERP is the master of this data.")));
+	ie_components(sku, &comp);
+	*pool = *vbuf = 0;
+	for (int i = 0; i < comp.n; i++)
+	{
+		IeLocationStock *locs = palloc(sizeof(IeLocationStock) * Max(ch.nsources, 1));
+		int64		p;
+		int64		v;
+		int64		a = ie_sku_channel_availability(&ch, comp.sku[i], locs, &p, &v);
+
+		result = Min(result, a / comp.per_unit[i]);
+		if (!comp.is_kit)
+		{
+			*pool = p;
+			*vbuf = v;
+		}
+	}
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(ie_channel_availability);
+Datum
+ie_channel_availability(PG_FUNCTION_ARGS)
+{
+	int64		pool;
+	int64		vbuf;
+
+	PG_RETURN_INT64(channel_availability(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), &pool, &vbuf));
+}
+
+/* channel_position(channel, sku): pool, velocity_buffer, available (pool null for a kit) */
+PG_FUNCTION_INFO_V1(ie_channel_position);
+Datum
+ie_channel_position(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	int64		pool;
+	int64		vbuf;
+	IeComponents comp;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[2] = Int64GetDatum(channel_availability(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), &pool, &vbuf));
+	ie_components(PG_GETARG_TEXT_PP(1), &comp);
+	values[0] = Int64GetDatum(pool);
+	values[1] = Int64GetDatum(vbuf);
+	nulls[0] = nulls[1] = comp.is_kit;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/* channel_rules(pool bigint, c channel, velocity_buffer bigint default 0) */
+PG_FUNCTION_INFO_V1(ie_channel_rules_sql);
+Datum
+ie_channel_rules_sql(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader row;
+	IeChannel	ch;
+	bool		isnull;
+	Datum		d;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	row = PG_GETARG_HEAPTUPLEHEADER(1);
+	memset(&ch, 0, sizeof(ch));
+#define GET(att) (d = GetAttributeByNum(row, (att), &isnull))
+	GET(Anum_ie_channel_buffer_fixed);
+	ch.buffer_fixed = isnull ? 0 : DatumGetInt64(d);
+	ch.buffer_pct = GET(Anum_ie_channel_buffer_pct);
+	if (isnull)
+		ch.buffer_pct = NumericGetDatum(int64_to_numeric(0));
+	ch.allocation_pct = GET(Anum_ie_channel_allocation_pct);
+	if (isnull)
+		ch.allocation_pct = NumericGetDatum(int64_to_numeric(100));
+	GET(Anum_ie_channel_cap);
+	ch.has_cap = !isnull;
+	ch.cap = isnull ? 0 : DatumGetInt64(d);
+#undef GET
+	ch.full_allocation = numeric_equals(ch.allocation_pct, 100);
+	ch.no_pct_buffer = numeric_equals(ch.buffer_pct, 0);
+	PG_RETURN_INT64(ie_channel_rules(&ch, PG_GETARG_INT64(0), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2)));
+}
