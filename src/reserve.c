@@ -722,6 +722,11 @@ ie_fill_backorders(text *sku)
 			ie_lock_tags_in_order(tags, n);
 		}
 
+		/*
+		 * A backorder is already split in time; it takes stock from any of
+		 * the channel's locations rather than leave stock idle while it waits.
+		 */
+		l.ch.allow_split = true;
 		locs = palloc(sizeof(IeLocationStock) * Max(l.ch.nsources, 1));
 		shown = ie_sku_channel_availability(&l.ch, sku, locs, &pool, &vbuf);
 		planned = plan_sku(&plan, &l, sku, 1, locs, Min(backordered, shown), true);
