@@ -13,6 +13,7 @@
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_enum.h"
 #include "access/tableam.h"
@@ -368,6 +369,16 @@ ie_catalog(void)
 	cat.allocation_rel = lookup_rel("allocation");
 	cat.allocation_reservation_idx = lookup_rel("allocation_reservation_idx");
 	cat.exception_rel = lookup_rel("exception");
+	{
+		Oid			rels[4] = {cat.reservation_rel, cat.allocation_rel, cat.exception_rel, cat.dead_letter_rel};
+
+		for (int i = 0; i < 4; i++)
+		{
+			cat.identity_rel[i] = rels[i];
+			cat.identity_seq[i] = getIdentitySequence(rels[i], 1, false);
+		}
+		cat.nidentities = 4;
+	}
 	cat.event_type_typid = lookup_type("event_type");
 	cat.bucket_typid = lookup_type("bucket");
 	for (int i = 0; i < IE_NUM_EVENT_TYPES; i++)

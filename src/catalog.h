@@ -45,6 +45,9 @@ typedef struct IeCatalog
 	Oid			allocation_rel;
 	Oid			allocation_reservation_idx; /* (reservation_id, id) */
 	Oid			exception_rel;
+	int			nidentities;	/* identity sequences of the tables we insert into */
+	Oid			identity_rel[4];
+	Oid			identity_seq[4];
 	Oid			dead_letter_rel;
 	Oid			event_type_typid;
 	Oid			bucket_typid;

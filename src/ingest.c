@@ -215,7 +215,7 @@ dead_letter(JsonbValue *elem, int ordinal, ErrorData *edata)
 	text	   *key = element_string(elem, "idempotency_key");
 
 	memset(nulls, 0, sizeof(bool) * RelationGetDescr(w->rel)->natts);
-	values[0] = Int64GetDatum(nextval_internal(getIdentitySequence(relid, 1, false), false));
+	values[0] = Int64GetDatum(ie_next_identity(relid));
 	values[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	values[2] = PointerGetDatum(source);
 	nulls[2] = (source == NULL);

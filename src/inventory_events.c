@@ -13,6 +13,7 @@
 #include "catalog.h"
 #include "guc.h"
 #include "log.h"
+#include "state.h"
 #include "shmem.h"
 
 PG_MODULE_MAGIC;
@@ -25,6 +26,7 @@ _PG_init(void)
 	ie_guc_init();
 	ie_log_init();
 	ie_catalog_init();
+	ie_state_init();
 	ie_shmem_init();
 	ie_guc_reserve_prefix();
 }

@@ -222,9 +222,29 @@ lock_lines(ReserveLine *lines, int n)
 
 	for (int i = 0; i < n; i++)
 		for (int c = 0; c < lines[i].comp.n; c++)
+		{
+			text	   *base_uom;
+			bool		lot_controlled = true;
+
+			(void) ie_master_item(lines[i].comp.sku[c], &base_uom, &lot_controlled);
 			for (int s = 0; s < lines[i].ch.nsources; s++)
-				if (line_uses(&lines[i], s))
+			{
+				if (!line_uses(&lines[i], s))
+					continue;
+				if (lot_controlled)
 					streams = ie_stream_tags(lines[i].comp.sku[c], lines[i].ch.sources[s].location, streams);
+				else
+				{
+					/* Without lots, a sku has one stream per location: no need to look. */
+					LOCKTAG    *tag = palloc(sizeof(LOCKTAG));
+					Datum		k[3] = {PointerGetDatum(lines[i].comp.sku[c]),
+					PointerGetDatum(lines[i].ch.sources[s].location), CStringGetTextDatum("")};
+
+					ie_lock_tag(IE_LOCK_STREAM, 3, k, tag);
+					streams = lappend(streams, tag);
+				}
+			}
+		}
 	if (streams == NIL)
 		return;
 	tags = repalloc(tags, sizeof(LOCKTAG) * list_length(streams));

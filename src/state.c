@@ -30,6 +30,8 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/inval.h"
 #include "utils/backend_status.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
@@ -43,6 +45,80 @@
 #include "catalog.h"
 #include "errors.h"
 #include "state.h"
+
+/*
+ * The CHECK constraints of the relations we write, compiled once per backend.
+ * The executor would read and plan them again for every new ResultRelInfo,
+ * that is for every row written outside a batch. Dropped by any relcache
+ * invalidation of the relation (ALTER TABLE ... ADD CHECK, DROP EXTENSION).
+ */
+typedef struct CheckCache
+{
+	Oid			relid;
+	ExprState **exprs;
+	MemoryContext cxt;
+} CheckCache;
+
+static CheckCache check_cache[8];
+static int	check_cache_n = 0;
+static uint64 check_generation = 0;
+
+static void
+check_cache_callback(Datum arg, Oid relid)
+{
+	bool		hit = (relid == InvalidOid);
+
+	for (int i = 0; i < check_cache_n; i++)
+		hit |= (check_cache[i].relid == relid);
+	if (!hit)
+		return;
+	check_generation++;
+	for (int i = 0; i < check_cache_n; i++)
+		MemoryContextDelete(check_cache[i].cxt);
+	check_cache_n = 0;
+}
+
+void
+ie_state_init(void)
+{
+	CacheRegisterRelcacheCallback(check_cache_callback, (Datum) 0);
+}
+
+/*
+ * The compiled CHECK constraints of rel, in the order of its constr->check.
+ * Compiling may process invalidations; if one arrives meanwhile the result is
+ * not cached but handed to the caller's context (estate_cxt) for this use.
+ */
+static ExprState **
+check_exprs(Relation rel, MemoryContext estate_cxt)
+{
+	TupleConstr *constr = rel->rd_att->constr;
+	uint64		generation = check_generation;
+	MemoryContext cxt;
+	MemoryContext old;
+	ExprState **exprs;
+
+	for (int i = 0; i < check_cache_n; i++)
+		if (check_cache[i].relid == RelationGetRelid(rel))
+			return check_cache[i].exprs;
+	cxt = AllocSetContextCreate(CacheMemoryContext, "inventory_events check constraints",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	exprs = palloc(sizeof(ExprState *) * constr->num_check);
+	for (int i = 0; i < constr->num_check; i++)
+		exprs[i] = ExecInitExpr(expression_planner(stringToNode(constr->check[i].ccbin)), NULL);
+	MemoryContextSwitchTo(old);
+	if (generation != check_generation || check_cache_n == lengthof(check_cache))
+		MemoryContextSetParent(cxt, estate_cxt);
+	else
+	{
+		check_cache[check_cache_n].relid = RelationGetRelid(rel);
+		check_cache[check_cache_n].exprs = exprs;
+		check_cache[check_cache_n].cxt = cxt;
+		check_cache_n++;
+	}
+	return exprs;
+}
 
 static void
 writer_open(IeWriter *w, Oid relid, bool kept)
@@ -61,6 +137,8 @@ writer_open(IeWriter *w, Oid relid, bool kept)
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 	w->estate->es_opened_result_relations = list_make1(w->rri);
 	ExecOpenIndices(w->rri, false);
+	if (w->rel->rd_att->constr && w->rel->rd_att->constr->num_check > 0)
+		w->rri->ri_ConstraintExprs = check_exprs(w->rel, w->estate->es_query_cxt);
 
 	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
 	w->oldslot = table_slot_create(w->rel, &w->estate->es_tupleTable);
@@ -255,12 +333,23 @@ ie_lock_tags_in_order(LOCKTAG *tags, int ntags)
 int64
 ie_next_identity(Oid relid)
 {
-	return nextval_internal(getIdentitySequence(relid, 1, false), false);
+	const IeCatalog *c = ie_catalog();
+	Oid			seq = InvalidOid;
+
+	for (int i = 0; i < c->nidentities; i++)
+		if (c->identity_rel[i] == relid)
+			seq = c->identity_seq[i];
+	if (!OidIsValid(seq))
+		seq = getIdentitySequence(relid, 1, false);
+	return nextval_internal(seq, false);
 }
 
 /*
- * Inserts a row through the executor's simple-relation routine: constraints,
- * indexes, and the after-row triggers (foreign key checks) fired at once.
+ * Inserts a row that our C code built: the heap tuple, its index entries, and
+ * its CHECK and NOT NULL constraints, but no triggers. The insert-side
+ * foreign key checks are the caller's (reserve() has just read the channel,
+ * item and reservation it names); the referenced side's checks, which refuse
+ * deleting a channel or item in use, stay in force.
  */
 void
 ie_row_insert(Oid relid, const Datum *values, const bool *nulls)
@@ -272,9 +361,10 @@ ie_row_insert(Oid relid, const Datum *values, const bool *nulls)
 	memcpy(w->slot->tts_values, values, sizeof(Datum) * natts);
 	memcpy(w->slot->tts_isnull, nulls, sizeof(bool) * natts);
 	ExecStoreVirtualTuple(w->slot);
-	AfterTriggerBeginQuery();
-	ExecSimpleRelationInsert(w->rri, w->estate, w->slot);
-	AfterTriggerEndQuery(w->estate);
+	if (w->rel->rd_att->constr)
+		ExecConstraints(w->rri, w->slot, w->estate);
+	simple_table_tuple_insert(w->rel, w->slot);
+	ExecInsertIndexTuples(w->rri, w->slot, w->estate, false, false, NULL, NIL);
 	ie_writer_done(w);
 }
 

@@ -57,6 +57,7 @@ typedef struct IeWriter
 	bool		kept;			/* belongs to the batch: do not close */
 } IeWriter;
 
+extern void ie_state_init(void);
 extern IeWriter *ie_writer_get(Oid relid, IeWriter *local);
 extern void ie_writer_done(IeWriter *w);
 extern bool ie_batch_begin(void);

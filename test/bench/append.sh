@@ -11,21 +11,14 @@
 #
 #   bash test/bench/append.sh
 #   BENCH_SECONDS=15 BENCH_CLIENTS=2 BENCH_ROUNDS=3 BENCH_BATCHES=20 BENCH_EVENTS_PER_TX="1 10"
-IE_EXTRA_PACKAGES="bc"
-source "$(dirname "${BASH_SOURCE[0]}")/../../tools/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 seconds=${BENCH_SECONDS:-15}
 clients=${BENCH_CLIENTS:-2}
 rounds=${BENCH_ROUNDS:-3}
 batches=${BENCH_BATCHES:-20}
 
-ie_setup
-data=$IE_WORK/bench_data
-ie_run initdb -D "$data" -U postgres -A trust --no-sync -E UTF8 >/dev/null
-# The throw-away config's fsync=off is dropped: server defaults for everyone.
-ie_run sh -c "grep -v '^fsync' '$IE_CONF' >> '$data/postgresql.conf'; echo 'shared_buffers = 256MB' >> '$data/postgresql.conf'"
-ie_run pg_ctl -D "$data" -l "$IE_WORK/bench.log" -w -o "-k $IE_WORK/sock -c listen_addresses='' -p 5432" start >/dev/null
-psql_() { ie_run psql -X -q -v ON_ERROR_STOP=1 -U postgres -p 5432 -d postgres "$@"; }
+bench_start
 
 psql_ -c "CREATE EXTENSION inventory_events" \
 	-c "INSERT INTO inventory_events.item (sku) SELECT 'SKU' || g FROM generate_series(1, 1000) g" \
@@ -50,12 +43,8 @@ plpgsql_sql="INSERT INTO bench.plpgsql_event (sku, location, lot, event_type, to
 append_sql="SELECT inventory_events.append('SKU' || @S@, 'W' || @L@, 'received', :q);"
 
 eps() {	# $1: script, $2: events per transaction; prints events per second
-	local t
-	t=$(ie_run pgbench -n -M prepared -U postgres -p 5432 -c "$clients" -j "$clients" -T "$seconds" \
-		-f "$1" postgres 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-	echo "$t * $2" | bc
+	echo "$(pgb_ "$1" "$clients" "$seconds") * $2" | bc
 }
-median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 consistency() {
 	psql_ -At -c "SELECT 'consistency: ' || CASE WHEN count(*) = 0 THEN 'verify() clean' ELSE count(*) || ' streams differ' END FROM inventory_events.verify()"
 }
@@ -110,4 +99,4 @@ for r in $(seq 1 "$rounds"); do
 done
 echo "median ingest/COPY = $(median "${ratio_all[@]}") (target >= 0.5)"
 consistency
-ie_run pg_ctl -D "$data" -m fast -w stop >/dev/null
+bench_stop
