@@ -60,6 +60,7 @@ $(OBJS): $(wildcard src/*.h)
 .PHONY: print-regress print-isolation print-tap meta-check bench
 bench:
 	bash test/bench/append.sh
+	bash test/bench/reserve.sh
 
 print-regress:   ; @echo $(REGRESS)
 print-isolation: ; @echo $(ISOLATION)
