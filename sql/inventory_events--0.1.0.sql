@@ -205,6 +205,14 @@ CREATE TRIGGER item_changed AFTER UPDATE OR DELETE OR TRUNCATE ON inventory_even
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
 CREATE TRIGGER location_changed AFTER UPDATE OR DELETE OR TRUNCATE ON inventory_events.location
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+-- Channels and bills of materials are cached too (including "not a kit", so
+-- inserts count as well).
+CREATE TRIGGER channel_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.channel
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+CREATE TRIGGER channel_location_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.channel_location
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+CREATE TRIGGER kit_component_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.kit_component
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
 
 -- ---------------------------------------------------------------------------
 -- The event log (column order matters: src/catalog.h mirrors it)

@@ -37,11 +37,13 @@ static bool cat_valid = false;
 
 /*
  * Master data cache: items (sku -> base unit, lot-controlled) and locations
- * that exist, so that an append does not search two indexes for them. Only
- * hits are cached. Writes to item and location fire a statement trigger
- * (ie_master_data_changed) that sends a relcache invalidation for the table;
- * every backend then drops the cache in the callback below, at the latest
- * when its next transaction starts.
+ * that exist, so that an append does not search two indexes for them, and the
+ * entries other subsystems keep here (channels and bills of materials, see
+ * channel.c). Writes to item, location, channel, channel_location and
+ * kit_component fire a statement trigger (ie_master_data_changed) that sends
+ * a relcache invalidation for the table; every backend then drops the whole
+ * cache in the callback below, at the latest when its next transaction
+ * starts.
  */
 typedef struct MasterEntry
 {
@@ -49,6 +51,7 @@ typedef struct MasterEntry
 	char	   *name;
 	text	   *base_uom;		/* items only */
 	bool		lot_controlled;
+	void	   *payload;		/* other kinds: ie_cache_put's */
 } MasterEntry;
 
 static HTAB *master_cache = NULL;
@@ -84,6 +87,23 @@ ie_catalog_relcache_callback(Datum arg, Oid relid)
 	}
 }
 
+static void
+master_cache_ensure(void)
+{
+	HASHCTL		ctl;
+
+	if (master_cache != NULL)
+		return;
+	if (master_cxt == NULL)
+		master_cxt = AllocSetContextCreate(CacheMemoryContext, "inventory_events master data",
+										   ALLOCSET_SMALL_SIZES);
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(MasterEntry);
+	ctl.hcxt = master_cxt;
+	master_cache = hash_create("inventory_events master data", 1024, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
 static MasterEntry *
 master_cache_find(char kind, const text *name, uint64 *key, bool *hit)
 {
@@ -92,19 +112,7 @@ master_cache_find(char kind, const text *name, uint64 *key, bool *hit)
 
 	*key = hash_bytes_extended((const unsigned char *) VARDATA_ANY(name), len, (uint64) kind);
 	*hit = false;
-	if (master_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		if (master_cxt == NULL)
-			master_cxt = AllocSetContextCreate(CacheMemoryContext, "inventory_events master data",
-											   ALLOCSET_SMALL_SIZES);
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(MasterEntry);
-		ctl.hcxt = master_cxt;
-		master_cache = hash_create("inventory_events master data", 1024, &ctl,
-								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+	master_cache_ensure();
 	e = hash_search(master_cache, key, HASH_FIND, NULL);
 	if (e && strlen(e->name) == len && memcmp(e->name, VARDATA_ANY(name), len) == 0)
 		*hit = true;
@@ -128,7 +136,38 @@ master_cache_store(char kind, const text *name)
 	e->name = MemoryContextStrdup(master_cxt, text_to_cstring(name));
 	e->base_uom = NULL;
 	e->lot_controlled = false;
+	e->payload = NULL;
 	return e;
+}
+
+/*
+ * The cache for other subsystems: ie_cache_get returns what ie_cache_put
+ * stored under (kind, name), or NULL. The payload is allocated by the caller
+ * in ie_cache_context() just before ie_cache_put, with no catalog access in
+ * between (which could drop the cache). Callers copy what they get before
+ * they next take a lock or open a relation.
+ */
+void *
+ie_cache_get(char kind, const text *name)
+{
+	uint64		key;
+	bool		hit;
+	MasterEntry *e = master_cache_find(kind, name, &key, &hit);
+
+	return hit ? e->payload : NULL;
+}
+
+MemoryContext
+ie_cache_context(void)
+{
+	master_cache_ensure();
+	return master_cxt;
+}
+
+void
+ie_cache_put(char kind, const text *name, void *payload)
+{
+	master_cache_store(kind, name)->payload = payload;
 }
 
 /*

@@ -28,6 +28,7 @@
 #include "miscadmin.h"
 #include "catalog/pg_collation.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/varlena.h"
 #include "utils/fmgroids.h"
 #include "utils/numeric.h"
@@ -68,8 +69,8 @@ source_cmp(const void *a, const void *b)
 }
 
 /* Reads a channel and its sourcing locations; false when there is no such channel. */
-bool
-ie_channel_load(text *code, IeChannel *ch)
+static bool
+channel_read(text *code, IeChannel *ch)
 {
 	const IeCatalog *c = ie_catalog();
 	Relation	rel;
@@ -137,6 +138,96 @@ ie_channel_load(text *code, IeChannel *ch)
 	table_close(rel, AccessShareLock);
 	qsort(ch->sources, ch->nsources, sizeof(IeSource), source_cmp);
 	return true;
+}
+
+static void components_read(text *sku, IeComponents *out);
+
+static text *
+text_copy(const text *t)
+{
+	text	   *r = palloc(VARSIZE_ANY(t));
+
+	memcpy(r, t, VARSIZE_ANY(t));
+	return r;
+}
+
+/* Deep copy of a channel into CurrentMemoryContext. */
+static void
+channel_copy(const IeChannel *src, IeChannel *dst)
+{
+	*dst = *src;
+	dst->code = text_copy(src->code);
+	dst->buffer_pct = PointerGetDatum(DatumGetNumericCopy(src->buffer_pct));
+	dst->allocation_pct = PointerGetDatum(DatumGetNumericCopy(src->allocation_pct));
+	dst->sources = palloc(sizeof(IeSource) * Max(src->nsources, 1));
+	for (int i = 0; i < src->nsources; i++)
+	{
+		dst->sources[i].location = text_copy(src->sources[i].location);
+		dst->sources[i].priority = src->sources[i].priority;
+	}
+}
+
+static void
+components_copy(const IeComponents *src, IeComponents *dst)
+{
+	*dst = *src;
+	dst->sku = palloc(sizeof(text *) * src->n);
+	dst->per_unit = palloc(sizeof(int64) * src->n);
+	for (int i = 0; i < src->n; i++)
+	{
+		dst->sku[i] = text_copy(src->sku[i]);
+		dst->per_unit[i] = src->per_unit[i];
+	}
+}
+
+/*
+ * A channel and its sourcing locations; false when there is no such channel.
+ * Cached per backend (kind 'c' of the master data cache, catalog.c).
+ */
+bool
+ie_channel_load(text *code, IeChannel *ch)
+{
+	IeChannel  *cached = ie_cache_get('c', code);
+	MemoryContext old;
+
+	if (cached)
+	{
+		channel_copy(cached, ch);
+		return true;
+	}
+	if (!channel_read(code, ch))
+		return false;
+	old = MemoryContextSwitchTo(ie_cache_context());
+	cached = palloc(sizeof(IeChannel));
+	channel_copy(ch, cached);
+	MemoryContextSwitchTo(old);
+	ie_cache_put('c', code, cached);
+	return true;
+}
+
+/*
+ * A kit's components; a sku that is no kit is its own single component.
+ * Cached per backend (kind 'k'), "not a kit" included.
+ */
+void
+ie_components(text *sku, IeComponents *out)
+{
+	IeComponents *cached = ie_cache_get('k', sku);
+	MemoryContext old;
+
+	if (cached)
+	{
+		components_copy(cached, out);
+		if (!out->is_kit)
+			out->sku[0] = sku;
+		return;
+	}
+	components_read(sku, out);
+	old = MemoryContextSwitchTo(ie_cache_context());
+	cached = palloc(sizeof(IeComponents));
+	components_copy(out, cached);
+	MemoryContextSwitchTo(old);
+	ie_cache_put('k', sku, cached);
 }
 
 void
@@ -355,9 +446,9 @@ ie_sku_channel_availability(const IeChannel *ch, text *sku, IeLocationStock *loc
 	return ie_channel_rules(ch, *pool, *vbuf);
 }
 
-/* A kit's components; a sku that is no kit is its own single component. */
-void
-ie_components(text *sku, IeComponents *out)
+/* Reads a kit's components; a sku that is no kit is its own single component. */
+static void
+components_read(text *sku, IeComponents *out)
 {
 	const IeCatalog *c = ie_catalog();
 	Relation	rel = table_open(c->kit_component_rel, AccessShareLock);

@@ -32,6 +32,7 @@
 #include "utils/xid8.h"
 
 #include "catalog.h"
+#include "channel.h"
 #include "errors.h"
 #include "log.h"
 #include "reserve.h"
@@ -121,7 +122,6 @@ bucket_name(int b)
 	return b == IE_BUCKET_OUTSIDE ? "outside" : ie_bucket_names[b];
 }
 
-static const RegProcedure text1[1] = {F_TEXTEQ};
 static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
 
 static void
@@ -352,8 +352,9 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 
 	if (in->channel)
 	{
-		keys[0] = PointerGetDatum(in->channel);
-		if (!ie_lookup_row(c->channel_rel, c->channel_pkey, 1, keys, text1, 0, NULL, NULL))
+		IeChannel	ch;
+
+		if (!ie_channel_load(in->channel, &ch))
 			unknown_master("channel", text_to_cstring(in->channel), "channel");
 	}
 
