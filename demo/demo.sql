@@ -92,26 +92,100 @@ SELECT sku, location, lot, available, reserved, picked, quarantine, on_hand, ver
 SELECT sku, location, on_hand, available, expired, safety_stock, atp FROM stock_by_location ORDER BY sku, location;
 
 \echo
-\echo '=== 11. What each sales channel may show (its rules over the ATP of its sourcing warehouses)'
+\echo '=== 11. Four sales channels over three warehouses, each with its own rules'
 INSERT INTO channel (code, kind, description) VALUES ('shopify', 'storefront', 'own web shop');
 INSERT INTO channel (code, kind, description, allocation_pct, buffer_fixed)
      VALUES ('amazon', 'marketplace', '60% of stock, keep 5 back', 60, 5);
-INSERT INTO channel (code, kind, description, buffer_pct, cap)
-     VALUES ('target-edi', 'edi_partner', '10% buffer, at most 100', 10, 100);
+INSERT INTO channel (code, kind, description, buffer_pct, cap, allow_split)
+     VALUES ('target-edi', 'edi_partner', '10% buffer, at most 100, one warehouse per line', 10, 100, false);
+INSERT INTO channel (code, kind, description, allow_backorders, future_view, horizon)
+     VALUES ('b2b-portal', 'b2b_portal', 'backorders, 60-day future view', true, true, '60 days');
 INSERT INTO channel_location (channel, location, priority) VALUES
     ('shopify', 'DAL', 1), ('shopify', 'RNO', 2),
     ('amazon', 'DAL', 1), ('amazon', 'RNO', 2), ('amazon', 'ATL', 3),
-    ('target-edi', 'ATL', 1);
-SELECT c.code AS channel, c.description, i.sku, channel_availability(c.code, i.sku) AS shown
-  FROM channel c CROSS JOIN item i ORDER BY c.code, i.sku;
+    ('target-edi', 'ATL', 1),
+    ('b2b-portal', 'DAL', 1), ('b2b-portal', 'RNO', 1);
+-- A gift set sold on the web shop: one T-shirt and two mugs.
+INSERT INTO item (sku, description) VALUES ('GIFT-SET', 'T-shirt and two mugs');
+INSERT INTO kit_component (kit, component, qty) VALUES ('GIFT-SET', 'TSHIRT-BLK-M', 1), ('GIFT-SET', 'MUG-WHT', 2);
+SELECT code AS channel, description FROM channel ORDER BY code;
+\echo
+\echo 'What each channel may show, before the orders:'
+CREATE TEMP TABLE shown_before AS
+SELECT c.code AS channel, i.sku, channel_availability(c.code, i.sku) AS shown
+  FROM channel c CROSS JOIN item i;
+SELECT channel, sku, shown FROM shown_before ORDER BY channel, sku;
 
 \echo
-\echo '=== 12. A polling consumer catches up from its checkpoint (never skipping a late commit)'
+\echo '=== 12. Orders arrive from every channel'
+\echo 'Shopify: 300 T-shirts (Dallas first, the rest from Reno: the channel allows splits)'
+SELECT status, location, qty FROM reserve('shopify', 'TSHIRT-BLK-M', 300, 'SHOP-1001/1');
+\echo 'Shopify: two gift sets (all components or nothing)'
+SELECT status, sku, location, qty FROM reserve('shopify', 'GIFT-SET', 2, 'SHOP-1002/1');
+\echo 'Amazon: a cart that expires in 15 minutes, and an order beyond what Amazon is shown (refused, IE005)'
+SELECT status, location, qty FROM reserve('amazon', 'MUG-WHT', 4, 'AMZ-77/1', expires_at => now() + interval '15 minutes');
+\set ON_ERROR_STOP off
+SELECT * FROM reserve('amazon', 'TSHIRT-BLK-M', 500, 'AMZ-78/1');
+\set ON_ERROR_STOP on
+\echo 'Target (EDI): a two-line purchase order, locks taken for both lines at once; one line refused and recorded'
+SELECT ordinal, status, sku, location, qty, message FROM reserve_lines($$[
+  {"channel": "target-edi", "sku": "TSHIRT-BLK-M", "qty": 40, "ref": "EDI-850-5521/1"},
+  {"channel": "target-edi", "sku": "MUG-WHT", "qty": 12, "ref": "EDI-850-5521/2"}
+]$$);
+\echo 'B2B portal: 120 T-shirts for a school, more than the portal shows: the rest is backordered'
+SELECT status, location, qty FROM reserve('b2b-portal', 'TSHIRT-BLK-M', 120, 'B2B-3001/1');
+\echo
+\echo 'What each channel may show now (changes only):'
+SELECT b.channel, b.sku, b.shown AS before, channel_availability(b.channel, b.sku) AS after
+  FROM shown_before b
+ WHERE b.shown <> channel_availability(b.channel, b.sku)
+ ORDER BY b.channel, b.sku;
+
+\echo
+\echo '=== 13. The warehouse works the orders: pick, ship, and a pick short'
+SELECT event_type, location, qty FROM pick('shopify', 'SHOP-1001/1');
+SELECT event_type, location, qty FROM ship('shopify', 'SHOP-1001/1', 250);
+SELECT event_type, location, qty FROM pick_short('target-edi', 'EDI-850-5521/1', 3, reason => 'bin A-14 empty');
+SELECT ref, channel, qty, backordered, reserved, picked, shipped, short, status
+  FROM reservation_status ORDER BY id;
+
+\echo
+\echo '=== 14. Supply on the way, and the B2B portal''s future view'
+SELECT append('TSHIRT-BLK-M', 'RNO', 'inbound_expected', 200, ref => 'PO-610/1', expected_date => current_date + 10) AS po_line;
+SELECT event_type, location, qty FROM transfer('TSHIRT-BLK-M', 'ATL', 'DAL', 30, 'TR-88', expected_date => current_date + 3);
+\echo 'Cumulative availability by date (the backorder consumes the earliest supply first):'
+SELECT * FROM availability_timeline('b2b-portal', 'TSHIRT-BLK-M');
+
+\echo
+\echo '=== 15. Stock arrives: the backorder is filled first come first served, in the receipt''s transaction'
+SELECT receive_transfer('TSHIRT-BLK-M', 'DAL', 30, 'TR-88') AS transfer_received_event;
+SELECT ref, backordered, reserved FROM reservation_status WHERE ref = 'B2B-3001/1';
+SELECT event_type, qty FROM receive_po('TSHIRT-BLK-M', 'RNO', 200, 'PO-610/1');
+SELECT ref, backordered, reserved FROM reservation_status WHERE ref = 'B2B-3001/1';
+SELECT * FROM availability_timeline('b2b-portal', 'TSHIRT-BLK-M');
+
+\echo
+\echo '=== 16. A return, inspected and restocked; an expired cart released'
+SELECT receive_return('MUG-WHT', 'DAL', 1, 'RMA-31', channel => 'amazon') AS returned,
+       dispose_return('MUG-WHT', 'DAL', 1, 'restock', 'RMA-31') AS restocked;
+UPDATE reservation SET expires_at = now() - interval '1 minute' WHERE ref = 'AMZ-77/1';
+SELECT expire_reservations() AS expired;
+SELECT ref, status, released FROM reservation_status WHERE ref = 'AMZ-77/1';
+
+\echo
+\echo '=== 17. Exceptions for a person to look at, with their age'
+SELECT kind, sku, location, channel, ref, detail, age_bucket FROM exception_aging ORDER BY id;
+
+\echo
+\echo 'What each channel may show at the end:'
+SELECT channel, sku, pool, available FROM channel_stock ORDER BY channel, sku;
+
+\echo '=== 18. A polling consumer catches up from its checkpoint (never skipping a late commit)'
 SELECT next_checkpoint, id, sku, location, event_type, qty FROM events_after('0:0', 3);
 SELECT next_checkpoint AS checkpoint FROM events_after('0:0', 3) ORDER BY id DESC LIMIT 1 \gset
 \echo 'resuming after' :checkpoint
 SELECT id, sku, location, event_type, qty FROM events_after(:'checkpoint', 4);
 
 \echo
-\echo '=== 13. The positions equal the sum of the events (verify() lists differences: none)'
+\echo '=== 19. The positions equal the sum of the events (verify() lists differences: none)'
 SELECT count(*) AS inconsistent_streams FROM verify();
