@@ -118,8 +118,8 @@ SELECT channel, sku, shown FROM shown_before ORDER BY channel, sku;
 
 \echo
 \echo '=== 12. Orders arrive from every channel'
-\echo 'Shopify: 300 T-shirts (Dallas first, the rest from Reno: the channel allows splits)'
-SELECT status, location, qty FROM reserve('shopify', 'TSHIRT-BLK-M', 300, 'SHOP-1001/1');
+\echo 'Shopify: 200 T-shirts (Dallas first, the rest from Reno: the channel allows splits)'
+SELECT status, location, qty FROM reserve('shopify', 'TSHIRT-BLK-M', 200, 'SHOP-1001/1');
 \echo 'Shopify: two gift sets (all components or nothing)'
 SELECT status, sku, location, qty FROM reserve('shopify', 'GIFT-SET', 2, 'SHOP-1002/1');
 \echo 'Amazon: a cart that expires in 15 minutes, and an order beyond what Amazon is shown (refused, IE005)'
@@ -132,8 +132,8 @@ SELECT ordinal, status, sku, location, qty, message FROM reserve_lines($$[
   {"channel": "target-edi", "sku": "TSHIRT-BLK-M", "qty": 40, "ref": "EDI-850-5521/1"},
   {"channel": "target-edi", "sku": "MUG-WHT", "qty": 12, "ref": "EDI-850-5521/2"}
 ]$$);
-\echo 'B2B portal: 120 T-shirts for a school, more than the portal shows: the rest is backordered'
-SELECT status, location, qty FROM reserve('b2b-portal', 'TSHIRT-BLK-M', 120, 'B2B-3001/1');
+\echo 'B2B portal: 150 T-shirts for a school, more than the portal shows: the rest is backordered'
+SELECT status, location, qty FROM reserve('b2b-portal', 'TSHIRT-BLK-M', 150, 'B2B-3001/1');
 \echo
 \echo 'What each channel may show now (changes only):'
 SELECT b.channel, b.sku, b.shown AS before, channel_availability(b.channel, b.sku) AS after
@@ -144,7 +144,7 @@ SELECT b.channel, b.sku, b.shown AS before, channel_availability(b.channel, b.sk
 \echo
 \echo '=== 13. The warehouse works the orders: pick, ship, and a pick short'
 SELECT event_type, location, qty FROM pick('shopify', 'SHOP-1001/1');
-SELECT event_type, location, qty FROM ship('shopify', 'SHOP-1001/1', 250);
+SELECT event_type, location, qty FROM ship('shopify', 'SHOP-1001/1', 150);
 SELECT event_type, location, qty FROM pick_short('target-edi', 'EDI-850-5521/1', 3, reason => 'bin A-14 empty');
 SELECT ref, channel, qty, backordered, reserved, picked, shipped, short, status
   FROM reservation_status ORDER BY id;
