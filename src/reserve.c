@@ -25,6 +25,8 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/nbtree.h"
+#include "storage/bufmgr.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_type.h"
@@ -652,9 +654,19 @@ ie_fill_backorders(text *sku)
 
 	ie_lock_sku(sku);
 
-	/* The queue: (sku, id) where backordered > 0. */
-	rel = table_open(c->reservation_rel, AccessShareLock);
+	/*
+	 * The queue: (sku, id) where backordered > 0. A btree that has never
+	 * held an entry is its metapage alone: then there is no backorder at all
+	 * (one under our sku lock would have its entry in already), and every
+	 * receipt of a database that uses no backorders stops here.
+	 */
 	idx = index_open(c->reservation_backorder_idx, AccessShareLock);
+	if (RelationGetNumberOfBlocks(idx) <= BTREE_METAPAGE + 1)
+	{
+		index_close(idx, AccessShareLock);
+		return 0;
+	}
+	rel = table_open(c->reservation_rel, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
 	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, text1);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
