@@ -24,10 +24,18 @@ bench_stop() {
 
 psql_() { ie_run psql -X -q -v ON_ERROR_STOP=1 -U postgres -p 5432 -d postgres "$@"; }
 
-# pgb_ script clients seconds: transactions per second of a pgbench run.
+# pgb_ script clients seconds: transactions per second of a pgbench run. A run
+# in which a client stopped at an error is reported on stderr (its figure would
+# be that of fewer clients).
 pgb_() {
-	ie_run pgbench -n -M prepared -U postgres -p 5432 -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" -T "$3" \
-		-f "$1" postgres 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+	local out
+	out=$(ie_run pgbench -n -M prepared -U postgres -p 5432 -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" -T "$3" \
+		-f "$1" postgres 2>&1)
+	if grep -q 'aborted' <<<"$out"; then
+		echo "warning: a pgbench client stopped at an error in $(basename "$1"):" >&2
+		grep -m 3 'ERROR' <<<"$out" >&2
+	fi
+	sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out"
 }
 
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
