@@ -25,7 +25,7 @@ DATA := sql/$(EXTENSION)--$(EXTVERSION).sql $(wildcard sql/$(EXTENSION)--*--*.sq
 DOCS := $(wildcard doc/*.md)
 
 # pg_regress inputs live in sql/ and expected/ (the install script in sql/ is not a test).
-REGRESS = extension stock_position stock_position_fuzz event_log ingest history channel reserve privileges
+REGRESS = extension stock_position stock_position_fuzz event_log ingest history channel reserve supply privileges
 
 # Isolation specs: test/isolation/specs/*.spec with test/isolation/expected/*.out.
 ISOLATION := $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
