@@ -69,10 +69,15 @@ SELECT pg_temp.avail('TEE');
 SELECT reservation_id, status, location, qty FROM reserve('edi', 'TEE', 6, 'E-1');
 SELECT reservation_id, status, location, qty FROM reserve('edi', 'TEE', 4, 'E-2');
 SELECT id, ref, qty, backordered FROM reservation WHERE channel = 'edi' ORDER BY id;
--- Stock arrives: backorders fill first come first served, in the receipt's transaction.
+-- Stock arrives: backorders fill first come first served, in the receipt's
+-- transaction. Without splits a line is served from one location: E-1 got
+-- its first units at RNO and waits for RNO; E-2 has none yet and takes
+-- what arrives at DAL, then waits for DAL.
 SELECT append('TEE', 'DAL', 'received', 3) > 0 AS received;
 SELECT id, ref, backordered FROM reservation WHERE channel = 'edi' ORDER BY id;
 SELECT append('TEE', 'DAL', 'received', 4) > 0 AS received;
+SELECT id, ref, backordered FROM reservation WHERE channel = 'edi' ORDER BY id;
+SELECT append('TEE', 'RNO', 'received', 2) > 0 AS received;
 SELECT id, ref, backordered FROM reservation WHERE channel = 'edi' ORDER BY id;
 SELECT r.ref, a.location, a.qty, a.reserved FROM allocation a JOIN reservation r ON r.id = a.reservation_id
  WHERE r.channel = 'edi' ORDER BY a.id;

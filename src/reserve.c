@@ -631,9 +631,33 @@ reserve_line(ReserveLine *l, bool raise_refusal, List **outcomes)
 	}
 }
 
+/* Where a reservation took its first allocation, or NULL. */
+static text *
+first_allocation_location(int64 reservation_id)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel = table_open(c->allocation_rel, AccessShareLock);
+	Relation	idx = index_open(c->allocation_reservation_idx, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Datum		k[1] = {Int64GetDatum(reservation_id)};
+	text	   *location = NULL;
+
+	if (ie_index_lookup(rel, idx, SnapshotSelf, 1, k, int8key, slot))
+	{
+		bool		isnull;
+
+		location = DatumGetTextPCopy(slot_getattr(slot, Anum_ie_allocation_location, &isnull));
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return location;
+}
+
 /*
  * Fills the open backorders of a sku, oldest first, as far as each one's
- * channel now shows stock. Takes the sku lock (ie_prepare_event already holds
+ * channel now shows stock (and, without splits, as far as the location that
+ * serves the line holds it). Takes the sku lock (ie_prepare_event already holds
  * it when an event raised the sku's ATP). Returns the units reserved.
  */
 int64
@@ -739,6 +763,12 @@ ie_fill_backorders(text *sku)
 			MemoryContextSwitchTo(old);
 			continue;
 		}
+		/*
+		 * Without splits a line is served from one location: a backorder
+		 * that already has stock somewhere waits for that location.
+		 */
+		if (l.location == NULL && !l.ch.allow_split)
+			l.location = first_allocation_location(DatumGetInt64(values[Anum_ie_reservation_id - 1]));
 
 		/* The channel's streams of this sku (under the sku lock, as reserve does). */
 		for (int s = 0; s < l.ch.nsources; s++)
@@ -754,11 +784,6 @@ ie_fill_backorders(text *sku)
 			ie_lock_tags_in_order(tags, n);
 		}
 
-		/*
-		 * A backorder is already split in time; it takes stock from any of
-		 * the channel's locations rather than leave stock idle while it waits.
-		 */
-		l.ch.allow_split = true;
 		locs = palloc(sizeof(IeLocationStock) * Max(l.ch.nsources, 1));
 		shown = ie_sku_channel_availability(&l.ch, sku, locs, &pool, &vbuf);
 		planned = plan_sku(&plan, &l, sku, 1, locs, Min(backordered, shown), true);
