@@ -36,6 +36,7 @@
 #include "errors.h"
 #include "log.h"
 #include "reserve.h"
+#include "worker.h"
 #include "shmem.h"
 
 static bool ie_allow_history_rewrite = false;
@@ -623,6 +624,7 @@ ie_insert_event(const IePreparedEvent *p)
 
 	if (ie_shared)
 		pg_atomic_fetch_add_u64(&ie_shared->events_appended, 1);
+	ie_worker_note_append();
 
 	/* Physical truth (a count, an adjustment) took available below zero. */
 	if (p->available_after < 0 && p->effect.q[IE_BUCKET_AVAILABLE] < 0)

@@ -47,6 +47,9 @@ ie_shmem_startup(void)
 		ie_shared->lock = &(GetNamedLWLockTranche(IE_LWLOCK_TRANCHE))->lock;
 		ie_shared->started_at = GetCurrentTimestamp();
 		pg_atomic_init_u64(&ie_shared->events_appended, 0);
+		ie_shared->launcher_latch = NULL;
+		ie_shared->npublishers = 0;
+		memset(ie_shared->publishers, 0, sizeof(ie_shared->publishers));
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

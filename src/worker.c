@@ -1,0 +1,444 @@
+/*
+ * worker.c
+ *		Background workers: the launcher and the per-database publishers.
+ *
+ * When the library is preloaded, _PG_init registers the launcher. Once
+ * recovery has finished (never on a standby) it starts one publisher per
+ * database named in inventory_events.database (a comma-separated list) as a
+ * dynamic background worker, restarts one that exits (a crash, or
+ * pg_terminate_backend), and stops or starts them for publisher_stop() and
+ * publisher_start().
+ *
+ * A publisher loops: in a transaction of its own it calls
+ * inventory_events.publish() (which reads the event log from its checkpoint
+ * and sends what changed to every channel that is due) and, every
+ * inventory_events.expire_interval, expire_reservations(); then it sleeps
+ * on its latch. A transaction that appended events sets that latch when it
+ * commits (a transaction callback), so a change reaches listeners within
+ * milliseconds and writers never pay for NOTIFY; with nothing to do the
+ * worker sleeps for inventory_events.publisher_naptime, or until a
+ * throttled channel is due. While the extension is not installed in its
+ * database it waits. Its memory is reset every loop.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "commands/dbcommands.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+#include "funcapi.h"
+
+#include "guc.h"
+#include "shmem.h"
+#include "worker.h"
+
+PGDLLEXPORT void ie_launcher_main(Datum arg);
+PGDLLEXPORT void ie_publisher_main(Datum arg);
+
+static int	ie_publisher_naptime = 1000;	/* ms */
+static int	ie_expire_interval = 60;	/* s, 0: never */
+static int	ie_publish_batch = 10000;	/* events per publish() call */
+
+/* Set when this transaction appended an event: wake the publisher at commit. */
+static bool appended_in_xact = false;
+
+void
+ie_worker_note_append(void)
+{
+	appended_in_xact = true;
+}
+
+static void
+wake_publisher_at_commit(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && appended_in_xact && ie_shared != NULL)
+	{
+		/*
+		 * Unlocked reads: at worst a latch of a worker that just exited is
+		 * set, which wakes nobody who minds. The callback runs after the
+		 * commit is visible, so the woken worker finds the events.
+		 */
+		for (int i = 0; i < ie_shared->npublishers; i++)
+		{
+			IePublisherSlot *slot = &ie_shared->publishers[i];
+			Latch	   *latch = slot->latch;
+
+			if (latch != NULL && slot->database_oid == MyDatabaseId)
+				SetLatch(latch);
+		}
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		appended_in_xact = false;
+}
+
+void
+ie_worker_init(void)
+{
+	BackgroundWorker w;
+
+	RegisterXactCallback(wake_publisher_at_commit, NULL);
+
+	DefineCustomIntVariable("inventory_events.publisher_naptime",
+							"Longest sleep of the publisher between two checks of the event log.",
+							"Commits that append events wake it at once; this bounds the wait otherwise.",
+							&ie_publisher_naptime, 1000, 10, 3600 * 1000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory_events.expire_interval",
+							"How often the publisher releases expired reservations (0: never).",
+							NULL,
+							&ie_expire_interval, 60, 0, 24 * 3600, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory_events.publish_batch",
+							"Events the publisher reads from the log per transaction.",
+							NULL,
+							&ie_publish_batch, 10000, 1, 1000000, PGC_SIGHUP,
+							0, NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	/* Never on a standby: the launcher starts when recovery has finished. */
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = 5;
+	strlcpy(w.bgw_library_name, "inventory_events", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, "ie_launcher_main", BGW_MAXLEN);
+	strlcpy(w.bgw_name, "inventory_events launcher", BGW_MAXLEN);
+	strlcpy(w.bgw_type, "inventory_events launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&w);
+}
+
+/* The slots for the databases of inventory_events.database, once per server start. */
+static void
+fill_slots(void)
+{
+	char	   *raw = pstrdup(ie_database ? ie_database : "postgres");
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
+	ie_shared->launcher_latch = MyLatch;
+	if (ie_shared->npublishers == 0)
+	{
+		if (!SplitGUCList(raw, ',', &names))
+			ereport(LOG,
+					(errmsg("inventory_events: invalid list in inventory_events.database: \"%s\"", ie_database)));
+		foreach(lc, names)
+		{
+			IePublisherSlot *slot;
+
+			if (ie_shared->npublishers == IE_MAX_DATABASES)
+			{
+				ereport(LOG,
+						(errmsg("inventory_events: serving only the first %d databases of inventory_events.database",
+								IE_MAX_DATABASES)));
+				break;
+			}
+			slot = &ie_shared->publishers[ie_shared->npublishers++];
+			memset(slot, 0, sizeof(*slot));
+			strlcpy(slot->database, (char *) lfirst(lc), NAMEDATALEN);
+			slot->enabled = true;
+			slot->state = "not started";
+		}
+	}
+	LWLockRelease(ie_shared->lock);
+}
+
+static BackgroundWorkerHandle *
+start_publisher(int i)
+{
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher restarts it */
+	strlcpy(w.bgw_library_name, "inventory_events", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, "ie_publisher_main", BGW_MAXLEN);
+	snprintf(w.bgw_name, BGW_MAXLEN, "inventory_events publisher for %s", ie_shared->publishers[i].database);
+	strlcpy(w.bgw_type, "inventory_events publisher", BGW_MAXLEN);
+	w.bgw_main_arg = Int32GetDatum(i);
+	w.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&w, &handle))
+	{
+		ereport(LOG,
+				(errmsg("inventory_events: could not start the publisher for database \"%s\"",
+						ie_shared->publishers[i].database),
+				 errhint("Raise max_worker_processes.")));
+		return NULL;
+	}
+	return handle;
+}
+
+void
+ie_launcher_main(Datum arg)
+{
+	BackgroundWorkerHandle *handles[IE_MAX_DATABASES] = {0};
+	TimestampTz last_start[IE_MAX_DATABASES] = {0};
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	fill_slots();
+
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		for (int i = 0; i < ie_shared->npublishers; i++)
+		{
+			pid_t		pid;
+			bool		running = handles[i] != NULL &&
+				GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED;
+			bool		enabled;
+
+			LWLockAcquire(ie_shared->lock, LW_SHARED);
+			enabled = ie_shared->publishers[i].enabled;
+			LWLockRelease(ie_shared->lock);
+
+			if (enabled && !running &&
+				TimestampDifferenceExceeds(last_start[i], now, ie_publisher_naptime))
+			{
+				/* Started, or restarted after an exit, at most once per naptime. */
+				handles[i] = start_publisher(i);
+				last_start[i] = now;
+			}
+			else if (!enabled && running)
+				TerminateBackgroundWorker(handles[i]);
+		}
+		/* Woken by publisher_start()/_stop() and by our workers starting or exiting. */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ie_publisher_naptime, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+static void
+publisher_detach(int code, Datum arg)
+{
+	IePublisherSlot *slot = &ie_shared->publishers[DatumGetInt32(arg)];
+
+	LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
+	slot->latch = NULL;
+	slot->pid = 0;
+	slot->state = "stopped";
+	LWLockRelease(ie_shared->lock);
+	if (ie_shared->launcher_latch)
+		SetLatch(ie_shared->launcher_latch);
+}
+
+static void
+set_state(IePublisherSlot *slot, const char *state)
+{
+	LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
+	slot->state = state;
+	LWLockRelease(ie_shared->lock);
+}
+
+/*
+ * One publisher step in its own transaction. Returns true when there is more
+ * to read at once; lowers *timeout when a throttled channel is due sooner.
+ */
+static bool
+publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire)
+{
+	bool		more = false;
+	int64		publications = 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "inventory_events.publish()");
+
+	if (!OidIsValid(get_extension_oid("inventory_events", true)))
+		set_state(slot, "waiting for CREATE EXTENSION inventory_events");
+	else
+	{
+		char		sql[128];
+		bool		isnull;
+
+		snprintf(sql, sizeof(sql),
+				 "SELECT events, publications, next_due_ms FROM inventory_events.publish(%d)", ie_publish_batch);
+		if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "inventory_events.publish() returned no row");
+		more = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >= ie_publish_batch;
+		publications = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		{
+			Datum		due = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+
+			if (!isnull)
+				*timeout = Max(1, Min(*timeout, (long) DatumGetInt64(due)));
+		}
+
+		if (ie_expire_interval > 0 &&
+			TimestampDifferenceExceeds(*last_expire, GetCurrentTimestamp(), ie_expire_interval * 1000))
+		{
+			pgstat_report_activity(STATE_RUNNING, "inventory_events.expire_reservations()");
+			if (SPI_execute("SELECT inventory_events.expire_reservations()", false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "inventory_events.expire_reservations() failed");
+			*last_expire = GetCurrentTimestamp();
+		}
+		LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
+		slot->state = "idle";
+		slot->runs++;
+		slot->publications += publications;
+		slot->last_run = GetCurrentTimestamp();
+		LWLockRelease(ie_shared->lock);
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return more;
+}
+
+void
+ie_publisher_main(Datum arg)
+{
+	int			i = DatumGetInt32(arg);
+	IePublisherSlot *slot = &ie_shared->publishers[i];
+	char		database[NAMEDATALEN];
+	MemoryContext loop_cxt;
+	TimestampTz last_expire = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
+	strlcpy(database, slot->database, NAMEDATALEN);
+	slot->pid = MyProcPid;
+	slot->latch = MyLatch;
+	slot->started_at = GetCurrentTimestamp();
+	slot->state = "starting";
+	LWLockRelease(ie_shared->lock);
+	before_shmem_exit(publisher_detach, Int32GetDatum(i));
+
+	BackgroundWorkerInitializeConnection(database, NULL, 0);
+	pgstat_report_appname("inventory_events publisher");
+	LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
+	slot->database_oid = MyDatabaseId;
+	LWLockRelease(ie_shared->lock);
+
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "inventory_events publisher loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		long		timeout = ie_publisher_naptime;
+		MemoryContext old;
+		bool		more;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextReset(loop_cxt);
+		old = MemoryContextSwitchTo(loop_cxt);
+		more = publisher_step(slot, &timeout, &last_expire);
+		MemoryContextSwitchTo(old);
+		if (more)
+			continue;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+static IePublisherSlot *
+find_slot(const char *database)
+{
+	for (int i = 0; i < ie_shared->npublishers; i++)
+		if (strcmp(ie_shared->publishers[i].database, database) == 0)
+			return &ie_shared->publishers[i];
+	return NULL;
+}
+
+/* publisher_start(database) / publisher_stop(database): true when it serves that database. */
+static Datum
+set_enabled(FunctionCallInfo fcinfo, bool enabled)
+{
+	char	   *database;
+	IePublisherSlot *slot;
+
+	ie_require_preload(enabled ? "publisher_start()" : "publisher_stop()");
+	database = PG_ARGISNULL(0) ? get_database_name(MyDatabaseId) : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
+	slot = find_slot(database);
+	if (slot)
+		slot->enabled = enabled;
+	LWLockRelease(ie_shared->lock);
+	if (slot && ie_shared->launcher_latch)
+		SetLatch(ie_shared->launcher_latch);
+	PG_RETURN_BOOL(slot != NULL);
+}
+
+PG_FUNCTION_INFO_V1(ie_publisher_start);
+Datum
+ie_publisher_start(PG_FUNCTION_ARGS)
+{
+	return set_enabled(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(ie_publisher_stop);
+Datum
+ie_publisher_stop(PG_FUNCTION_ARGS)
+{
+	return set_enabled(fcinfo, false);
+}
+
+/* publisher_status(): one row per database served. */
+PG_FUNCTION_INFO_V1(ie_publisher_status);
+Datum
+ie_publisher_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	ie_require_preload("publisher_status()");
+	InitMaterializedSRF(fcinfo, 0);
+	LWLockAcquire(ie_shared->lock, LW_SHARED);
+	for (int i = 0; i < ie_shared->npublishers; i++)
+	{
+		IePublisherSlot *s = &ie_shared->publishers[i];
+		Datum		values[8];
+		bool		nulls[8] = {false, false, s->pid == 0, false, s->started_at == 0, s->last_run == 0, false, false};
+
+		values[0] = CStringGetTextDatum(s->database);
+		values[1] = BoolGetDatum(s->enabled);
+		values[2] = Int32GetDatum(s->pid);
+		values[3] = CStringGetTextDatum(s->state ? s->state : "not started");
+		values[4] = TimestampTzGetDatum(s->started_at);
+		values[5] = TimestampTzGetDatum(s->last_run);
+		values[6] = Int64GetDatum((int64) s->runs);
+		values[7] = Int64GetDatum((int64) s->publications);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(ie_shared->lock);
+	return (Datum) 0;
+}

@@ -1,0 +1,11 @@
+/*
+ * worker.h
+ *		Background workers: the launcher and the per-database publisher.
+ */
+#ifndef IE_WORKER_H
+#define IE_WORKER_H
+
+extern void ie_worker_init(void);
+extern void ie_worker_note_append(void);
+
+#endif							/* IE_WORKER_H */
