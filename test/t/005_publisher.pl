@@ -1,0 +1,221 @@
+# The publisher background worker: a listener hears the right final quantity
+# of every touched sku after a burst from several clients; the publication
+# log equals channel_availability() afterwards; the worker restarts after
+# SIGKILL and after a server restart with no change lost; a throttled channel
+# gets at most one publication per interval with the latest value; payloads
+# of a big burst stay under 8000 bytes and together carry everything;
+# CREATE / DROP EXTENSION while it runs; start / stop; no publisher on a
+# standby.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use IETest;
+
+my $node = ie_node('publisher', allows_streaming => 1);
+$node->append_conf('postgresql.conf', q{
+restart_after_crash = on
+inventory_events.publisher_naptime = 200
+});
+$node->start;
+
+sub setup
+{
+	$node->safe_psql('postgres', q{
+		CREATE EXTENSION inventory_events;
+		INSERT INTO inventory_events.item (sku) SELECT 'S' || g FROM generate_series(1, 20) g;
+		INSERT INTO inventory_events.location (code) VALUES ('W1'), ('W2');
+		INSERT INTO inventory_events.channel (code) VALUES ('web');
+		INSERT INTO inventory_events.channel (code, publish_interval) VALUES ('slow', '2 seconds');
+		INSERT INTO inventory_events.channel_location (channel, location) VALUES
+			('web', 'W1'), ('web', 'W2'), ('slow', 'W1');
+	});
+}
+setup();
+
+# The publisher is up and serving the database.
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	 WHERE backend_type = 'inventory_events publisher' AND application_name = 'inventory_events publisher'}),
+	'the publisher shows in pg_stat_activity');
+is($node->safe_psql('postgres', 'SELECT database || enabled::text FROM inventory_events.publisher_status()'),
+	'postgrestrue', 'publisher_status() lists it');
+
+# Every sku's published value (the latest per channel) equals what the channel shows.
+my $in_sync = q{
+	SELECT count(*) = 0 FROM (
+	  SELECT c.code, i.sku FROM inventory_events.channel c, inventory_events.item i
+	   WHERE coalesce((SELECT s.available FROM inventory_events.channel_shown s
+	                    WHERE s.channel = c.code AND s.sku = i.sku), -1)
+	         <> inventory_events.channel_availability(c.code, i.sku)
+	     AND inventory_events.channel_availability(c.code, i.sku) > 0) x};
+my $log_matches = q{
+	SELECT count(*) FROM inventory_events.channel c, inventory_events.item i
+	 WHERE coalesce((SELECT p.available FROM inventory_events.publication p
+	                  WHERE p.channel = c.code AND p.sku = i.sku ORDER BY p.seq DESC LIMIT 1), 0)
+	       <> inventory_events.channel_availability(c.code, i.sku)};
+
+my $dir = $node->basedir;
+append_to_file("$dir/burst.sql", q{
+\set s random(1, 20)
+\set l random(1, 2)
+\set q random(1, 5)
+\set t random(1, 3)
+SELECT CASE :t WHEN 1 THEN inventory_events.append('S' || :s, 'W' || :l, 'received', :q) > 0
+               ELSE (SELECT count(*) >= 0 FROM inventory_events.reserve_lines(jsonb_build_array(jsonb_build_object(
+                        'channel', 'web', 'sku', 'S' || :s, 'qty', :q, 'ref', gen_random_uuid()::text)))) END;
+});
+sub burst
+{
+	my ($clients, $transactions, $name) = @_;
+	$node->command_ok(
+		[ 'pgbench', '-n', '-c', $clients, '-j', '2', '-t', $transactions, '-f', "$dir/burst.sql",
+		  '-h', $node->host, '-p', $node->port, 'postgres' ], $name);
+}
+
+# 1. A listener hears the final quantity of every touched sku.
+my $listener = $node->background_psql('postgres');
+$listener->query_safe('LISTEN "inventory_events.web"');
+burst(4, 300, 'a burst of 1,200 transactions from 4 clients');
+ok($node->poll_query_until('postgres', $in_sync), 'the publisher caught up');
+is($node->safe_psql('postgres', $log_matches), '0',
+	'the latest publication of every sku equals channel_availability()');
+
+my %heard;
+my ($notifications, $oversized) = (0, 0);
+sub hear
+{
+	my $out = $listener->query_safe('SELECT 1');
+	while ($out =~ /Asynchronous notification "inventory_events\.web" with payload "(.*?)" received from server process/g)
+	{
+		my $payload = $1;
+		$notifications++;
+		$oversized++ if length($payload) >= 8000;
+		while ($payload =~ /\["((?:[^"\\]|\\.)*)",(-?\d+),(\d+)\]/g)
+		{
+			$heard{$1} = [ $2, $3 ] if !$heard{$1} || $heard{$1}[1] < $3;
+		}
+	}
+}
+hear();
+cmp_ok($notifications, '>', 0, "the listener got notifications ($notifications)");
+my $expected = $node->safe_psql('postgres', q{
+	SELECT string_agg(i.sku || '=' || inventory_events.channel_availability('web', i.sku), ',' ORDER BY i.sku)
+	  FROM inventory_events.item i
+	 WHERE EXISTS (SELECT FROM inventory_events.publication p WHERE p.channel = 'web' AND p.sku = i.sku)});
+is(join(',', map { "$_=$heard{$_}[0]" } sort keys %heard), $expected,
+	'the listener heard the final quantity of every sku');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) = max(seq) FROM inventory_events.publication WHERE channel = 'web'}), 't',
+	'the sequence is gap-free');
+
+# 3. SIGKILL of the worker during a burst: it comes back, nothing is lost.
+my $pid = $node->safe_psql('postgres', 'SELECT pid FROM inventory_events.publisher_status()');
+my $bg = IPC::Run::start(
+	[ 'pgbench', '-n', '-c', '2', '-j', '2', '-T', '4', '-f', "$dir/burst.sql",
+	  '-h', $node->host, '-p', $node->port, 'postgres' ], '>', \my $bg_out, '2>', \my $bg_err);
+usleep(1_500_000);
+kill 'KILL', $pid;
+$bg->finish;	# its clients are cut off by the crash restart
+$node->poll_query_until('postgres', 'SELECT true');
+burst(2, 200, 'a burst after the crash restart');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM inventory_events.publisher_status() WHERE pid IS NOT NULL AND pid <> } . $pid),
+	'the publisher restarted after SIGKILL');
+ok($node->poll_query_until('postgres', $in_sync), 'it caught up');
+is($node->safe_psql('postgres', $log_matches), '0', 'no change was lost');
+
+# 4. A server restart during a burst: the same.
+$bg = IPC::Run::start(
+	[ 'pgbench', '-n', '-c', '2', '-j', '2', '-T', '4', '-f', "$dir/burst.sql",
+	  '-h', $node->host, '-p', $node->port, 'postgres' ], '>', \$bg_out, '2>', \$bg_err);
+usleep(1_500_000);
+$node->restart(mode => 'immediate');
+$bg->finish;
+burst(2, 200, 'a burst after the server restart');
+ok($node->poll_query_until('postgres', $in_sync), 'after a server restart the publisher caught up');
+is($node->safe_psql('postgres', $log_matches), '0', 'no change was lost');
+is($node->safe_psql('postgres', q{
+	SELECT bool_and(n = m) FROM (SELECT count(*) AS n, max(seq) AS m FROM inventory_events.publication GROUP BY channel) x}),
+	't', 'every channel\'s sequence is still gap-free');
+
+# 5. The throttled channel (2 seconds), over all the bursts above: at most one
+# publication per interval per sku, some skus published several times, and
+# once due the latest value of every sku.
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM (
+	  SELECT published_at - lag(published_at) OVER (PARTITION BY sku ORDER BY seq) AS gap
+	    FROM inventory_events.publication WHERE channel = 'slow') x
+	 WHERE gap < interval '1.9 seconds'}), '0',
+	'the throttled channel got each sku at most once per interval');
+cmp_ok($node->safe_psql('postgres', q{
+	SELECT count(*) FROM (SELECT sku FROM inventory_events.publication WHERE channel = 'slow'
+	                       GROUP BY sku HAVING count(*) > 1) x}), '>', 0,
+	'and some skus several times');
+ok($node->poll_query_until('postgres', $in_sync), 'and, once due, the latest value of every sku');
+
+# 6. Payloads: hundreds of skus in one transaction.
+$listener = $node->background_psql('postgres');
+$listener->query_safe('LISTEN "inventory_events.web"');
+($notifications, $oversized) = (0, 0);
+%heard = ();
+my $before = $node->safe_psql('postgres', q{SELECT last_seq FROM inventory_events.channel_publisher WHERE channel = 'web'});
+$node->safe_psql('postgres', q{
+	INSERT INTO inventory_events.item (sku) SELECT 'BULK-SKU-WITH-A-RATHER-LONG-NAME-' || lpad(g::text, 30, '0') FROM generate_series(1, 400) g;
+	SELECT count(inventory_events.append('BULK-SKU-WITH-A-RATHER-LONG-NAME-' || lpad(g::text, 30, '0'), 'W1', 'received', g))
+	  FROM generate_series(1, 400) g;
+});
+ok($node->poll_query_until('postgres', $in_sync), 'the bulk change was published');
+hear();
+my $sent = $node->safe_psql('postgres', qq{SELECT count(*) FROM inventory_events.publication WHERE channel = 'web' AND seq > $before});
+cmp_ok($notifications, '>', 1, "split into several notifications ($notifications)");
+is($oversized, 0, 'every payload under 8000 bytes');
+is(scalar(keys %heard), $sent, "together they carry all $sent publications");
+
+# 7. DROP and CREATE EXTENSION while the worker runs.
+$pid = $node->safe_psql('postgres', 'SELECT pid FROM inventory_events.publisher_status()');
+$node->safe_psql('postgres', 'DROP EXTENSION inventory_events');
+usleep(600_000);
+is($node->safe_psql('postgres', qq{SELECT count(*) FROM pg_stat_activity WHERE pid = $pid}), '1',
+	'the publisher keeps running, waiting, while the extension is dropped');
+setup();
+$node->safe_psql('postgres', q{SELECT inventory_events.append('S1', 'W1', 'received', 7)});
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM inventory_events.publication WHERE channel = 'web' AND sku = 'S1' AND available = 7}),
+	'after CREATE EXTENSION it publishes again');
+is($node->safe_psql('postgres', 'SELECT pid FROM inventory_events.publisher_status()'), $pid, 'the same worker');
+
+# 8. publisher_stop() and publisher_start().
+is($node->safe_psql('postgres', 'SELECT inventory_events.publisher_stop()'), 't', 'publisher_stop()');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'inventory_events publisher'}),
+	'the publisher stopped');
+$node->safe_psql('postgres', q{SELECT inventory_events.append('S1', 'W1', 'received', 1)});
+usleep(500_000);
+is($node->safe_psql('postgres', q{SELECT max(available) FROM inventory_events.publication WHERE channel = 'web' AND sku = 'S1'}),
+	'7', 'nothing is published while it is stopped');
+is($node->safe_psql('postgres', 'SELECT inventory_events.publisher_start()'), 't', 'publisher_start()');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM inventory_events.publication WHERE channel = 'web' AND sku = 'S1' AND available = 8}),
+	'started again, it publishes what it missed');
+is($node->safe_psql('postgres', q{SELECT inventory_events.publisher_stop('nosuchdb')}), 'f',
+	'publisher_stop() of a database it does not serve is false');
+
+# 9. No publisher on a standby.
+$node->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($node, 'b', has_streaming => 1);
+$standby->start;
+$node->wait_for_catchup($standby);
+usleep(500_000);
+is($standby->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'inventory_events%'}), '0',
+	'a standby runs no launcher and no publisher');
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM inventory_events.publisher_status()'), '0',
+	'publisher_status() on the standby is empty');
+$standby->stop;
+$node->stop;
+
+done_testing();
