@@ -62,6 +62,7 @@ $(OBJS): $(wildcard src/*.h)
 bench:
 	bash test/bench/append.sh
 	bash test/bench/reserve.sh
+	bash test/bench/publisher.sh
 
 print-regress:   ; @echo $(REGRESS)
 print-isolation: ; @echo $(ISOLATION)

@@ -52,6 +52,7 @@ PGDLLEXPORT void ie_publisher_main(Datum arg);
 static int	ie_publisher_naptime = 1000;	/* ms */
 static int	ie_expire_interval = 60;	/* s, 0: never */
 static int	ie_publish_batch = 10000;	/* events per publish() call */
+static int	ie_publisher_delay = 20;	/* ms between two runs, to batch commits */
 
 /* Set when this transaction appended an event: wake the publisher at commit. */
 static bool appended_in_xact = false;
@@ -103,6 +104,11 @@ ie_worker_init(void)
 							NULL,
 							&ie_expire_interval, 60, 0, 24 * 3600, PGC_SIGHUP,
 							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory_events.publisher_delay",
+							"Least time between two runs of the publisher.",
+							"Commits in the meantime are published together: fewer, larger publisher transactions.",
+							&ie_publisher_delay, 20, 0, 10000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("inventory_events.publish_batch",
 							"Events the publisher reads from the log per transaction.",
 							NULL,
@@ -366,7 +372,16 @@ ie_publisher_main(Datum arg)
 		MemoryContextSwitchTo(old);
 		if (more)
 			continue;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, PG_WAIT_EXTENSION);
+
+		/*
+		 * Let commits gather for publisher_delay (a wake-up meanwhile stays
+		 * set), then sleep until woken, a throttled channel is due, or the
+		 * naptime is over.
+		 */
+		if (ie_publisher_delay > 0)
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ie_publisher_delay, PG_WAIT_EXTENSION);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(1, timeout - ie_publisher_delay), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
