@@ -18,6 +18,7 @@ my $node = ie_node('publisher', allows_streaming => 1);
 $node->append_conf('postgresql.conf', q{
 restart_after_crash = on
 inventory_events.publisher_naptime = 200
+inventory_events.expire_interval = 3600
 });
 $node->start;
 
@@ -203,7 +204,19 @@ ok($node->poll_query_until('postgres', q{
 is($node->safe_psql('postgres', q{SELECT inventory_events.publisher_stop('nosuchdb')}), 'f',
 	'publisher_stop() of a database it does not serve is false');
 
-# 9. No publisher on a standby.
+# 9. Housekeeping, and SIGHUP: an expired reservation stays until the
+# expire_interval is lowered by a reload, then the publisher releases it.
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM inventory_events.reserve('web', 'S1', 1, 'cart-1', expires_at => now() - interval '1 second')});
+usleep(1_000_000);
+is($node->safe_psql('postgres', q{SELECT count(*) FROM inventory_events.event WHERE ref = 'cart-1' AND event_type = 'released'}),
+	'0', 'not expired while expire_interval is an hour');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET inventory_events.expire_interval = 1; SELECT pg_reload_conf();});
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM inventory_events.event WHERE ref = 'cart-1' AND event_type = 'released' AND reason = 'expired'}),
+	'after a reload (SIGHUP) the publisher expires it');
+
+# 10. No publisher on a standby.
 $node->backup('b');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($node, 'b', has_streaming => 1);
