@@ -180,12 +180,21 @@ SELECT kind, sku, location, channel, ref, detail, age_bucket FROM exception_agin
 \echo 'What each channel may show at the end:'
 SELECT channel, sku, pool, available FROM channel_stock ORDER BY channel, sku;
 
-\echo '=== 18. A polling consumer catches up from its checkpoint (never skipping a late commit)'
+\echo '=== 18. Channels hear about changes: the publisher worker, woken at commit, sends NOTIFY'
+LISTEN "inventory_events.shopify";
+SELECT append('MUG-WHT', 'DAL', 'received', 12, source => 'wms-dal', idempotency_key => 'ASN-1009/1') AS event_id;
+SELECT pg_sleep(0.5);
+\echo '(psql shows the notification above: [sku, available, seq] entries)'
+SELECT seq, sku, available FROM publications_since('shopify', 0) ORDER BY seq DESC LIMIT 3;
+SELECT database, state, runs, publications FROM publisher_status();
+UNLISTEN *;
+
+\echo '=== 19. A polling consumer catches up from its checkpoint (never skipping a late commit)'
 SELECT next_checkpoint, id, sku, location, event_type, qty FROM events_after('0:0', 3);
 SELECT next_checkpoint AS checkpoint FROM events_after('0:0', 3) ORDER BY id DESC LIMIT 1 \gset
 \echo 'resuming after' :checkpoint
 SELECT id, sku, location, event_type, qty FROM events_after(:'checkpoint', 4);
 
 \echo
-\echo '=== 19. The positions equal the sum of the events (verify() lists differences: none)'
+\echo '=== 20. The positions equal the sum of the events (verify() lists differences: none)'
 SELECT count(*) AS inconsistent_streams FROM verify();

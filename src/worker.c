@@ -119,7 +119,8 @@ ie_worker_init(void)
 		return;
 
 	memset(&w, 0, sizeof(w));
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	/* A connection to no database: it reads none, but shows in pg_stat_activity. */
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	/* Never on a standby: the launcher starts when recovery has finished. */
 	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	w.bgw_restart_time = 5;
@@ -202,6 +203,8 @@ ie_launcher_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("inventory_events launcher");
 	fill_slots();
 
 	for (;;)

@@ -41,6 +41,10 @@ ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 1 FROM pg_stat_activity
 	 WHERE backend_type = 'inventory_events publisher' AND application_name = 'inventory_events publisher'}),
 	'the publisher shows in pg_stat_activity');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity
+	 WHERE backend_type = 'inventory_events launcher' AND application_name = 'inventory_events launcher'}),
+	'1', 'so does the launcher');
 is($node->safe_psql('postgres', 'SELECT database || enabled::text FROM inventory_events.publisher_status()'),
 	'postgrestrue', 'publisher_status() lists it');
 
