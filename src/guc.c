@@ -25,8 +25,8 @@ ie_guc_init(void)
 	 */
 	if (process_shared_preload_libraries_in_progress)
 		DefineCustomStringVariable("inventory_events.database",
-								   "Database served by the inventory_events background workers.",
-								   NULL,
+								   "Database(s) served by an inventory_events publisher.",
+								   "A comma-separated list: one publisher per database, up to 8.",
 								   &ie_database,
 								   "postgres",
 								   PGC_POSTMASTER,
