@@ -20,13 +20,14 @@ OBJS = \
 	src/ingest.o \
 	src/channel.o \
 	src/reserve.o \
-	src/worker.o
+	src/worker.o \
+	src/decoder.o
 
 DATA := sql/$(EXTENSION)--$(EXTVERSION).sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 DOCS := $(wildcard doc/*.md)
 
 # pg_regress inputs live in sql/ and expected/ (the install script in sql/ is not a test).
-REGRESS = extension stock_position stock_position_fuzz event_log ingest history channel reserve supply publish privileges
+REGRESS = extension stock_position stock_position_fuzz event_log ingest history channel reserve supply publish decoding privileges
 
 # Isolation specs: test/isolation/specs/*.spec with test/isolation/expected/*.out.
 ISOLATION := $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
