@@ -1,0 +1,152 @@
+# Replication clients of the event log:
+# - pg_recvlogical with the inventory_events plugin, during concurrent
+#   writers whose commits interleave: every event exactly once, each stream's
+#   versions in order, commit LSNs increasing, the slot's confirmed position
+#   advancing; stopped mid-stream and resumed, no gap and no duplicate.
+# - a second cluster subscribed through built-in logical replication (pgoutput)
+#   to the master data and the event log derives its own stock positions
+#   (the ENABLE ALWAYS stock trigger), identical to the publisher's.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use IETest;
+
+my $node = ie_node('decoder', allows_streaming => 'logical');
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION inventory_events;
+	INSERT INTO inventory_events.item (sku) SELECT 'S' || g FROM generate_series(1, 30) g;
+	INSERT INTO inventory_events.location (code) VALUES ('W1'), ('W2');
+	INSERT INTO inventory_events.channel (code) VALUES ('web');
+	INSERT INTO inventory_events.channel_location (channel, location) VALUES ('web', 'W1'), ('web', 'W2');
+	CREATE PUBLICATION ie_pub FOR TABLE inventory_events.item, inventory_events.item_uom,
+	    inventory_events.location, inventory_events.lot, inventory_events.event;
+	SELECT pg_create_logical_replication_slot('stream', 'inventory_events');
+});
+
+# The subscriber, before any event (its initial copy is the master data).
+my $sub = ie_node('subscriber');
+$sub->start;
+$sub->safe_psql('postgres', 'CREATE EXTENSION inventory_events');
+$sub->safe_psql('postgres',
+	"CREATE SUBSCRIPTION ie_sub CONNECTION '" . $node->connstr . " dbname=postgres' PUBLICATION ie_pub");
+$node->wait_for_catchup('ie_sub');
+
+# Writers: three events per transaction on skus in ascending order, commits
+# interleaving between four clients.
+my $dir = $node->basedir;
+append_to_file("$dir/writers.sql", q{
+\set a random(1, 10)
+\set b random(11, 20)
+\set c random(21, 30)
+\set l random(1, 2)
+BEGIN;
+SELECT inventory_events.append('S' || :a, 'W' || :l, 'received', 3);
+SELECT inventory_events.append('S' || :b, 'W' || :l, 'received', 2);
+SELECT count(*) FROM inventory_events.reserve_lines(jsonb_build_array(jsonb_build_object(
+    'channel', 'web', 'sku', 'S' || :c, 'qty', 1, 'ref', gen_random_uuid()::text)));
+SELECT inventory_events.append('S' || :c, 'W' || :l, 'received', 1);
+COMMIT;
+});
+sub writers
+{
+	my ($transactions) = @_;
+	return IPC::Run::start(
+		[ 'pgbench', '-n', '-c', '4', '-j', '2', '-t', $transactions, '-f', "$dir/writers.sql",
+		  '-h', $node->host, '-p', $node->port, 'postgres' ], '>', \my $out, '2>', \my $err);
+}
+sub receiver
+{
+	my ($file, @startpos) = @_;
+	return IPC::Run::start(
+		[ 'pg_recvlogical', '-d', $node->connstr('postgres'), '--slot', 'stream', '--start',
+		  '-f', $file, '-o', 'include-xact=on', '-o', 'include-position=on',
+		  '--fsync-interval', '1', '--status-interval', '1', '--no-loop', @startpos ],
+		'>', \my $out, '2>', \my $err);
+}
+sub records
+{
+	my @records;
+	for my $file (@_)
+	{
+		next unless -e $file;
+		push @records, split /\n/, slurp_file($file);
+	}
+	return @records;
+}
+
+my $file1 = "$dir/part1.jsonl";
+my $file2 = "$dir/part2.jsonl";
+my $recv = receiver($file1);
+my $w = writers(300);
+usleep(700_000);
+# Stop the receiver mid-stream (SIGINT: it writes, flushes and confirms what it has).
+$recv->signal('INT');
+$recv->finish;
+my $confirmed_1 = $node->safe_psql('postgres', q{SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'stream'});
+# The consumer's protocol (doc/reference.md): keep what precedes the last
+# commit record, drop any partial transaction after it, and resume from that
+# commit's end_lsn; the slot may not have confirmed that far yet, and
+# transactions that committed before the start position are not sent again.
+my @kept = split /\n/, slurp_file($file1);
+pop @kept while @kept && $kept[-1] !~ /"kind":"commit"/;
+ok(scalar(@kept), 'the first receiver wrote complete transactions before it was stopped');
+my ($resume) = $kept[-1] =~ /"end_lsn":"([0-9A-F]+\/[0-9A-F]+)"/;
+open(my $fh, '>', $file1) or die;
+print $fh join("\n", @kept), "\n";
+close $fh;
+$recv = receiver($file2, '--startpos', $resume);
+$w->finish;
+my $events = $node->safe_psql('postgres', 'SELECT count(*) FROM inventory_events.event');
+my $deadline = time + 60;
+while (time < $deadline)
+{
+	my $n = grep { /"kind":"event"/ } records($file1, $file2);
+	last if $n >= $events;
+	usleep(200_000);
+}
+usleep(1_500_000);	# one more status interval: the slot confirms the end
+$recv->signal('INT');
+$recv->finish;
+
+my @lines = records($file1, $file2);
+my @event_lines = grep { /"kind":"event"/ } @lines;
+my (%seen, %last_version, $dups, $disorder);
+($dups, $disorder) = (0, 0);
+for my $line (@event_lines)
+{
+	my ($id) = $line =~ /"event_id":(\d+)/;
+	my ($sku) = $line =~ /"sku":"([^"]*)"/;
+	my ($loc) = $line =~ /"location":"([^"]*)"/;
+	my ($version) = $line =~ /"version":(\d+),"event_type"/;
+	$dups++ if $seen{$id}++;
+	$disorder++ if defined $last_version{"$sku/$loc"} && $version != $last_version{"$sku/$loc"} + 1;
+	$last_version{"$sku/$loc"} = $version;
+}
+is(scalar(keys %seen), $events, "every event of the log reached the files ($events)");
+is($dups, 0, 'no event twice across the stop and the resume');
+is($disorder, 0, 'each stream\'s versions follow one another in commit order');
+my @commits = map { /"kind":"commit".*?"lsn":"([0-9A-F]+)\/([0-9A-F]+)"/ ? hex($1) * 2**32 + hex($2) : () } @lines;
+is(scalar(grep { $commits[$_] <= $commits[$_ - 1] } 1 .. $#commits), 0, 'commit LSNs increase');
+is(scalar(grep { /"kind":"event"/ && !/"position":\{/ } @lines), 0, 'every event carries its stream position');
+ok($node->safe_psql('postgres', qq{
+	SELECT confirmed_flush_lsn > '$confirmed_1' FROM pg_replication_slots WHERE slot_name = 'stream'}) eq 't',
+	'the slot\'s confirmed position advanced after the resume');
+
+# The subscriber derived the same stock positions from the replicated events.
+$node->wait_for_catchup('ie_sub');
+my $positions = q{SELECT string_agg(format('%s/%s/%s %s %s v%s', sku, location, lot, available, reserved, version), ';' ORDER BY sku, location, lot)
+                    FROM inventory_events.stock};
+my $theirs = $sub->safe_psql('postgres', $positions);
+cmp_ok(length($theirs), '>', 0, 'the subscriber has stock rows');
+is($theirs, $node->safe_psql('postgres', $positions),
+	'the subscriber\'s stock positions equal the publisher\'s');
+is($sub->safe_psql('postgres', 'SELECT count(*) FROM inventory_events.verify()'), '0',
+	'and equal the sum of its replicated events');
+
+$sub->stop;
+$node->stop;
+done_testing();
