@@ -17,6 +17,8 @@ CONF
 
 # PostgreSQL 15.19 and later only let output plugins listed here be used; older
 # minor releases reject the setting, so only name it where the server knows it.
-if "$bindir/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries[[:space:]]'; then
+# (grep reads all of it: with -q it would stop early, postgres would get
+# SIGPIPE, and pipefail would make the test false now and then.)
+if "$bindir/postgres" --describe-config 2>/dev/null | grep '^output_plugin_libraries[[:space:]]' >/dev/null; then
 	echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2json, inventory_events'"
 fi
