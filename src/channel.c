@@ -494,7 +494,19 @@ List *
 ie_stream_tags(text *sku, text *location, List *tags)
 {
 	IeLocationStock loc;
+	text	   *base_uom;
+	bool		lot_controlled = true;
 
+	(void) ie_master_item(sku, &base_uom, &lot_controlled);
+	if (!lot_controlled)
+	{
+		/* Without lots, a sku has one stream per location: no need to look. */
+		LOCKTAG    *tag = palloc(sizeof(LOCKTAG));
+		Datum		k[3] = {PointerGetDatum(sku), PointerGetDatum(location), CStringGetTextDatum("")};
+
+		ie_lock_tag(IE_LOCK_STREAM, 3, k, tag);
+		return lappend(tags, tag);
+	}
 	ie_location_stock(sku, location, &loc);
 	for (int i = 0; i < loc.nlots; i++)
 	{

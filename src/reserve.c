@@ -190,6 +190,32 @@ line_uses(const ReserveLine *l, int source)
 	return l->location == NULL || text_equal(l->ch.sources[source].location, l->location);
 }
 
+/* Appends the lock tags of the streams of sku at the locations line l may use. */
+static List *
+line_stream_tags(const ReserveLine *l, text *sku, List *tags)
+{
+	for (int s = 0; s < l->ch.nsources; s++)
+		if (line_uses(l, s))
+			tags = ie_stream_tags(sku, l->ch.sources[s].location, tags);
+	return tags;
+}
+
+/* Takes the locks of a list of tags, in the global order. */
+static void
+lock_tag_list(List *tags)
+{
+	LOCKTAG    *array;
+	int			n = 0;
+	ListCell   *lc;
+
+	if (tags == NIL)
+		return;
+	array = palloc(sizeof(LOCKTAG) * list_length(tags));
+	foreach(lc, tags)
+		array[n++] = *(LOCKTAG *) lfirst(lc);
+	ie_lock_tags_in_order(array, n);
+}
+
 /*
  * Takes every lock the lines need in the global order: idempotency keys, then
  * skus, then the streams of those skus at the locations the lines may use.
@@ -203,7 +229,6 @@ lock_lines(ReserveLine *lines, int n)
 	LOCKTAG    *tags;
 	int			ntags = 0;
 	int			max = 0;
-	ListCell   *lc;
 
 	for (int i = 0; i < n; i++)
 		max += 1 + lines[i].comp.n;
@@ -224,36 +249,8 @@ lock_lines(ReserveLine *lines, int n)
 
 	for (int i = 0; i < n; i++)
 		for (int c = 0; c < lines[i].comp.n; c++)
-		{
-			text	   *base_uom;
-			bool		lot_controlled = true;
-
-			(void) ie_master_item(lines[i].comp.sku[c], &base_uom, &lot_controlled);
-			for (int s = 0; s < lines[i].ch.nsources; s++)
-			{
-				if (!line_uses(&lines[i], s))
-					continue;
-				if (lot_controlled)
-					streams = ie_stream_tags(lines[i].comp.sku[c], lines[i].ch.sources[s].location, streams);
-				else
-				{
-					/* Without lots, a sku has one stream per location: no need to look. */
-					LOCKTAG    *tag = palloc(sizeof(LOCKTAG));
-					Datum		k[3] = {PointerGetDatum(lines[i].comp.sku[c]),
-					PointerGetDatum(lines[i].ch.sources[s].location), CStringGetTextDatum("")};
-
-					ie_lock_tag(IE_LOCK_STREAM, 3, k, tag);
-					streams = lappend(streams, tag);
-				}
-			}
-		}
-	if (streams == NIL)
-		return;
-	tags = repalloc(tags, sizeof(LOCKTAG) * list_length(streams));
-	ntags = 0;
-	foreach(lc, streams)
-		tags[ntags++] = *(LOCKTAG *) lfirst(lc);
-	ie_lock_tags_in_order(tags, ntags);
+			streams = line_stream_tags(&lines[i], lines[i].comp.sku[c], streams);
+	lock_tag_list(streams);
 }
 
 static void
@@ -723,8 +720,6 @@ ie_fill_backorders(text *sku)
 		int64		vbuf;
 		int64		shown;
 		IeLocationStock *locs;
-		List	   *streams = NIL;
-		ListCell   *sc;
 		AllocPlan		plan = {0};
 		int64		planned;
 
@@ -771,18 +766,7 @@ ie_fill_backorders(text *sku)
 			l.location = first_allocation_location(DatumGetInt64(values[Anum_ie_reservation_id - 1]));
 
 		/* The channel's streams of this sku (under the sku lock, as reserve does). */
-		for (int s = 0; s < l.ch.nsources; s++)
-			if (line_uses(&l, s))
-				streams = ie_stream_tags(sku, l.ch.sources[s].location, streams);
-		if (streams != NIL)
-		{
-			LOCKTAG    *tags = palloc(sizeof(LOCKTAG) * list_length(streams));
-			int			n = 0;
-
-			foreach(sc, streams)
-				tags[n++] = *(LOCKTAG *) lfirst(sc);
-			ie_lock_tags_in_order(tags, n);
-		}
+		lock_tag_list(line_stream_tags(&l, sku, NIL));
 
 		locs = palloc(sizeof(IeLocationStock) * Max(l.ch.nsources, 1));
 		shown = ie_sku_channel_availability(&l.ch, sku, locs, &pool, &vbuf);
