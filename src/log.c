@@ -144,20 +144,11 @@ invalid_event(const char *msg, const char *detail)
 }
 
 static bool
-text_eq(const text *a, const text *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
-		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
-}
-
-static bool
 datum_text_eq(const text *a, Datum d, bool isnull)
 {
 	if (isnull)
 		return a == NULL;
-	return a != NULL && text_eq(a, DatumGetTextPP(d));
+	return a != NULL && ie_text_equal(a, DatumGetTextPP(d));
 }
 
 /*
@@ -391,7 +382,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	p->key.location = PointerGetDatum(in->location);
 
 	/* Unit of measure: the base unit, or one of the item's units. */
-	if (in->uom == NULL || text_eq(in->uom, base_uom))
+	if (in->uom == NULL || ie_text_equal(in->uom, base_uom))
 		p->uom = base_uom;
 	else
 	{

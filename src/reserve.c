@@ -100,15 +100,6 @@ typedef struct Outcome
 	char	   *message;		/* refused only */
 } Outcome;
 
-static bool
-text_equal(const text *a, const text *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
-		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
-}
-
 static char *
 cstr(const text *t)
 {
@@ -168,7 +159,7 @@ line_load(ReserveLine *l)
 		bool		sources = false;
 
 		for (int i = 0; i < l->ch.nsources; i++)
-			sources |= text_equal(l->ch.sources[i].location, l->location);
+			sources |= ie_text_equal(l->ch.sources[i].location, l->location);
 		if (!sources)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -187,7 +178,7 @@ line_load(ReserveLine *l)
 static bool
 line_uses(const ReserveLine *l, int source)
 {
-	return l->location == NULL || text_equal(l->ch.sources[source].location, l->location);
+	return l->location == NULL || ie_text_equal(l->ch.sources[source].location, l->location);
 }
 
 /* Appends the lock tags of the streams of sku at the locations line l may use. */
@@ -453,15 +444,15 @@ replay(const ReserveLine *l, List **outcomes)
 		slot_getallattrs(slot);
 		id = DatumGetInt64(v[Anum_ie_reservation_id - 1]);
 		backordered = DatumGetInt64(v[Anum_ie_reservation_backordered - 1]);
-		if (!text_equal(l->channel, DatumGetTextPP(v[Anum_ie_reservation_channel - 1])))
+		if (!ie_text_equal(l->channel, DatumGetTextPP(v[Anum_ie_reservation_channel - 1])))
 			field = "channel";
-		else if (!text_equal(l->ref, DatumGetTextPP(v[Anum_ie_reservation_ref - 1])))
+		else if (!ie_text_equal(l->ref, DatumGetTextPP(v[Anum_ie_reservation_ref - 1])))
 			field = "ref";
-		else if (!text_equal(l->sku, DatumGetTextPP(v[Anum_ie_reservation_sku - 1])))
+		else if (!ie_text_equal(l->sku, DatumGetTextPP(v[Anum_ie_reservation_sku - 1])))
 			field = "sku";
 		else if (l->qty != DatumGetInt64(v[Anum_ie_reservation_qty - 1]))
 			field = "qty";
-		else if (!text_equal(l->location, isnull[Anum_ie_reservation_location - 1] ? NULL :
+		else if (!ie_text_equal(l->location, isnull[Anum_ie_reservation_location - 1] ? NULL :
 							 DatumGetTextPP(v[Anum_ie_reservation_location - 1])))
 			field = "location";
 		if (field)
@@ -1013,7 +1004,7 @@ ie_fill_backorders_sql(PG_FUNCTION_ARGS)
 			bool		isnull;
 			text	   *sku = DatumGetTextPCopy(slot_getattr(slot, Anum_ie_reservation_sku, &isnull));
 
-			if (skus == NIL || !text_equal(llast(skus), sku))
+			if (skus == NIL || !ie_text_equal(llast(skus), sku))
 				skus = lappend(skus, sku);
 		}
 		index_endscan(scan);

@@ -307,3 +307,13 @@ stock_position_make(PG_FUNCTION_ARGS)
 		result->q[b] = PG_ARGISNULL(b) ? 0 : PG_GETARG_INT64(b);
 	PG_RETURN_STOCK_POSITION(result);
 }
+
+/* Byte-wise equality of two texts; NULL equals only NULL. */
+bool
+ie_text_equal(const text *a, const text *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}

@@ -62,6 +62,7 @@ typedef struct StockPosition
 #define PG_GETARG_STOCK_POSITION(n) DatumGetStockPosition(PG_GETARG_DATUM(n))
 #define PG_RETURN_STOCK_POSITION(x) return StockPositionGetDatum(x)
 
+extern bool ie_text_equal(const text *a, const text *b);
 extern int64 ie_position_on_hand(const StockPosition *p);
 extern void ie_position_add(StockPosition *acc, const StockPosition *p);
 extern void ie_position_sub(StockPosition *acc, const StockPosition *p);
