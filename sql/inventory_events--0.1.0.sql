@@ -1418,7 +1418,6 @@ DECLARE
     cp       text;
     next_cp  text;
     skus     text[] := '{}';
-    r        record;
     c        record;
     payload  text;
     n        integer;
@@ -1427,11 +1426,10 @@ BEGIN
     publications := 0;
     -- One publisher at a time.
     SELECT p.checkpoint INTO cp FROM inventory_events.publisher_checkpoint p FOR UPDATE;
-    FOR r IN SELECT e.next_checkpoint, e.sku FROM inventory_events.events_after(cp, max_events) e LOOP
-        events := events + 1;
-        next_cp := r.next_checkpoint;
-        skus := skus || r.sku;
-    END LOOP;
+    SELECT count(*)::integer, coalesce(array_agg(DISTINCT e.sku), '{}'),
+           (array_agg(e.next_checkpoint ORDER BY e.ordinality DESC))[1]
+      INTO events, skus, next_cp
+      FROM inventory_events.events_after(cp, max_events) WITH ORDINALITY e;
     IF events > 0 THEN
         INSERT INTO inventory_events.publication_pending (channel, sku)
         SELECT ch.code, s.sku
