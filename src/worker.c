@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -31,6 +32,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "commands/dbcommands.h"
@@ -268,6 +270,29 @@ set_state(IePublisherSlot *slot, const char *state)
 }
 
 /*
+ * True when the extension is installed, and then it stays so until this
+ * transaction ends. DROP EXTENSION locks the extension object exclusively
+ * before it drops anything, so holding a share lock on it keeps a concurrent
+ * DROP from pulling functions and tables out from under publish() (which
+ * would fail the step, or deadlock on the tables both touch); the drop waits
+ * for this step instead. The second look after the lock sees a drop that
+ * committed while we waited.
+ */
+static bool
+extension_locked(void)
+{
+	Oid			extension = get_extension_oid("inventory_events", true);
+
+	if (!OidIsValid(extension))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, extension, 0, AccessShareLock);
+	if (get_extension_oid("inventory_events", true) == extension)
+		return true;
+	UnlockDatabaseObject(ExtensionRelationId, extension, 0, AccessShareLock);
+	return false;
+}
+
+/*
  * One publisher step in its own transaction. Returns true when there is more
  * to read at once; lowers *timeout when a throttled channel is due sooner.
  */
@@ -283,7 +308,7 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "inventory_events.publish()");
 
-	if (!OidIsValid(get_extension_oid("inventory_events", true)))
+	if (!extension_locked())
 		set_state(slot, "waiting for CREATE EXTENSION inventory_events");
 	else
 	{

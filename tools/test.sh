@@ -6,7 +6,8 @@
 #   4. TAP            (test/t/*.pl, PostgreSQL::Test::Cluster)
 # Installs missing Debian packages, works as root (servers run as an unprivileged
 # user) or as an ordinary user, and ends with the line "N passed, N failed".
-# IE_KEEP=1 keeps the temporary directory; IE_SUITES="regress tap" picks suites.
+# IE_KEEP=1 keeps the temporary directory; IE_SUITES="regress tap" picks suites;
+# IE_TAP=005 runs only the TAP tests whose names start so.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ie_setup
@@ -78,6 +79,7 @@ if [[ " $suites " == *" tap "* ]]; then
 	ie_log "TAP"
 	for t in $(make -s print-tap); do
 		name=$(basename "$t" .pl)
+		case $name in ${IE_TAP:-*}*) ;; *) continue ;; esac
 		tdir=$IE_WORK/out/tap/$name
 		ie_run mkdir -p "$tdir"
 		if (cd "$IE_WORK/src" && ie_run env TESTDIR="$tdir" PG_REGRESS="$IE_PGXS/src/test/regress/pg_regress" \

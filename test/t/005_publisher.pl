@@ -179,9 +179,31 @@ cmp_ok($notifications, '>', 1, "split into several notifications ($notifications
 is($oversized, 0, 'every payload under 8000 bytes');
 is(scalar(keys %heard), $sent, "together they carry all $sent publications");
 
-# 7. DROP and CREATE EXTENSION while the worker runs.
+# 7. DROP and CREATE EXTENSION while the worker runs. A DROP issued while
+# publish() runs waits for it: a session holds the checkpoint row so that
+# the publisher is caught inside publish(), the DROP is issued, the holder
+# lets go. Without the worker's lock on the extension the DROP and the
+# publisher each hold tables the other needs (deadlock, or the worker fails
+# on a table that vanished) and the worker is restarted.
 $pid = $node->safe_psql('postgres', 'SELECT pid FROM inventory_events.publisher_status()');
-$node->safe_psql('postgres', 'DROP EXTENSION inventory_events');
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN; SELECT checkpoint FROM inventory_events.publisher_checkpoint FOR UPDATE');
+$node->safe_psql('postgres', q{SELECT inventory_events.append('S2', 'W1', 'received', 1)});
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $pid AND wait_event_type = 'Lock'}),
+	'the publisher is caught inside publish()');
+my $dropper = $node->background_psql('postgres', on_error_stop => 0);
+$dropper->query_until(qr/dropping/, "\\echo dropping\nDROP EXTENSION inventory_events;\n");
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'DROP EXTENSION inventory_events;' AND wait_event_type = 'Lock'}),
+	'DROP EXTENSION waits');
+$holder->query_safe('COMMIT');
+$holder->quit;
+my ($dropped, $drop_failed) = $dropper->query('SELECT 1');
+is($drop_failed, 0, 'DROP EXTENSION succeeds once the publisher is done');
+$dropper->quit;
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_extension WHERE extname = 'inventory_events'}), '0',
+	'the extension is gone');
 usleep(600_000);
 is($node->safe_psql('postgres', qq{SELECT count(*) FROM pg_stat_activity WHERE pid = $pid}), '1',
 	'the publisher keeps running, waiting, while the extension is dropped');
