@@ -16,7 +16,8 @@ SELECT 'init' FROM pg_create_logical_replication_slot('ie', 'inventory_events');
 -- publication.
 BEGIN;
 SELECT append('TEE-1', 'W1', 'received', 10, source => 'wms', idempotency_key => 'r-1') > 0;
-SELECT append('MUG-1', 'W2', 'received', 4, channel => 'b2b') > 0;
+SELECT append('MUG-1', 'W2', 'received', 4, channel => 'b2b', ref => 'PO-7', reason => 'late "east" dock',
+              payload => '{"dock": 3, "note": "ok"}', source_seq => 42, occurred_at => '2026-11-20 09:30:00.25+01') > 0;
 COMMIT;
 SELECT count(*) FROM reserve('web', 'TEE-1', 3, 'SO-1');
 INSERT INTO unrelated SELECT generate_series(1, 10);
@@ -30,7 +31,7 @@ RETURNS TABLE (kind text, detail text, has_lsn boolean) LANGUAGE sql AS $$
     SELECT d->>'kind',
            CASE d->>'kind'
              WHEN 'event' THEN concat_ws(' ', d->>'event_type', d->>'sku', d->>'location', d->>'qty',
-                                         'version ' || (d->>'version'), 'id=event_id:' || ((d->'id') = (d->'event_id'))::text,
+                                         'version ' || (d->>'version'),
                                          CASE WHEN d ? 'position' THEN 'position ' || (d->'position')::text END)
              WHEN 'publication' THEN concat_ws(' ', d->>'channel', d->>'seq', d->>'sku', d->>'available')
              WHEN 'message' THEN concat_ws(' ', d->>'prefix', d->>'content', d->>'transactional')
@@ -42,11 +43,36 @@ $$;
 
 -- The defaults: events, publications and our messages; no begin/commit, no positions.
 SELECT * FROM pg_temp.records();
--- Every column of an event under its own name.
+-- The columns of an event under their own names (nulls left out).
 SELECT array_agg(k ORDER BY k) FROM (
     SELECT jsonb_object_keys(d) AS k
       FROM (SELECT data::jsonb AS d FROM pg_logical_slot_peek_changes('ie', NULL, NULL)
              WHERE data::jsonb->>'kind' = 'event' LIMIT 1) one) x;
+-- Each event record is its row: "id" as "event_id", a null column left out,
+-- timestamps in ISO 8601 in UTC whatever the session's TimeZone, the effect
+-- as an object of its non-zero buckets.
+SET TimeZone = 'America/New_York';
+SELECT d->>'sku' AS sku,
+       CASE WHEN d->>'sku' = 'MUG-1' THEN d->>'occurred_at'
+            ELSE (d->>'occurred_at' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$')::text END AS occurred_at,
+       d->'effect' AS effect, d->'payload' AS payload, d->>'reason' AS reason
+  FROM (SELECT data::jsonb AS d FROM pg_logical_slot_peek_changes('ie', NULL, NULL)) x
+ WHERE d->>'kind' = 'event' ORDER BY d->>'event_id';
+SELECT count(*) AS events,
+       bool_and(to_jsonb(r) - 'effect' = to_jsonb(e) - 'effect') AS columns_equal,
+       bool_and(stock_position(available => coalesce((d->'effect'->>'available')::bigint, 0),
+                               reserved => coalesce((d->'effect'->>'reserved')::bigint, 0),
+                               picked => coalesce((d->'effect'->>'picked')::bigint, 0),
+                               damaged => coalesce((d->'effect'->>'damaged')::bigint, 0),
+                               quarantine => coalesce((d->'effect'->>'quarantine')::bigint, 0),
+                               in_transit => coalesce((d->'effect'->>'in_transit')::bigint, 0),
+                               inbound => coalesce((d->'effect'->>'inbound')::bigint, 0)) = e.effect) AS effect_equal,
+       bool_and(NOT d ? 'id' AND NOT EXISTS (SELECT FROM jsonb_each(d) WHERE value = 'null')) AS no_id_no_nulls
+  FROM (SELECT data::jsonb AS d FROM pg_logical_slot_peek_changes('ie', NULL, NULL)) x
+  JOIN event e ON e.id = (d->>'event_id')::bigint
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::event, d - 'effect' || jsonb_build_object('id', d->'event_id')) r
+ WHERE d->>'kind' = 'event';
+RESET TimeZone;
 -- Begin and commit records, with xid, LSNs and commit time.
 SELECT * FROM pg_temp.records('include-xact', 'on');
 -- The resulting position of the stream, from the stock row change of the same transaction.
@@ -75,6 +101,20 @@ SELECT count(*) AS events, count(DISTINCT (data::jsonb->>'event_id')) AS distinc
   FROM pg_logical_slot_get_changes('ie', NULL, NULL),
        LATERAL (SELECT min(id) AS min_id FROM event WHERE sku = 'TEE-2') m;
 RESET logical_decoding_work_mem;
+
+-- A column added to the publication log (as an upgrade's ALTER TABLE would)
+-- goes out from its change on, and a dropped one no more: the decoder's
+-- column plans follow relcache invalidations, in decoding order.
+SELECT append('MUG-1', 'W2', 'received', 1) > 0;
+SELECT count(*) FROM publish();
+ALTER TABLE publication ADD COLUMN site text DEFAULT 'north';
+SELECT append('MUG-1', 'W2', 'received', 1) > 0;
+SELECT count(*) FROM publish();
+ALTER TABLE publication DROP COLUMN site;
+SELECT append('MUG-1', 'W2', 'received', 1) > 0;
+SELECT count(*) FROM publish();
+SELECT d->>'kind' AS kind, d->>'available' AS available, d->>'site' AS site
+  FROM (SELECT data::jsonb AS d FROM pg_logical_slot_get_changes('ie', NULL, NULL)) x;
 
 SELECT pg_drop_replication_slot('ie');
 DROP TABLE unrelated;

@@ -27,10 +27,13 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "replication/logical.h"
 #include "replication/origin.h"
 #include "utils/builtins.h"
+#include "utils/catcache.h"
+#include "utils/datetime.h"
 #include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -48,13 +51,66 @@
 #define IE_MESSAGE_PREFIX "inventory_events"
 #define IE_PROGRESS_EVERY 1000
 
-/* The relations we decode, by OID; found again after any relcache invalidation. */
+/*
+ * How one column is written. Decided once per relation, so that a change
+ * costs no catalog lookup, no type-name compare and no fmgr set-up per
+ * column: numbers, booleans, text, timestamps, dates, stock positions and
+ * our enums are written directly; only other types call their output
+ * function (looked up once).
+ */
+typedef enum ColumnKind
+{
+	COL_INT2,
+	COL_INT4,
+	COL_INT8,
+	COL_BOOL,
+	COL_TEXT,
+	COL_TIMESTAMPTZ,
+	COL_DATE,
+	COL_POSITION,				/* stock_position: an object of its non-zero buckets */
+	COL_ENUM,					/* label by pg_enum OID, cached */
+	COL_JSON,					/* json and jsonb: written as they are */
+	COL_OTHER					/* output function, then a JSON string */
+} ColumnKind;
+
+typedef struct ColumnPlan
+{
+	AttrNumber	attnum;
+	ColumnKind	kind;
+	char	   *key;			/* ,"name": */
+	int			keylen;
+	FmgrInfo	out;			/* COL_JSON, COL_OTHER, COL_ENUM's unknown labels */
+	int			nlabels;		/* COL_ENUM */
+	Oid		   *label_oids;
+	char	  **names;			/* the labels */
+	char	  **labels;			/* the same as JSON strings, quotes included */
+} ColumnPlan;
+
+typedef struct RelationPlan
+{
+	int			ncols;
+	ColumnPlan *cols;
+	Datum	   *values;			/* the current tuple, deformed */
+	bool	   *nulls;
+} RelationPlan;
+
+/*
+ * The relations we decode, by OID, with their column plans; all found again
+ * after any relcache invalidation of them (ALTER TABLE during an upgrade)
+ * or syscache invalidation of an enum label (ALTER TYPE ... RENAME VALUE).
+ * The callbacks only mark the cache stale: it is rebuilt at the next change,
+ * never in the middle of one.
+ */
 static struct
 {
 	bool		valid;
 	Oid			event;
 	Oid			stock;
 	Oid			publication;
+	Oid			position_typid;
+	MemoryContext context;		/* holds the plans */
+	RelationPlan *event_plan;
+	RelationPlan *publication_plan;
 }			rels;
 static bool rels_callback_registered = false;
 
@@ -66,21 +122,133 @@ rels_invalidate(Datum arg, Oid relid)
 }
 
 static void
+enums_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	rels.valid = false;
+}
+
+static void
 rels_load(void)
 {
 	Oid			nsp;
 
 	if (rels.valid)
 		return;
-	memset(&rels, 0, sizeof(rels));
+	if (rels.context == NULL)
+		rels.context = AllocSetContextCreate(CacheMemoryContext, "inventory_events decoder plans",
+											 ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(rels.context);
+	rels.event = rels.stock = rels.publication = rels.position_typid = InvalidOid;
+	rels.event_plan = rels.publication_plan = NULL;
 	nsp = get_namespace_oid("inventory_events", true);
 	if (OidIsValid(nsp))
 	{
 		rels.event = get_relname_relid("event", nsp);
 		rels.stock = get_relname_relid("stock", nsp);
 		rels.publication = get_relname_relid("publication", nsp);
+		rels.position_typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+											  CStringGetDatum("stock_position"), ObjectIdGetDatum(nsp));
 	}
 	rels.valid = true;
+}
+
+/* The labels of an enum type, as JSON strings, by pg_enum OID. */
+static void
+plan_enum_labels(ColumnPlan *col, Oid typid)
+{
+	CatCList   *list = SearchSysCacheList1(ENUMTYPOIDNAME, ObjectIdGetDatum(typid));
+
+	col->nlabels = list->n_members;
+	col->label_oids = palloc(sizeof(Oid) * list->n_members);
+	col->names = palloc(sizeof(char *) * list->n_members);
+	col->labels = palloc(sizeof(char *) * list->n_members);
+	for (int i = 0; i < list->n_members; i++)
+	{
+		HeapTuple	tup = &list->members[i]->tuple;
+		Form_pg_enum e = (Form_pg_enum) GETSTRUCT(tup);
+		StringInfoData label;
+
+		initStringInfo(&label);
+		escape_json(&label, NameStr(e->enumlabel));
+		col->label_oids[i] = e->oid;
+		col->names[i] = pstrdup(NameStr(e->enumlabel));
+		col->labels[i] = label.data;
+	}
+	ReleaseSysCacheList(list);
+}
+
+/* The plan of a relation's columns; skip_attnum (or 0) is left out. */
+static RelationPlan *
+plan_relation(TupleDesc desc, AttrNumber skip_attnum)
+{
+	MemoryContext old = MemoryContextSwitchTo(rels.context);
+	RelationPlan *plan = palloc0(sizeof(RelationPlan));
+
+	plan->cols = palloc0(sizeof(ColumnPlan) * desc->natts);
+	plan->values = palloc(sizeof(Datum) * desc->natts);
+	plan->nulls = palloc(sizeof(bool) * desc->natts);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		ColumnPlan *col;
+		StringInfoData key;
+		Oid			outfunc;
+		bool		isvarlena;
+
+		if (att->attisdropped || att->attnum == skip_attnum)
+			continue;
+		col = &plan->cols[plan->ncols++];
+		col->attnum = att->attnum;
+		initStringInfo(&key);
+		appendStringInfoChar(&key, ',');
+		escape_json(&key, NameStr(att->attname));
+		appendStringInfoChar(&key, ':');
+		col->key = key.data;
+		col->keylen = key.len;
+		switch (att->atttypid)
+		{
+			case INT2OID:
+				col->kind = COL_INT2;
+				break;
+			case INT4OID:
+				col->kind = COL_INT4;
+				break;
+			case INT8OID:
+				col->kind = COL_INT8;
+				break;
+			case BOOLOID:
+				col->kind = COL_BOOL;
+				break;
+			case TEXTOID:
+			case VARCHAROID:
+				col->kind = COL_TEXT;
+				break;
+			case TIMESTAMPTZOID:
+				col->kind = COL_TIMESTAMPTZ;
+				break;
+			case DATEOID:
+				col->kind = COL_DATE;
+				break;
+			case JSONOID:
+			case JSONBOID:
+				col->kind = COL_JSON;
+				break;
+			default:
+				if (att->atttypid == rels.position_typid)
+					col->kind = COL_POSITION;
+				else if (type_is_enum(att->atttypid))
+				{
+					col->kind = COL_ENUM;
+					plan_enum_labels(col, att->atttypid);
+				}
+				else
+					col->kind = COL_OTHER;
+		}
+		getTypeOutputInfo(att->atttypid, &outfunc, &isvarlena);
+		fmgr_info_cxt(outfunc, &col->out, rels.context);
+	}
+	MemoryContextSwitchTo(old);
+	return plan;
 }
 
 typedef struct IeDecodingData
@@ -196,6 +364,7 @@ ie_decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is
 	if (!rels_callback_registered)
 	{
 		CacheRegisterRelcacheCallback(rels_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(ENUMOID, enums_invalidate, (Datum) 0);
 		rels_callback_registered = true;
 	}
 	rels.valid = false;
@@ -214,6 +383,26 @@ static bool
 ie_decode_filter(LogicalDecodingContext *ctx, RepOriginId origin_id)
 {
 	return false;
+}
+
+static void
+append_int64(StringInfo out, int64 value)
+{
+	char		buf[MAXINT8LEN + 1];
+
+	appendBinaryStringInfo(out, buf, pg_lltoa(value, buf));
+}
+
+/* A timestamp with time zone or a date in ISO 8601, in UTC whatever the session's TimeZone. */
+static void
+append_datetime(StringInfo out, Datum value, Oid typid)
+{
+	static const int utc = 0;
+	char		buf[MAXDATELEN + 1];
+
+	appendStringInfoChar(out, '"');
+	appendStringInfoString(out, JsonEncodeDateTime(buf, value, typid, &utc));
+	appendStringInfoChar(out, '"');
 }
 
 static void
@@ -280,71 +469,97 @@ ie_decode_commit_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRec
 	appendStringInfo(ctx->out, "{\"kind\":\"commit\",\"xid\":%u", txn->xid);
 	lsn_field(ctx->out, "lsn", commit_lsn);
 	lsn_field(ctx->out, "end_lsn", txn->end_lsn);
-	appendStringInfo(ctx->out, ",\"commit_time\":\"%s\"}", timestamptz_to_str(txn->xact_time.commit_time));
+	appendStringInfoString(ctx->out, ",\"commit_time\":");
+	append_datetime(ctx->out, TimestampTzGetDatum(txn->xact_time.commit_time), TIMESTAMPTZOID);
+	appendStringInfoChar(ctx->out, '}');
 	OutputPluginWrite(ctx, true);
 }
 
-/* The value of a column as JSON: numbers and booleans bare, json(b) as is, the rest as strings. */
+/* A stock position as an object of its non-zero buckets: {"available":3}. */
 static void
-append_value(StringInfo out, Oid typid, Datum value, bool isnull)
+append_position(StringInfo out, const StockPosition *p)
 {
-	Oid			outfunc;
-	bool		isvarlena;
-	char	   *text;
+	bool		first = true;
 
-	if (isnull)
+	appendStringInfoChar(out, '{');
+	for (int b = 0; b < IE_NUM_BUCKETS; b++)
 	{
-		appendStringInfoString(out, "null");
-		return;
+		if (p->q[b] == 0)
+			continue;
+		appendStringInfo(out, "%s\"%s\":", first ? "" : ",", ie_bucket_names[b]);
+		append_int64(out, p->q[b]);
+		first = false;
 	}
-	getTypeOutputInfo(typid, &outfunc, &isvarlena);
-	text = OidOutputFunctionCall(outfunc, value);
-	switch (typid)
-	{
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case OIDOID:
-			appendStringInfoString(out, text);
-			break;
-		case BOOLOID:
-			appendStringInfoString(out, strcmp(text, "t") == 0 ? "true" : "false");
-			break;
-		case JSONOID:
-		case JSONBOID:
-			appendStringInfoString(out, text);
-			break;
-		default:
-			escape_json(out, text);
-	}
+	appendStringInfoChar(out, '}');
 }
 
 static void
-append_tuple(StringInfo out, TupleDesc desc, HeapTuple tuple)
+append_column(StringInfo out, ColumnPlan *col, Datum value)
 {
-	for (int i = 0; i < desc->natts; i++)
+	switch (col->kind)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		bool		isnull;
-		Datum		value;
+		case COL_INT2:
+			append_int64(out, DatumGetInt16(value));
+			break;
+		case COL_INT4:
+			append_int64(out, DatumGetInt32(value));
+			break;
+		case COL_INT8:
+			append_int64(out, DatumGetInt64(value));
+			break;
+		case COL_BOOL:
+			appendStringInfoString(out, DatumGetBool(value) ? "true" : "false");
+			break;
+		case COL_TEXT:
+			escape_json(out, TextDatumGetCString(value));
+			break;
+		case COL_TIMESTAMPTZ:
+			append_datetime(out, value, TIMESTAMPTZOID);
+			break;
+		case COL_DATE:
+			append_datetime(out, value, DATEOID);
+			break;
+		case COL_POSITION:
+			append_position(out, DatumGetStockPosition(value));
+			break;
+		case COL_ENUM:
+			for (int i = 0; i < col->nlabels; i++)
+				if (col->label_oids[i] == DatumGetObjectId(value))
+				{
+					appendStringInfoString(out, col->labels[i]);
+					return;
+				}
+			/* A label added since the plan was made. */
+			escape_json(out, OutputFunctionCall(&col->out, value));
+			break;
+		case COL_JSON:
+			appendStringInfoString(out, OutputFunctionCall(&col->out, value));
+			break;
+		case COL_OTHER:
+			escape_json(out, OutputFunctionCall(&col->out, value));
+			break;
+	}
+}
 
-		if (att->attisdropped || att->attnum < 0)
+/* The plan's columns of the deformed tuple; a null column is left out. */
+static void
+append_columns(StringInfo out, RelationPlan *plan)
+{
+	for (int i = 0; i < plan->ncols; i++)
+	{
+		ColumnPlan *col = &plan->cols[i];
+
+		if (plan->nulls[col->attnum - 1])
 			continue;
-		value = heap_getattr(tuple, i + 1, desc, &isnull);
-		appendStringInfoChar(out, ',');
-		escape_json(out, NameStr(att->attname));
-		appendStringInfoChar(out, ':');
-		append_value(out, att->atttypid, value, isnull);
+		appendBinaryStringInfo(out, col->key, col->keylen);
+		append_column(out, col, plan->values[col->attnum - 1]);
 	}
 }
 
 static char *
-text_at(TupleDesc desc, HeapTuple tuple, int attnum)
+text_at(RelationPlan *plan, int attnum)
 {
-	bool		isnull;
-	Datum		d = heap_getattr(tuple, attnum, desc, &isnull);
-
-	return isnull ? NULL : TextDatumGetCString(d);
+	return plan->nulls[attnum - 1] ? NULL : TextDatumGetCString(plan->values[attnum - 1]);
 }
 
 static bool
@@ -362,12 +577,11 @@ in_list(List *list, const char *value)
 	return false;
 }
 
-/* sku, location, lot of an event (first = Anum_ie_event_sku) or stock row (Anum_ie_stock_sku). */
+/* sku \x01 location \x01 lot: the stream of an event or of a stock row. */
 static char *
-stream_key(TupleDesc desc, HeapTuple tuple, int first)
+stream_key(const char *sku, const char *location, const char *lot)
 {
-	return psprintf("%s\x01%s\x01%s", text_at(desc, tuple, first),
-					text_at(desc, tuple, first + 1), text_at(desc, tuple, first + 2));
+	return psprintf("%s\x01%s\x01%s", sku, location, lot);
 }
 
 static void
@@ -378,30 +592,49 @@ skip_change(LogicalDecodingContext *ctx, IeDecodingData *data)
 		OutputPluginUpdateProgress(ctx, false);
 }
 
+/* The plan of a relation, made on first use; the tuple deformed into it. */
+static RelationPlan *
+plan_tuple(RelationPlan **plan, Relation relation, AttrNumber skip_attnum, HeapTuple tuple)
+{
+	if (*plan == NULL)
+		*plan = plan_relation(RelationGetDescr(relation), skip_attnum);
+	heap_deform_tuple(tuple, RelationGetDescr(relation), (*plan)->values, (*plan)->nulls);
+	return *plan;
+}
+
+/* The label of an enum column's value, for the event-types filter. */
+static const char *
+enum_name(RelationPlan *plan, AttrNumber attnum)
+{
+	Datum		value = plan->values[attnum - 1];
+
+	for (int i = 0; i < plan->ncols; i++)
+	{
+		ColumnPlan *col = &plan->cols[i];
+
+		if (col->attnum != attnum)
+			continue;
+		for (int l = 0; l < col->nlabels; l++)
+			if (col->label_oids[l] == DatumGetObjectId(value))
+				return col->names[l];
+		return OutputFunctionCall(&col->out, value);
+	}
+	elog(ERROR, "column %d of the event log is not decoded", attnum);
+}
+
 static void
 decode_event(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN *txn,
-			 TupleDesc desc, HeapTuple tuple, XLogRecPtr lsn)
+			 Relation relation, HeapTuple tuple, XLogRecPtr lsn)
 {
-	char	   *sku = text_at(desc, tuple, Anum_ie_event_sku);
-	bool		isnull;
-	Datum		type = heap_getattr(tuple, Anum_ie_event_event_type, desc, &isnull);
+	/* "id" goes out first, as "event_id", so it is left out of the columns. */
+	RelationPlan *plan = plan_tuple(&rels.event_plan, relation, Anum_ie_event_id, tuple);
+	char	   *sku = text_at(plan, Anum_ie_event_sku);
 	StringInfo	out;
 
-	if (data->event_types != NIL)
-	{
-		Oid			outfunc;
-		bool		isvarlena;
-
-		getTypeOutputInfo(TupleDescAttr(desc, Anum_ie_event_event_type - 1)->atttypid, &outfunc, &isvarlena);
-		if (!in_list(data->event_types, OidOutputFunctionCall(outfunc, type)))
-		{
-			skip_change(ctx, data);
-			return;
-		}
-	}
-	if ((data->sku_prefix && strncmp(sku, data->sku_prefix, strlen(data->sku_prefix)) != 0) ||
-		!in_list(data->locations, text_at(desc, tuple, Anum_ie_event_location)) ||
-		!in_list(data->channels, text_at(desc, tuple, Anum_ie_event_channel)))
+	if ((data->event_types != NIL && !in_list(data->event_types, enum_name(plan, Anum_ie_event_event_type))) ||
+		(data->sku_prefix && strncmp(sku, data->sku_prefix, strlen(data->sku_prefix)) != 0) ||
+		!in_list(data->locations, text_at(plan, Anum_ie_event_location)) ||
+		!in_list(data->channels, text_at(plan, Anum_ie_event_channel)))
 	{
 		skip_change(ctx, data);
 		return;
@@ -415,7 +648,8 @@ decode_event(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN
 
 		out = &data->pending;
 		resetStringInfo(out);
-		data->pending_key = stream_key(desc, tuple, Anum_ie_event_sku);
+		data->pending_key = stream_key(sku, text_at(plan, Anum_ie_event_location),
+									   text_at(plan, Anum_ie_event_lot));
 		data->has_pending = true;
 		MemoryContextSwitchTo(old);
 	}
@@ -426,9 +660,9 @@ decode_event(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN
 	}
 	appendStringInfoString(out, "{\"kind\":\"event\"");
 	lsn_field(out, "lsn", lsn);
-	appendStringInfo(out, ",\"event_id\":" INT64_FORMAT,
-					 DatumGetInt64(heap_getattr(tuple, Anum_ie_event_id, desc, &isnull)));
-	append_tuple(out, desc, tuple);
+	appendStringInfoString(out, ",\"event_id\":");
+	append_int64(out, DatumGetInt64(plan->values[Anum_ie_event_id - 1]));
+	append_columns(out, plan);
 	if (!data->include_position)
 	{
 		appendStringInfoChar(out, '}');
@@ -436,34 +670,66 @@ decode_event(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN
 	}
 }
 
-/* The stock row after an event: completes the held-back event record. */
-static void
-decode_stock(LogicalDecodingContext *ctx, IeDecodingData *data, TupleDesc desc, HeapTuple tuple)
+static int64
+stock_int64(TupleDesc desc, HeapTuple tuple, int attnum)
 {
-	StringInfo	out = &data->pending;
 	bool		isnull;
 
-	if (!data->has_pending || strcmp(data->pending_key, stream_key(desc, tuple, Anum_ie_stock_sku)) != 0)
+	return DatumGetInt64(heap_getattr(tuple, attnum, desc, &isnull));
+}
+
+static char *
+stock_text(TupleDesc desc, HeapTuple tuple, int attnum)
+{
+	bool		isnull;
+
+	return TextDatumGetCString(heap_getattr(tuple, attnum, desc, &isnull));
+}
+
+/* The stock row after an event: completes the held-back event record. */
+static void
+decode_stock(LogicalDecodingContext *ctx, IeDecodingData *data, Relation relation, HeapTuple tuple)
+{
+	TupleDesc	desc = RelationGetDescr(relation);
+	StringInfo	out = &data->pending;
+
+	if (!data->has_pending ||
+		strcmp(data->pending_key, stream_key(stock_text(desc, tuple, Anum_ie_stock_sku),
+											 stock_text(desc, tuple, Anum_ie_stock_location),
+											 stock_text(desc, tuple, Anum_ie_stock_lot))) != 0)
 	{
 		skip_change(ctx, data);
 		return;
 	}
 	appendStringInfoString(out, ",\"position\":{");
 	for (int b = 0; b < IE_NUM_BUCKETS; b++)
-		appendStringInfo(out, "%s\"%s\":" INT64_FORMAT, b ? "," : "", ie_bucket_names[b],
-						 DatumGetInt64(heap_getattr(tuple, Anum_ie_stock_available + b, desc, &isnull)));
-	appendStringInfo(out, ",\"on_hand\":" INT64_FORMAT ",\"safety_stock\":" INT64_FORMAT ",\"version\":" INT64_FORMAT "}",
-					 DatumGetInt64(heap_getattr(tuple, Anum_ie_stock_on_hand, desc, &isnull)),
-					 DatumGetInt64(heap_getattr(tuple, Anum_ie_stock_safety_stock, desc, &isnull)),
-					 DatumGetInt64(heap_getattr(tuple, Anum_ie_stock_version, desc, &isnull)));
+	{
+		appendStringInfo(out, "%s\"%s\":", b ? "," : "", ie_bucket_names[b]);
+		append_int64(out, stock_int64(desc, tuple, Anum_ie_stock_available + b));
+	}
+	appendStringInfoString(out, ",\"on_hand\":");
+	append_int64(out, stock_int64(desc, tuple, Anum_ie_stock_on_hand));
+	appendStringInfoString(out, ",\"safety_stock\":");
+	append_int64(out, stock_int64(desc, tuple, Anum_ie_stock_safety_stock));
+	appendStringInfoString(out, ",\"version\":");
+	append_int64(out, stock_int64(desc, tuple, Anum_ie_stock_version));
+	appendStringInfoChar(out, '}');
 	flush_pending(ctx, data);
 }
 
 static void
 decode_publication(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN *txn,
-				   TupleDesc desc, HeapTuple tuple, XLogRecPtr lsn)
+				   Relation relation, HeapTuple tuple, XLogRecPtr lsn)
 {
-	if (!data->include_publications || !in_list(data->channels, text_at(desc, tuple, 1)))
+	RelationPlan *plan;
+
+	if (!data->include_publications)
+	{
+		skip_change(ctx, data);
+		return;
+	}
+	plan = plan_tuple(&rels.publication_plan, relation, 0, tuple);
+	if (!in_list(data->channels, text_at(plan, 1)))
 	{
 		skip_change(ctx, data);
 		return;
@@ -472,7 +738,7 @@ decode_publication(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBuf
 	OutputPluginPrepareWrite(ctx, true);
 	appendStringInfoString(ctx->out, "{\"kind\":\"publication\"");
 	lsn_field(ctx->out, "lsn", lsn);
-	append_tuple(ctx->out, desc, tuple);
+	append_columns(ctx->out, plan);
 	appendStringInfoChar(ctx->out, '}');
 	OutputPluginWrite(ctx, true);
 }
@@ -498,7 +764,7 @@ ie_decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation re
 
 	old = MemoryContextSwitchTo(data->context);
 	if (relid == rels.stock)
-		decode_stock(ctx, data, RelationGetDescr(relation), tuple);
+		decode_stock(ctx, data, relation, tuple);
 	else
 	{
 		/* An event waiting for its position that did not get one goes out as is. */
@@ -506,9 +772,9 @@ ie_decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation re
 		if (change->action != REORDER_BUFFER_CHANGE_INSERT)
 			skip_change(ctx, data);
 		else if (relid == rels.event)
-			decode_event(ctx, data, txn, RelationGetDescr(relation), tuple, change->lsn);
+			decode_event(ctx, data, txn, relation, tuple, change->lsn);
 		else
-			decode_publication(ctx, data, txn, RelationGetDescr(relation), tuple, change->lsn);
+			decode_publication(ctx, data, txn, relation, tuple, change->lsn);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(data->context);
