@@ -64,6 +64,7 @@ bench:
 	bash test/bench/append.sh
 	bash test/bench/reserve.sh
 	bash test/bench/publisher.sh
+	bash test/bench/decoding.sh
 
 print-regress:   ; @echo $(REGRESS)
 print-isolation: ; @echo $(ISOLATION)

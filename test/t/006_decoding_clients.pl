@@ -6,6 +6,8 @@
 # - a second cluster subscribed through built-in logical replication (pgoutput)
 #   to the master data and the event log derives its own stock positions
 #   (the ENABLE ALWAYS stock trigger), identical to the publisher's.
+# - a client with no status updates of its own, a 3 s wal_sender_timeout and
+#   a transaction of four million skipped changes: never timed out.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -149,5 +151,35 @@ is($sub->safe_psql('postgres', 'SELECT count(*) FROM inventory_events.verify()')
 	'and equal the sum of its replicated events');
 
 $sub->stop;
+
+# A transaction of four million changes to another table, decoded while a
+# client waits with no status updates of its own: the plugin's progress
+# updates while it skips them keep the walsender sending keepalives (and
+# reading the replies), so a 3 s wal_sender_timeout does not end the stream
+# during the ten or so seconds the replay takes. Without them the walsender
+# is terminated for replication timeout.
+$node->safe_psql('postgres', q{
+	CREATE TABLE unrelated (x int);
+	SELECT pg_create_logical_replication_slot('quiet', 'inventory_events');
+	ALTER SYSTEM SET wal_sender_timeout = '3s';
+	SELECT pg_reload_conf();
+});
+my $log_offset = -s $node->logfile;
+my $quiet_file = "$dir/quiet.jsonl";
+my $quiet = IPC::Run::start(
+	[ 'pg_recvlogical', '-d', $node->connstr('postgres'), '--slot', 'quiet', '--start',
+	  '-f', $quiet_file, '--fsync-interval', '1', '--status-interval', '0', '--no-loop' ],
+	'>', \my $quiet_out, '2>', \my $quiet_err);
+$node->safe_psql('postgres', 'INSERT INTO unrelated SELECT generate_series(1, 4000000)');
+my $after = $node->safe_psql('postgres', q{SELECT inventory_events.append('S1', 'W1', 'received', 1)});
+$deadline = time + 90;
+usleep(200_000) until (-e $quiet_file && slurp_file($quiet_file) =~ /"event_id":$after,/) || time > $deadline;
+like(-e $quiet_file ? slurp_file($quiet_file) : '', qr/"event_id":$after,/,
+	'the event committed after the big filtered transaction reached the client');
+unlike(slurp_file($node->logfile, $log_offset), qr/replication timeout/,
+	'no walsender was terminated for replication timeout');
+$quiet->signal('INT');
+$quiet->finish;
+
 $node->stop;
 done_testing();
