@@ -50,7 +50,16 @@
  * The CHECK constraints of the relations we write, compiled once per backend.
  * The executor would read and plan them again for every new ResultRelInfo,
  * that is for every row written outside a batch. Dropped by any relcache
- * invalidation of the relation (ALTER TABLE ... ADD CHECK, DROP EXTENSION).
+ * invalidation of the relation (ALTER TABLE ... ADD CHECK, DROP EXTENSION,
+ * and the statistics updates of every VACUUM and ANALYZE).
+ *
+ * An invalidation can arrive while a writer uses the compiled expressions:
+ * whenever a lock is taken, so in the middle of an ingest() batch (whose
+ * writers stay open) or of one append (the stock trigger opens the stock
+ * table while the event writer is open). So a dropped entry's memory is
+ * handed to the current transaction, which frees it when it ends, after
+ * every writer it opened is closed; it is freed at once only outside a
+ * transaction, where no writer is open.
  */
 typedef struct CheckCache
 {
@@ -74,7 +83,12 @@ check_cache_callback(Datum arg, Oid relid)
 		return;
 	check_generation++;
 	for (int i = 0; i < check_cache_n; i++)
-		MemoryContextDelete(check_cache[i].cxt);
+	{
+		if (IsTransactionState())
+			MemoryContextSetParent(check_cache[i].cxt, TopTransactionContext);
+		else
+			MemoryContextDelete(check_cache[i].cxt);
+	}
 	check_cache_n = 0;
 }
 
