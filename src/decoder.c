@@ -267,7 +267,7 @@ typedef struct IeDecodingData
 	/* An event record held back for its stream's position (include-position). */
 	StringInfoData pending;
 	bool		has_pending;
-	char	   *pending_key;	/* sku \x01 location \x01 lot, in the plugin context */
+	StringInfoData pending_key; /* sku \x01 location \x01 lot; both reused */
 } IeDecodingData;
 
 static void
@@ -318,6 +318,7 @@ ie_decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is
 	data->include_publications = true;
 	data->include_messages = true;
 	initStringInfo(&data->pending);
+	initStringInfo(&data->pending_key);
 
 	foreach(lc, ctx->output_plugin_options)
 	{
@@ -577,11 +578,12 @@ in_list(List *list, const char *value)
 	return false;
 }
 
-/* sku \x01 location \x01 lot: the stream of an event or of a stock row. */
-static char *
-stream_key(const char *sku, const char *location, const char *lot)
+/* sku \x01 location \x01 lot: the stream of an event or of a stock row, into key. */
+static void
+stream_key(StringInfo key, const char *sku, const char *location, const char *lot)
 {
-	return psprintf("%s\x01%s\x01%s", sku, location, lot);
+	resetStringInfo(key);
+	appendStringInfo(key, "%s\x01%s\x01%s", sku, location, lot);
 }
 
 static void
@@ -644,14 +646,11 @@ decode_event(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN
 	if (data->include_position)
 	{
 		/* Held back until the stream's stock row change arrives. */
-		MemoryContext old = MemoryContextSwitchTo(ctx->context);
-
 		out = &data->pending;
 		resetStringInfo(out);
-		data->pending_key = stream_key(sku, text_at(plan, Anum_ie_event_location),
-									   text_at(plan, Anum_ie_event_lot));
+		stream_key(&data->pending_key, sku, text_at(plan, Anum_ie_event_location),
+				   text_at(plan, Anum_ie_event_lot));
 		data->has_pending = true;
-		MemoryContextSwitchTo(old);
 	}
 	else
 	{
@@ -692,11 +691,17 @@ decode_stock(LogicalDecodingContext *ctx, IeDecodingData *data, Relation relatio
 {
 	TupleDesc	desc = RelationGetDescr(relation);
 	StringInfo	out = &data->pending;
+	StringInfoData key;
 
-	if (!data->has_pending ||
-		strcmp(data->pending_key, stream_key(stock_text(desc, tuple, Anum_ie_stock_sku),
-											 stock_text(desc, tuple, Anum_ie_stock_location),
-											 stock_text(desc, tuple, Anum_ie_stock_lot))) != 0)
+	if (!data->has_pending)
+	{
+		skip_change(ctx, data);
+		return;
+	}
+	initStringInfo(&key);		/* in the per-change context */
+	stream_key(&key, stock_text(desc, tuple, Anum_ie_stock_sku), stock_text(desc, tuple, Anum_ie_stock_location),
+			   stock_text(desc, tuple, Anum_ie_stock_lot));
+	if (strcmp(data->pending_key.data, key.data) != 0)
 	{
 		skip_change(ctx, data);
 		return;
