@@ -909,9 +909,16 @@ BEGIN
                                               WHEN n = 1 THEN move_allocations.idempotency_key
                                               ELSE move_allocations.idempotency_key || '#' || n END,
                       lot => nullif(a.lot, ''), ref => r.ref, channel => r.channel, reason => move_allocations.reason);
-            EXECUTE format('UPDATE inventory_events.allocation SET %I = %I - $1, %I = %I + $1 WHERE id = $2',
-                           from_col, from_col, to_col, to_col)
-              USING take, a.id;
+            -- Static SQL (a plan cached for the session), not EXECUTE: a wave
+            -- release runs this thousands of times.
+            UPDATE inventory_events.allocation x
+               SET reserved = x.reserved - CASE WHEN from_col = 'reserved' THEN take ELSE 0 END,
+                   picked = x.picked + CASE to_col WHEN 'picked' THEN take ELSE 0 END
+                                     - CASE from_col WHEN 'picked' THEN take ELSE 0 END,
+                   shipped = x.shipped + CASE to_col WHEN 'shipped' THEN take ELSE 0 END,
+                   released = x.released + CASE to_col WHEN 'released' THEN take ELSE 0 END,
+                   short = x.short + CASE to_col WHEN 'short' THEN take ELSE 0 END
+             WHERE x.id = a.id;
             m.event_type := ev; m.sku := a.sku; m.location := a.location; m.lot := a.lot; m.qty := take;
             RETURN NEXT m;
         END LOOP;
