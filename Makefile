@@ -59,12 +59,12 @@ PROVE_FLAGS += -I test/t
 # Every object depends on the headers of src/ (few enough that one rule is honest).
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: print-regress print-isolation print-tap meta-check bench
+.PHONY: print-regress print-isolation print-tap meta-check bench bench-full
 bench:
-	bash test/bench/append.sh
-	bash test/bench/reserve.sh
-	bash test/bench/publisher.sh
-	bash test/bench/decoding.sh
+	bash test/bench/run.sh short
+
+bench-full:
+	bash test/bench/run.sh full
 
 print-regress:   ; @echo $(REGRESS)
 print-isolation: ; @echo $(ISOLATION)

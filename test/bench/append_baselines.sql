@@ -1,4 +1,4 @@
--- Baselines for test/bench/append.sh, with the same columns and indexes as
+-- Baselines of the append part of test/bench/run.sh, with the same columns and indexes as
 -- inventory_events.event (and stock), and the same durability settings.
 
 CREATE SCHEMA bench;
@@ -73,7 +73,7 @@ CREATE TRIGGER plpgsql_apply BEFORE INSERT ON bench.plpgsql_event
 -- Batch payloads for ingest(): 1,000 events each, built once, outside the timing.
 CREATE TABLE bench.payload (n int PRIMARY KEY, events jsonb);
 INSERT INTO bench.payload
-SELECT b, jsonb_agg(jsonb_build_object('sku', 'SKU' || (1 + (b * 1000 + i) % 1000),
+SELECT b, jsonb_agg(jsonb_build_object('sku', 'SKU' || (1 + (b * 1000 + i) % 10000),
                                        'location', 'W' || (1 + i % 3),
                                        'event_type', 'received', 'qty', 1 + i % 7))
   FROM generate_series(1, 100) b, generate_series(1, 1000) i

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# A LISTEN client for test/bench/publisher.sh: prints "seq<TAB>epoch" for
+# A LISTEN client for the publisher part of test/bench/run.sh: prints "seq<TAB>epoch" for
 # every [sku, available, seq] entry of every notification it receives on the
 # channel, with the time it received it, for a number of seconds.
 #   perl listen.pl <dbi dsn> <notify channel> <seconds>

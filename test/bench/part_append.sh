@@ -1,0 +1,79 @@
+# The append part of test/bench/run.sh: append() against (a) a bare INSERT
+# into an event table with the same columns and indexes and no derived
+# state, and (b) an INSERT whose PL/pgSQL trigger maintains the same stock
+# positions (append_baselines.sql); uniform and Zipf-hot skus, 1 and 10
+# events per transaction; then ingest() of 1,000-event batches against COPY
+# of the same rows into (a).
+
+# A pgbench script, $1 events per transaction, sku draw $2 ("uniform" or
+# "zipf"), statement template $3 with @S@ @L@. The i-th event's sku comes from
+# the i-th of n slices of the skus, so every transaction takes its skus in
+# ascending order, as the reference advises (random orders deadlock every
+# contender now and then, and pgbench drops a client at its first error).
+append_script() {
+	local n=$1 i lo hi
+	echo '\set q random(1, 7)'
+	[ "$n" -gt 1 ] && echo 'BEGIN;'
+	for i in $(seq 1 "$n"); do
+		lo=$(( (i - 1) * bench_skus / n + 1 )); hi=$(( i * bench_skus / n ))
+		if [ "$2" = zipf ]; then echo "\\set s$i random_zipfian($lo, $hi, 1.2)"; else echo "\\set s$i random($lo, $hi)"; fi
+		echo "\\set l$i random(1, 3)"
+		echo "$3" | sed "s/@S@/:s$i/g; s/@L@/:l$i/g"
+	done
+	[ "$n" -gt 1 ] && echo 'COMMIT;'
+	return 0
+}
+
+part_append() {
+	local bare_sql plpgsql_sql append_sql workload per_tx r a b c
+	psql_ -f "$IE_WORK/src/test/bench/append_baselines.sql" >/dev/null
+	bare_sql="INSERT INTO bench.bare_event (sku, location, lot, version, event_type, to_bucket, qty, uom, uom_qty, effect, occurred_at, correlation_id, causation_id) VALUES ('SKU' || @S@, 'W' || @L@, '', nextval('bench.bare_version'), 'received', 'available', :q, 'EA', :q, inventory_events.stock_position(available => :q), now(), gen_random_uuid(), gen_random_uuid());"
+	plpgsql_sql="INSERT INTO bench.plpgsql_event (sku, location, lot, event_type, to_bucket, qty, uom, uom_qty, occurred_at, correlation_id, causation_id) VALUES ('SKU' || @S@, 'W' || @L@, '', 'received', 'available', :q, 'EA', :q, now(), gen_random_uuid(), gen_random_uuid());"
+	append_sql="SELECT inventory_events.append('SKU' || @S@, 'W' || @L@, 'received', :q);"
+	for workload in "uniform 1" "zipf 1" "uniform 10"; do
+		set -- $workload
+		per_tx=$2
+		append_script "$per_tx" "$1" "$bare_sql" > "$IE_WORK/a.sql"
+		append_script "$per_tx" "$1" "$plpgsql_sql" > "$IE_WORK/b.sql"
+		append_script "$per_tx" "$1" "$append_sql" > "$IE_WORK/c.sql"
+		chmod 644 "$IE_WORK"/[abc].sql
+		for r in $(seq 1 "$bench_rounds"); do
+			a=$(echo "$(pgb_ "$IE_WORK/a.sql" 2 "$bench_seconds") * $per_tx" | bc)
+			b=$(echo "$(pgb_ "$IE_WORK/b.sql" 2 "$bench_seconds") * $per_tx" | bc)
+			c=$(echo "$(pgb_ "$IE_WORK/c.sql" 2 "$bench_seconds") * $per_tx" | bc)
+			record append "$1 skus, $per_tx/tx, 2 clients" "append() / bare INSERT, events/s" "$r" "$c" "$a" ">= 0.8"
+			record append "$1 skus, $per_tx/tx, 2 clients" "append() / PL/pgSQL trigger, events/s" "$r" "$c" "$b" ">= 1.6"
+		done
+	done
+	consistency append
+
+	# Batch: ingest() of 1,000 events per call against COPY of 1,000 rows into (a).
+	psql_ -c "ALTER TABLE bench.bare_event DROP CONSTRAINT bare_event_sku_location_lot_version_key" \
+		-c "ALTER TABLE bench.bare_event ADD UNIQUE (sku, location, lot, version, id)" \
+		-c "COPY (SELECT 'SKU' || (1 + i % 10000), 'W' || (1 + i % 3), '', i, 'received', 'available', 1 + i % 7, 'EA',
+	                 1 + i % 7, inventory_events.stock_position(available => 1 + i % 7), now(),
+	                 gen_random_uuid(), gen_random_uuid()
+	            FROM generate_series(1, 1000) i) TO '$IE_WORK/copy.csv' (FORMAT csv)" >/dev/null
+	local copy_script=$IE_WORK/copy.psql ingest_script=$IE_WORK/ingest.psql n tc ti
+	: > "$copy_script"
+	: > "$ingest_script"
+	for n in $(seq 1 "$bench_batches"); do
+		echo "\\copy bench.bare_event (sku, location, lot, version, event_type, to_bucket, qty, uom, uom_qty, effect, occurred_at, correlation_id, causation_id) FROM '$IE_WORK/copy.csv' (FORMAT csv)" >> "$copy_script"
+		echo "SELECT count(*) FROM inventory_events.ingest((SELECT events FROM bench.payload WHERE n = $n));" >> "$ingest_script"
+	done
+	chmod 644 "$copy_script" "$ingest_script"
+	for r in $(seq 1 "$bench_rounds"); do
+		tc=$(timed_psql "$copy_script"); ti=$(timed_psql "$ingest_script")
+		record append "batches of 1,000 events" "ingest() / COPY, events/s" "$r" \
+			"$(echo "scale=0; $bench_batches * 1000 / $ti" | bc)" "$(echo "scale=0; $bench_batches * 1000 / $tc" | bc)" ">= 0.5"
+	done
+	consistency append
+}
+
+timed_psql() { local t0 t1; t0=$(date +%s.%N); psql_ -o /dev/null -f "$1"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+
+# verify() over the extension's streams: any difference is recorded (target 0).
+consistency() {
+	record "$1" "after the part" "streams verify() finds wrong" 1 \
+		"$(psql_ -At -c "SELECT count(*) FROM inventory_events.verify()")" "" "= 0"
+}

@@ -1,0 +1,64 @@
+# The log growth part of test/bench/run.sh: the event log grown from 10
+# thousand to bench_growth_sizes events (a tenth of them HOT's, the rest over
+# the catalog), and at every size:
+#   - append() latency, 1 client, one event per transaction (flat: latency at
+#     this size / at 10 thousand, target <= 1.2);
+#   - channel_availability('shopify', 'HOT') latency (flat likewise), and
+#     against the baseline that sums HOT's events at the channel's
+#     locations (target: at least 100x faster at a million events).
+# The log is grown by one INSERT ... SELECT per step with the stock trigger
+# disabled, then rebuild() derives the stock rows (appending millions of
+# events one by one would take most of an hour); the measured appends go
+# through append() as always. growth.csv holds the figures for the chart.
+
+grow_log() {	# $1: events in the log afterwards
+	psql_ -c "ALTER TABLE inventory_events.event DISABLE TRIGGER event_stock" \
+		-c "INSERT INTO inventory_events.event (sku, location, lot, version, event_type, to_bucket, qty, uom, uom_qty,
+		                                      effect, occurred_at, correlation_id, causation_id)
+		    SELECT x.sku, x.location, '', coalesce(s.version, 0) + row_number() OVER (PARTITION BY x.sku, x.location ORDER BY x.g),
+		           'received', 'available', 1, 'EA', 1, inventory_events.stock_position(available => 1), now(),
+		           '00000000-0000-0000-0000-000000000000', '00000000-0000-0000-0000-000000000000'
+		      FROM (SELECT g, CASE WHEN g % 10 = 0 THEN 'HOT' ELSE 'SKU' || (1 + g % $bench_skus) END AS sku,
+		                   'W' || (1 + g % 3) AS location
+		              FROM generate_series((SELECT count(*) FROM inventory_events.event) + 1, $1) g) x
+		      LEFT JOIN inventory_events.stock s ON s.sku = x.sku AND s.location = x.location AND s.lot = ''" \
+		-c "ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_stock" \
+		-c "SET client_min_messages = warning" -c "SELECT inventory_events.rebuild(1000000)" \
+		-c "VACUUM ANALYZE inventory_events.event" -c "VACUUM ANALYZE inventory_events.stock" >/dev/null
+}
+
+part_growth() {
+	local size r out tps lat atp_tps atp_lat sum_tps sum_lat
+	local -A base_append base_atp
+	reset_stock 0
+	cat > "$IE_WORK/append.sql" <<SQL
+\\set s random(1, $bench_skus)
+\\set l random(1, 3)
+SELECT inventory_events.append('SKU' || :s, 'W' || :l, 'received', 1);
+SQL
+	cat > "$IE_WORK/avail.sql" <<'SQL'
+SELECT inventory_events.channel_availability('shopify', 'HOT');
+SQL
+	cat > "$IE_WORK/sum.sql" <<'SQL'
+SELECT greatest(sum(inventory_events.available(e.effect)), 0)
+  FROM inventory_events.event e
+  JOIN inventory_events.channel_location cl ON cl.location = e.location AND cl.channel = 'shopify'
+ WHERE e.sku = 'HOT';
+SQL
+	chmod 644 "$IE_WORK"/append.sql "$IE_WORK"/avail.sql "$IE_WORK"/sum.sql
+	ie_run sh -c "echo 'events,append_tps,append_ms,atp_tps,atp_ms,sum_tps,sum_ms' > '$IE_WORK/growth.csv'"
+	for size in $bench_growth_sizes; do
+		grow_log "$size"
+		for r in $(seq 1 "$bench_rounds"); do
+			read -r tps lat <<<"$(pgb_latency_ "$IE_WORK/append.sql" 1 "$bench_seconds")"
+			read -r atp_tps atp_lat <<<"$(pgb_latency_ "$IE_WORK/avail.sql" 1 "$bench_seconds")"
+			read -r sum_tps sum_lat <<<"$(pgb_latency_ "$IE_WORK/sum.sql" 1 "$bench_seconds")"
+			[ "$size" = 10000 ] && { base_append[$r]=$lat; base_atp[$r]=$atp_lat; }
+			record growth "$size events" "append() latency / at 10k events" "$r" "$lat" "${base_append[$r]}" "<= 1.2"
+			record growth "$size events" "channel_availability() latency / at 10k" "$r" "$atp_lat" "${base_atp[$r]}" "<= 1.2"
+			record growth "$size events" "sum of events / channel_availability(), latency" "$r" "$sum_lat" "$atp_lat" \
+				"$([ "$size" -ge 1000000 ] && echo '>= 100')"
+			ie_run sh -c "echo '$size,$tps,$lat,$atp_tps,$atp_lat,$sum_tps,$sum_lat' >> '$IE_WORK/growth.csv'"
+		done
+	done
+}
