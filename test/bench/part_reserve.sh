@@ -116,9 +116,11 @@ part_wave() {
 	local r per=$(( bench_wave / 4 )) tb te
 	for r in $(seq 1 "$bench_rounds"); do
 		reset_stock "$bench_units"
-		psql_ -c "SELECT count(*) FROM inventory_events.reserve_lines((SELECT jsonb_agg(jsonb_build_object(
+		# The orders came in separately: 500 lines per reserve_lines() call.
+		psql_ -c "SELECT sum((SELECT count(*) FROM inventory_events.reserve_lines((SELECT jsonb_agg(jsonb_build_object(
 		              'channel', 'shopify', 'sku', 'SKU' || (1 + g * 7 % $bench_skus), 'qty', 2, 'ref', 'wave-' || g))
-		            FROM generate_series(1, $bench_wave) g))" \
+		            FROM generate_series(c * 500 + 1, least((c + 1) * 500, $bench_wave)) g))))
+		            FROM generate_series(0, ($bench_wave - 1) / 500) c" \
 			-c "SELECT count(baseline.reserve('shopify', 'SKU' || (1 + g * 7 % $bench_skus), 2, 'wave-' || g))
 		            FROM generate_series(1, $bench_wave) g" >/dev/null
 		: > "$IE_WORK/wave_ext.psql"; : > "$IE_WORK/wave_base.psql"

@@ -166,7 +166,7 @@ if [ -s "$IE_WORK/growth.csv" ]; then
 		             FROM bench_growth GROUP BY events ORDER BY events) TO '$IE_WORK/growth.dat' WITH (FORMAT csv)" >/dev/null
 	cp "$IE_WORK/growth.csv" "$out_dir/growth.csv"
 	gnuplot <<GNUPLOT
-set terminal pngcairo size 900,700 font ",10"
+set terminal pngcairo size 900,700 font ",10" noenhanced
 set output "$out_dir/growth.png"
 set datafile separator ","
 set logscale x
