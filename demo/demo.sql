@@ -196,5 +196,14 @@ SELECT next_checkpoint AS checkpoint FROM events_after('0:0', 3) ORDER BY id DES
 SELECT id, sku, location, event_type, qty FROM events_after(:'checkpoint', 4);
 
 \echo
-\echo '=== 20. The positions equal the sum of the events (verify() lists differences: none)'
+\echo '=== 20. Subscribers stream the log in commit order: the inventory_events output plugin'
+SELECT 'slot created' FROM pg_create_logical_replication_slot('demo_stream', 'inventory_events');
+SELECT append('MUG-WHT', 'DAL', 'received', 6, source => 'wms-dal', idempotency_key => 'ASN-DEMO-2/1') > 0 AS appended;
+\echo 'one JSON object per line; begin/commit and the stream position on request (pg_recvlogical -o ...):'
+SELECT data FROM pg_logical_slot_get_changes('demo_stream', NULL, NULL, 'include-xact', 'on', 'include-position', 'on',
+                                             'include-publications', 'off');
+SELECT pg_drop_replication_slot('demo_stream');
+
+\echo
+\echo '=== 21. The positions equal the sum of the events (verify() lists differences: none)'
 SELECT count(*) AS inconsistent_streams FROM verify();
