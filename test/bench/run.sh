@@ -23,7 +23,7 @@
 # The publisher runs only in the parts that need it (see below).
 #
 # short (the default) takes under 5 minutes on a 2-core machine; full about
-# 40. Every measurement is repeated (rounds) and reported as min / median /
+# 30. Every measurement is repeated (rounds) and reported as min / median /
 # max of its ratio, in build/bench/: results.md, results.csv (summary),
 # raw.csv (every round), growth.csv and growth.png (throughput and latency
 # against log size), memory.csv.
