@@ -110,6 +110,7 @@ static struct
 	Oid			position_typid;
 	MemoryContext context;		/* holds the plans */
 	RelationPlan *event_plan;
+	RelationPlan *stock_plan;	/* read only: its rows complete event records */
 	RelationPlan *publication_plan;
 }			rels;
 static bool rels_callback_registered = false;
@@ -139,7 +140,7 @@ rels_load(void)
 											 ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(rels.context);
 	rels.event = rels.stock = rels.publication = rels.position_typid = InvalidOid;
-	rels.event_plan = rels.publication_plan = NULL;
+	rels.event_plan = rels.stock_plan = rels.publication_plan = NULL;
 	nsp = get_namespace_oid("inventory_events", true);
 	if (OidIsValid(nsp))
 	{
@@ -327,8 +328,8 @@ ie_decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is
 		Assert(elem->arg == NULL || IsA(elem->arg, String));
 		if (strcmp(elem->defname, "format-version") == 0)
 		{
-			if (elem->arg == NULL || strcmp(strVal(elem->arg), "1") != 0)
-				bad_option(elem, "1, the only format version");
+			if (elem->arg == NULL || strcmp(strVal(elem->arg), CppAsString2(IE_FORMAT_VERSION)) != 0)
+				bad_option(elem, CppAsString2(IE_FORMAT_VERSION) ", the only format version");
 		}
 		else if (strcmp(elem->defname, "include-xact") == 0)
 			data->include_xact = option_bool(elem);
@@ -494,6 +495,16 @@ append_position(StringInfo out, const StockPosition *p)
 	appendStringInfoChar(out, '}');
 }
 
+/* The index of an enum value's label in the plan, or -1 for a label added since. */
+static int
+enum_label(ColumnPlan *col, Datum value)
+{
+	for (int l = 0; l < col->nlabels; l++)
+		if (col->label_oids[l] == DatumGetObjectId(value))
+			return l;
+	return -1;
+}
+
 static void
 append_column(StringInfo out, ColumnPlan *col, Datum value)
 {
@@ -524,14 +535,14 @@ append_column(StringInfo out, ColumnPlan *col, Datum value)
 			append_position(out, DatumGetStockPosition(value));
 			break;
 		case COL_ENUM:
-			for (int i = 0; i < col->nlabels; i++)
-				if (col->label_oids[i] == DatumGetObjectId(value))
-				{
-					appendStringInfoString(out, col->labels[i]);
-					return;
-				}
-			/* A label added since the plan was made. */
-			escape_json(out, OutputFunctionCall(&col->out, value));
+			{
+				int			l = enum_label(col, value);
+
+				if (l >= 0)
+					appendStringInfoString(out, col->labels[l]);
+				else
+					escape_json(out, OutputFunctionCall(&col->out, value));
+			}
 			break;
 		case COL_JSON:
 			appendStringInfoString(out, OutputFunctionCall(&col->out, value));
@@ -613,13 +624,12 @@ enum_name(RelationPlan *plan, AttrNumber attnum)
 	for (int i = 0; i < plan->ncols; i++)
 	{
 		ColumnPlan *col = &plan->cols[i];
+		int			l;
 
 		if (col->attnum != attnum)
 			continue;
-		for (int l = 0; l < col->nlabels; l++)
-			if (col->label_oids[l] == DatumGetObjectId(value))
-				return col->names[l];
-		return OutputFunctionCall(&col->out, value);
+		l = enum_label(col, value);
+		return l >= 0 ? col->names[l] : OutputFunctionCall(&col->out, value);
 	}
 	elog(ERROR, "column %d of the event log is not decoded", attnum);
 }
@@ -669,28 +679,12 @@ decode_event(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN
 	}
 }
 
-static int64
-stock_int64(TupleDesc desc, HeapTuple tuple, int attnum)
-{
-	bool		isnull;
-
-	return DatumGetInt64(heap_getattr(tuple, attnum, desc, &isnull));
-}
-
-static char *
-stock_text(TupleDesc desc, HeapTuple tuple, int attnum)
-{
-	bool		isnull;
-
-	return TextDatumGetCString(heap_getattr(tuple, attnum, desc, &isnull));
-}
-
 /* The stock row after an event: completes the held-back event record. */
 static void
 decode_stock(LogicalDecodingContext *ctx, IeDecodingData *data, Relation relation, HeapTuple tuple)
 {
-	TupleDesc	desc = RelationGetDescr(relation);
 	StringInfo	out = &data->pending;
+	RelationPlan *plan;
 	StringInfoData key;
 
 	if (!data->has_pending)
@@ -698,9 +692,10 @@ decode_stock(LogicalDecodingContext *ctx, IeDecodingData *data, Relation relatio
 		skip_change(ctx, data);
 		return;
 	}
+	plan = plan_tuple(&rels.stock_plan, relation, 0, tuple);
 	initStringInfo(&key);		/* in the per-change context */
-	stream_key(&key, stock_text(desc, tuple, Anum_ie_stock_sku), stock_text(desc, tuple, Anum_ie_stock_location),
-			   stock_text(desc, tuple, Anum_ie_stock_lot));
+	stream_key(&key, text_at(plan, Anum_ie_stock_sku), text_at(plan, Anum_ie_stock_location),
+			   text_at(plan, Anum_ie_stock_lot));
 	if (strcmp(data->pending_key.data, key.data) != 0)
 	{
 		skip_change(ctx, data);
@@ -710,14 +705,14 @@ decode_stock(LogicalDecodingContext *ctx, IeDecodingData *data, Relation relatio
 	for (int b = 0; b < IE_NUM_BUCKETS; b++)
 	{
 		appendStringInfo(out, "%s\"%s\":", b ? "," : "", ie_bucket_names[b]);
-		append_int64(out, stock_int64(desc, tuple, Anum_ie_stock_available + b));
+		append_int64(out, DatumGetInt64(plan->values[Anum_ie_stock_available + b - 1]));
 	}
 	appendStringInfoString(out, ",\"on_hand\":");
-	append_int64(out, stock_int64(desc, tuple, Anum_ie_stock_on_hand));
+	append_int64(out, DatumGetInt64(plan->values[Anum_ie_stock_on_hand - 1]));
 	appendStringInfoString(out, ",\"safety_stock\":");
-	append_int64(out, stock_int64(desc, tuple, Anum_ie_stock_safety_stock));
+	append_int64(out, DatumGetInt64(plan->values[Anum_ie_stock_safety_stock - 1]));
 	appendStringInfoString(out, ",\"version\":");
-	append_int64(out, stock_int64(desc, tuple, Anum_ie_stock_version));
+	append_int64(out, DatumGetInt64(plan->values[Anum_ie_stock_version - 1]));
 	appendStringInfoChar(out, '}');
 	flush_pending(ctx, data);
 }
