@@ -43,12 +43,12 @@ pgb_run() {
 	fi
 	printf '%s\n' "$out"
 }
-pgb_() { pgb_run "$@" | sed -n 's/^tps = \([0-9.]*\).*/\1/p'; }
 pgb_latency_() {
 	local out
 	out=$(pgb_run "$@")
 	echo "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out") $(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")"
 }
+pgb_() { local tps; read -r tps _ <<<"$(pgb_latency_ "$@")"; echo "$tps"; }
 
 # record benchmark workload measure round contender baseline target
 #   One round's figures: the contender's and the baseline's (same unit; the
