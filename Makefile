@@ -13,9 +13,11 @@ OBJS = \
 	src/inventory_events.o \
 	src/guc.o \
 	src/shmem.o \
+	src/standby.o \
 	src/types.o \
 	src/catalog.o \
 	src/state.o \
+	src/loghome.o \
 	src/log.o \
 	src/ingest.o \
 	src/channel.o \
@@ -23,7 +25,15 @@ OBJS = \
 	src/worker.o \
 	src/decoder.o
 
-DATA := sql/$(EXTENSION)--$(EXTVERSION).sql $(wildcard sql/$(EXTENSION)--*--*.sql)
+# The install script of the current version is built from the ordered sources
+# in sql/install/ (one per subsystem). The scripts of released versions before
+# it are frozen files in sql/, and so are the upgrade scripts between versions;
+# sql/released.sha256 holds the checksum of every released install script
+# (make release-check).
+IE_INSTALL_SCRIPT  := sql/$(EXTENSION)--$(EXTVERSION).sql
+IE_INSTALL_SOURCES := $(sort $(wildcard sql/install/*.sql))
+DATA_built := $(IE_INSTALL_SCRIPT)
+DATA := $(filter-out $(IE_INSTALL_SCRIPT),$(wildcard sql/$(EXTENSION)--*.sql))
 DOCS := $(wildcard doc/*.md)
 
 # pg_regress inputs live in sql/ and expected/ (the install script in sql/ is not a test).
@@ -59,7 +69,12 @@ PROVE_FLAGS += -I test/t
 # Every object depends on the headers of src/ (few enough that one rule is honest).
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: print-regress print-isolation print-tap meta-check bench bench-full
+$(IE_INSTALL_SCRIPT): $(IE_INSTALL_SOURCES) $(EXTENSION).control
+	{ printf -- '-- inventory_events $(EXTVERSION): install script, built by make from sql/install/*.sql.\n'; \
+	  printf '\\echo Use "CREATE EXTENSION inventory_events" to load this file. \\quit\n\n'; \
+	  cat $(IE_INSTALL_SOURCES); } > $@
+
+.PHONY: print-regress print-isolation print-tap meta-check release-check bench bench-full
 bench:
 	bash test/bench/run.sh short
 
@@ -72,7 +87,11 @@ print-tap:       ; @echo $(PROVE_TESTS)
 
 # META.json must carry the control file's version, for the extension and for
 # the provided extension entry.
-meta-check:
+meta-check: release-check
 	@n=$$(grep -c '"version" *: *"$(EXTVERSION)"' META.json); \
 	if [ "$$n" -ge 2 ]; then echo "META.json matches $(EXTENSION).control ($(EXTVERSION))"; \
 	else echo "META.json does not carry version $(EXTVERSION) from $(EXTENSION).control" >&2; exit 1; fi
+
+# A released install script never changes: sql/released.sha256 lists them.
+release-check: $(IE_INSTALL_SCRIPT)
+	@cd sql && sha256sum --quiet -c released.sha256 && echo "released install scripts unchanged:" $$(sed "s/.*--\(.*\)\.sql/\1/" released.sha256)

@@ -15,7 +15,9 @@
 #include "access/table.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_extension.h"
 #include "access/tableam.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -34,6 +36,7 @@
 
 static IeCatalog cat;
 static bool cat_valid = false;
+static uint64 cat_generation = 0;	/* counts the loads of cat */
 
 /*
  * Master data cache: items (sku -> base unit, lot-controlled) and locations
@@ -80,7 +83,8 @@ ie_catalog_relcache_callback(Datum arg, Oid relid)
 		relid == cat.item_uom_rel || relid == cat.location_rel || relid == cat.lot_rel ||
 		relid == cat.channel_rel || relid == cat.dead_letter_rel ||
 		relid == cat.kit_component_rel || relid == cat.channel_location_rel || relid == cat.reservation_rel ||
-		relid == cat.allocation_rel || relid == cat.exception_rel)
+		relid == cat.allocation_rel || relid == cat.exception_rel ||
+		(OidIsValid(cat.log_home_rel) && relid == cat.log_home_rel))
 	{
 		cat_valid = false;
 		master_cache_reset();
@@ -359,30 +363,109 @@ static const char *const allocation_columns[Natts_ie_allocation] = {
 	"shipped", "released", "short", "event_id", "created_at"
 };
 
+static const char *const log_home_columns[Natts_ie_log_home] = {
+	"home", "system_identifier", "database_oid", "xid_offset", "first_xid", "adopted_at"
+};
+
 static const char *const exception_columns[Natts_ie_exception] = {
 	"id", "kind", "sku", "location", "channel", "ref", "detail", "created_at", "resolved_at"
 };
+
+/* The installed version of the extension (palloc'd), or NULL when it is not installed. */
+static char *
+installed_version(void)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *version = NULL;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("inventory_events"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = TextDatumGetCString(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+static bool
+sql_version_of(const char *version, IeSqlVersion *out)
+{
+	if (strcmp(version, "0.1.0") == 0)
+		*out = IE_SQL_0_1_0;
+	else if (strcmp(version, "0.2.0") == 0)
+		*out = IE_SQL_0_2_0;
+	else
+		return false;
+	return true;
+}
+
+/*
+ * Can this library serve the installed SQL objects? False, with the installed
+ * version in *installed, when they are newer than the library (or missing:
+ * *installed is then NULL). The publisher asks before every step.
+ */
+bool
+ie_sql_version_served(char **installed)
+{
+	IeSqlVersion v;
+
+	*installed = installed_version();
+	return *installed != NULL && sql_version_of(*installed, &v);
+}
+
+/* Counts the loads of the cache: whatever is derived from it is stale when this changed. */
+uint64
+ie_catalog_generation(void)
+{
+	return cat_generation;
+}
 
 const IeCatalog *
 ie_catalog(void)
 {
 	IeCatalog	c;
+	char	   *version;
 
 	if (cat_valid)
 		return &cat;
 
 	memset(&c, 0, sizeof(c));
 	c.namespace = get_namespace_oid("inventory_events", true);
-	if (!OidIsValid(c.namespace))
+	version = installed_version();
+	if (!OidIsValid(c.namespace) || version == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"inventory_events\" is not installed in this database")));
+	if (!sql_version_of(version, &c.sql_version))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the inventory_events library %s cannot serve version %s of the extension's SQL objects",
+						IE_VERSION_STR, version),
+				 errdetail("The SQL objects are newer than the shared library: they were installed or updated with a later release."),
+				 errhint("Install the shared library of inventory_events %s or later, then restart the server.",
+						 version)));
 	cat = c;
 	cat.event_rel = lookup_rel("event");
 	cat.event_pkey = lookup_rel("event_pkey");
 	cat.event_stream_idx = lookup_rel("event_stream_version_key");
 	cat.event_idempotency_idx = lookup_rel("event_idempotency_key");
 	cat.event_id_seq = lookup_rel("event_id_seq");
+	cat.event_xid_idx = lookup_rel("event_xid_id_idx");
+	if (cat.sql_version >= IE_SQL_0_2_0)
+	{
+		cat.log_home_rel = lookup_rel("log_home");
+	}
 	cat.stock_rel = lookup_rel("stock");
 	cat.stock_pkey = lookup_rel("stock_pkey");
 	cat.item_rel = lookup_rel("item");
@@ -430,8 +513,11 @@ ie_catalog(void)
 	check_columns(cat.reservation_rel, Natts_ie_reservation, reservation_columns);
 	check_columns(cat.allocation_rel, Natts_ie_allocation, allocation_columns);
 	check_columns(cat.exception_rel, Natts_ie_exception, exception_columns);
+	if (OidIsValid(cat.log_home_rel))
+		check_columns(cat.log_home_rel, Natts_ie_log_home, log_home_columns);
 
 	cat_valid = true;
+	cat_generation++;
 	return &cat;
 }
 

@@ -13,14 +13,29 @@
 
 #include "types.h"
 
+/*
+ * The versions of the extension's SQL objects this library serves. The library
+ * keeps working with the objects of every earlier release, so that the SQL
+ * objects may be updated (ALTER EXTENSION ... UPDATE) after the new library
+ * is installed; objects newer than the library are refused.
+ */
+typedef enum IeSqlVersion
+{
+	IE_SQL_0_1_0 = 1,
+	IE_SQL_0_2_0
+} IeSqlVersion;
+
 typedef struct IeCatalog
 {
+	IeSqlVersion sql_version;	/* of the installed SQL objects */
 	Oid			namespace;
 	Oid			event_rel;
 	Oid			event_pkey;
 	Oid			event_stream_idx;	/* (sku, location, lot, version) */
 	Oid			event_idempotency_idx;	/* (source, idempotency_key) */
 	Oid			event_id_seq;
+	Oid			event_xid_idx;	/* (xid, id) */
+	Oid			log_home_rel;	/* from 0.2.0; InvalidOid before */
 	Oid			stock_rel;
 	Oid			stock_pkey;		/* (sku, location, lot) */
 	Oid			item_rel;
@@ -84,6 +99,18 @@ enum
 	Anum_ie_event_xid,
 	Anum_ie_event_payload,
 	Natts_ie_event = Anum_ie_event_payload
+};
+
+/* ... of inventory_events.log_home */
+enum
+{
+	Anum_ie_log_home_home = 1,
+	Anum_ie_log_home_system_identifier,
+	Anum_ie_log_home_database_oid,
+	Anum_ie_log_home_xid_offset,
+	Anum_ie_log_home_first_xid,
+	Anum_ie_log_home_adopted_at,
+	Natts_ie_log_home = Anum_ie_log_home_adopted_at
 };
 
 /* Attribute numbers of inventory_events.stock. */
@@ -196,6 +223,8 @@ extern void *ie_cache_get(char kind, const text *name);
 extern MemoryContext ie_cache_context(void);
 extern void ie_cache_put(char kind, const text *name, void *payload);
 extern const IeCatalog *ie_catalog(void);
+extern uint64 ie_catalog_generation(void);
+extern bool ie_sql_version_served(char **installed);
 
 extern IeEventType ie_event_type_from_oid(Oid label);
 extern IeBucket ie_bucket_from_oid(Oid label);

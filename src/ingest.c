@@ -36,6 +36,7 @@
 
 #include "catalog.h"
 #include "log.h"
+#include "standby.h"
 #include "reserve.h"
 #include "state.h"
 
@@ -382,6 +383,7 @@ ie_ingest(PG_FUNCTION_ARGS)
 	bool		batch_started;
 	ResourceOwner owner = CurrentResourceOwner;
 
+	ie_require_writable("inventory_events.ingest()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -35,9 +35,11 @@
 #include "channel.h"
 #include "errors.h"
 #include "log.h"
+#include "loghome.h"
 #include "reserve.h"
 #include "worker.h"
 #include "shmem.h"
+#include "standby.h"
 
 static bool ie_allow_history_rewrite = false;
 
@@ -562,9 +564,10 @@ ie_insert_event(const IePreparedEvent *p)
 	/*
 	 * The top transaction id before the event id: readers that take events
 	 * below their snapshot's xmin, ordered by (xid, id), then never see an id
-	 * drawn by a transaction that has no xid yet.
+	 * drawn by a transaction that has no xid yet. (The log transaction id:
+	 * the transaction id plus the offset of the log's home, see loghome.c.)
 	 */
-	fxid = GetTopFullTransactionId();
+	fxid = ie_log_xid();
 	id = nextval_internal(c->event_id_seq, false);
 
 	w = ie_writer_get(c->event_rel, &local);
@@ -644,6 +647,7 @@ ie_append(PG_FUNCTION_ARGS)
 	IeEventInput in;
 	IePreparedEvent p;
 
+	ie_require_writable("inventory_events.append()");
 	ie_input_init(&in);
 	in.sku = ARG_TEXT(0);
 	in.location = ARG_TEXT(1);

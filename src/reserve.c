@@ -46,6 +46,7 @@
 #include "errors.h"
 #include "log.h"
 #include "reserve.h"
+#include "standby.h"
 #include "state.h"
 
 static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
@@ -834,6 +835,7 @@ ie_reserve(PG_FUNCTION_ARGS)
 	ReserveLine l;
 	List	   *outcomes = NIL;
 
+	ie_require_writable("inventory_events.reserve()");
 	memset(&l, 0, sizeof(l));
 	l.ordinal = 1;
 	l.channel = ARG_TEXT(0);
@@ -952,6 +954,8 @@ ie_reserve_lines(PG_FUNCTION_ARGS)
 	int			n;
 	List	   *outcomes = NIL;
 
+	ie_require_writable("inventory_events.reserve_lines()");
+
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -981,12 +985,15 @@ PG_FUNCTION_INFO_V1(ie_fill_backorders_sql);
 Datum
 ie_fill_backorders_sql(PG_FUNCTION_ARGS)
 {
-	const IeCatalog *c = ie_catalog();
+	const IeCatalog *c;
 	List	   *skus = NIL;
 	LOCKTAG    *tags;
 	int			n = 0;
 	int64		filled = 0;
 	ListCell   *lc;
+
+	ie_require_writable("inventory_events.fill_backorders()");
+	c = ie_catalog();
 
 	if (!PG_ARGISNULL(0))
 		PG_RETURN_INT64(ie_fill_backorders(PG_GETARG_TEXT_PP(0)));

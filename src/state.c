@@ -512,9 +512,65 @@ read_stock_for_update(Relation stock, const IeStreamKey *key, TupleTableSlot *sl
 }
 
 /*
+ * The stream's position from its events, under the stream lock, with
+ * SnapshotSelf: every committed event of the stream and those of this
+ * transaction (this statement's included). Versions must run 1, 2, ... with
+ * no gap. Sets row (position, safety stock, version) and *last_event_id.
+ */
+static void
+stream_from_events(const IeStreamKey *key, IeStockRow *row, int64 *last_event_id)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel = table_open(c->event_rel, AccessShareLock);
+	Relation	idx = index_open(c->event_stream_idx, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Datum		keys[3] = {key->sku, key->location, key->lot};
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 3, keys, stream_keyprocs);
+
+	memset(&row->pos, 0, sizeof(row->pos));
+	row->safety_stock = 0;
+	row->version = 0;
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		int64		version = DatumGetInt64(slot_getattr(slot, Anum_ie_event_version, &isnull));
+
+		CHECK_FOR_INTERRUPTS();
+		if (version != row->version + 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_IE_VERSION_CONFLICT),
+					 errmsg("stream has no event with version %lld", (long long) row->version + 1),
+					 errdetail("Stream sku \"%s\", location \"%s\", lot \"%s\"; its next event has version %lld.",
+							   TextDatumGetCString(key->sku), TextDatumGetCString(key->location),
+							   TextDatumGetCString(key->lot), (long long) version),
+					 errhint("Append events with inventory_events.append(), which assigns versions.")));
+		ie_position_add(&row->pos, DatumGetStockPosition(slot_getattr(slot, Anum_ie_event_effect, &isnull)));
+		if (DatumGetObjectId(slot_getattr(slot, Anum_ie_event_event_type, &isnull)) ==
+			c->event_type_label[IE_EV_SAFETY_STOCK_SET])
+			row->safety_stock = DatumGetInt64(slot_getattr(slot, Anum_ie_event_qty, &isnull));
+		*last_event_id = DatumGetInt64(slot_getattr(slot, Anum_ie_event_id, &isnull));
+		row->version = version;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+}
+
+/*
  * AFTER INSERT FOR EACH ROW on inventory_events.event: add the event's
  * resolved effect to its stream's stock row. Enabled ALWAYS, so that a
  * logical replication subscriber derives its own positions.
+ *
+ * append() and replication apply insert a stream's events in version order,
+ * each the next version: the effect is added. Bulk loads need not: COPY of
+ * the log by pg_restore (or by a subscription's initial synchronisation)
+ * writes rows in their physical order, and fires this trigger for each only
+ * after the whole COPY. An event beyond the next version therefore sets the
+ * row from every event of the stream present (refusing a gap in the
+ * versions), and an event at or below the row's version, already counted by
+ * that, changes nothing. (A second event with a version already taken never
+ * gets here: the unique index refuses it.)
  */
 PG_FUNCTION_INFO_V1(ie_stock_trigger);
 Datum
@@ -533,11 +589,12 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	Relation	stock;
 	TupleTableSlot *oldslot;
 	TupleTableSlot *newslot;
-	IeStockRow row;
+	IeStockRow	row;
 	IeWriter	local;
 	IeWriter   *w;
 	Datum	   *values;
 	bool	   *nulls;
+	int64		last_event_id = 0;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
@@ -562,19 +619,21 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	newslot = w->slot;
 	read_stock_for_update(stock, &key, oldslot, &row);
 
-	if (ev_version != row.version + 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_IE_VERSION_CONFLICT),
-				 errmsg("event %lld has version %lld but its stream is at version %lld",
-						(long long) ev_id, (long long) ev_version, (long long) row.version),
-				 errdetail("Stream sku \"%s\", location \"%s\", lot \"%s\".",
-						   TextDatumGetCString(key.sku), TextDatumGetCString(key.location),
-						   TextDatumGetCString(key.lot)),
-				 errhint("Append events with inventory_events.append(), which assigns versions.")));
-
-	ie_position_add(&row.pos, effect);
-	if (ev_type == c->event_type_label[IE_EV_SAFETY_STOCK_SET])
-		row.safety_stock = DatumGetInt64(heap_getattr(ev, Anum_ie_event_qty, evdesc, &isnull));
+	if (ev_version <= row.version)
+	{
+		ie_writer_done(w);
+		return PointerGetDatum(NULL);
+	}
+	if (ev_version == row.version + 1)
+	{
+		ie_position_add(&row.pos, effect);
+		if (ev_type == c->event_type_label[IE_EV_SAFETY_STOCK_SET])
+			row.safety_stock = DatumGetInt64(heap_getattr(ev, Anum_ie_event_qty, evdesc, &isnull));
+		row.version = ev_version;
+		last_event_id = ev_id;
+	}
+	else
+		stream_from_events(&key, &row, &last_event_id);
 
 	ExecClearTuple(newslot);
 	values = newslot->tts_values;
@@ -587,8 +646,8 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 		values[Anum_ie_stock_available - 1 + b] = Int64GetDatum(row.pos.q[b]);
 	values[Anum_ie_stock_on_hand - 1] = Int64GetDatum(ie_position_on_hand(&row.pos));
 	values[Anum_ie_stock_safety_stock - 1] = Int64GetDatum(row.safety_stock);
-	values[Anum_ie_stock_version - 1] = Int64GetDatum(ev_version);
-	values[Anum_ie_stock_last_event_id - 1] = Int64GetDatum(ev_id);
+	values[Anum_ie_stock_version - 1] = Int64GetDatum(row.version);
+	values[Anum_ie_stock_last_event_id - 1] = Int64GetDatum(last_event_id);
 	values[Anum_ie_stock_updated_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	ExecStoreVirtualTuple(newslot);
 

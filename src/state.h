@@ -17,6 +17,7 @@
 #define IE_LOCK_STREAM		0x4945
 #define IE_LOCK_IDEMPOTENCY 0x4946
 #define IE_LOCK_SKU			0x4947
+#define IE_LOCK_HOME		0x4948	/* adopting the log (loghome.c) */
 
 /*
  * The global lock order: every call that takes several of these locks takes

@@ -44,7 +44,9 @@
 #include "utils/varlena.h"
 #include "funcapi.h"
 
+#include "catalog.h"
 #include "guc.h"
+#include "loghome.h"
 #include "shmem.h"
 #include "worker.h"
 
@@ -292,6 +294,8 @@ extension_locked(void)
 	return false;
 }
 
+static const char *const waiting_for_library = "waiting for a library that serves the installed SQL objects";
+
 /*
  * One publisher step in its own transaction. Returns true when there is more
  * to read at once; lowers *timeout when a throttled channel is due sooner.
@@ -301,6 +305,7 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire)
 {
 	bool		more = false;
 	int64		publications = 0;
+	char	   *installed;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -310,6 +315,25 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire)
 
 	if (!extension_locked())
 		set_state(slot, "waiting for CREATE EXTENSION inventory_events");
+	else if (!ie_sql_version_served(&installed))
+	{
+		if (slot->state != waiting_for_library)
+			ereport(LOG,
+					(errmsg("inventory_events: the publisher of database \"%s\" waits: library %s cannot serve version %s of the extension's SQL objects",
+							slot->database, IE_VERSION_STR, installed ? installed : "(none)"),
+					 errhint("Install the shared library of inventory_events %s or later, then restart the server.",
+							 installed ? installed : IE_VERSION_STR)));
+		set_state(slot, waiting_for_library);
+	}
+	else if (!ie_log_adopted())
+	{
+		/*
+		 * Restored (or moved) here and not written since: a restore may still
+		 * be loading the publisher's own tables, so write nothing yet. The
+		 * first append or reservation makes the database the log's home.
+		 */
+		set_state(slot, "waiting for the first write since the database moved here");
+	}
 	else
 	{
 		char		sql[128];

@@ -65,11 +65,26 @@ ie_run() {
 	fi
 }
 
+# A copy of the private installation without the install script of the
+# current version: CREATE EXTENSION then installs the first release and runs
+# the upgrade scripts up to the current version. Prints its bin directory.
+ie_upgrade_installation() {
+	local copy=$IE_WORK/install-upgrade ext
+	if [ ! -d "$copy" ]; then
+		cp -a "$IE_WORK/install" "$copy"
+		ext=$copy$("$IE_PG_CONFIG" --sharedir)/extension
+		rm "$ext/inventory_events--$(sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" "$IE_ROOT/inventory_events.control").sql"
+		[ -n "$IE_RUNAS" ] && chown -R "$IE_RUNAS" "$copy"
+	fi
+	echo "$copy$("$IE_PG_CONFIG" --bindir)"
+}
+
 ie_setup() {
 	ie_install_packages
 
 	local pg_config=${PG_CONFIG:-/usr/lib/postgresql/$IE_PGMAJOR/bin/pg_config}
 	[ -x "$pg_config" ] || ie_die "pg_config not found at $pg_config (set PG_CONFIG)"
+	IE_PG_CONFIG=$pg_config
 
 	ie_log "building"
 	make -s -C "$IE_ROOT" PG_CONFIG="$pg_config" >/dev/null

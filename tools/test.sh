@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test suite of inventory_events on throw-away clusters:
-#   1. build checks   (META.json carries the control file's version)
+#   1. build checks   (META.json carries the control file's version, released
+#                      install scripts are unchanged)
 #   2. pg_regress     (sql/ + expected/)
-#   3. isolation      (test/isolation/specs)
-#   4. TAP            (test/t/*.pl, PostgreSQL::Test::Cluster)
+#   3. pg_regress again on upgraded objects: an installation without the
+#      current install script, so that every CREATE EXTENSION installs the
+#      first release and updates it along the chain of upgrade scripts
+#   4. isolation      (test/isolation/specs)
+#   5. TAP            (test/t/*.pl, PostgreSQL::Test::Cluster)
 # Installs missing Debian packages, works as root (servers run as an unprivileged
 # user) or as an ordinary user, and ends with the line "N passed, N failed".
 # IE_KEEP=1 keeps the temporary directory; IE_SUITES="regress tap" picks suites;
@@ -12,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ie_setup
 cd "$IE_ROOT"
-suites=${IE_SUITES:-meta regress isolation tap}
+suites=${IE_SUITES:-meta regress upgrade isolation tap}
 passed=0
 failed=0
 failures=()
@@ -55,6 +59,24 @@ if [[ " $suites " == *" regress "* ]]; then
 		show_file "regression.diffs" "$out/regression.diffs"
 	fi
 	count_pg_regress "$IE_WORK/regress.log" $rc
+fi
+
+if [[ " $suites " == *" upgrade "* ]]; then
+	ie_log "pg_regress on objects updated from the first release"
+	out=$IE_WORK/out/regress-upgrade
+	upgrade_bindir=$(ie_upgrade_installation)
+	ie_run mkdir -p "$out"
+	rc=0
+	# shellcheck disable=SC2046
+	ie_run "$IE_PGXS/src/test/regress/pg_regress" \
+		--temp-instance="$IE_WORK/upgrade_instance" --temp-config="$IE_CONF" \
+		--bindir="$upgrade_bindir" --inputdir="$IE_WORK/src" --outputdir="$out" \
+		--dbname=contrib_regression $(make -s print-regress) 2>&1 | tee "$IE_WORK/upgrade.log" || rc=$?
+	if [ $rc -ne 0 ]; then
+		failures+=(pg_regress-upgrade)
+		show_file "regression.diffs (upgraded objects)" "$out/regression.diffs"
+	fi
+	count_pg_regress "$IE_WORK/upgrade.log" $rc
 fi
 
 isolation_specs=$(make -s print-isolation)

@@ -1,0 +1,100 @@
+-- ---------------------------------------------------------------------------
+-- Master data (the ERP is the master: plain INSERT or COPY by the admin)
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE inventory_events.item (
+    sku             text PRIMARY KEY,
+    description     text NOT NULL DEFAULT '',
+    base_uom        text NOT NULL DEFAULT 'EA',
+    lot_controlled  boolean NOT NULL DEFAULT false,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE inventory_events.item_uom (
+    sku     text NOT NULL REFERENCES inventory_events.item ON DELETE CASCADE,
+    uom     text NOT NULL,
+    factor  bigint NOT NULL DEFAULT 1 CHECK (factor > 0),
+    PRIMARY KEY (sku, uom)
+);
+COMMENT ON COLUMN inventory_events.item_uom.factor IS 'Base units in one of this unit (CS = 12 EA: factor 12)';
+
+CREATE TABLE inventory_events.location (
+    code         text PRIMARY KEY,
+    kind         inventory_events.location_kind NOT NULL DEFAULT 'warehouse',
+    parent       text REFERENCES inventory_events.location,
+    description  text NOT NULL DEFAULT ''
+);
+
+CREATE TABLE inventory_events.lot (
+    sku         text NOT NULL REFERENCES inventory_events.item ON DELETE CASCADE,
+    lot         text NOT NULL CHECK (lot <> ''),
+    expires_on  date,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (sku, lot)
+);
+COMMENT ON COLUMN inventory_events.lot.expires_on IS 'Last day the lot may be sold; null: never expires';
+
+CREATE TABLE inventory_events.channel (
+    code              text PRIMARY KEY,
+    kind              inventory_events.channel_kind NOT NULL DEFAULT 'storefront',
+    description       text NOT NULL DEFAULT '',
+    buffer_fixed      bigint NOT NULL DEFAULT 0 CHECK (buffer_fixed >= 0),
+    buffer_pct        numeric NOT NULL DEFAULT 0 CHECK (buffer_pct BETWEEN 0 AND 100),
+    allocation_pct    numeric NOT NULL DEFAULT 100 CHECK (allocation_pct BETWEEN 0 AND 100),
+    cap               bigint CHECK (cap >= 0),
+    publish_interval  interval NOT NULL DEFAULT '0' CHECK (publish_interval >= '0'),
+    allow_backorders  boolean NOT NULL DEFAULT false,
+    allow_split       boolean NOT NULL DEFAULT true,
+    future_view       boolean NOT NULL DEFAULT false,
+    horizon           interval NOT NULL DEFAULT '30 days' CHECK (horizon >= '0'),
+    velocity_buffer   boolean NOT NULL DEFAULT false,
+    velocity_window   interval NOT NULL DEFAULT '1 hour' CHECK (velocity_window > '0')
+);
+COMMENT ON COLUMN inventory_events.channel.allow_split IS 'A reservation line may be split across sourcing locations';
+COMMENT ON COLUMN inventory_events.channel.allow_backorders IS 'A shortage is recorded as a backorder, filled first-come-first-served';
+COMMENT ON COLUMN inventory_events.channel.velocity_buffer IS
+  'Buffer also ceil(recent reservation rate of the sku x publish_interval); rate over velocity_window';
+
+CREATE TABLE inventory_events.channel_location (
+    channel   text NOT NULL REFERENCES inventory_events.channel ON DELETE CASCADE,
+    location  text NOT NULL REFERENCES inventory_events.location,
+    priority  integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel, location)
+);
+
+-- Kits and bundles: a kit sku is sold from its components (one level).
+CREATE TABLE inventory_events.kit_component (
+    kit        text NOT NULL REFERENCES inventory_events.item ON DELETE CASCADE,
+    component  text NOT NULL REFERENCES inventory_events.item,
+    qty        bigint NOT NULL DEFAULT 1 CHECK (qty > 0),
+    PRIMARY KEY (kit, component),
+    CHECK (kit <> component)
+);
+COMMENT ON TABLE inventory_events.kit_component IS 'Bill of materials: qty of component per kit';
+
+-- pg_dump dumps the rows of these tables (CREATE EXTENSION makes the tables).
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.item', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.item_uom', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.location', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.lot', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel_location', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.kit_component', '');
+
+-- append() caches items and locations per backend; changing or removing one
+-- tells every backend to drop that cache.
+CREATE FUNCTION inventory_events.master_data_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'ie_master_data_changed' LANGUAGE C;
+CREATE TRIGGER item_changed AFTER UPDATE OR DELETE OR TRUNCATE ON inventory_events.item
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+CREATE TRIGGER location_changed AFTER UPDATE OR DELETE OR TRUNCATE ON inventory_events.location
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+-- Channels and bills of materials are cached too (including "not a kit", so
+-- inserts count as well).
+CREATE TRIGGER channel_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.channel
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+CREATE TRIGGER channel_location_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.channel_location
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+CREATE TRIGGER kit_component_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.kit_component
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+

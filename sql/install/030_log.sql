@@ -1,0 +1,257 @@
+-- ---------------------------------------------------------------------------
+-- The log's transaction ids across clusters (src/loghome.c)
+-- ---------------------------------------------------------------------------
+
+-- Every cluster and database the log has been written in. event.xid is the
+-- writing transaction's id plus the current home's xid_offset, so that it
+-- keeps growing when the database moves (a restore into a new cluster, whose
+-- transaction ids start again near zero; a logical replication subscriber).
+-- Home 0 is the database CREATE EXTENSION ran in; after a restore there are
+-- two (the source's and the target's) and the database is not the log's home
+-- until its first write adopts the log as home n + 1, with an offset that
+-- puts every new event above every stored one. See src/loghome.c. (Column
+-- order matters: src/catalog.h mirrors it.)
+CREATE TABLE inventory_events.log_home (
+    home               integer NOT NULL CHECK (home >= 0),
+    system_identifier  bigint NOT NULL,
+    database_oid       oid NOT NULL,
+    xid_offset         bigint NOT NULL CHECK (xid_offset >= 0),
+    first_xid          xid8 NOT NULL,
+    adopted_at         timestamptz NOT NULL,
+    PRIMARY KEY (system_identifier, database_oid, first_xid)
+);
+COMMENT ON TABLE inventory_events.log_home IS
+  'Each cluster (system identifier) and database the event log has been written in, and the offset of its transaction ids there';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.log_home', '');
+-- Writers keep the home's offset per backend; a change (a restore loading
+-- rows) tells every backend to look again.
+CREATE TRIGGER log_home_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.log_home
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+-- The log starts here.
+INSERT INTO inventory_events.log_home (home, system_identifier, database_oid, xid_offset, first_xid, adopted_at)
+SELECT 0, s.system_identifier, d.oid, 0, pg_snapshot_xmin(pg_current_snapshot()), now()
+  FROM pg_control_system() s, pg_database d
+ WHERE d.datname = current_database();
+
+CREATE FUNCTION inventory_events.log_xid()
+RETURNS xid8
+AS 'MODULE_PATHNAME', 'ie_log_xid_sql'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION inventory_events.log_xid() IS
+  'The log transaction id of this transaction (its transaction id plus the offset of the log''s home)';
+
+CREATE FUNCTION inventory_events.log_xmin()
+RETURNS xid8
+AS 'MODULE_PATHNAME', 'ie_log_xmin_sql'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION inventory_events.log_xmin() IS
+  'Every event with a smaller xid has committed or never will: readers take events below it';
+
+CREATE FUNCTION inventory_events.log_adopted()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'ie_log_adopted_sql'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION inventory_events.log_adopted() IS
+  'Whether this database is the log''s home (false after a restore or a move until the first write)';
+
+-- ---------------------------------------------------------------------------
+-- The event log (column order matters: src/catalog.h mirrors it)
+-- ---------------------------------------------------------------------------
+
+CREATE SEQUENCE inventory_events.event_id_seq;
+
+CREATE TABLE inventory_events.event (
+    id               bigint NOT NULL DEFAULT nextval('inventory_events.event_id_seq'),
+    sku              text NOT NULL,
+    location         text NOT NULL,
+    lot              text NOT NULL DEFAULT '',
+    version          bigint NOT NULL CHECK (version > 0),
+    event_type       inventory_events.event_type NOT NULL,
+    from_bucket      inventory_events.bucket,
+    to_bucket        inventory_events.bucket,
+    qty              bigint NOT NULL,
+    uom              text NOT NULL,
+    uom_qty          bigint NOT NULL,
+    effect           inventory_events.stock_position NOT NULL,
+    occurred_at      timestamptz NOT NULL,
+    recorded_at      timestamptz NOT NULL DEFAULT now(),
+    source           text NOT NULL DEFAULT '',
+    source_seq       bigint,
+    idempotency_key  text,
+    correlation_id   uuid NOT NULL,
+    causation_id     uuid NOT NULL,
+    channel          text,
+    ref              text,
+    reason           text,
+    expected_date    date,
+    xid              xid8 NOT NULL DEFAULT inventory_events.log_xid(),
+    payload          jsonb,
+    CONSTRAINT event_pkey PRIMARY KEY (id),
+    CONSTRAINT event_stream_version_key UNIQUE (sku, location, lot, version),
+    CONSTRAINT event_idempotency_key UNIQUE (source, idempotency_key)
+);
+ALTER SEQUENCE inventory_events.event_id_seq OWNED BY inventory_events.event.id;
+CREATE INDEX event_xid_id_idx ON inventory_events.event (xid, id);
+COMMENT ON TABLE inventory_events.event IS 'The append-only inventory event log';
+COMMENT ON COLUMN inventory_events.event.xid IS
+  'Log transaction id: the writing transaction''s id plus the offset of the log''s home (see log_home)';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.event', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_id_seq', '');
+
+CREATE TABLE inventory_events.stock (
+    sku            text NOT NULL REFERENCES inventory_events.item,
+    location       text NOT NULL REFERENCES inventory_events.location,
+    lot            text NOT NULL DEFAULT '',
+    available      bigint NOT NULL DEFAULT 0,
+    reserved       bigint NOT NULL DEFAULT 0,
+    picked         bigint NOT NULL DEFAULT 0,
+    damaged        bigint NOT NULL DEFAULT 0,
+    quarantine     bigint NOT NULL DEFAULT 0,
+    in_transit     bigint NOT NULL DEFAULT 0,
+    inbound        bigint NOT NULL DEFAULT 0,
+    on_hand        bigint NOT NULL DEFAULT 0,
+    safety_stock   bigint NOT NULL DEFAULT 0,
+    version        bigint NOT NULL DEFAULT 0,
+    last_event_id  bigint,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT stock_pkey PRIMARY KEY (sku, location, lot)
+) WITH (fillfactor = 70);
+COMMENT ON TABLE inventory_events.stock IS
+  'Stock position per stream (sku, location, lot), derived from the event log in the same transaction';
+-- Not dumped: a restore derives it again while it loads the log (the stock
+-- trigger below copes with events loaded out of version order).
+
+CREATE FUNCTION inventory_events.position_of(s inventory_events.stock)
+RETURNS inventory_events.stock_position
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN inventory_events.stock_position(s.available, s.reserved, s.picked, s.damaged,
+                                       s.quarantine, s.in_transit, s.inbound);
+
+CREATE TABLE inventory_events.dead_letter (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    failed_at        timestamptz NOT NULL DEFAULT now(),
+    source           text,
+    idempotency_key  text,
+    batch_ordinal    integer,
+    sqlstate         text NOT NULL,
+    message          text NOT NULL,
+    detail           text,
+    payload          jsonb NOT NULL
+);
+COMMENT ON TABLE inventory_events.dead_letter IS 'Events refused by batch ingest, with their reason and payload';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.dead_letter', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.dead_letter_id_seq', '');
+
+CREATE FUNCTION inventory_events.stock_trigger() RETURNS trigger
+AS 'MODULE_PATHNAME', 'ie_stock_trigger' LANGUAGE C;
+CREATE TRIGGER event_stock AFTER INSERT ON inventory_events.event
+    FOR EACH ROW EXECUTE FUNCTION inventory_events.stock_trigger();
+-- Also on logical replication subscribers: they derive their own positions.
+ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_stock;
+
+-- Only on logical replication subscribers (and other sessions in replica
+-- mode): an applied event gets this database's log transaction id instead of
+-- the publisher's.
+CREATE FUNCTION inventory_events.event_local_xid() RETURNS trigger
+AS 'MODULE_PATHNAME', 'ie_event_local_xid' LANGUAGE C;
+CREATE TRIGGER event_local_xid BEFORE INSERT ON inventory_events.event
+    FOR EACH ROW EXECUTE FUNCTION inventory_events.event_local_xid();
+ALTER TABLE inventory_events.event ENABLE REPLICA TRIGGER event_local_xid;
+
+CREATE FUNCTION inventory_events.event_guard() RETURNS trigger
+AS 'MODULE_PATHNAME', 'ie_event_guard' LANGUAGE C;
+CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE ON inventory_events.event
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.event_guard();
+CREATE TRIGGER event_append_only_truncate BEFORE TRUNCATE ON inventory_events.event
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.event_guard();
+
+-- ---------------------------------------------------------------------------
+-- Appending
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION inventory_events.append(
+    sku               text,
+    location          text,
+    event_type        inventory_events.event_type,
+    qty               bigint,
+    source            text DEFAULT NULL,
+    idempotency_key   text DEFAULT NULL,
+    occurred_at       timestamptz DEFAULT NULL,
+    lot               text DEFAULT NULL,
+    uom               text DEFAULT NULL,
+    ref               text DEFAULT NULL,
+    channel           text DEFAULT NULL,
+    expected_version  bigint DEFAULT NULL,
+    payload           jsonb DEFAULT NULL,
+    from_bucket       inventory_events.bucket DEFAULT NULL,
+    to_bucket         inventory_events.bucket DEFAULT NULL,
+    reason            text DEFAULT NULL,
+    expected_date     date DEFAULT NULL,
+    source_seq        bigint DEFAULT NULL,
+    correlation_id    uuid DEFAULT NULL,
+    causation_id      uuid DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ie_append'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.append IS 'Appends one inventory event; returns its id';
+
+CREATE FUNCTION inventory_events.ingest(events jsonb)
+RETURNS TABLE (ordinal integer, status text, event_id bigint, version bigint, sqlstate text, message text)
+AS 'MODULE_PATHNAME', 'ie_ingest'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.ingest IS
+  'Appends a JSON array of events; invalid ones go to dead_letter; one outcome per element';
+
+-- The COPY-friendly path: COPY into event_staging, then ingest_staged().
+CREATE TABLE inventory_events.event_staging (
+    staged_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sku               text,
+    location          text,
+    event_type        text,
+    qty               bigint,
+    source            text,
+    idempotency_key   text,
+    occurred_at       timestamptz,
+    lot               text,
+    uom               text,
+    ref               text,
+    channel           text,
+    expected_version  bigint,
+    payload           jsonb,
+    from_bucket       text,
+    to_bucket         text,
+    reason            text,
+    expected_date     date,
+    source_seq        bigint,
+    correlation_id    uuid,
+    causation_id      uuid
+);
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_staging', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_staging_staged_id_seq', '');
+
+CREATE FUNCTION inventory_events.ingest_staged(max_rows integer DEFAULT NULL)
+RETURNS TABLE (staged_id bigint, status text, event_id bigint, version bigint, sqlstate text, message text)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT inventory_events.require_writable('inventory_events.ingest_staged()');
+    -- Claim the rows by deleting them: concurrent callers never ingest a row twice.
+    WITH claimed AS (
+        DELETE FROM inventory_events.event_staging s
+         WHERE s.staged_id IN (SELECT t.staged_id FROM inventory_events.event_staging t
+                                ORDER BY t.staged_id LIMIT max_rows FOR UPDATE SKIP LOCKED)
+        RETURNING s.*
+    ), batch AS (
+        SELECT array_agg(c.staged_id ORDER BY c.staged_id) AS ids,
+               jsonb_agg(to_jsonb(c.*) - 'staged_id' ORDER BY c.staged_id) AS events
+          FROM claimed c
+    )
+    SELECT b.ids[o.ordinal], o.status, o.event_id, o.version, o.sqlstate, o.message
+      FROM batch b, inventory_events.ingest(coalesce(b.events, '[]')) o
+     ORDER BY o.ordinal;
+END;
+COMMENT ON FUNCTION inventory_events.ingest_staged IS
+  'Ingests (and removes) the rows COPYed into event_staging, oldest first';
+

@@ -1,0 +1,211 @@
+-- ---------------------------------------------------------------------------
+-- Positions: views and time travel
+-- ---------------------------------------------------------------------------
+
+-- Per sku and location, lots summed. A lot is expired after its expires_on
+-- day: its available stock is reported as expired, not as available.
+CREATE VIEW inventory_events.stock_by_location AS
+SELECT s.sku,
+       s.location,
+       sum(s.on_hand)::bigint AS on_hand,
+       sum(s.available) FILTER (WHERE NOT coalesce(l.expires_on < current_date, false))::bigint AS available,
+       coalesce(sum(s.available) FILTER (WHERE l.expires_on < current_date), 0)::bigint AS expired,
+       sum(s.reserved)::bigint AS reserved,
+       sum(s.picked)::bigint AS picked,
+       sum(s.damaged)::bigint AS damaged,
+       sum(s.quarantine)::bigint AS quarantine,
+       sum(s.in_transit)::bigint AS in_transit,
+       sum(s.inbound)::bigint AS inbound,
+       sum(s.safety_stock)::bigint AS safety_stock,
+       greatest(coalesce(sum(s.available) FILTER (WHERE NOT coalesce(l.expires_on < current_date, false)), 0)
+                - sum(s.safety_stock), 0)::bigint AS atp
+  FROM inventory_events.stock s
+  LEFT JOIN inventory_events.lot l ON l.sku = s.sku AND l.lot = s.lot
+ GROUP BY s.sku, s.location;
+COMMENT ON VIEW inventory_events.stock_by_location IS
+  'On-hand, available (expired lots excluded), buckets, safety stock and ATP per sku and location';
+
+CREATE VIEW inventory_events.stock_by_sku AS
+SELECT sku,
+       sum(on_hand)::bigint AS on_hand,
+       sum(available)::bigint AS available,
+       sum(expired)::bigint AS expired,
+       sum(reserved)::bigint AS reserved,
+       sum(picked)::bigint AS picked,
+       sum(damaged)::bigint AS damaged,
+       sum(quarantine)::bigint AS quarantine,
+       sum(in_transit)::bigint AS in_transit,
+       sum(inbound)::bigint AS inbound,
+       sum(atp)::bigint AS atp
+  FROM inventory_events.stock_by_location
+ GROUP BY sku;
+COMMENT ON VIEW inventory_events.stock_by_sku IS 'stock_by_location summed over locations';
+
+-- The position of one stream as of a business time (events with occurred_at <= at).
+CREATE FUNCTION inventory_events.position_as_of(sku text, location text, at timestamptz, lot text DEFAULT '')
+RETURNS inventory_events.stock_position
+LANGUAGE sql STABLE
+RETURN (SELECT coalesce(inventory_events.sum(e.effect), inventory_events.stock_position())
+          FROM inventory_events.event e
+         WHERE e.sku = position_as_of.sku AND e.location = position_as_of.location
+           AND e.lot = coalesce(position_as_of.lot, '') AND e.occurred_at <= position_as_of.at);
+
+-- The positions of every stream of a sku as of a business time.
+CREATE FUNCTION inventory_events.sku_position_as_of(sku text, at timestamptz)
+RETURNS TABLE (location text, lot text, "position" inventory_events.stock_position, on_hand bigint)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT e.location, e.lot, inventory_events.sum(e.effect), inventory_events.on_hand(inventory_events.sum(e.effect))
+      FROM inventory_events.event e
+     WHERE e.sku = sku_position_as_of.sku AND e.occurred_at <= sku_position_as_of.at
+     GROUP BY e.location, e.lot
+     ORDER BY e.location, e.lot;
+END;
+
+-- ---------------------------------------------------------------------------
+-- Catch-up reads for polling consumers
+-- ---------------------------------------------------------------------------
+
+-- Events after a checkpoint 'xid:id', in (xid, id) order, only from
+-- transactions older than every one still running (below log_xmin(), the
+-- snapshot's xmin as a log transaction id): an event committed late by an
+-- older transaction is never skipped. Checkpoints stay valid across a
+-- restore into another cluster (see log_home).
+CREATE FUNCTION inventory_events.events_after(checkpoint text DEFAULT '0:0', max_events integer DEFAULT 1000)
+RETURNS TABLE (next_checkpoint text, id bigint, sku text, location text, lot text, version bigint,
+               event_type inventory_events.event_type, qty bigint, effect inventory_events.stock_position,
+               occurred_at timestamptz, recorded_at timestamptz, source text, idempotency_key text,
+               channel text, ref text, payload jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    after_xid xid8;
+    after_id  bigint;
+    horizon   xid8 := inventory_events.log_xmin();
+BEGIN
+    IF checkpoint IS NULL OR checkpoint !~ '^[0-9]{1,20}:[0-9]{1,19}$' THEN
+        RAISE EXCEPTION 'invalid checkpoint "%"', checkpoint
+              USING ERRCODE = 'invalid_text_representation',
+                    HINT = 'A checkpoint is ''0:0'' or the next_checkpoint of a row read before.';
+    END IF;
+    after_xid := split_part(checkpoint, ':', 1)::xid8;
+    after_id := split_part(checkpoint, ':', 2)::bigint;
+    RETURN QUERY
+    SELECT e.xid::text || ':' || e.id, e.id, e.sku, e.location, e.lot, e.version, e.event_type, e.qty,
+           e.effect, e.occurred_at, e.recorded_at, e.source, e.idempotency_key, e.channel, e.ref, e.payload
+      FROM inventory_events.event e
+     WHERE (e.xid, e.id) > (after_xid, after_id)
+       AND e.xid < horizon
+     ORDER BY e.xid, e.id
+     LIMIT max_events;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------
+-- verify and rebuild
+-- ---------------------------------------------------------------------------
+
+-- What every stream's position must be: the sum of its events' effects.
+CREATE VIEW inventory_events.stream_derived AS
+SELECT sku, location, lot,
+       inventory_events.sum(effect) AS "position",
+       count(*) AS events,
+       max(version) AS version,
+       max(id) AS last_event_id,
+       coalesce((array_agg(qty ORDER BY version DESC) FILTER (WHERE event_type = 'safety_stock_set'))[1], 0) AS safety_stock
+  FROM inventory_events.event
+ GROUP BY sku, location, lot;
+
+CREATE FUNCTION inventory_events.verify()
+RETURNS TABLE (sku text, location text, lot text,
+               stored inventory_events.stock_position, derived inventory_events.stock_position,
+               stored_version bigint, derived_version bigint,
+               stored_safety_stock bigint, derived_safety_stock bigint, problem text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(s.sku, d.sku), coalesce(s.location, d.location), coalesce(s.lot, d.lot),
+           inventory_events.position_of(s.*), d."position", s.version, d.version, s.safety_stock, d.safety_stock,
+           CASE WHEN s.sku IS NULL THEN 'stock row missing'
+                WHEN d.sku IS NULL THEN 'stock row without events'
+                WHEN inventory_events.position_of(s.*) OPERATOR(inventory_events.<>) d."position" THEN 'position differs'
+                WHEN s.on_hand <> inventory_events.on_hand(d."position") THEN 'on_hand differs'
+                WHEN s.version <> d.version OR d.version <> d.events THEN 'version differs'
+                ELSE 'safety stock differs' END
+      FROM inventory_events.stock s
+      FULL JOIN inventory_events.stream_derived d
+        ON d.sku = s.sku AND d.location = s.location AND d.lot = s.lot
+     WHERE s.sku IS NULL OR d.sku IS NULL
+        OR inventory_events.position_of(s.*) OPERATOR(inventory_events.<>) d."position"
+        OR s.on_hand <> inventory_events.on_hand(d."position")
+        OR s.version <> d.version OR d.version <> d.events
+        OR s.safety_stock <> d.safety_stock
+     ORDER BY 1, 2, 3;
+END;
+COMMENT ON FUNCTION inventory_events.verify() IS
+  'One row per stream whose stored position differs from the sum of its events; none when all is well';
+
+CREATE FUNCTION inventory_events.report_progress(message text) RETURNS void
+AS 'MODULE_PATHNAME', 'ie_report_progress' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION inventory_events.rebuild(progress_every integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    total     bigint;
+    done      bigint := 0;
+    repaired  bigint := 0;
+    d         record;
+    p         inventory_events.stock_position;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.rebuild()');
+    -- Appends wait until the rebuild commits; readers go on.
+    LOCK TABLE inventory_events.event IN SHARE MODE;
+    LOCK TABLE inventory_events.stock IN SHARE ROW EXCLUSIVE MODE;
+
+    SELECT count(*) INTO total FROM (SELECT DISTINCT e.sku, e.location, e.lot FROM inventory_events.event e) x;
+
+    FOR d IN SELECT * FROM inventory_events.stream_derived ORDER BY sku, location, lot LOOP
+        p := d."position";
+        INSERT INTO inventory_events.stock AS s
+               (sku, location, lot, available, reserved, picked, damaged, quarantine, in_transit, inbound,
+                on_hand, safety_stock, version, last_event_id, updated_at)
+        VALUES (d.sku, d.location, d.lot, inventory_events.available(p), inventory_events.reserved(p),
+                inventory_events.picked(p), inventory_events.damaged(p), inventory_events.quarantine(p),
+                inventory_events.in_transit(p), inventory_events.inbound(p), inventory_events.on_hand(p),
+                d.safety_stock, d.version, d.last_event_id, now())
+        ON CONFLICT (sku, location, lot) DO UPDATE
+           SET available = excluded.available, reserved = excluded.reserved, picked = excluded.picked,
+               damaged = excluded.damaged, quarantine = excluded.quarantine, in_transit = excluded.in_transit,
+               inbound = excluded.inbound, on_hand = excluded.on_hand, safety_stock = excluded.safety_stock,
+               version = excluded.version, last_event_id = excluded.last_event_id, updated_at = now()
+         WHERE (s.available, s.reserved, s.picked, s.damaged, s.quarantine, s.in_transit, s.inbound,
+                s.on_hand, s.safety_stock, s.version)
+               IS DISTINCT FROM
+               (excluded.available, excluded.reserved, excluded.picked, excluded.damaged, excluded.quarantine,
+                excluded.in_transit, excluded.inbound, excluded.on_hand, excluded.safety_stock, excluded.version);
+        IF FOUND THEN
+            repaired := repaired + 1;
+        END IF;
+        done := done + 1;
+        IF done % progress_every = 0 THEN
+            RAISE NOTICE 'rebuild: % of % streams checked, % repaired', done, total, repaired;
+            PERFORM inventory_events.report_progress(
+                format('inventory_events.rebuild(): %s of %s streams checked, %s repaired', done, total, repaired));
+        END IF;
+    END LOOP;
+
+    DELETE FROM inventory_events.stock s
+     WHERE NOT EXISTS (SELECT 1 FROM inventory_events.event e
+                        WHERE e.sku = s.sku AND e.location = s.location AND e.lot = s.lot);
+    GET DIAGNOSTICS done = ROW_COUNT;
+    repaired := repaired + done;
+    RAISE NOTICE 'rebuild: % streams checked, % repaired', total, repaired;
+    RETURN repaired;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.rebuild(integer) IS
+  'Restores every stock row from the event log; returns the number of streams repaired';
+

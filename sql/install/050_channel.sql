@@ -1,0 +1,29 @@
+-- ---------------------------------------------------------------------------
+-- Channel availability
+-- ---------------------------------------------------------------------------
+
+-- The rules of channel c over a pool (the ATP of its sourcing locations):
+-- allocation share rounded down, minus the fixed buffer, the percentage
+-- buffer (rounded up) and the velocity buffer, capped, never negative. One
+-- implementation in C serves this function, channel_availability() and
+-- reserve().
+CREATE FUNCTION inventory_events.channel_rules(pool bigint, c inventory_events.channel,
+                                               velocity_buffer bigint DEFAULT 0)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ie_channel_rules_sql'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION inventory_events.channel_position(channel text, sku text,
+    OUT pool bigint, OUT velocity_buffer bigint, OUT available bigint)
+AS 'MODULE_PATHNAME', 'ie_channel_position'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION inventory_events.channel_position(text, text) IS
+  'The pool (ATP of the sourcing locations), velocity buffer and availability of a sku on a channel';
+
+CREATE FUNCTION inventory_events.channel_availability(channel text, sku text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ie_channel_availability'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION inventory_events.channel_availability(text, text) IS
+  'What a channel may show for a sku (or kit): its rules over the ATP of its sourcing locations, never negative';
+

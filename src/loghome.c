@@ -1,0 +1,320 @@
+/*
+ * loghome.c
+ *		The log's transaction ids across clusters.
+ *
+ * Every event stores in event.xid the id of the transaction that wrote it, so
+ * that a reader can take the events below its snapshot's xmin, in (xid, id)
+ * order, and never miss one that an older transaction commits late
+ * (events_after(), publish()). That only works while the ids keep growing.
+ * They do not when the database moves: restored by pg_dump into a new
+ * cluster, whose transaction counter starts again near zero, or fed by
+ * logical replication, where the rows carry the publisher's ids.
+ *
+ * So event.xid is a log transaction id: the transaction's full id plus the
+ * offset of the log's current home. inventory_events.log_home records each
+ * cluster (system identifier) and database the log has been written in.
+ * CREATE EXTENSION records the database it runs in as home 0, offset 0: a new
+ * log is at home at once, and its writers never wait for one another here.
+ * pg_dump dumps the rows, so a restore brings the source's home 0 beside the
+ * target's own. With two homes 0 (and no adoption), or when the current home
+ * names another cluster or database (a pg_upgrade, CREATE DATABASE ...
+ * TEMPLATE, a restore of a log that had moved before), the database is not
+ * the log's home. Its first write adopts the log: under a lock, it adds home
+ * n + 1, whose offset puts every transaction that can still write above
+ * every log transaction id already stored. Until then readers see every
+ * stored event (all of them written elsewhere) and the publisher waits, so
+ * that nothing it writes can collide with rows a restore has yet to load.
+ *
+ * A writer looks the home up once per load of the catalog cache (ie_catalog:
+ * any change to log_home, including a COPY into it, invalidates it); a
+ * reader looks it up in its own snapshot, with every call.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "commands/dbcommands.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/inval.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "catalog.h"
+#include "loghome.h"
+#include "state.h"
+
+typedef struct LogHome
+{
+	bool		found;			/* false: no current home (see current_home) */
+	int32		home;
+	int64		system_identifier;
+	Oid			database_oid;
+	uint64		xid_offset;
+} LogHome;
+
+/* The offset of this database's home, as found by the last writer check. */
+static struct
+{
+	bool		valid;
+	uint64		generation;		/* ie_catalog_generation() then */
+	uint64		xid_offset;
+}			home_cache;
+
+/* A transaction id of the last 2^32 as a full one (the next one's epoch, or the one before). */
+static FullTransactionId
+widen_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return FullTransactionIdFromEpochAndXid(epoch, xid);
+}
+
+/*
+ * The log's current home in snapshot. Home 0 is the row CREATE EXTENSION
+ * made (pg_dump dumps it, so a restore brings the source's beside the
+ * target's own); homes 1, 2, ... are adoptions. The current home is the
+ * highest adoption; without one, the only home 0; with several homes 0 and
+ * no adoption the log was restored and not written since: no home
+ * (out->found is false). The table holds a row per move: scanned whole.
+ */
+static void
+current_home(const IeCatalog *c, Snapshot snapshot, LogHome *out)
+{
+	Relation	rel = table_open(c->log_home_rel, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+	int			homes_zero = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->home = -1;
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		int32		home;
+
+		slot_getallattrs(slot);
+		home = DatumGetInt32(slot->tts_values[Anum_ie_log_home_home - 1]);
+		if (home == 0)
+			homes_zero++;
+		if (home > out->home)
+		{
+			out->home = home;
+			out->system_identifier = DatumGetInt64(slot->tts_values[Anum_ie_log_home_system_identifier - 1]);
+			out->database_oid = DatumGetObjectId(slot->tts_values[Anum_ie_log_home_database_oid - 1]);
+			out->xid_offset = (uint64) DatumGetInt64(slot->tts_values[Anum_ie_log_home_xid_offset - 1]);
+		}
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	out->found = out->home > 0 || (out->home == 0 && homes_zero == 1);
+}
+
+static bool
+home_is_here(const LogHome *h)
+{
+	return h->found && h->system_identifier == (int64) GetSystemIdentifier() &&
+		h->database_oid == MyDatabaseId;
+}
+
+/*
+ * The highest log transaction id stored, 0 for an empty log. Every row counts,
+ * whether its transaction committed, aborted or is still running: the new
+ * offset must put new transactions above all of them.
+ */
+static uint64
+max_log_xid(const IeCatalog *c)
+{
+	Relation	rel = table_open(c->event_rel, AccessShareLock);
+	Relation	idx = index_open(c->event_xid_idx, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan = index_beginscan(rel, idx, SnapshotAny, 0, 0);
+	uint64		max = 0;
+
+	index_rescan(scan, NULL, 0, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		max = U64FromFullTransactionId(DatumGetFullTransactionId(slot_getattr(slot, Anum_ie_event_xid, &isnull)));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return max;
+}
+
+/*
+ * Makes this database the log's home. Every transaction that may still write
+ * has an id at least the xmin of our transaction's first snapshot (any
+ * transaction running then has one; any other gets a later one), so an offset
+ * that puts that xmin above the highest stored log transaction id puts every
+ * future event above every stored one.
+ */
+static void
+adopt(const IeCatalog *c, LogHome *h)
+{
+	Datum		values[Natts_ie_log_home];
+	bool		nulls[Natts_ie_log_home] = {0};
+	uint64		max;
+	uint64		xmin;
+	uint64		offset;
+	int32		home;
+
+	/* One adopter at a time; the loser finds the winner's home. */
+	ie_lock_key(IE_LOCK_HOME, 0, NULL);
+	current_home(c, SnapshotSelf, h);
+	if (home_is_here(h))
+		return;
+
+	Assert(TransactionIdIsNormal(TransactionXmin));
+	max = max_log_xid(c);
+	xmin = U64FromFullTransactionId(widen_xid(TransactionXmin));
+	offset = max >= xmin ? max - xmin + 1 : 0;
+
+	home = Max(h->home, 0) + 1;
+	values[Anum_ie_log_home_home - 1] = Int32GetDatum(home);
+	values[Anum_ie_log_home_system_identifier - 1] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[Anum_ie_log_home_database_oid - 1] = ObjectIdGetDatum(MyDatabaseId);
+	values[Anum_ie_log_home_xid_offset - 1] = Int64GetDatum((int64) offset);
+	values[Anum_ie_log_home_first_xid - 1] = FullTransactionIdGetDatum(FullTransactionIdFromU64(xmin + offset));
+	values[Anum_ie_log_home_adopted_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	ie_row_insert(c->log_home_rel, values, nulls);
+	CacheInvalidateRelcacheByRelid(c->log_home_rel);
+
+	ereport(LOG,
+			(errmsg("inventory_events: database \"%s\" adopted the event log as its home %d",
+					get_database_name(MyDatabaseId), home),
+			 errdetail("Log transaction ids continue above %llu (transaction id offset %llu).",
+					   (unsigned long long) max, (unsigned long long) offset)));
+
+	h->found = true;
+	h->home = home;
+	h->system_identifier = (int64) GetSystemIdentifier();
+	h->database_oid = MyDatabaseId;
+	h->xid_offset = offset;
+}
+
+/*
+ * The log transaction id of the current top transaction, which is given a
+ * transaction id if it has none. The first write after the database moved
+ * adopts the log. With the SQL objects of 0.1.0 (no log_home yet) it is the
+ * transaction id itself, as 0.1.0 wrote it.
+ */
+FullTransactionId
+ie_log_xid(void)
+{
+	const IeCatalog *c = ie_catalog();
+	FullTransactionId fxid = GetTopFullTransactionId();
+
+	if (!OidIsValid(c->log_home_rel))
+		return fxid;
+	if (!home_cache.valid || home_cache.generation != ie_catalog_generation())
+	{
+		LogHome		h;
+
+		current_home(c, SnapshotSelf, &h);
+		if (!home_is_here(&h))
+			adopt(c, &h);
+		home_cache.xid_offset = h.xid_offset;
+		home_cache.generation = ie_catalog_generation();
+		home_cache.valid = true;
+	}
+	return FullTransactionIdFromU64(U64FromFullTransactionId(fxid) + home_cache.xid_offset);
+}
+
+/*
+ * The readers' horizon in the active snapshot: every event whose log
+ * transaction id is below it has committed (or never will), so a reader that
+ * takes events below it in (xid, id) order never skips one. At home that is
+ * the snapshot's xmin plus the home's offset. Away from home (restored, not
+ * written since) every stored event was written elsewhere, and any later one
+ * will be written above all of them: the horizon is above the highest.
+ */
+FullTransactionId
+ie_log_xmin(void)
+{
+	const IeCatalog *c = ie_catalog();
+	Snapshot	snapshot = GetActiveSnapshot();
+	FullTransactionId xmin = widen_xid(snapshot->xmin);
+	LogHome		h;
+
+	if (!OidIsValid(c->log_home_rel))
+		return xmin;
+	current_home(c, snapshot, &h);
+	if (home_is_here(&h))
+		return FullTransactionIdFromU64(U64FromFullTransactionId(xmin) + h.xid_offset);
+	return FullTransactionIdFromU64(max_log_xid(c) + 1);
+}
+
+/* Is this database the log's home, in the active snapshot? */
+bool
+ie_log_adopted(void)
+{
+	const IeCatalog *c = ie_catalog();
+	LogHome		h;
+
+	if (!OidIsValid(c->log_home_rel))
+		return true;
+	current_home(c, GetActiveSnapshot(), &h);
+	return home_is_here(&h);
+}
+
+/* inventory_events.log_xid() returns xid8: the log transaction id of this transaction. */
+PG_FUNCTION_INFO_V1(ie_log_xid_sql);
+Datum
+ie_log_xid_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_FULLTRANSACTIONID(ie_log_xid());
+}
+
+/* inventory_events.log_xmin() returns xid8: the readers' horizon. */
+PG_FUNCTION_INFO_V1(ie_log_xmin_sql);
+Datum
+ie_log_xmin_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_FULLTRANSACTIONID(ie_log_xmin());
+}
+
+/* inventory_events.log_adopted() returns boolean. */
+PG_FUNCTION_INFO_V1(ie_log_adopted_sql);
+Datum
+ie_log_adopted_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ie_log_adopted());
+}
+
+/*
+ * BEFORE INSERT FOR EACH ROW on the event log, enabled for replicas only: a
+ * row applied by logical replication carries the publisher's log transaction
+ * id, which means nothing here; it gets this database's own, so that readers
+ * on the subscriber see its events in its commit order.
+ */
+PG_FUNCTION_INFO_V1(ie_event_local_xid);
+Datum
+ie_event_local_xid(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	int			attnum = Anum_ie_event_xid;
+	Datum		value;
+	bool		isnull = false;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		elog(ERROR, "ie_event_local_xid must be a BEFORE INSERT FOR EACH ROW trigger");
+	value = FullTransactionIdGetDatum(ie_log_xid());
+	return PointerGetDatum(heap_modify_tuple_by_cols(trigdata->tg_trigtuple,
+													 RelationGetDescr(trigdata->tg_relation),
+													 1, &attnum, &value, &isnull));
+}
