@@ -24,6 +24,14 @@ SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel_location', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.kit_component', '');
 
+-- Also in replica mode: on a logical replication subscriber applying master
+-- data, and in a parallel restore (doc/operations.md).
+ALTER TABLE inventory_events.item ENABLE ALWAYS TRIGGER item_changed;
+ALTER TABLE inventory_events.location ENABLE ALWAYS TRIGGER location_changed;
+ALTER TABLE inventory_events.channel ENABLE ALWAYS TRIGGER channel_changed;
+ALTER TABLE inventory_events.channel_location ENABLE ALWAYS TRIGGER channel_location_changed;
+ALTER TABLE inventory_events.kit_component ENABLE ALWAYS TRIGGER kit_component_changed;
+
 -- Every cluster and database the log has been written in. event.xid is the
 -- writing transaction's id plus the current home's xid_offset, so that it
 -- keeps growing when the database moves (a restore into a new cluster, whose
@@ -49,6 +57,19 @@ SELECT pg_catalog.pg_extension_config_dump('inventory_events.log_home', '');
 -- rows) tells every backend to look again.
 CREATE TRIGGER log_home_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.log_home
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+ALTER TABLE inventory_events.log_home ENABLE ALWAYS TRIGGER log_home_changed;
+
+-- Whether this database has written to the log since CREATE EXTENSION or
+-- since its restore: the first write adds a row (a row per backend that wrote
+-- first at the same time). Not dumped, so a restored database has none until
+-- its first write, and its publisher waits until then: it must not write
+-- before the restore has loaded its tables.
+CREATE TABLE inventory_events.log_home_written (
+    written_at  timestamptz NOT NULL,
+    pid         integer NOT NULL
+);
+COMMENT ON TABLE inventory_events.log_home_written IS
+  'The first writes in this database since CREATE EXTENSION or a restore (not dumped)';
 
 CREATE FUNCTION inventory_events.log_xid()
 RETURNS xid8
@@ -69,7 +90,7 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'ie_log_adopted_sql'
 LANGUAGE C STABLE;
 COMMENT ON FUNCTION inventory_events.log_adopted() IS
-  'Whether this database is the log''s home (false after a restore or a move until the first write)';
+  'Whether this database is the log''s home and has written to it (false after CREATE EXTENSION, a restore or a move until the first write)';
 
 -- (Waits for every writer: no transaction of 0.1.0 is left running.)
 ALTER TABLE inventory_events.event ALTER COLUMN xid SET DEFAULT inventory_events.log_xid();
@@ -80,6 +101,7 @@ SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_id_seq', '');
 
 -- This database is the log's home: every stored event was written here,
 -- with its own transaction id (offset 0).
+INSERT INTO inventory_events.log_home_written VALUES (now(), pg_backend_pid());
 INSERT INTO inventory_events.log_home (home, system_identifier, database_oid, xid_offset, first_xid, adopted_at)
 SELECT 0, s.system_identifier, d.oid, 0, pg_snapshot_xmin(pg_current_snapshot()), now()
   FROM pg_control_system() s, pg_database d
@@ -421,9 +443,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     open bigint;
-    prior bigint := inventory_events.idempotent_event(source, idempotency_key);
+    prior bigint;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.receive_transfer()');
+    prior := inventory_events.idempotent_event(source, idempotency_key);
     IF prior IS NOT NULL THEN
         RETURN prior;
     END IF;
@@ -644,7 +667,6 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.position_as_of(text, text, timestamptz, text),
                     inventory_events.sku_position_as_of(text, timestamptz),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
-                    inventory_events.log_xmin(), inventory_events.log_adopted(),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
                     inventory_events.channel_rules(bigint, inventory_events.channel, bigint),
@@ -691,29 +713,14 @@ BEGIN
 END;
 $$;
 
--- Privileges as a fresh install has them: nothing for PUBLIC.
-REVOKE ALL ON TABLE inventory_events.log_home FROM PUBLIC;
+-- Privileges as a fresh install has them. (Roles given access with
+-- grant_access() before keep it; granted again after the update, they also
+-- get what 0.2.0 adds for them: SELECT on log_home and on the sequences,
+-- which a role needs to pg_dump the database. A grant made here would be
+-- recorded as the extension's own initial privilege, and pg_dump leaves
+-- those out.)
+REVOKE ALL ON TABLE inventory_events.log_home, inventory_events.log_home_written FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION inventory_events.require_writable(text), inventory_events.log_xid(),
     inventory_events.log_xmin(), inventory_events.log_adopted(), inventory_events.event_local_xid()
     FROM PUBLIC;
-
--- Roles given access with grant_access() before keep it, extended to what
--- 0.2.0 grants (log_home, the sequences, log_xmin()): it is granted again.
-DO $$
-DECLARE
-    r record;
-BEGIN
-    FOR r IN
-        SELECT a.grantee::regrole::name AS role_name,
-               CASE WHEN has_function_privilege(a.grantee, 'inventory_events.rebuild(integer)', 'EXECUTE') THEN 'admin'
-                    WHEN has_function_privilege(a.grantee, 'inventory_events.ingest(jsonb)', 'EXECUTE') THEN 'writer'
-                    ELSE 'reader' END AS access
-          FROM pg_proc p, aclexplode(p.proacl) a
-         WHERE p.oid = 'inventory_events.events_after(text, integer)'::regprocedure
-           AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner
-         ORDER BY 1
-    LOOP
-        PERFORM inventory_events.grant_access(r.role_name, r.access);
-    END LOOP;
-END;
-$$;
+GRANT EXECUTE ON FUNCTION inventory_events.log_xmin(), inventory_events.log_adopted() TO PUBLIC;

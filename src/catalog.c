@@ -465,6 +465,7 @@ ie_catalog(void)
 	if (cat.sql_version >= IE_SQL_0_2_0)
 	{
 		cat.log_home_rel = lookup_rel("log_home");
+		cat.log_home_written_rel = lookup_rel("log_home_written");
 	}
 	cat.stock_rel = lookup_rel("stock");
 	cat.stock_pkey = lookup_rel("stock_pkey");

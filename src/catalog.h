@@ -36,6 +36,7 @@ typedef struct IeCatalog
 	Oid			event_id_seq;
 	Oid			event_xid_idx;	/* (xid, id) */
 	Oid			log_home_rel;	/* from 0.2.0; InvalidOid before */
+	Oid			log_home_written_rel;	/* from 0.2.0 */
 	Oid			stock_rel;
 	Oid			stock_pkey;		/* (sku, location, lot) */
 	Oid			item_rel;

@@ -22,8 +22,15 @@
  * the log's home. Its first write adopts the log: under a lock, it adds home
  * n + 1, whose offset puts every transaction that can still write above
  * every log transaction id already stored. Until then readers see every
- * stored event (all of them written elsewhere) and the publisher waits, so
- * that nothing it writes can collide with rows a restore has yet to load.
+ * stored event (all of them written elsewhere).
+ *
+ * The publisher writes rows a restore loads (its checkpoint, publications,
+ * what each channel was shown), so it must not run before a restore has
+ * loaded them: it waits until the database has adopted the log, that is
+ * until it is at home and has a row in log_home_written, which the first
+ * write makes and pg_dump does not dump. (A restore loads its tables one by
+ * one; between CREATE EXTENSION and the rows of log_home, the new database
+ * looks at home.)
  *
  * A writer looks the home up once per load of the catalog cache (ie_catalog:
  * any change to log_home, including a COPY into it, invalidates it); a
@@ -40,6 +47,7 @@
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
+#include "replication/logicalworker.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/inval.h"
@@ -118,6 +126,21 @@ current_home(const IeCatalog *c, Snapshot snapshot, LogHome *out)
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
 	out->found = out->home > 0 || (out->home == 0 && homes_zero == 1);
+}
+
+/* Is there a row in log_home_written, in snapshot? */
+static bool
+written_here(const IeCatalog *c, Snapshot snapshot)
+{
+	Relation	rel = table_open(c->log_home_written_rel, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+	bool		found = table_scan_getnextslot(scan, ForwardScanDirection, slot);
+
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	return found;
 }
 
 static bool
@@ -227,6 +250,14 @@ ie_log_xid(void)
 		current_home(c, SnapshotSelf, &h);
 		if (!home_is_here(&h))
 			adopt(c, &h);
+		if (!written_here(c, SnapshotSelf))
+		{
+			Datum		values[2] = {TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+			Int32GetDatum(MyProcPid)};
+			bool		nulls[2] = {false, false};
+
+			ie_row_insert(c->log_home_written_rel, values, nulls);
+		}
 		home_cache.xid_offset = h.xid_offset;
 		home_cache.generation = ie_catalog_generation();
 		home_cache.valid = true;
@@ -258,7 +289,12 @@ ie_log_xmin(void)
 	return FullTransactionIdFromU64(max_log_xid(c) + 1);
 }
 
-/* Is this database the log's home, in the active snapshot? */
+/*
+ * Has this database adopted the log, in the active snapshot: is it the
+ * log's home, and has it written here? log_home_written is not dumped, so a
+ * restored database has no row until its first write, whatever its homes
+ * say while a restore is loading them.
+ */
 bool
 ie_log_adopted(void)
 {
@@ -268,7 +304,7 @@ ie_log_adopted(void)
 	if (!OidIsValid(c->log_home_rel))
 		return true;
 	current_home(c, GetActiveSnapshot(), &h);
-	return home_is_here(&h);
+	return home_is_here(&h) && written_here(c, GetActiveSnapshot());
 }
 
 /* inventory_events.log_xid() returns xid8: the log transaction id of this transaction. */
@@ -297,9 +333,12 @@ ie_log_adopted_sql(PG_FUNCTION_ARGS)
 
 /*
  * BEFORE INSERT FOR EACH ROW on the event log, enabled for replicas only: a
- * row applied by logical replication carries the publisher's log transaction
- * id, which means nothing here; it gets this database's own, so that readers
- * on the subscriber see its events in its commit order.
+ * row applied by logical replication (an apply or table synchronisation
+ * worker) carries the publisher's log transaction id, which means nothing
+ * here; it gets this database's own, so that readers on the subscriber see
+ * its events in its commit order. A session that only set
+ * session_replication_role = replica (a parallel restore does, see
+ * doc/operations.md) keeps the ids it loads.
  */
 PG_FUNCTION_INFO_V1(ie_event_local_xid);
 Datum
@@ -313,6 +352,8 @@ ie_event_local_xid(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		elog(ERROR, "ie_event_local_xid must be a BEFORE INSERT FOR EACH ROW trigger");
+	if (!IsLogicalWorker())
+		return PointerGetDatum(trigdata->tg_trigtuple);
 	value = FullTransactionIdGetDatum(ie_log_xid());
 	return PointerGetDatum(heap_modify_tuple_by_cols(trigdata->tg_trigtuple,
 													 RelationGetDescr(trigdata->tg_relation),

@@ -595,6 +595,8 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	Datum	   *values;
 	bool	   *nulls;
 	int64		last_event_id = 0;
+	LOCKTAG		stream_tag;
+	LockAcquireResult stream_lock;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
@@ -611,7 +613,21 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	ev_type = DatumGetObjectId(heap_getattr(ev, Anum_ie_event_event_type, evdesc, &isnull));
 	effect = DatumGetStockPosition(heap_getattr(ev, Anum_ie_event_effect, evdesc, &isnull));
 
-	ie_lock_stream(&key);
+	/*
+	 * The stream lock: append() holds it already. For a bulk load (a
+	 * restore's COPY of the log) this event takes it only while its row is
+	 * written: held to the end of the load, one lock per stream would fill
+	 * the shared lock table (SQLSTATE 53200) long before a catalog of some
+	 * thousand skus was loaded. A concurrent append to the stream then meets
+	 * our uncommitted rows (the event's version in the unique index, the
+	 * stock row) and fails rather than overwrite them.
+	 */
+	{
+		Datum		texts[3] = {key.sku, key.location, key.lot};
+
+		ie_lock_tag(IE_LOCK_STREAM, 3, texts, &stream_tag);
+		stream_lock = LockAcquire(&stream_tag, ExclusiveLock, false, false);
+	}
 
 	w = ie_writer_get(c->stock_rel, &local);
 	stock = w->rel;
@@ -622,6 +638,8 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	if (ev_version <= row.version)
 	{
 		ie_writer_done(w);
+		if (stream_lock == LOCKACQUIRE_OK)
+			LockRelease(&stream_tag, ExclusiveLock, false);
 		return PointerGetDatum(NULL);
 	}
 	if (ev_version == row.version + 1)
@@ -677,6 +695,8 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	/* Make the new row visible to the next event of the same statement. */
 	CommandCounterIncrement();
 
+	if (stream_lock == LOCKACQUIRE_OK)
+		LockRelease(&stream_tag, ExclusiveLock, false);
 	return PointerGetDatum(NULL);
 }
 

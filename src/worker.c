@@ -328,11 +328,11 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire)
 	else if (!ie_log_adopted())
 	{
 		/*
-		 * Restored (or moved) here and not written since: a restore may still
-		 * be loading the publisher's own tables, so write nothing yet. The
-		 * first append or reservation makes the database the log's home.
+		 * Not written here since CREATE EXTENSION or a restore: a restore
+		 * may still be loading the publisher's own tables, so write nothing
+		 * yet. The first append or reservation adopts the log.
 		 */
-		set_state(slot, "waiting for the first write since the database moved here");
+		set_state(slot, "waiting for the first write in this database (new, restored or moved here)");
 	}
 	else
 	{

@@ -97,4 +97,11 @@ CREATE TRIGGER channel_location_changed AFTER INSERT OR UPDATE OR DELETE OR TRUN
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
 CREATE TRIGGER kit_component_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.kit_component
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+-- Also in replica mode: on a logical replication subscriber applying master
+-- data, and in a parallel restore (doc/operations.md).
+ALTER TABLE inventory_events.item ENABLE ALWAYS TRIGGER item_changed;
+ALTER TABLE inventory_events.location ENABLE ALWAYS TRIGGER location_changed;
+ALTER TABLE inventory_events.channel ENABLE ALWAYS TRIGGER channel_changed;
+ALTER TABLE inventory_events.channel_location ENABLE ALWAYS TRIGGER channel_location_changed;
+ALTER TABLE inventory_events.kit_component ENABLE ALWAYS TRIGGER kit_component_changed;
 

@@ -27,11 +27,24 @@ SELECT pg_catalog.pg_extension_config_dump('inventory_events.log_home', '');
 -- rows) tells every backend to look again.
 CREATE TRIGGER log_home_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.log_home
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+ALTER TABLE inventory_events.log_home ENABLE ALWAYS TRIGGER log_home_changed;
 -- The log starts here.
 INSERT INTO inventory_events.log_home (home, system_identifier, database_oid, xid_offset, first_xid, adopted_at)
 SELECT 0, s.system_identifier, d.oid, 0, pg_snapshot_xmin(pg_current_snapshot()), now()
   FROM pg_control_system() s, pg_database d
  WHERE d.datname = current_database();
+
+-- Whether this database has written to the log since CREATE EXTENSION or
+-- since its restore: the first write adds a row (a row per backend that wrote
+-- first at the same time). Not dumped, so a restored database has none until
+-- its first write, and its publisher waits until then: it must not write
+-- before the restore has loaded its tables.
+CREATE TABLE inventory_events.log_home_written (
+    written_at  timestamptz NOT NULL,
+    pid         integer NOT NULL
+);
+COMMENT ON TABLE inventory_events.log_home_written IS
+  'The first writes in this database since CREATE EXTENSION or a restore (not dumped)';
 
 CREATE FUNCTION inventory_events.log_xid()
 RETURNS xid8
@@ -52,7 +65,7 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'ie_log_adopted_sql'
 LANGUAGE C STABLE;
 COMMENT ON FUNCTION inventory_events.log_adopted() IS
-  'Whether this database is the log''s home (false after a restore or a move until the first write)';
+  'Whether this database is the log''s home and has written to it (false after CREATE EXTENSION, a restore or a move until the first write)';
 
 -- ---------------------------------------------------------------------------
 -- The event log (column order matters: src/catalog.h mirrors it)

@@ -59,9 +59,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     open bigint;
-    prior bigint := inventory_events.idempotent_event(source, idempotency_key);
+    prior bigint;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.receive_transfer()');
+    prior := inventory_events.idempotent_event(source, idempotency_key);
     IF prior IS NOT NULL THEN
         RETURN prior;
     END IF;

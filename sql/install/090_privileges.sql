@@ -32,6 +32,9 @@ GRANT EXECUTE ON FUNCTION
     inventory_events.position_of(inventory_events.stock),
     inventory_events.library_version()
     TO PUBLIC;
+-- Where the log's transaction ids stand (what pg_current_snapshot() tells
+-- anyone, offset): events_after() runs with its caller's rights and needs it.
+GRANT EXECUTE ON FUNCTION inventory_events.log_xmin(), inventory_events.log_adopted() TO PUBLIC;
 
 CREATE FUNCTION inventory_events.grant_access(role_name name, access text)
 RETURNS void
@@ -54,7 +57,6 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.position_as_of(text, text, timestamptz, text),
                     inventory_events.sku_position_as_of(text, timestamptz),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
-                    inventory_events.log_xmin(), inventory_events.log_adopted(),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
                     inventory_events.channel_rules(bigint, inventory_events.channel, bigint),
