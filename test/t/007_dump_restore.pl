@@ -318,6 +318,25 @@ for my $disable (0, 1)
 	same_as_source($node, $db, $label);
 }
 
+# The recipe of doc/operations.md for very large logs: the log without the
+# stock trigger, then rebuild().
+{
+	my $db = fresh_db('r_sections');
+	my @steps = (['--section=pre-data'], ['--data-only', '--disable-triggers'], ['--section=post-data']);
+	my $err = '';
+	for my $step (@steps)
+	{
+		my ($stdout, $stderr) = run_command(['pg_restore', @conn, @$step, '-d', $db, "$backup/erp.custom"]);
+		$err .= $stderr;
+		$node->safe_psql($db, 'SELECT inventory_events.rebuild()') if $step->[0] eq '--data-only';
+	}
+	is($err, '', 'sections: pre-data, data without triggers, rebuild(), post-data');
+	my @saved = ($source, $source_homes);
+	($source, $source_homes) = ($erp, $erp_homes);
+	same_as_source($node, $db, 'sections');
+	($source, $source_homes) = @saved;
+}
+
 command_ok(['pg_dump', @conn, '--schema-only', '-Fc', '-f', "$backup/schema.custom", 'r_dir_j2'], 'pg_dump --schema-only');
 {
 	my $db = fresh_db('r_schema_only');
