@@ -24,6 +24,10 @@ SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel_location', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.kit_component', '');
 
+-- A location's parent is checked at commit: a restore of a dump made with
+-- pg_dump --inserts (psql --single-transaction) may load a child before its parent.
+ALTER TABLE inventory_events.location ALTER CONSTRAINT location_parent_fkey DEFERRABLE INITIALLY DEFERRED;
+
 -- Also in replica mode: on a logical replication subscriber applying master
 -- data, and in a parallel restore (doc/operations.md).
 ALTER TABLE inventory_events.item ENABLE ALWAYS TRIGGER item_changed;

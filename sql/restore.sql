@@ -1,7 +1,8 @@
 -- What a restore does to the log, simulated in one database: the log loaded
--- out of version order (as pg_restore's COPY loads it) derives the same
--- stock; a gap in a stream's versions is refused; the log's home, its
--- adoption after a move, and catch-up checkpoints across it; functions that
+-- out of version order (as pg_restore's COPY loads it, or one INSERT per row
+-- as pg_dump --inserts writes it) derives the same stock; a stream waits for
+-- a missing version; the log's home, its adoption after a move (also after a
+-- failed first write), and catch-up checkpoints across it; functions that
 -- change stock in a read-only transaction. (pg_dump, pg_restore, other
 -- clusters, subscribers and standbys: TAP tests 007 to 010.)
 CREATE EXTENSION inventory_events;
@@ -27,10 +28,12 @@ CREATE TEMP TABLE saved_event AS SELECT * FROM event;
 CREATE TEMP TABLE saved_stock AS SELECT * FROM stock;
 
 -- The log loaded again in reverse version order, then shuffled (after-row
--- triggers fire after the whole statement, as after a COPY): each stream's
--- first event beyond the next version sets its row from all its events,
--- the others were counted by that.
+-- triggers fire after the whole statement, as after a COPY): a stream's
+-- first version takes every later one present, the others were counted by
+-- that. Loaded as a restore loads it: into a database that has not written to
+-- the log since (log_home_written is not dumped).
 SET inventory_events.allow_history_rewrite = on;
+DELETE FROM log_home_written;
 TRUNCATE event, stock;
 INSERT INTO event SELECT * FROM saved_event ORDER BY version DESC;
 SELECT s.sku, s.location, s.version, s.on_hand, s.safety_stock, s.last_event_id,
@@ -50,14 +53,45 @@ SELECT count(*) AS rows_differing FROM (
            on_hand, safety_stock, version, last_event_id FROM saved_stock) d;
 SELECT count(*) AS streams_wrong FROM verify();
 
--- A stream with a missing version is refused, whatever the order; nothing is applied.
+-- One INSERT per row, newest version first (pg_dump --inserts of a log whose
+-- rows lie out of version order on disk): each row waits for the versions
+-- before it, and the first version takes them all.
 TRUNCATE event, stock;
-SELECT pg_temp.try($$INSERT INTO event SELECT * FROM saved_event WHERE NOT (sku = 'A' AND location = 'W1' AND version = 3)
-            ORDER BY version$$);
-SELECT count(*) AS events, (SELECT count(*) FROM stock) AS stock_rows FROM event;
-INSERT INTO event SELECT * FROM saved_event ORDER BY id;
-RESET inventory_events.allow_history_rewrite;
+DO $$
+DECLARE
+    e inventory_events.event;
+BEGIN
+    FOR e IN SELECT * FROM saved_event ORDER BY version DESC, id LOOP
+        INSERT INTO inventory_events.event SELECT e.*;
+    END LOOP;
+END;
+$$;
+SELECT count(*) AS rows_differing FROM (
+    SELECT sku, location, lot, available, reserved, picked, damaged, quarantine, in_transit, inbound,
+           on_hand, safety_stock, version, last_event_id FROM stock
+    EXCEPT SELECT sku, location, lot, available, reserved, picked, damaged, quarantine, in_transit, inbound,
+           on_hand, safety_stock, version, last_event_id FROM saved_stock) d;
 SELECT count(*) AS streams_wrong FROM verify();
+
+-- A stream with a missing version holds the versions before the gap, and
+-- verify() shows it until the missing event comes.
+TRUNCATE event, stock;
+INSERT INTO event SELECT * FROM saved_event WHERE NOT (sku = 'A' AND location = 'W1' AND version = 3) ORDER BY version;
+SELECT sku, location, version, on_hand FROM stock WHERE sku = 'A' AND location = 'W1';
+SELECT sku, location, stored_version, derived_version, problem FROM verify();
+INSERT INTO event SELECT * FROM saved_event WHERE sku = 'A' AND location = 'W1' AND version = 3;
+SELECT sku, location, version, on_hand FROM stock WHERE sku = 'A' AND location = 'W1';
+SELECT count(*) AS streams_wrong FROM verify();
+-- Once the database has written to the log (its first write since the
+-- restore adds a row to log_home_written), a gap is refused and nothing of
+-- the statement is applied.
+INSERT INTO log_home_written VALUES (now(), pg_backend_pid());
+SELECT pg_temp.try($$INSERT INTO event (id, sku, location, lot, version, event_type, qty, uom, uom_qty, effect,
+                                        occurred_at, correlation_id, causation_id)
+                     VALUES (nextval('event_id_seq'), 'B', 'W2', '', 9, 'received', 1, 'EA', 1,
+                             stock_position(available => 1), now(), gen_random_uuid(), gen_random_uuid())$$);
+SELECT count(*) AS streams_wrong FROM verify();
+RESET inventory_events.allow_history_rewrite;
 
 -- The log's home: CREATE EXTENSION recorded this database as home 0, with no
 -- offset. At home, a log transaction id is the transaction id itself.
@@ -83,6 +117,12 @@ RESET inventory_events.allow_history_rewrite;
 SELECT next_checkpoint AS restored FROM events_after('0:0') ORDER BY id DESC LIMIT 1 \gset
 -- Not at home: nothing is written by the publisher, every stored event is read.
 SELECT log_adopted();
+-- A first write that fails (here a duplicate event id) adopts nothing: the
+-- next one adopts the log again.
+SELECT setval('event_id_seq', 1, false);
+SELECT pg_temp.try($$SELECT append('A', 'W2', 'received', 1)$$);
+SELECT setval('event_id_seq', (SELECT max(id) FROM event));
+SELECT count(*) AS homes, log_adopted() FROM log_home;
 SELECT * FROM publish();
 SELECT count(*) AS after_old_checkpoint FROM events_after(:'before_move');
 SELECT log_xmin() > '1000000000005'::xid8 AS horizon_above_every_event;
@@ -90,6 +130,8 @@ SELECT log_xmin() > '1000000000005'::xid8 AS horizon_above_every_event;
 -- stored log transaction id, so checkpoints taken before the move still work.
 SELECT append('A', 'W2', 'received', 1) > 0 AS appended;
 SELECT home, xid_offset > 1000000000000 - 1000000 AS big_offset, first_xid > '1000000000005'::xid8 AS above
+  FROM log_home WHERE home = 1;
+SELECT (SELECT xid FROM event ORDER BY id DESC LIMIT 1) >= first_xid AS written_with_the_home_offset
   FROM log_home WHERE home = 1;
 SELECT log_adopted();
 SELECT sku, location, qty, split_part(next_checkpoint, ':', 1)::xid8 > '1000000000005'::xid8 AS above_restored

@@ -424,6 +424,21 @@ ie_sql_version_served(char **installed)
 	return *installed != NULL && sql_version_of(*installed, &v);
 }
 
+/* Does the relation hold a row visible to snapshot? */
+bool
+ie_relation_has_rows(Oid relid, Snapshot snapshot)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+	bool		found = table_scan_getnextslot(scan, ForwardScanDirection, slot);
+
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
 /* Counts the loads of the cache: whatever is derived from it is stale when this changed. */
 uint64
 ie_catalog_generation(void)

@@ -225,6 +225,7 @@ extern MemoryContext ie_cache_context(void);
 extern void ie_cache_put(char kind, const text *name, void *payload);
 extern const IeCatalog *ie_catalog(void);
 extern uint64 ie_catalog_generation(void);
+extern bool ie_relation_has_rows(Oid relid, Snapshot snapshot);
 extern bool ie_sql_version_served(char **installed);
 
 extern IeEventType ie_event_type_from_oid(Oid label);

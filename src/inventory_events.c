@@ -13,6 +13,7 @@
 #include "catalog.h"
 #include "guc.h"
 #include "log.h"
+#include "loghome.h"
 #include "worker.h"
 #include "state.h"
 #include "shmem.h"
@@ -28,6 +29,7 @@ _PG_init(void)
 	ie_log_init();
 	ie_catalog_init();
 	ie_state_init();
+	ie_loghome_init();
 	ie_shmem_init();
 	ie_worker_init();
 	ie_guc_reserve_prefix();

@@ -611,9 +611,11 @@ ie_insert_event(const IePreparedEvent *p)
 	ExecStoreVirtualTuple(slot);
 
 	/* Fire the stock trigger now, not at the end of the calling statement. */
+	ie_stock_expect_append(id);
 	AfterTriggerBeginQuery();
 	ExecSimpleRelationInsert(w->rri, w->estate, slot);
 	AfterTriggerEndQuery(w->estate);
+	ie_stock_expect_append(0);
 	ie_writer_done(w);
 
 	if (ie_shared)

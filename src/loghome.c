@@ -128,21 +128,6 @@ current_home(const IeCatalog *c, Snapshot snapshot, LogHome *out)
 	out->found = out->home > 0 || (out->home == 0 && homes_zero == 1);
 }
 
-/* Is there a row in log_home_written, in snapshot? */
-static bool
-written_here(const IeCatalog *c, Snapshot snapshot)
-{
-	Relation	rel = table_open(c->log_home_written_rel, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
-	bool		found = table_scan_getnextslot(scan, ForwardScanDirection, slot);
-
-	table_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
 static bool
 home_is_here(const LogHome *h)
 {
@@ -194,9 +179,15 @@ adopt(const IeCatalog *c, LogHome *h)
 	uint64		xmin;
 	uint64		offset;
 	int32		home;
+	LOCKTAG		tag;
 
-	/* One adopter at a time; the loser finds the winner's home. */
-	ie_lock_key(IE_LOCK_HOME, 0, NULL);
+	/*
+	 * One adopter at a time; the loser finds the winner's home. Taken before
+	 * any other inventory lock (ie_before_locks_hook), so that an adopter
+	 * never waits for a lock held by a writer that waits for this one.
+	 */
+	ie_lock_tag(IE_LOCK_HOME, 0, NULL, &tag);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	current_home(c, SnapshotSelf, h);
 	if (home_is_here(h))
 		return;
@@ -230,6 +221,36 @@ adopt(const IeCatalog *c, LogHome *h)
 }
 
 /*
+ * Makes sure this backend knows the offset of the log's home, adopting the
+ * log when the database is not its home, and marking that the database has
+ * written to the log. Once per load of the catalog cache; an abort (of the
+ * transaction or of a subtransaction) forgets it, since what this backend
+ * wrote may be gone with it (the adoption, the mark).
+ */
+static void
+settle_home(const IeCatalog *c)
+{
+	LogHome		h;
+
+	if (home_cache.valid && home_cache.generation == ie_catalog_generation())
+		return;
+	current_home(c, SnapshotSelf, &h);
+	if (!home_is_here(&h))
+		adopt(c, &h);
+	if (!ie_relation_has_rows(c->log_home_written_rel, SnapshotSelf))
+	{
+		Datum		values[2] = {TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+		Int32GetDatum(MyProcPid)};
+		bool		nulls[2] = {false, false};
+
+		ie_row_insert(c->log_home_written_rel, values, nulls);
+	}
+	home_cache.xid_offset = h.xid_offset;
+	home_cache.generation = ie_catalog_generation();
+	home_cache.valid = true;
+}
+
+/*
  * The log transaction id of the current top transaction, which is given a
  * transaction id if it has none. The first write after the database moved
  * adopts the log. With the SQL objects of 0.1.0 (no log_home yet) it is the
@@ -243,26 +264,41 @@ ie_log_xid(void)
 
 	if (!OidIsValid(c->log_home_rel))
 		return fxid;
-	if (!home_cache.valid || home_cache.generation != ie_catalog_generation())
-	{
-		LogHome		h;
-
-		current_home(c, SnapshotSelf, &h);
-		if (!home_is_here(&h))
-			adopt(c, &h);
-		if (!written_here(c, SnapshotSelf))
-		{
-			Datum		values[2] = {TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-			Int32GetDatum(MyProcPid)};
-			bool		nulls[2] = {false, false};
-
-			ie_row_insert(c->log_home_written_rel, values, nulls);
-		}
-		home_cache.xid_offset = h.xid_offset;
-		home_cache.generation = ie_catalog_generation();
-		home_cache.valid = true;
-	}
+	settle_home(c);
 	return FullTransactionIdFromU64(U64FromFullTransactionId(fxid) + home_cache.xid_offset);
+}
+
+/* ie_before_locks_hook: a writer settles the log's home before its first lock. */
+static void
+settle_home_before_locks(void)
+{
+	const IeCatalog *c = ie_catalog();
+
+	if (OidIsValid(c->log_home_rel))
+		settle_home(c);
+}
+
+static void
+forget_home_at_abort(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		home_cache.valid = false;
+}
+
+static void
+forget_home_at_subabort(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		home_cache.valid = false;
+}
+
+void
+ie_loghome_init(void)
+{
+	ie_before_locks_hook = settle_home_before_locks;
+	RegisterXactCallback(forget_home_at_abort, NULL);
+	RegisterSubXactCallback(forget_home_at_subabort, NULL);
 }
 
 /*
@@ -304,7 +340,7 @@ ie_log_adopted(void)
 	if (!OidIsValid(c->log_home_rel))
 		return true;
 	current_home(c, GetActiveSnapshot(), &h);
-	return home_is_here(&h) && written_here(c, GetActiveSnapshot());
+	return home_is_here(&h) && ie_relation_has_rows(c->log_home_written_rel, GetActiveSnapshot());
 }
 
 /* inventory_events.log_xid() returns xid8: the log transaction id of this transaction. */

@@ -8,6 +8,7 @@
 
 #include "access/transam.h"
 
+extern void ie_loghome_init(void);
 extern FullTransactionId ie_log_xid(void);
 extern FullTransactionId ie_log_xmin(void);
 extern bool ie_log_adopted(void);

@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/nbtree.h"
 #include "catalog/dependency.h"
 #include "commands/sequence.h"
 #include "access/table.h"
@@ -278,11 +279,16 @@ ie_lock_tag(uint16 kind, int ntexts, const Datum *texts, LOCKTAG *tag)
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, kind);
 }
 
+ie_before_locks_hook_type ie_before_locks_hook = NULL;
+
 /* Takes an exclusive transaction-level lock on a hash of some text values. */
 void
 ie_lock_key(uint16 kind, int ntexts, const Datum *texts)
 {
 	LOCKTAG		tag;
+
+	if (ie_before_locks_hook)
+		ie_before_locks_hook();
 
 	ie_lock_tag(kind, ntexts, texts, &tag);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
@@ -334,6 +340,8 @@ locktag_cmp(const void *a, const void *b)
 void
 ie_lock_tags_in_order(LOCKTAG *tags, int ntags)
 {
+	if (ie_before_locks_hook && ntags > 0)
+		ie_before_locks_hook();
 	qsort(tags, ntags, sizeof(LOCKTAG), locktag_cmp);
 	for (int i = 0; i < ntags; i++)
 	{
@@ -512,24 +520,62 @@ read_stock_for_update(Relation stock, const IeStreamKey *key, TupleTableSlot *sl
 }
 
 /*
- * The stream's position from its events, under the stream lock, with
- * SnapshotSelf: every committed event of the stream and those of this
- * transaction (this statement's included). Versions must run 1, 2, ... with
- * no gap. Sets row (position, safety stock, version) and *last_event_id.
+ * The event that append() (ie_insert_event) is inserting: the trigger that
+ * fires for it takes the append path. 0: none (event ids start at 1).
+ */
+static int64 appending_event = 0;
+
+void
+ie_stock_expect_append(int64 event_id)
+{
+	appending_event = event_id;
+}
+
+/*
+ * Is an event with this version of the stream present (committed, or this
+ * transaction's: its trigger may not have fired yet)?
+ */
+static bool
+stream_has_version(const IeStreamKey *key, int64 version)
+{
+	const IeCatalog *c = ie_catalog();
+	static const RegProcedure procs[4] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ, F_INT8EQ};
+	Datum		keys[4] = {key->sku, key->location, key->lot, Int64GetDatum(version)};
+	Relation	rel = table_open(c->event_rel, AccessShareLock);
+	Relation	idx = index_open(c->event_stream_idx, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool		found = ie_index_lookup(rel, idx, SnapshotSelf, 4, keys, procs, slot);
+
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Adds to row the events of the stream that follow its version and are
+ * present, in version order, while their versions run on with no gap (a bulk
+ * load: rows that came before their predecessors). Reads with SnapshotSelf:
+ * committed events and this transaction's, this statement's included.
  */
 static void
-stream_from_events(const IeStreamKey *key, IeStockRow *row, int64 *last_event_id)
+absorb_following(const IeStreamKey *key, IeStockRow *row, int64 *last_event_id)
 {
 	const IeCatalog *c = ie_catalog();
 	Relation	rel = table_open(c->event_rel, AccessShareLock);
 	Relation	idx = index_open(c->event_stream_idx, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Datum		keys[3] = {key->sku, key->location, key->lot};
-	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 3, keys, stream_keyprocs);
+	ScanKeyData skey[4];
+	IndexScanDesc scan;
 
-	memset(&row->pos, 0, sizeof(row->pos));
-	row->safety_stock = 0;
-	row->version = 0;
+	for (int i = 0; i < 3; i++)
+		ScanKeyEntryInitialize(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   idx->rd_indcollation[i], F_TEXTEQ, keys[i]);
+	ScanKeyEntryInitialize(&skey[3], 0, 4, BTGreaterStrategyNumber, InvalidOid,
+						   InvalidOid, F_INT8GT, Int64GetDatum(row->version));
+	scan = index_beginscan(rel, idx, SnapshotSelf, 4, 0);
+	index_rescan(scan, skey, 4, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
@@ -537,13 +583,7 @@ stream_from_events(const IeStreamKey *key, IeStockRow *row, int64 *last_event_id
 
 		CHECK_FOR_INTERRUPTS();
 		if (version != row->version + 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_IE_VERSION_CONFLICT),
-					 errmsg("stream has no event with version %lld", (long long) row->version + 1),
-					 errdetail("Stream sku \"%s\", location \"%s\", lot \"%s\"; its next event has version %lld.",
-							   TextDatumGetCString(key->sku), TextDatumGetCString(key->location),
-							   TextDatumGetCString(key->lot), (long long) version),
-					 errhint("Append events with inventory_events.append(), which assigns versions.")));
+			break;
 		ie_position_add(&row->pos, DatumGetStockPosition(slot_getattr(slot, Anum_ie_event_effect, &isnull)));
 		if (DatumGetObjectId(slot_getattr(slot, Anum_ie_event_event_type, &isnull)) ==
 			c->event_type_label[IE_EV_SAFETY_STOCK_SET])
@@ -562,15 +602,24 @@ stream_from_events(const IeStreamKey *key, IeStockRow *row, int64 *last_event_id
  * resolved effect to its stream's stock row. Enabled ALWAYS, so that a
  * logical replication subscriber derives its own positions.
  *
- * append() and replication apply insert a stream's events in version order,
- * each the next version: the effect is added. Bulk loads need not: COPY of
- * the log by pg_restore (or by a subscription's initial synchronisation)
- * writes rows in their physical order, and fires this trigger for each only
- * after the whole COPY. An event beyond the next version therefore sets the
- * row from every event of the stream present (refusing a gap in the
- * versions), and an event at or below the row's version, already counted by
- * that, changes nothing. (A second event with a version already taken never
- * gets here: the unique index refuses it.)
+ * An event append() inserts holds its stream's lock and is the stream's
+ * next version: its effect is added (anything else is a version conflict).
+ *
+ * Any other insert (replication apply, a superuser's INSERT, a restore's
+ * COPY) is a bulk load, whose rows may come in any order of versions: a
+ * restore loads the log in its physical order, one COPY (the trigger firing
+ * for every row at its end) or one INSERT per row (pg_dump --inserts). The
+ * row then holds the longest run of versions from 1 that is present: an
+ * event that is the next version is added with the versions after it that
+ * are already there; an event beyond the next version waits for the ones
+ * before it — when the next version is present (its trigger is still to
+ * come), or while the database is being restored (the row does not change,
+ * and verify() reports the stream while a version is missing) — and is a
+ * version conflict otherwise, once the database has written to the log (a
+ * row in log_home_written, which pg_dump leaves out); an event at or below
+ * the row's version was added by an earlier one. A bulk load takes a SHARE ROW EXCLUSIVE lock on stock
+ * until it ends instead of one lock per stream (which would fill the lock
+ * table): appends wait for it, readers do not.
  */
 PG_FUNCTION_INFO_V1(ie_stock_trigger);
 Datum
@@ -594,9 +643,8 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	IeWriter   *w;
 	Datum	   *values;
 	bool	   *nulls;
-	int64		last_event_id = 0;
-	LOCKTAG		stream_tag;
-	LockAcquireResult stream_lock;
+	int64		last_event_id;
+	bool		appended;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
@@ -613,45 +661,54 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	ev_type = DatumGetObjectId(heap_getattr(ev, Anum_ie_event_event_type, evdesc, &isnull));
 	effect = DatumGetStockPosition(heap_getattr(ev, Anum_ie_event_effect, evdesc, &isnull));
 
-	/*
-	 * The stream lock: append() holds it already. For a bulk load (a
-	 * restore's COPY of the log) this event takes it only while its row is
-	 * written: held to the end of the load, one lock per stream would fill
-	 * the shared lock table (SQLSTATE 53200) long before a catalog of some
-	 * thousand skus was loaded. A concurrent append to the stream then meets
-	 * our uncommitted rows (the event's version in the unique index, the
-	 * stock row) and fails rather than overwrite them.
-	 */
-	{
-		Datum		texts[3] = {key.sku, key.location, key.lot};
-
-		ie_lock_tag(IE_LOCK_STREAM, 3, texts, &stream_tag);
-		stream_lock = LockAcquire(&stream_tag, ExclusiveLock, false, false);
-	}
+	appended = (ev_id == appending_event);
+	appending_event = 0;
+	if (!appended)
+		LockRelationOid(c->stock_rel, ShareRowExclusiveLock);
 
 	w = ie_writer_get(c->stock_rel, &local);
 	stock = w->rel;
 	oldslot = w->oldslot;
 	newslot = w->slot;
-	read_stock_for_update(stock, &key, oldslot, &row);
-
-	if (ev_version <= row.version)
+	if (appended)
+		read_stock_for_update(stock, &key, oldslot, &row);
+	else
 	{
+		last_read.valid = false;
+		read_stock_into(stock, &key, oldslot, &row);
+	}
+
+	if (appended && ev_version != row.version + 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_VERSION_CONFLICT),
+				 errmsg("event %lld has version %lld but its stream is at version %lld",
+						(long long) ev_id, (long long) ev_version, (long long) row.version),
+				 errdetail("Stream sku \"%s\", location \"%s\", lot \"%s\".",
+						   TextDatumGetCString(key.sku), TextDatumGetCString(key.location),
+						   TextDatumGetCString(key.lot))));
+	if (ev_version > row.version + 1 && !stream_has_version(&key, row.version + 1) &&
+		(!OidIsValid(c->log_home_written_rel) || ie_relation_has_rows(c->log_home_written_rel, SnapshotSelf)))
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_VERSION_CONFLICT),
+				 errmsg("stream has no event with version %lld", (long long) row.version + 1),
+				 errdetail("Stream sku \"%s\", location \"%s\", lot \"%s\"; event %lld has version %lld.",
+						   TextDatumGetCString(key.sku), TextDatumGetCString(key.location),
+						   TextDatumGetCString(key.lot), (long long) ev_id, (long long) ev_version),
+				 errhint("Append events with inventory_events.append(), which assigns versions.")));
+	if (ev_version != row.version + 1)
+	{
+		/* A bulk load: counted already, or waiting for the versions before it. */
 		ie_writer_done(w);
-		if (stream_lock == LOCKACQUIRE_OK)
-			LockRelease(&stream_tag, ExclusiveLock, false);
 		return PointerGetDatum(NULL);
 	}
-	if (ev_version == row.version + 1)
-	{
-		ie_position_add(&row.pos, effect);
-		if (ev_type == c->event_type_label[IE_EV_SAFETY_STOCK_SET])
-			row.safety_stock = DatumGetInt64(heap_getattr(ev, Anum_ie_event_qty, evdesc, &isnull));
-		row.version = ev_version;
-		last_event_id = ev_id;
-	}
-	else
-		stream_from_events(&key, &row, &last_event_id);
+
+	ie_position_add(&row.pos, effect);
+	if (ev_type == c->event_type_label[IE_EV_SAFETY_STOCK_SET])
+		row.safety_stock = DatumGetInt64(heap_getattr(ev, Anum_ie_event_qty, evdesc, &isnull));
+	row.version = ev_version;
+	last_event_id = ev_id;
+	if (!appended)
+		absorb_following(&key, &row, &last_event_id);
 
 	ExecClearTuple(newslot);
 	values = newslot->tts_values;
@@ -695,8 +752,6 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	/* Make the new row visible to the next event of the same statement. */
 	CommandCounterIncrement();
 
-	if (stream_lock == LOCKACQUIRE_OK)
-		LockRelease(&stream_tag, ExclusiveLock, false);
 	return PointerGetDatum(NULL);
 }
 

@@ -23,7 +23,9 @@
  * The global lock order: every call that takes several of these locks takes
  * all idempotency locks, then all sku locks, then all stream locks, each kind
  * sorted by its tag (ie_lock_tags_in_order). A single append takes at most
- * one of each, in that order.
+ * one of each, in that order. Before all of them, the first write after the
+ * database moved takes the home lock (IE_LOCK_HOME, through
+ * ie_before_locks_hook) to adopt the log.
  */
 
 /* A stream is (sku, location, lot); lot is '' for items without lots. */
@@ -70,6 +72,16 @@ extern void ie_lock_key(uint16 kind, int ntexts, const Datum *texts);
 extern void ie_lock_stream(const IeStreamKey *key);
 extern void ie_lock_sku(text *sku);
 extern void ie_lock_tags_in_order(LOCKTAG *tags, int ntags);
+
+extern void ie_stock_expect_append(int64 event_id);
+
+/*
+ * Called before a writer takes its first inventory lock (stream, sku or
+ * idempotency): loghome.c settles the log's home there, so that the home
+ * lock, when a writer must adopt the log, comes before every other lock.
+ */
+typedef void (*ie_before_locks_hook_type) (void);
+extern ie_before_locks_hook_type ie_before_locks_hook;
 
 extern int64 ie_next_identity(Oid relid);
 extern void ie_row_insert(Oid relid, const Datum *values, const bool *nulls);

@@ -21,7 +21,8 @@ COMMENT ON COLUMN inventory_events.item_uom.factor IS 'Base units in one of this
 CREATE TABLE inventory_events.location (
     code         text PRIMARY KEY,
     kind         inventory_events.location_kind NOT NULL DEFAULT 'warehouse',
-    parent       text REFERENCES inventory_events.location,
+    -- Checked at commit: a restore may load a child before its parent.
+    parent       text REFERENCES inventory_events.location DEFERRABLE INITIALLY DEFERRED,
     description  text NOT NULL DEFAULT ''
 );
 

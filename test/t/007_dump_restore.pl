@@ -1,6 +1,7 @@
 # Logical backups: pg_dump and pg_restore give the whole extension back.
-# - Every format (custom, directory, tar, plain), restored by pg_restore
-#   (plain, --single-transaction, -j 2) or psql, into a new database: every
+# - Every format (custom, directory, tar, plain, plain with one INSERT per
+#   row), restored by pg_restore (plain, --single-transaction, -j 2 in
+#   replica mode) or psql, into a new database: every
 #   row of every table the extension keeps (master data; the log with ids,
 #   versions, effects, idempotency keys, correlation ids and xids; dead
 #   letters; staged rows; reservations, allocations, backorders, exceptions;
@@ -195,7 +196,6 @@ sub works_after_restore
 	                                                       idempotency_key => 'asn-cs')}),
 		$orig, "$label: a retried idempotency key returns the original event");
 	is($n->safe_psql($db, 'SELECT count(*) FROM inventory_events.event'), $events, "$label: and applies nothing");
-	is($n->safe_psql($db, 'SELECT inventory_events.log_adopted()'), 'f', "$label: a retry writes nothing");
 	my $max = $n->safe_psql($db, 'SELECT max(id) FROM inventory_events.event');
 	my $new = $n->safe_psql($db, q{SELECT inventory_events.append('S13', 'W2', 'received', 5)});
 	cmp_ok($new, '>', $max, "$label: a new event gets an id above the old ones");
@@ -224,6 +224,7 @@ command_ok(['pg_dump', @conn, '-Fc', '-f', "$backup/erp.custom", 'erp'], 'pg_dum
 command_ok(['pg_dump', @conn, '-Fd', '-j', '2', '-f', "$backup/erp.dir", 'erp'], 'pg_dump -Fd -j 2');
 command_ok(['pg_dump', @conn, '-Ft', '-f', "$backup/erp.tar", 'erp'], 'pg_dump -Ft');
 command_ok(['pg_dump', @conn, '-Fp', '-f', "$backup/erp.sql", 'erp'], 'pg_dump -Fp');
+command_ok(['pg_dump', @conn, '-Fp', '--inserts', '-f', "$backup/erp_inserts.sql", 'erp'], 'pg_dump --inserts');
 
 # A parallel restore loads the tables in any order, while the foreign keys
 # between the extension's tables exist from CREATE EXTENSION on: it runs in
@@ -236,7 +237,10 @@ my @restores = (
 	[custom_j2 => [@replica, 'pg_restore', @conn, '-j', '2', '-d', 'r_custom_j2', "$backup/erp.custom"]],
 	[dir_j2 => [@replica, 'pg_restore', @conn, '-j', '2', '-d', 'r_dir_j2', "$backup/erp.dir"]],
 	[tar => ['pg_restore', @conn, '--exit-on-error', '-d', 'r_tar', "$backup/erp.tar"]],
-	[plain => ['psql', @conn, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', 'r_plain', '-f', "$backup/erp.sql"]]);
+	[plain => ['psql', @conn, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', 'r_plain', '-f', "$backup/erp.sql"]],
+	# One INSERT per row: each event's trigger fires alone, S1's first version
+	# last; in one transaction, for the location whose parent comes after it.
+	[inserts => ['psql', @conn, '-X', '-q', '-1', '-v', 'ON_ERROR_STOP=1', '-d', 'r_inserts', '-f', "$backup/erp_inserts.sql"]]);
 for my $r (@restores)
 {
 	my ($label, $cmd) = @$r;
