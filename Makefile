@@ -74,13 +74,14 @@ $(IE_INSTALL_SCRIPT): $(IE_INSTALL_SOURCES) $(EXTENSION).control
 	  printf '\\echo Use "CREATE EXTENSION inventory_events" to load this file. \\quit\n\n'; \
 	  cat $(IE_INSTALL_SOURCES); } > $@
 
-.PHONY: print-regress print-isolation print-tap meta-check release-check bench bench-full
+.PHONY: print-version print-regress print-isolation print-tap meta-check release-check bench bench-full
 bench:
 	bash test/bench/run.sh short
 
 bench-full:
 	bash test/bench/run.sh full
 
+print-version:   ; @echo $(EXTVERSION)
 print-regress:   ; @echo $(REGRESS)
 print-isolation: ; @echo $(ISOLATION)
 print-tap:       ; @echo $(PROVE_TESTS)

@@ -73,7 +73,7 @@ ie_upgrade_installation() {
 	if [ ! -d "$copy" ]; then
 		cp -a "$IE_WORK/install" "$copy"
 		ext=$copy$("$IE_PG_CONFIG" --sharedir)/extension
-		rm "$ext/inventory_events--$(sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" "$IE_ROOT/inventory_events.control").sql"
+		rm "$ext/inventory_events--$(make -s -C "$IE_ROOT" PG_CONFIG="$IE_PG_CONFIG" print-version).sql"
 		[ -n "$IE_RUNAS" ] && chown -R "$IE_RUNAS" "$copy"
 	fi
 	echo "$copy$("$IE_PG_CONFIG" --bindir)"

@@ -44,57 +44,42 @@ if [[ " $suites " == *" meta "* ]]; then
 	if make -s meta-check; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=(meta-check); fi
 fi
 
+# Runs one pg_regress-driven suite on a temporary instance and counts it.
+run_regress_suite() {	# $1: name, $2: program, $3: bindir, $4: inputdir, $5: database, $6...: tests
+	local name=$1 program=$2 bindir=$3 inputdir=$4 dbname=$5 out=$IE_WORK/out/$1 rc=0
+	shift 5
+	ie_run mkdir -p "$out"
+	ie_run "$program" \
+		--temp-instance="$IE_WORK/${name}_instance" --temp-config="$IE_CONF" \
+		--bindir="$bindir" --inputdir="$inputdir" --outputdir="$out" \
+		--dbname="$dbname" "$@" 2>&1 | tee "$IE_WORK/$name.log" || rc=$?
+	if [ $rc -ne 0 ]; then
+		failures+=("$name")
+		show_file "$name regression.diffs" "$out/regression.diffs"
+	fi
+	count_pg_regress "$IE_WORK/$name.log" $rc
+}
+
 if [[ " $suites " == *" regress "* ]]; then
 	ie_log "pg_regress"
-	out=$IE_WORK/out/regress
-	ie_run mkdir -p "$out"
-	rc=0
 	# shellcheck disable=SC2046
-	ie_run "$IE_PGXS/src/test/regress/pg_regress" \
-		--temp-instance="$IE_WORK/regress_instance" --temp-config="$IE_CONF" \
-		--bindir="$IE_BINDIR" --inputdir="$IE_WORK/src" --outputdir="$out" \
-		--dbname=contrib_regression $(make -s print-regress) 2>&1 | tee "$IE_WORK/regress.log" || rc=$?
-	if [ $rc -ne 0 ]; then
-		failures+=(pg_regress)
-		show_file "regression.diffs" "$out/regression.diffs"
-	fi
-	count_pg_regress "$IE_WORK/regress.log" $rc
+	run_regress_suite regress "$IE_PGXS/src/test/regress/pg_regress" "$IE_BINDIR" "$IE_WORK/src" \
+		contrib_regression $(make -s print-regress)
 fi
 
 if [[ " $suites " == *" upgrade "* ]]; then
 	ie_log "pg_regress on objects updated from the first release"
-	out=$IE_WORK/out/regress-upgrade
-	upgrade_bindir=$(ie_upgrade_installation)
-	ie_run mkdir -p "$out"
-	rc=0
 	# shellcheck disable=SC2046
-	ie_run "$IE_PGXS/src/test/regress/pg_regress" \
-		--temp-instance="$IE_WORK/upgrade_instance" --temp-config="$IE_CONF" \
-		--bindir="$upgrade_bindir" --inputdir="$IE_WORK/src" --outputdir="$out" \
-		--dbname=contrib_regression $(make -s print-regress) 2>&1 | tee "$IE_WORK/upgrade.log" || rc=$?
-	if [ $rc -ne 0 ]; then
-		failures+=(pg_regress-upgrade)
-		show_file "regression.diffs (upgraded objects)" "$out/regression.diffs"
-	fi
-	count_pg_regress "$IE_WORK/upgrade.log" $rc
+	run_regress_suite upgrade "$IE_PGXS/src/test/regress/pg_regress" "$(ie_upgrade_installation)" "$IE_WORK/src" \
+		contrib_regression $(make -s print-regress)
 fi
 
 isolation_specs=$(make -s print-isolation)
 if [[ " $suites " == *" isolation "* ]] && [ -n "$isolation_specs" ]; then
 	ie_log "isolation"
-	out=$IE_WORK/out/isolation
-	ie_run mkdir -p "$out"
-	rc=0
 	# shellcheck disable=SC2086
-	ie_run "$IE_PGXS/src/test/isolation/pg_isolation_regress" \
-		--temp-instance="$IE_WORK/isolation_instance" --temp-config="$IE_CONF" \
-		--bindir="$IE_BINDIR" --inputdir="$IE_WORK/src/test/isolation" --outputdir="$out" \
-		--dbname=isolation_regression $isolation_specs 2>&1 | tee "$IE_WORK/isolation.log" || rc=$?
-	if [ $rc -ne 0 ]; then
-		failures+=(isolation)
-		show_file "isolation regression.diffs" "$out/regression.diffs"
-	fi
-	count_pg_regress "$IE_WORK/isolation.log" $rc
+	run_regress_suite isolation "$IE_PGXS/src/test/isolation/pg_isolation_regress" "$IE_BINDIR" \
+		"$IE_WORK/src/test/isolation" isolation_regression $isolation_specs
 fi
 
 if [[ " $suites " == *" tap "* ]]; then
