@@ -225,15 +225,19 @@ adopt(const IeCatalog *c, LogHome *h)
  * log when the database is not its home, and marking that the database has
  * written to the log. Once per load of the catalog cache; an abort (of the
  * transaction or of a subtransaction) forgets it, since what this backend
- * wrote may be gone with it (the adoption, the mark).
+ * wrote may be gone with it (the adoption, the mark). False, with nothing to
+ * settle, for the SQL objects of 0.1.0 (no log_home yet).
  */
-static void
-settle_home(const IeCatalog *c)
+static bool
+settle_home(void)
 {
+	const IeCatalog *c = ie_catalog();
 	LogHome		h;
 
+	if (!OidIsValid(c->log_home_rel))
+		return false;
 	if (home_cache.valid && home_cache.generation == ie_catalog_generation())
-		return;
+		return true;
 	current_home(c, SnapshotSelf, &h);
 	if (!home_is_here(&h))
 		adopt(c, &h);
@@ -248,6 +252,7 @@ settle_home(const IeCatalog *c)
 	home_cache.xid_offset = h.xid_offset;
 	home_cache.generation = ie_catalog_generation();
 	home_cache.valid = true;
+	return true;
 }
 
 /*
@@ -259,12 +264,10 @@ settle_home(const IeCatalog *c)
 FullTransactionId
 ie_log_xid(void)
 {
-	const IeCatalog *c = ie_catalog();
 	FullTransactionId fxid = GetTopFullTransactionId();
 
-	if (!OidIsValid(c->log_home_rel))
+	if (!settle_home())
 		return fxid;
-	settle_home(c);
 	return FullTransactionIdFromU64(U64FromFullTransactionId(fxid) + home_cache.xid_offset);
 }
 
@@ -272,10 +275,7 @@ ie_log_xid(void)
 static void
 settle_home_before_locks(void)
 {
-	const IeCatalog *c = ie_catalog();
-
-	if (OidIsValid(c->log_home_rel))
-		settle_home(c);
+	(void) settle_home();
 }
 
 static void

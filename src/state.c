@@ -617,9 +617,9 @@ absorb_following(const IeStreamKey *key, IeStockRow *row, int64 *last_event_id)
  * and verify() reports the stream while a version is missing) — and is a
  * version conflict otherwise, once the database has written to the log (a
  * row in log_home_written, which pg_dump leaves out); an event at or below
- * the row's version was added by an earlier one. A bulk load takes a SHARE ROW EXCLUSIVE lock on stock
- * until it ends instead of one lock per stream (which would fill the lock
- * table): appends wait for it, readers do not.
+ * the row's version was added by an earlier one. A bulk load takes a SHARE
+ * ROW EXCLUSIVE lock on stock until it ends instead of one lock per stream
+ * (which would fill the lock table): appends wait for it, readers do not.
  */
 PG_FUNCTION_INFO_V1(ie_stock_trigger);
 Datum
