@@ -50,10 +50,9 @@ SELECT append('TSHIRT-BLK-M', 'RNO', 'received', 6, uom => 'CS', source => 'wms-
 SELECT count(*) AS events_with_that_key, sum(qty) AS units FROM event WHERE source = 'wms-rno' AND idempotency_key = 'ASN-2001/1';
 
 \echo
-\echo '=== 6. Orders move stock: reservations, a pick, a shipment, a return, safety stock'
-SELECT append('TSHIRT-BLK-M', 'DAL', 'reserved', 30, ref => 'SO-9001', occurred_at => now() - interval '2 hours') AS reserved;
-SELECT append('TSHIRT-BLK-M', 'DAL', 'picked', 30, ref => 'SO-9001', occurred_at => now() - interval '100 minutes') AS picked;
-SELECT append('TSHIRT-BLK-M', 'DAL', 'shipped', 30, ref => 'SO-9001', occurred_at => now() - interval '90 minutes') AS shipped;
+\echo '=== 6. The warehouse''s own movements: an audit write-off, a return, safety stock'
+\echo '(orders move stock through reserve(), pick() and ship(): section 12 on)'
+SELECT append('TSHIRT-BLK-M', 'DAL', 'adjusted', -30, reason => 'audit: shrinkage', occurred_at => now() - interval '100 minutes') AS adjusted;
 SELECT append('TSHIRT-BLK-M', 'DAL', 'returned', 2, ref => 'RMA-12', occurred_at => now() - interval '80 minutes') AS returned;
 SELECT append('TSHIRT-BLK-M', 'DAL', 'safety_stock_set', 20, reason => 'peak season') AS safety_stock;
 
@@ -63,10 +62,10 @@ SELECT on_hand(position_as_of('TSHIRT-BLK-M', 'DAL', now() - interval '2 hours')
 SELECT append('TSHIRT-BLK-M', 'DAL', 'counted', 205, source => 'cycle-count', occurred_at => now() - interval '2 hours') AS count_event;
 SELECT qty AS counted, available(effect) AS adjustment_applied
   FROM event WHERE event_type = 'counted';
-\echo '(the pick, shipment and return recorded after the count stay applied)'
+\echo '(the write-off and the return recorded after the count stay applied)'
 
 \echo
-\echo '=== 8. Refused, with a clear error and nothing applied'
+\echo '=== 8. Refused, with a clear error and nothing applied (a raw reservation event is refused: reserve() owns those)'
 \set ON_ERROR_STOP off
 SELECT append('MUG-WHT', 'RNO', 'reserved', 1);
 SELECT append('TSHIRT-BLK-M', 'DAL', 'received', 1, source => 'wms-dal', idempotency_key => 'ASN-1001/1');

@@ -17,7 +17,7 @@ INSERT INTO channel_location (channel, location, priority) VALUES
 
 SELECT append('TEE', 'DAL', 'received', 100) > 0, append('TEE', 'RNO', 'received', 40) > 0,
        append('TEE', 'ATL', 'received', 9) > 0;
-SELECT append('TEE', 'DAL', 'reserved', 10) > 0, append('TEE', 'DAL', 'safety_stock_set', 15) > 0;
+SELECT append_lifecycle('TEE', 'DAL', 'reserved', 10) > 0, append('TEE', 'DAL', 'safety_stock_set', 15) > 0;
 -- DAL: available 90 - safety 15 = 75; RNO: 40; ATL: 9.
 SELECT location, available, safety_stock, atp FROM stock_by_location WHERE sku = 'TEE' ORDER BY location;
 

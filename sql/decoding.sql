@@ -116,6 +116,21 @@ SELECT count(*) FROM publish();
 SELECT d->>'kind' AS kind, d->>'available' AS available, d->>'site' AS site
   FROM (SELECT data::jsonb AS d FROM pg_logical_slot_get_changes('ie', NULL, NULL)) x;
 
+-- A rewrite of the log past the guard (a superuser with allow_history_rewrite)
+-- is never silent: a "rewrite" record per row and per TRUNCATE, whatever the
+-- filters, and the guard's logical message for each.
+SELECT count(*) > 0 FROM pg_logical_slot_get_changes('ie', NULL, NULL);
+SET inventory_events.allow_history_rewrite = on;
+UPDATE event SET reason = 'corrected' WHERE id IN (SELECT min(id) FROM event);
+DELETE FROM event WHERE id IN (SELECT max(id) FROM event);
+TRUNCATE event, stock;
+RESET inventory_events.allow_history_rewrite;
+SELECT d->>'kind' AS kind, d->>'operation' AS operation, d->>'relation' AS relation,
+       d->>'event_id' IS NOT NULL AS has_id, d->>'reason' AS reason,
+       (d->>'content')::jsonb - 'event_id' - 'user' AS message
+  FROM (SELECT data::jsonb AS d FROM pg_logical_slot_get_changes('ie', NULL, NULL,
+        'event-types', 'received', 'sku-prefix', 'NOTHING')) x;
+
 SELECT pg_drop_replication_slot('ie');
 DROP TABLE unrelated;
 DROP EXTENSION inventory_events;

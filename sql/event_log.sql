@@ -30,11 +30,11 @@ SELECT code, kind, buffer_fixed, buffer_pct, allocation_pct, cap, publish_interv
 -- Every event type's effect.
 SELECT append('WIDGET', 'DC1', 'received', 100, occurred_at => '2026-01-01 08:00Z');
 SELECT pg_temp.stream('WIDGET', 'DC1');
-SELECT append('WIDGET', 'DC1', 'reserved', 10, occurred_at => '2026-01-01 09:00Z', channel => 'shopify', ref => 'SO-1');
-SELECT append('WIDGET', 'DC1', 'released', 2, occurred_at => '2026-01-01 09:10Z');
-SELECT append('WIDGET', 'DC1', 'picked', 6, occurred_at => '2026-01-01 09:20Z');
-SELECT append('WIDGET', 'DC1', 'shipped', 5, occurred_at => '2026-01-01 09:30Z');
-SELECT append('WIDGET', 'DC1', 'pick_short', 1, occurred_at => '2026-01-01 09:40Z');
+SELECT append_lifecycle('WIDGET', 'DC1', 'reserved', 10, occurred_at => '2026-01-01 09:00Z', channel => 'shopify', ref => 'SO-1');
+SELECT append_lifecycle('WIDGET', 'DC1', 'released', 2, occurred_at => '2026-01-01 09:10Z');
+SELECT append_lifecycle('WIDGET', 'DC1', 'picked', 6, occurred_at => '2026-01-01 09:20Z');
+SELECT append_lifecycle('WIDGET', 'DC1', 'shipped', 5, occurred_at => '2026-01-01 09:30Z');
+SELECT append_lifecycle('WIDGET', 'DC1', 'pick_short', 1, occurred_at => '2026-01-01 09:40Z');
 SELECT append('WIDGET', 'DC1', 'returned', 3, occurred_at => '2026-01-01 09:50Z');
 SELECT append('WIDGET', 'DC1', 'damaged', 4, occurred_at => '2026-01-01 10:00Z');
 SELECT append('WIDGET', 'DC1', 'moved', 2, from_bucket => 'quarantine', to_bucket => 'available', occurred_at => '2026-01-01 10:10Z');
@@ -62,7 +62,7 @@ SELECT pg_temp.try($$SELECT append('WIDGET', 'DC2', 'received', 1921535841011456
 -- A late count: "on-hand was 40 at 11:30" arrives after movements at 12:00
 -- and 13:00; those stay applied.
 SELECT append('WIDGET', 'DC1', 'received', 7, occurred_at => '2026-01-01 12:00Z');
-SELECT append('WIDGET', 'DC1', 'shipped', 1, occurred_at => '2026-01-01 13:00Z');
+SELECT append_lifecycle('WIDGET', 'DC1', 'shipped', 1, occurred_at => '2026-01-01 13:00Z');
 SELECT on_hand(position_as_of('WIDGET', 'DC1', '2026-01-01 11:30Z')) AS on_hand_at_1130,
        (SELECT on_hand FROM stock WHERE sku = 'WIDGET' AND location = 'DC1') AS on_hand_now;
 SELECT append('WIDGET', 'DC1', 'counted', 40, occurred_at => '2026-01-01 11:30Z');
@@ -123,10 +123,10 @@ SELECT pg_temp.try($$SELECT append('WIDGET', 'DC1', 'adjusted', 0)$$);
 SELECT pg_temp.try($$SELECT append('WIDGET', 'DC1', 'counted', -1)$$);
 SELECT pg_temp.try($$SELECT append('WIDGET', 'DC1', 'received', 1, to_bucket => 'damaged')$$);
 SELECT pg_temp.try($$SELECT append('WIDGET', 'DC1', 'moved', 1)$$);
-SELECT pg_temp.try($$SELECT append('WIDGET', 'DC1', 'moved', 1, from_bucket => 'picked', to_bucket => 'picked')$$);
+SELECT pg_temp.try($$SELECT append_lifecycle('WIDGET', 'DC1', 'moved', 1, from_bucket => 'picked', to_bucket => 'picked')$$);
 SELECT pg_temp.try($$SELECT append('WIDGET', 'DC1', 'received', 1, expected_date => '2026-03-01')$$);
-SELECT pg_temp.try($$SELECT append('WIDGET', 'DC1', 'reserved', 1000)$$);
-SELECT pg_temp.try($$SELECT append('WIDGET', 'DC1', 'picked', 1000)$$);
+SELECT pg_temp.try($$SELECT append_lifecycle('WIDGET', 'DC1', 'reserved', 1000)$$);
+SELECT pg_temp.try($$SELECT append_lifecycle('WIDGET', 'DC1', 'picked', 1000)$$);
 SELECT pg_temp.try($$SELECT append('WIDGET', 'DC1', 'inbound_cancelled', 1000)$$);
 SELECT pg_temp.try($$SELECT append('WIDGET', 'DC2', 'transfer_received', 1000)$$);
 SELECT pg_temp.try($$SELECT append('WIDGET', 'DC1', 'received', 9223372036854775807)$$);
@@ -153,7 +153,14 @@ SELECT count(*) = count(DISTINCT xid) AS one_xid_per_transaction,
 SELECT pg_temp.try($$UPDATE event SET qty = 0$$);
 SELECT pg_temp.try($$DELETE FROM event$$);
 SELECT pg_temp.try($$TRUNCATE event$$);
--- ... unless the superuser disables the guard, which is logged.
+-- ... in every session_replication_role (the guard is enabled ALWAYS) ...
+SET session_replication_role = replica;
+SELECT pg_temp.try($$UPDATE event SET qty = 0$$);
+SELECT pg_temp.try($$DELETE FROM event$$);
+SELECT pg_temp.try($$TRUNCATE event$$);
+RESET session_replication_role;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'event'::regclass AND NOT tgisinternal ORDER BY 1;
+-- ... unless the superuser disables the guard, which is logged per row.
 SET inventory_events.allow_history_rewrite = on;
 UPDATE event SET reason = 'corrected' WHERE id = 1;
 RESET inventory_events.allow_history_rewrite;
@@ -172,12 +179,12 @@ SELECT * FROM verify();
 BEGIN;
 SELECT append('WIDGET', 'DC3', 'received', 1) > 0 AS appended;
 SAVEPOINT s1;
-SELECT append('WIDGET', 'DC3', 'reserved', 100000);
+SELECT append_lifecycle('WIDGET', 'DC3', 'reserved', 100000);
 ROLLBACK TO SAVEPOINT s1;
 SELECT append('WIDGET', 'DC3', 'received', 1) > 0 AS appended;
 DO $$
 BEGIN
-    PERFORM inventory_events.append('WIDGET', 'DC3', 'reserved', 100000);
+    PERFORM inventory_events.append_lifecycle('WIDGET', 'DC3', 'reserved', 100000);
 EXCEPTION WHEN SQLSTATE 'IE001' THEN
     RAISE NOTICE 'refused in an exception block';
 END $$;

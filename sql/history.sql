@@ -8,10 +8,10 @@ INSERT INTO lot (sku, lot) VALUES ('L', 'L1'), ('L', 'L2');
 INSERT INTO location (code) VALUES ('W1'), ('W2');
 
 SELECT append('A', 'W1', 'received', 10, occurred_at => '2026-03-01 08:00Z');
-SELECT append('A', 'W1', 'reserved', 4, occurred_at => '2026-03-01 12:00Z');
+SELECT append_lifecycle('A', 'W1', 'reserved', 4, occurred_at => '2026-03-01 12:00Z');
 SELECT append('A', 'W2', 'received', 7, occurred_at => '2026-03-02 08:00Z');
-SELECT append('A', 'W1', 'shipped', 1, occurred_at => '2026-03-03 08:00Z') IS NULL;
-SELECT append('A', 'W1', 'picked', 4, occurred_at => '2026-03-03 08:00Z');
+SELECT append_lifecycle('A', 'W1', 'shipped', 1, occurred_at => '2026-03-03 08:00Z') IS NULL;
+SELECT append_lifecycle('A', 'W1', 'picked', 4, occurred_at => '2026-03-03 08:00Z');
 SELECT append('L', 'W1', 'received', 5, lot => 'L1', occurred_at => '2026-03-01 09:00Z');
 SELECT append('L', 'W1', 'received', 6, lot => 'L2', occurred_at => '2026-03-04 09:00Z');
 

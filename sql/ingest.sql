@@ -10,32 +10,33 @@ INSERT INTO location (code) VALUES ('W1');
 -- one outcome per element, in order.
 SELECT * FROM ingest($$[
   {"sku": "A", "location": "W1", "event_type": "received", "qty": 10, "source": "wms", "idempotency_key": "r1"},
-  {"sku": "A", "location": "W1", "event_type": "reserved", "qty": 4},
+  {"sku": "A", "location": "W1", "event_type": "damaged", "qty": 4},
   {"sku": "ZZZ", "location": "W1", "event_type": "received", "qty": 1},
   {"sku": "A", "location": "W1", "event_type": "received", "qty": 1.5},
   {"sku": "A", "location": "W1", "event_type": "teleported", "qty": 1},
   {"sku": "A", "location": "W1", "event_type": "received", "qty": 1, "colour": "red"},
   {"sku": "A", "location": "W1", "event_type": "received", "qty": 10, "source": "wms", "idempotency_key": "r1"},
   {"sku": "A", "location": "W1", "event_type": "received", "qty": 11, "source": "wms", "idempotency_key": "r1"},
-  {"sku": "A", "location": "W1", "event_type": "reserved", "qty": 100},
+  {"sku": "A", "location": "W1", "event_type": "damaged", "qty": 100},
   {"sku": "A", "location": "W1", "event_type": "received", "qty": 2, "uom": "CS", "occurred_at": "2026-01-01T10:00:00Z",
    "payload": {"asn": "X"}, "ref": "PO-1", "source_seq": "17"},
   "not an object",
-  {"sku": "A", "location": "W1", "event_type": "moved", "qty": 1, "from_bucket": "reserved", "to_bucket": "available"},
+  {"sku": "A", "location": "W1", "event_type": "moved", "qty": 1, "from_bucket": "damaged", "to_bucket": "available"},
   {"sku": "A", "location": "W1", "event_type": "received", "qty": null, "lot": null},
-  {"sku": "A", "location": "W1", "event_type": "received", "qty": 1, "expected_version": 1}
+  {"sku": "A", "location": "W1", "event_type": "received", "qty": 1, "expected_version": 1},
+  {"sku": "A", "location": "W1", "event_type": "shipped", "qty": 1}
 ]$$);
 
 SELECT batch_ordinal, sqlstate, message, detail, source, idempotency_key, payload
   FROM dead_letter ORDER BY id;
 SELECT sku, version, event_type, qty, uom, uom_qty, ref, source_seq, payload FROM event ORDER BY id;
-SELECT sku, location, available, reserved, version FROM stock;
+SELECT sku, location, available, reserved, damaged, version FROM stock;
 SELECT * FROM verify();
 
 -- Events of one stream in one batch see each other.
 SELECT status, version FROM ingest('[{"sku":"B","location":"W1","event_type":"received","qty":5},
-                                     {"sku":"B","location":"W1","event_type":"reserved","qty":5},
-                                     {"sku":"B","location":"W1","event_type":"reserved","qty":1}]');
+                                     {"sku":"B","location":"W1","event_type":"damaged","qty":5},
+                                     {"sku":"B","location":"W1","event_type":"damaged","qty":1}]');
 
 -- Not an array, or null.
 SELECT * FROM ingest('{"sku": "A"}');

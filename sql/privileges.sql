@@ -67,6 +67,21 @@ SELECT pg_temp.try($$SELECT inventory_events.rebuild()$$);
 SELECT pg_temp.try($$SET inventory_events.allow_history_rewrite = on$$);
 RESET ROLE;
 
+-- Lifecycle events enter only through the functions that own reservations:
+-- a writer cannot free a reserved unit with a raw event and promise it twice.
+SET ROLE ie_writer;
+SELECT pg_temp.try($$SELECT * FROM inventory_events.reserve('web', 'A', 1, 'o-2')$$);
+SELECT pg_temp.try($$SELECT inventory_events.append('A', 'W1', 'released', 1)$$);
+SELECT pg_temp.try($$SELECT inventory_events.append('A', 'W1', 'moved', 1, from_bucket => 'reserved', to_bucket => 'available')$$);
+SELECT pg_temp.try($$SELECT inventory_events.append('A', 'W1', 'moved', 1, from_bucket => 'available', to_bucket => 'picked')$$);
+SELECT pg_temp.try($$SELECT inventory_events.append_lifecycle('A', 'W1', 'released', 1)$$);
+SELECT status, sqlstate, message FROM inventory_events.ingest('[{"sku":"A","location":"W1","event_type":"released","qty":1},
+                                                                {"sku":"A","location":"W1","event_type":"shipped","qty":1}]');
+SELECT pg_temp.try($$SELECT * FROM inventory_events.release('web', 'o-2')$$);
+RESET ROLE;
+SELECT r.ref, sum(a.reserved) AS reserved, sum(a.released) AS released
+  FROM reservation r JOIN allocation a ON a.reservation_id = r.id GROUP BY r.ref ORDER BY r.ref;
+
 -- An admin maintains master data and repairs, and still cannot rewrite history.
 SET ROLE ie_admin;
 SELECT pg_temp.try($$INSERT INTO inventory_events.item (sku) VALUES ('B')$$);

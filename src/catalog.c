@@ -405,6 +405,8 @@ sql_version_of(const char *version, IeSqlVersion *out)
 		*out = IE_SQL_0_1_0;
 	else if (strcmp(version, "0.2.0") == 0)
 		*out = IE_SQL_0_2_0;
+	else if (strcmp(version, "0.3.0") == 0)
+		*out = IE_SQL_0_3_0;
 	else
 		return false;
 	return true;

@@ -13,6 +13,9 @@
 
 #include "types.h"
 
+/* The prefix of the logical decoding messages the extension writes and decodes. */
+#define IE_MESSAGE_PREFIX "inventory_events"
+
 /*
  * The versions of the extension's SQL objects this library serves. The library
  * keeps working with the objects of every earlier release, so that the SQL
@@ -22,7 +25,8 @@
 typedef enum IeSqlVersion
 {
 	IE_SQL_0_1_0 = 1,
-	IE_SQL_0_2_0
+	IE_SQL_0_2_0,
+	IE_SQL_0_3_0
 } IeSqlVersion;
 
 typedef struct IeCatalog

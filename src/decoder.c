@@ -6,7 +6,9 @@
  * buffer: event log inserts ("kind": "event"), publication log inserts
  * ("kind": "publication"), logical messages under the prefix
  * "inventory_events" ("kind": "message"), and optionally "begin" and
- * "commit" records. Every record carries its LSN; event records carry
+ * "commit" records. An UPDATE, DELETE or TRUNCATE of the event log (only a
+ * superuser past the append-only guard can make one) becomes a "rewrite"
+ * record whatever the filters: never silence. Every record carries its LSN; event records carry
  * "event_id" and every column of the event under its column name, so that
  * consumers can resume and deduplicate. Everything else is skipped by
  * relation id (three OIDs, cached per process, dropped on any relcache
@@ -48,7 +50,6 @@
 #include "types.h"
 
 #define IE_FORMAT_VERSION 1
-#define IE_MESSAGE_PREFIX "inventory_events"
 #define IE_PROGRESS_EVERY 1000
 
 /*
@@ -743,6 +744,62 @@ decode_publication(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBuf
 	OutputPluginWrite(ctx, true);
 }
 
+/*
+ * An UPDATE or DELETE of the log (possible only for a superuser who turned
+ * the append-only guard aside) is never silent: a "rewrite" record, whatever
+ * the filters, with the event's id and, for an update, its new columns.
+ */
+static void
+decode_rewrite(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN *txn,
+			   Relation relation, ReorderBufferChange *change)
+{
+	bool		update = change->action == REORDER_BUFFER_CHANGE_UPDATE;
+	ReorderBufferTupleBuf *buf = update ? change->data.tp.newtuple : change->data.tp.oldtuple;
+	RelationPlan *plan = NULL;
+
+	ensure_begin(ctx, data, txn);
+	OutputPluginPrepareWrite(ctx, true);
+	appendStringInfoString(ctx->out, "{\"kind\":\"rewrite\"");
+	lsn_field(ctx->out, "lsn", change->lsn);
+	appendStringInfo(ctx->out, ",\"operation\":\"%s\",\"relation\":\"event\"", update ? "update" : "delete");
+	if (buf != NULL)
+	{
+		/* A delete carries the replica identity: the primary key, the id. */
+		plan = plan_tuple(&rels.event_plan, relation, Anum_ie_event_id, &buf->tuple);
+		if (!plan->nulls[Anum_ie_event_id - 1])
+		{
+			appendStringInfoString(ctx->out, ",\"event_id\":");
+			append_int64(ctx->out, DatumGetInt64(plan->values[Anum_ie_event_id - 1]));
+		}
+		if (update)
+			append_columns(ctx->out, plan);
+	}
+	appendStringInfoChar(ctx->out, '}');
+	OutputPluginWrite(ctx, true);
+}
+
+/* A TRUNCATE of the log: a "rewrite" record too. */
+static void
+ie_decode_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, int nrelations,
+				   Relation relations[], ReorderBufferChange *change)
+{
+	IeDecodingData *data = ctx->output_plugin_private;
+
+	rels_load();
+	for (int i = 0; i < nrelations; i++)
+	{
+		if (RelationGetRelid(relations[i]) != rels.event)
+			continue;
+		flush_pending(ctx, data);
+		ensure_begin(ctx, data, txn);
+		OutputPluginPrepareWrite(ctx, true);
+		appendStringInfoString(ctx->out, "{\"kind\":\"rewrite\"");
+		lsn_field(ctx->out, "lsn", change->lsn);
+		appendStringInfoString(ctx->out, ",\"operation\":\"truncate\",\"relation\":\"event\"}");
+		OutputPluginWrite(ctx, true);
+	}
+}
+
 static void
 ie_decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation relation,
 				 ReorderBufferChange *change)
@@ -753,6 +810,16 @@ ie_decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation re
 	HeapTuple	tuple;
 
 	rels_load();
+	if (relid == rels.event && (change->action == REORDER_BUFFER_CHANGE_UPDATE ||
+								change->action == REORDER_BUFFER_CHANGE_DELETE))
+	{
+		old = MemoryContextSwitchTo(data->context);
+		flush_pending(ctx, data);
+		decode_rewrite(ctx, data, txn, relation, change);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(data->context);
+		return;
+	}
 	if ((relid != rels.event && relid != rels.stock && relid != rels.publication) ||
 		(change->action != REORDER_BUFFER_CHANGE_INSERT && change->action != REORDER_BUFFER_CHANGE_UPDATE) ||
 		change->data.tp.newtuple == NULL)
@@ -814,6 +881,7 @@ _PG_output_plugin_init(OutputPluginCallbacks *cb)
 	cb->startup_cb = ie_decode_startup;
 	cb->begin_cb = ie_decode_begin_txn;
 	cb->change_cb = ie_decode_change;
+	cb->truncate_cb = ie_decode_truncate;
 	cb->commit_cb = ie_decode_commit_txn;
 	cb->message_cb = ie_decode_message;
 	cb->filter_by_origin_cb = ie_decode_filter;

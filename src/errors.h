@@ -19,5 +19,30 @@
 #define ERRCODE_IE_APPEND_ONLY			MAKE_SQLSTATE('I','E','0','0','4')
 /* IE005: a reservation beyond what the channel shows (or a location holds) */
 #define ERRCODE_IE_RESERVATION_REFUSED	MAKE_SQLSTATE('I','E','0','0','5')
+/* IE006: a lifecycle event (reserved, released, picked, shipped, pick_short,
+ * or a moved event into or out of reserved or picked) given to append() or
+ * ingest(): only the functions that own reservations append those */
+#define ERRCODE_IE_LIFECYCLE_EVENT		MAKE_SQLSTATE('I','E','0','0','6')
+
+/* Class IE as a whole */
+#define ERRCODE_IE_CLASS				MAKE_SQLSTATE('I','E','0','0','0')
+
+/*
+ * Is this error a property of the data given (class 22 data exception, class
+ * 23 integrity constraint violation, or one of ours)? Batch functions
+ * dead-letter or refuse an element only for these. Anything else (a lock
+ * timeout, a deadlock, a serialization failure, a cancel, out of memory, an
+ * I/O or internal error) says nothing about the element: the whole call fails
+ * so that the client retries it.
+ */
+static inline bool
+ie_is_data_error(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category == ERRCODE_DATA_EXCEPTION ||
+		category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+		category == ERRCODE_IE_CLASS;
+}
 
 #endif							/* IE_ERRORS_H */

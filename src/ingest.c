@@ -7,8 +7,9 @@
  * goes to inventory_events.dead_letter with its payload, SQLSTATE and
  * message; the call returns one outcome per element, in order.
  *
- * Validation runs in a subtransaction per element so that any error it
- * raises is caught and recorded. It only reads (and takes locks), so the
+ * Validation runs in a subtransaction per element so that a data error it
+ * raises (class 22 or 23, or one of ours: ie_is_data_error) is caught and
+ * recorded; any other error fails the call, and the client retries it. It only reads (and takes locks), so the
  * subtransaction never gets an xid of its own and a batch of thousands stays
  * clear of the subtransaction cache limit. The insert itself runs in the
  * calling transaction: an error there (out of disk, say) fails the whole
@@ -35,6 +36,7 @@
 #include "storage/lock.h"
 
 #include "catalog.h"
+#include "errors.h"
 #include "log.h"
 #include "standby.h"
 #include "reserve.h"
@@ -334,8 +336,8 @@ ingest_element(JsonbValue *elem, int ordinal, ResourceOwner owner, ReturnSetInfo
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(rowctx);
 		CurrentResourceOwner = owner;
-		/* A cancel is not a property of the event: stop the batch. */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		/* A transient or system error is not a property of the event. */
+		if (!ie_is_data_error(edata->sqlerrcode))
 			ReThrowError(edata);
 	}
 	PG_END_TRY();

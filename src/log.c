@@ -24,10 +24,13 @@
 #include "commands/trigger.h"
 #include "common/int.h"
 #include "executor/executor.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "replication/message.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/snapmgr.h"
 #include "utils/xid8.h"
 
@@ -75,6 +78,30 @@ ie_may_raise_atp(int event_type, int to_bucket)
 			return true;
 		case IE_EV_MOVED:
 			return to_bucket == IE_BUCKET_AVAILABLE;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Does an event of this type (with these resolved buckets) move units that a
+ * reservation or an allocation owns? Those enter the log only through the
+ * functions that keep reservations, allocations and the log in step.
+ */
+static bool
+is_lifecycle_event(int event_type, int from_bucket, int to_bucket)
+{
+	switch (event_type)
+	{
+		case IE_EV_RESERVED:
+		case IE_EV_RELEASED:
+		case IE_EV_PICKED:
+		case IE_EV_SHIPPED:
+		case IE_EV_PICK_SHORT:
+			return true;
+		case IE_EV_MOVED:
+			return from_bucket == IE_BUCKET_RESERVED || from_bucket == IE_BUCKET_PICKED ||
+				to_bucket == IE_BUCKET_RESERVED || to_bucket == IE_BUCKET_PICKED;
 		default:
 			return false;
 	}
@@ -439,6 +466,28 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 		p->to_bucket = presets[type].to;
 	}
 
+	/*
+	 * The SQL objects of 0.1.0 and 0.2.0 append lifecycle events through
+	 * append() itself; from 0.3.0 on only append_lifecycle() and the C
+	 * functions that own reservations may.
+	 */
+	if (!in->lifecycle && c->sql_version >= IE_SQL_0_3_0 &&
+		is_lifecycle_event(type, p->from_bucket, p->to_bucket))
+	{
+		if (type == IE_EV_MOVED)
+			ereport(ERROR,
+					(errcode(ERRCODE_IE_LIFECYCLE_EVENT),
+					 errmsg("moved events into or out of reserved or picked are appended only by the functions that own reservations"),
+					 errdetail("Reservations and allocations must stay in step with the log."),
+					 errhint("Use inventory_events.reserve(), release(), pick(), ship() or pick_short().")));
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_LIFECYCLE_EVENT),
+				 errmsg("%s events are appended only by the functions that own reservations",
+						ie_event_type_names[type]),
+				 errdetail("Reservations and allocations must stay in step with the log."),
+				 errhint("Use inventory_events.reserve(), release(), pick(), ship() or pick_short().")));
+	}
+
 	if (in->expected_date_isnull == false && type != IE_EV_INBOUND_EXPECTED &&
 		type != IE_EV_TRANSFER_IN_TRANSIT)
 		invalid_event("expected_date is only for inbound_expected and transfer_in_transit events", NULL);
@@ -642,15 +691,15 @@ ie_insert_event(const IePreparedEvent *p)
  *     payload, from_bucket, to_bucket, reason, expected_date, source_seq,
  *     correlation_id, causation_id) returns bigint
  */
-PG_FUNCTION_INFO_V1(ie_append);
-Datum
-ie_append(PG_FUNCTION_ARGS)
+static Datum
+append_from_args(FunctionCallInfo fcinfo, bool lifecycle)
 {
 	IeEventInput in;
 	IePreparedEvent p;
 
-	ie_require_writable("inventory_events.append()");
+	ie_require_writable(lifecycle ? "inventory_events.append_lifecycle()" : "inventory_events.append()");
 	ie_input_init(&in);
+	in.lifecycle = lifecycle;
 	in.sku = ARG_TEXT(0);
 	in.location = ARG_TEXT(1);
 	if (!PG_ARGISNULL(2))
@@ -691,8 +740,36 @@ ie_append(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(ie_insert_event(&p));
 }
 
+PG_FUNCTION_INFO_V1(ie_append);
+Datum
+ie_append(PG_FUNCTION_ARGS)
+{
+	return append_from_args(fcinfo, false);
+}
+
 /*
- * BEFORE UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT on the event log.
+ * inventory_events.append_lifecycle(): append() that also takes lifecycle
+ * events. Internal: executable by no granted role, called by the functions
+ * that own reservations (release, pick, ship, pick_short).
+ */
+PG_FUNCTION_INFO_V1(ie_append_lifecycle);
+Datum
+ie_append_lifecycle(PG_FUNCTION_ARGS)
+{
+	return append_from_args(fcinfo, true);
+}
+
+/*
+ * The append-only guard: BEFORE UPDATE OR DELETE FOR EACH ROW and BEFORE
+ * TRUNCATE FOR EACH STATEMENT on the event log, enabled ALWAYS so that it
+ * fires in every session_replication_role.
+ *
+ * The one way past it is a superuser with inventory_events.allow_history_rewrite
+ * on (or one who disables the trigger). Every row rewritten that way is logged
+ * and written into the WAL as a transactional logical decoding message under
+ * the prefix "inventory_events", so that a subscriber of any output plugin
+ * learns of it; the inventory_events output plugin also turns the change itself
+ * into a "rewrite" record.
  */
 PG_FUNCTION_INFO_V1(ie_event_guard);
 Datum
@@ -700,23 +777,54 @@ ie_event_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	const char *op;
+	int64		event_id;
+	char	   *user;
+	char	   *message;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "ie_event_guard must be called as a trigger");
 	op = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? "UPDATE" :
 		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? "DELETE" : "TRUNCATE";
 
-	if (ie_allow_history_rewrite && superuser())
+	if (!(ie_allow_history_rewrite && superuser()))
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_APPEND_ONLY),
+				 errmsg("%s of inventory_events.event is not allowed: the event log is append-only", op),
+				 errhint("Append a correcting event instead (for example an adjusted event).")));
+
+	user = GetUserNameFromId(GetUserId(), false);
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 	{
+		/* The statement-level guard of the SQL objects before 0.3.0, or TRUNCATE. */
 		ereport(LOG,
-				(errmsg("inventory_events: %s of the event log by superuser \"%s\"",
-						op, GetUserNameFromId(GetUserId(), false)),
+				(errmsg("inventory_events: %s of the event log by superuser \"%s\"", op, user),
 				 errdetail("inventory_events.allow_history_rewrite is on; stock positions must be rebuilt.")));
-		return PointerGetDatum(NULL);
+		message = psprintf("{\"rewrite\":\"%s\",\"user\":", op);
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_IE_APPEND_ONLY),
-			 errmsg("%s of inventory_events.event is not allowed: the event log is append-only", op),
-			 errhint("Append a correcting event instead (for example an adjusted event).")));
-	pg_unreachable();
+	else
+	{
+		bool		isnull;
+
+		event_id = DatumGetInt64(heap_getattr(trigdata->tg_trigtuple, Anum_ie_event_id,
+											   RelationGetDescr(trigdata->tg_relation), &isnull));
+		ereport(LOG,
+				(errmsg("inventory_events: %s of event %lld by superuser \"%s\"",
+						op, (long long) event_id, user),
+				 errdetail("inventory_events.allow_history_rewrite is on; stock positions must be rebuilt.")));
+		message = psprintf("{\"rewrite\":\"%s\",\"event_id\":%lld,\"user\":", op, (long long) event_id);
+	}
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, message);
+		escape_json(&buf, user);
+		appendStringInfoChar(&buf, '}');
+		LogLogicalMessage(IE_MESSAGE_PREFIX, buf.data, buf.len, true);
+	}
+
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		return PointerGetDatum(NULL);
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+						   trigdata->tg_newtuple : trigdata->tg_trigtuple);
 }

@@ -41,6 +41,12 @@ typedef struct IeEventInput
 	int64		source_seq;
 	pg_uuid_t  *correlation_id;
 	pg_uuid_t  *causation_id;
+
+	/*
+	 * Set only by the functions that keep reservations and allocations in
+	 * step with the log: lifecycle events are refused without it.
+	 */
+	bool		lifecycle;
 } IeEventInput;
 
 /* An event validated, resolved and locked, ready to insert. */

@@ -364,6 +364,7 @@ apply_plan(const AllocPlan *plan, int64 reservation_id, text *channel, text *ref
 		in.location = pk->location;
 		in.lot = VARSIZE_ANY_EXHDR(pk->lot) > 0 ? pk->lot : NULL;
 		in.event_type = IE_EV_RESERVED;
+		in.lifecycle = true;
 		in.qty_isnull = false;
 		in.qty = pk->qty;
 		in.source = source;

@@ -173,10 +173,15 @@ ALTER TABLE inventory_events.event ENABLE REPLICA TRIGGER event_local_xid;
 
 CREATE FUNCTION inventory_events.event_guard() RETURNS trigger
 AS 'MODULE_PATHNAME', 'ie_event_guard' LANGUAGE C;
+-- Per row, so that every row rewritten under allow_history_rewrite is logged
+-- and written into the WAL as a logical decoding message; ALWAYS, so that
+-- session_replication_role = replica does not switch the guard off.
 CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE ON inventory_events.event
-    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.event_guard();
+    FOR EACH ROW EXECUTE FUNCTION inventory_events.event_guard();
 CREATE TRIGGER event_append_only_truncate BEFORE TRUNCATE ON inventory_events.event
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.event_guard();
+ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_append_only;
+ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_append_only_truncate;
 
 -- ---------------------------------------------------------------------------
 -- Appending
@@ -208,6 +213,38 @@ AS 'MODULE_PATHNAME', 'ie_append'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.append IS 'Appends one inventory event; returns its id';
+
+-- Internal: append() that also takes the lifecycle events (reserved,
+-- released, picked, shipped, pick_short, moved into or out of reserved or
+-- picked), which append() refuses with IE006. Granted to no role: only the
+-- functions that keep reservations and allocations in step call it.
+CREATE FUNCTION inventory_events.append_lifecycle(
+    sku               text,
+    location          text,
+    event_type        inventory_events.event_type,
+    qty               bigint,
+    source            text DEFAULT NULL,
+    idempotency_key   text DEFAULT NULL,
+    occurred_at       timestamptz DEFAULT NULL,
+    lot               text DEFAULT NULL,
+    uom               text DEFAULT NULL,
+    ref               text DEFAULT NULL,
+    channel           text DEFAULT NULL,
+    expected_version  bigint DEFAULT NULL,
+    payload           jsonb DEFAULT NULL,
+    from_bucket       inventory_events.bucket DEFAULT NULL,
+    to_bucket         inventory_events.bucket DEFAULT NULL,
+    reason            text DEFAULT NULL,
+    expected_date     date DEFAULT NULL,
+    source_seq        bigint DEFAULT NULL,
+    correlation_id    uuid DEFAULT NULL,
+    causation_id      uuid DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ie_append_lifecycle'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.append_lifecycle IS
+  'Internal: appends one event, lifecycle events included; for the functions that own reservations';
 
 CREATE FUNCTION inventory_events.ingest(events jsonb)
 RETURNS TABLE (ordinal integer, status text, event_id bigint, version bigint, sqlstate text, message text)

@@ -277,7 +277,7 @@ BEGIN
                 want := want - take;
             END IF;
             n := n + 1;
-            m.event_id := inventory_events.append(a.sku, a.location, ev, take,
+            m.event_id := inventory_events.append_lifecycle(a.sku, a.location, ev, take,
                       source => move_allocations.source,
                       idempotency_key => CASE WHEN move_allocations.idempotency_key IS NULL THEN NULL
                                               WHEN n = 1 THEN move_allocations.idempotency_key

@@ -20,7 +20,7 @@ $node->safe_psql('postgres', q{
 	CREATE FUNCTION try_move(sku text, loc text, t inventory_events.event_type, q bigint)
 	RETURNS void LANGUAGE plpgsql AS $$
 	BEGIN
-		PERFORM inventory_events.append(sku, loc, t, q);
+		PERFORM inventory_events.append_lifecycle(sku, loc, t, q);
 	EXCEPTION WHEN SQLSTATE 'IE001' THEN
 		INSERT INTO refusals (sqlstate) VALUES (SQLSTATE);
 	END $$;
