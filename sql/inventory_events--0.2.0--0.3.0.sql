@@ -138,3 +138,290 @@ CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE ON inventory_events.eve
     FOR EACH ROW EXECUTE FUNCTION inventory_events.event_guard();
 ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_append_only;
 ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_append_only_truncate;
+
+-- A channel code must make a NOTIFY channel name ('inventory_events.' ||
+-- code, at most 63 bytes): publish() could never notify a longer one.
+DO $$
+DECLARE
+    too_long text;
+BEGIN
+    SELECT string_agg(format('"%s"', code), ', ' ORDER BY code) INTO too_long
+      FROM inventory_events.channel WHERE octet_length(code) NOT BETWEEN 1 AND 46;
+    IF too_long IS NOT NULL THEN
+        RAISE EXCEPTION 'channel codes longer than 46 bytes: %', too_long
+              USING ERRCODE = 'check_violation',
+                    DETAIL = 'The NOTIFY channel of a sales channel, inventory_events.<code>, must be at most 63 bytes.',
+                    HINT = 'Rename these channels (UPDATE inventory_events.channel SET code = ...), then update the extension again.';
+    END IF;
+END $$;
+ALTER TABLE inventory_events.channel
+    ADD CONSTRAINT channel_code_fits_notify CHECK (octet_length(code) BETWEEN 1 AND 46);
+
+-- Failure isolation in the workers: a channel (or an expiry) that fails is
+-- recorded and retried with a backoff while the others go on.
+ALTER TABLE inventory_events.publication_pending ADD COLUMN since timestamptz NOT NULL DEFAULT now();
+
+-- What failed in the background workers, one row per task and channel (the
+-- channel is '' for a failure of the whole publisher step): the latest error,
+-- when the streak of failures began and how long it is, and when the task is
+-- tried again. A success clears the row (cleared_at); the next failure starts
+-- a new streak. Not dumped: it describes this server's workers.
+CREATE TABLE inventory_events.worker_error (
+    task        text NOT NULL CHECK (task IN ('publish', 'expire')),
+    channel     text NOT NULL DEFAULT '',
+    sqlstate    text NOT NULL,
+    message     text NOT NULL,
+    detail      text,
+    first_seen  timestamptz NOT NULL,
+    last_seen   timestamptz NOT NULL,
+    failures    bigint NOT NULL CHECK (failures > 0),
+    retry_at    timestamptz NOT NULL,
+    cleared_at  timestamptz,
+    PRIMARY KEY (task, channel)
+);
+COMMENT ON TABLE inventory_events.worker_error IS
+  'Failures of the background workers per task and channel: latest error, streak, next retry';
+
+-- Internal: records a failure of a worker task, and when to try it again:
+-- after 1 s, doubling with every failure of the streak, at most 5 minutes.
+CREATE FUNCTION inventory_events.record_worker_error(task text, channel text, sqlstate text,
+                                                     message text, detail text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    INSERT INTO inventory_events.worker_error AS w
+           (task, channel, sqlstate, message, detail, first_seen, last_seen, failures, retry_at)
+    VALUES (record_worker_error.task, record_worker_error.channel, record_worker_error.sqlstate,
+            record_worker_error.message, record_worker_error.detail,
+            clock_timestamp(), clock_timestamp(), 1, clock_timestamp() + interval '1 second')
+    ON CONFLICT (task, channel) DO UPDATE
+       SET sqlstate = excluded.sqlstate, message = excluded.message, detail = excluded.detail,
+           first_seen = CASE WHEN w.cleared_at IS NULL THEN w.first_seen ELSE excluded.first_seen END,
+           last_seen = excluded.last_seen,
+           failures = CASE WHEN w.cleared_at IS NULL THEN w.failures + 1 ELSE 1 END,
+           retry_at = excluded.last_seen
+                      + least(interval '5 minutes',
+                              interval '1 second' * power(2, least(CASE WHEN w.cleared_at IS NULL THEN w.failures ELSE 0 END, 20))),
+           cleared_at = NULL;
+END;
+REVOKE EXECUTE ON FUNCTION inventory_events.record_worker_error(text, text, text, text, text) FROM PUBLIC;
+
+-- NOTIFY is a wake-up carrying only the latest sequence number.
+DROP FUNCTION inventory_events.publication_payloads(text, bigint, integer);
+
+-- One publisher step, in the caller's transaction: reads the events after
+-- the checkpoint (only below the snapshot's xmin, so nothing committed out of
+-- order is missed), marks every (channel, sku) they may have changed as
+-- pending (a kit when one of its components moved), then, for every channel
+-- whose publish_interval is up, computes channel_availability() of its
+-- pending skus, appends those that differ from what the channel was last
+-- sent to the publication log, and wakes the channel's listeners with a
+-- NOTIFY (at commit) whose payload is only the channel's latest sequence
+-- number, {"seq": N}: any role that can connect can NOTIFY, so listeners read
+-- the values themselves with publications_since(). Returns the events read,
+-- the publications made, and in how many milliseconds a throttled or failing
+-- channel with pending skus is due (null: none).
+CREATE OR REPLACE FUNCTION inventory_events.publish(max_events integer DEFAULT 10000)
+RETURNS TABLE (events integer, publications integer, next_due_ms bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cp       text;
+    next_cp  text;
+    skus     text[] := '{}';
+    c        record;
+    n        integer;
+    err_state    text;
+    err_message  text;
+    err_detail   text;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.publish()');
+    events := 0;
+    publications := 0;
+    -- Restored or moved here and not written since (see log_home): a restore
+    -- may still be loading the tables below, so write nothing yet.
+    IF NOT inventory_events.log_adopted() THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- One publisher at a time.
+    INSERT INTO inventory_events.publisher_checkpoint DEFAULT VALUES ON CONFLICT DO NOTHING;
+    SELECT p.checkpoint INTO cp FROM inventory_events.publisher_checkpoint p FOR UPDATE;
+    SELECT count(*)::integer, coalesce(array_agg(DISTINCT e.sku), '{}'),
+           (array_agg(e.next_checkpoint ORDER BY e.ordinality DESC))[1]
+      INTO events, skus, next_cp
+      FROM inventory_events.events_after(cp, max_events) WITH ORDINALITY e;
+    IF events > 0 THEN
+        INSERT INTO inventory_events.publication_pending (channel, sku)
+        SELECT ch.code, s.sku
+          FROM inventory_events.channel ch,
+               (SELECT DISTINCT u.sku FROM unnest(skus) u(sku)
+                UNION SELECT k.kit FROM inventory_events.kit_component k WHERE k.component = ANY (skus)) s
+        ON CONFLICT DO NOTHING;
+        UPDATE inventory_events.publisher_checkpoint SET checkpoint = next_cp, updated_at = now();
+    END IF;
+
+    -- Each channel in a subtransaction of its own: a channel that fails is
+    -- recorded in worker_error and tried again after a backoff, and its
+    -- pending skus stay pending; the other channels go on.
+    FOR c IN
+        SELECT ch.code, coalesce(cp2.last_seq, 0) AS last_seq, w.channel IS NOT NULL AS failing
+          FROM inventory_events.channel ch
+          LEFT JOIN inventory_events.channel_publisher cp2 ON cp2.channel = ch.code
+          LEFT JOIN inventory_events.worker_error w
+                 ON w.task = 'publish' AND w.channel = ch.code AND w.cleared_at IS NULL
+         WHERE EXISTS (SELECT FROM inventory_events.publication_pending p WHERE p.channel = ch.code)
+           AND (cp2.last_published_at IS NULL OR cp2.last_published_at + ch.publish_interval <= clock_timestamp())
+           AND (w.retry_at IS NULL OR w.retry_at <= clock_timestamp())
+         ORDER BY ch.code
+    LOOP
+        BEGIN
+            WITH due AS (
+                DELETE FROM inventory_events.publication_pending p WHERE p.channel = c.code RETURNING p.sku
+            ), current AS (
+                SELECT d.sku, inventory_events.channel_availability(c.code, d.sku) AS available FROM due d
+            ), changed AS (
+                SELECT cur.sku, cur.available, c.last_seq + row_number() OVER (ORDER BY cur.sku) AS seq
+                  FROM current cur
+                  LEFT JOIN inventory_events.channel_shown s ON s.channel = c.code AND s.sku = cur.sku
+                 WHERE s.available IS DISTINCT FROM cur.available
+            ), logged AS (
+                INSERT INTO inventory_events.publication (channel, seq, sku, available, published_at)
+                SELECT c.code, ch.seq, ch.sku, ch.available, clock_timestamp() FROM changed ch
+                RETURNING 1
+            ), shown AS (
+                INSERT INTO inventory_events.channel_shown AS s (channel, sku, available, seq)
+                SELECT c.code, ch.sku, ch.available, ch.seq FROM changed ch
+                ON CONFLICT (channel, sku) DO UPDATE SET available = excluded.available, seq = excluded.seq
+            )
+            SELECT count(*) INTO n FROM logged;
+            IF n > 0 THEN
+                INSERT INTO inventory_events.channel_publisher AS p (channel, last_seq, last_published_at)
+                VALUES (c.code, c.last_seq + n, clock_timestamp())
+                ON CONFLICT (channel) DO UPDATE SET last_seq = excluded.last_seq,
+                                                    last_published_at = excluded.last_published_at;
+                publications := publications + n;
+                -- A wake-up, not data: listeners read publications_since().
+                PERFORM pg_notify(inventory_events.notify_channel(c.code),
+                                  format('{"seq":%s}', c.last_seq + n));
+            END IF;
+            IF c.failing THEN
+                UPDATE inventory_events.worker_error w SET cleared_at = clock_timestamp()
+                 WHERE w.task = 'publish' AND w.channel = c.code;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
+                                    err_detail = PG_EXCEPTION_DETAIL;
+            PERFORM inventory_events.record_worker_error('publish', c.code, err_state, err_message,
+                                                         nullif(err_detail, ''));
+        END;
+    END LOOP;
+
+    -- When the next throttled or failing channel with pending skus is due.
+    SELECT CASE WHEN count(*) > 0 THEN
+                greatest(0, ceil(extract(epoch FROM min(greatest(cp2.last_published_at + ch.publish_interval, w.retry_at))
+                                                    - clock_timestamp()) * 1000))::bigint END
+      INTO next_due_ms
+      FROM inventory_events.channel ch
+      LEFT JOIN inventory_events.channel_publisher cp2 ON cp2.channel = ch.code
+      LEFT JOIN inventory_events.worker_error w
+             ON w.task = 'publish' AND w.channel = ch.code AND w.cleared_at IS NULL
+     WHERE (cp2.channel IS NOT NULL OR w.channel IS NOT NULL)
+       AND EXISTS (SELECT FROM inventory_events.publication_pending p WHERE p.channel = ch.code);
+    RETURN NEXT;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.publish(integer) IS
+  'One publisher step: pending changes from the event log, published to every channel that is due';
+
+CREATE OR REPLACE FUNCTION inventory_events.expire_reservations(max_reservations integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    due  bigint[];
+    r    inventory_events.reservation;
+    n    integer := 0;
+    err_state    text;
+    err_message  text;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.expire_reservations()');
+    SELECT array_agg(x.id ORDER BY x.id) INTO due
+      FROM (SELECT x.id FROM inventory_events.reservation x
+             WHERE x.expires_at <= now()
+               AND (x.backordered > 0 OR EXISTS (SELECT FROM inventory_events.allocation a
+                                                  WHERE a.reservation_id = x.id AND a.reserved > 0))
+             ORDER BY x.id LIMIT max_reservations) x;
+    IF due IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- Every sku involved, locked at once in the global order.
+    PERFORM inventory_events.lock_skus(ARRAY(
+        SELECT x.sku FROM inventory_events.reservation x WHERE x.id = ANY (due)
+        UNION SELECT k.component FROM inventory_events.reservation x
+                JOIN inventory_events.kit_component k ON k.kit = x.sku WHERE x.id = ANY (due)));
+    FOR r IN SELECT * FROM inventory_events.reservation x WHERE x.id = ANY (due) ORDER BY x.id FOR UPDATE LOOP
+        -- Picked meanwhile? Then only what is still reserved or backordered goes.
+        IF r.backordered > 0 OR EXISTS (SELECT FROM inventory_events.allocation a
+                                         WHERE a.reservation_id = r.id AND a.reserved > 0) THEN
+            -- Each in a subtransaction: one that fails is recorded in
+            -- worker_error (task expire, its channel) and the others go on.
+            BEGIN
+                PERFORM inventory_events.release(r.channel, r.ref, NULL, 'expired');
+                n := n + 1;
+                UPDATE inventory_events.worker_error w SET cleared_at = clock_timestamp()
+                 WHERE w.task = 'expire' AND w.channel = r.channel AND w.cleared_at IS NULL;
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+                PERFORM inventory_events.record_worker_error('expire', r.channel, err_state, err_message,
+                                                             format('Reservation "%s" of channel "%s".', r.ref, r.channel));
+            END;
+        END IF;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+
+-- Per channel, what an operator watches: how far behind its publications
+-- are (the oldest change not yet published: a pending sku, or an event the
+-- publisher has not read yet), its last publication, its last error, and the
+-- oldest open transaction holding back the horizon below which the publisher
+-- reads the log (any database of the cluster: transaction ids are shared).
+CREATE VIEW inventory_events.channel_health AS
+SELECT ch.code AS channel,
+       coalesce(pend.pending_skus, 0) AS pending_skus,
+       least(pend.oldest_pending, unread.recorded_at) AS oldest_unpublished,
+       coalesce(extract(epoch FROM clock_timestamp() - least(pend.oldest_pending, unread.recorded_at)), 0)
+           ::double precision AS lag_seconds,
+       coalesce(p.last_seq, 0) AS last_seq,
+       p.last_published_at,
+       w.sqlstate AS last_error_sqlstate,
+       w.message AS last_error,
+       w.last_seen AS last_error_at,
+       CASE WHEN w.cleared_at IS NULL THEN coalesce(w.failures, 0) ELSE 0 END AS failures,
+       CASE WHEN w.cleared_at IS NULL THEN w.retry_at END AS retry_at,
+       horizon.pid AS horizon_pid,
+       horizon.datname AS horizon_database,
+       horizon.xact_start AS horizon_xact_start
+  FROM inventory_events.channel ch
+  LEFT JOIN inventory_events.channel_publisher p ON p.channel = ch.code
+  LEFT JOIN inventory_events.worker_error w ON w.task = 'publish' AND w.channel = ch.code
+  LEFT JOIN LATERAL (SELECT count(*) AS pending_skus, min(x.since) AS oldest_pending
+                       FROM inventory_events.publication_pending x WHERE x.channel = ch.code) pend ON true
+  LEFT JOIN LATERAL (SELECT e.recorded_at
+                       FROM inventory_events.event e, inventory_events.publisher_checkpoint c
+                      WHERE (e.xid, e.id) > (split_part(c.checkpoint, ':', 1)::xid8,
+                                             split_part(c.checkpoint, ':', 2)::bigint)
+                      ORDER BY e.xid, e.id LIMIT 1) unread ON true
+  LEFT JOIN LATERAL (SELECT a.pid, a.datname, a.xact_start
+                       FROM pg_catalog.pg_stat_activity a
+                      WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid()
+                      ORDER BY pg_catalog.age(a.backend_xid) DESC LIMIT 1) horizon ON true;
+COMMENT ON VIEW inventory_events.channel_health IS
+  'Per channel: publication lag, last publication, last error and retry, the transaction holding back the publisher';
+
+-- As the install script leaves them: nothing open to PUBLIC.
+REVOKE ALL ON inventory_events.worker_error, inventory_events.channel_health FROM PUBLIC;

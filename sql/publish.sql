@@ -1,10 +1,17 @@
 -- Channel publication: publish() reads the event log from its checkpoint,
 -- keeps a gap-free sequence per channel, sends only what changed, coalesces,
--- honours publish_interval, marks kits, splits NOTIFY payloads; and
+-- honours publish_interval, marks kits, isolates a failing channel; and
 -- publications_since() for a listener that missed some. (The background
 -- worker that calls publish() is tested by TAP.)
 CREATE EXTENSION inventory_events;
 SET search_path = inventory_events, public;
+CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE sql;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
 
 INSERT INTO item (sku) VALUES ('A'), ('B'), ('C'), ('KIT');
 INSERT INTO kit_component (kit, component, qty) VALUES ('KIT', 'A', 1), ('KIT', 'B', 1);
@@ -56,23 +63,51 @@ SELECT republish('web') > 0;
 SELECT events, publications FROM publish();
 SELECT sku, available FROM channel_shown WHERE channel = 'web' ORDER BY sku;
 
--- Payloads: JSON arrays of [sku, available, seq], each under 8000 bytes, together all.
+-- Many skus in one step: all logged, one wake-up per channel whatever their
+-- number (the NOTIFY carries only the latest sequence number).
 INSERT INTO item (sku) SELECT 'SKU-WITH-A-LONG-NAME-' || lpad(g::text, 40, '0') FROM generate_series(1, 300) g;
 SELECT count(append('SKU-WITH-A-LONG-NAME-' || lpad(g::text, 40, '0'), 'W1', 'received', g)) FROM generate_series(1, 300) g;
 SELECT last_seq AS before FROM channel_publisher WHERE channel = 'web' \gset
 SELECT events, publications FROM publish();
-SELECT count(*) AS payloads, max(octet_length(p)) < 8000 AS all_under_8000,
-       sum(jsonb_array_length(p::jsonb)) AS entries
-  FROM publication_payloads('web', :before) p;
-SELECT p::jsonb -> 0 AS first_entry FROM publication_payloads('web', :before) p LIMIT 1;
--- Small limits split finely; an entry that fits no payload is left to publications_since().
-SELECT count(*) FROM publication_payloads('web', 0, 100);
-SELECT count(*) FROM publication_payloads('web', 0, 10);
+SELECT count(*) AS read_since FROM publications_since('web', :before);
 
 -- Events committed out of order are not skipped: publish() reads below the
 -- snapshot's xmin (events_after), so the checkpoint never passes a running
 -- transaction's events (see the catch_up isolation spec).
 SELECT checkpoint <> '0:0' AS advanced FROM publisher_checkpoint;
+
+-- A failing channel is isolated: its publication runs in a subtransaction,
+-- the failure is recorded in worker_error and retried after a backoff, its
+-- pending skus stay pending, and every other channel goes on.
+CREATE FUNCTION pg_temp.poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.channel = 'web' THEN
+        RAISE EXCEPTION 'connector table for "%" is broken', NEW.channel USING ERRCODE = 'XX000';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER poison BEFORE INSERT ON publication FOR EACH ROW EXECUTE FUNCTION pg_temp.poison();
+SELECT append('A', 'W1', 'received', 1) > 0;
+UPDATE channel_publisher SET last_published_at = now() - interval '2 hours' WHERE channel = 'slow';
+SELECT events, publications FROM publish();
+SELECT channel, sku FROM publication_pending ORDER BY channel, sku;
+SELECT task, channel, sqlstate, message, failures, retry_at > last_seen AS backing_off FROM worker_error;
+SELECT channel, pending_skus, lag_seconds >= 0 AS lagging, last_error_sqlstate, failures
+  FROM channel_health ORDER BY channel;
+-- Tried again before its retry time: skipped, and the step says when it is due.
+SELECT events, publications, next_due_ms BETWEEN 0 AND 1000 AS due_within_a_second FROM publish();
+-- The second failure doubles the backoff; a success clears the streak.
+UPDATE worker_error SET retry_at = now() - interval '1 second';
+SELECT events, publications FROM publish();
+SELECT failures, retry_at - last_seen AS backoff FROM worker_error;
+DROP TRIGGER poison ON publication;
+UPDATE worker_error SET retry_at = now() - interval '1 second';
+SELECT events, publications FROM publish();
+SELECT channel, pending_skus, failures, last_error_sqlstate, last_error IS NOT NULL AS error_kept
+  FROM channel_health ORDER BY channel;
+SELECT channel, count(*) = max(seq) AS gap_free FROM publication GROUP BY channel ORDER BY channel;
+-- A channel code must fit a NOTIFY channel name.
+SELECT pg_temp.try($$INSERT INTO channel (code) VALUES (repeat('x', 47))$$);
 
 -- The publisher worker of this server serves the database(s) of inventory_events.database.
 SELECT database, enabled FROM publisher_status();

@@ -24,6 +24,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -39,6 +40,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
@@ -294,7 +296,69 @@ extension_locked(void)
 	return false;
 }
 
+/* Consecutive failures of the whole publisher step: the backoff. */
+static int	publish_failures = 0;
+
 static const char *const waiting_for_library = "waiting for a library that serves the installed SQL objects";
+
+/*
+ * Records a failure of a worker task in inventory_events.worker_error (SQL
+ * objects 0.3.0 and later), in the current transaction, through SPI.
+ */
+static void
+record_worker_error(const char *task, ErrorData *edata)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', edata->detail ? ' ' : 'n'};
+
+	if (ie_catalog()->sql_version < IE_SQL_0_3_0)
+		return;
+	values[0] = CStringGetTextDatum(task);
+	values[1] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[2] = CStringGetTextDatum(edata->message ? edata->message : "");
+	values[3] = edata->detail ? CStringGetTextDatum(edata->detail) : (Datum) 0;
+	if (SPI_execute_with_args("SELECT inventory_events.record_worker_error($1, '', $2, $3, $4)",
+							  4, types, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "inventory_events.record_worker_error() failed");
+}
+
+/*
+ * Runs one SQL statement of a worker task in a subtransaction: an error is
+ * logged and recorded in worker_error, and the step goes on. False on error.
+ */
+static bool
+run_task_isolated(const char *task, const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		if (SPI_execute(sql, false, 0) < 0)
+			elog(ERROR, "SPI_execute failed: %s", sql);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (edata == NULL)
+		return true;
+	ereport(LOG,
+			(errmsg("inventory_events: %s failed: %s", sql, edata->message),
+			 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+	record_worker_error(task, edata);
+	return false;
+}
 
 /*
  * One publisher step in its own transaction. Returns true when there is more
@@ -341,7 +405,20 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire)
 
 		snprintf(sql, sizeof(sql),
 				 "SELECT events, publications, next_due_ms FROM inventory_events.publish(%d)", ie_publish_batch);
-		if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+
+		/*
+		 * A failure of the whole step (each channel is isolated inside
+		 * publish() itself) is recorded, and the step tried again after a
+		 * backoff: 1 s, doubling, at most 5 minutes; never a restart loop.
+		 */
+		if (!run_task_isolated("publish", sql))
+		{
+			set_state(slot, "publish() failed: see inventory_events.worker_error");
+			*timeout = Min(300 * 1000L, 1000L << Min(publish_failures, 9));
+			publish_failures++;
+			goto done;
+		}
+		if (SPI_processed != 1)
 			elog(ERROR, "inventory_events.publish() returned no row");
 		more = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >= ie_publish_batch;
 		publications = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -351,13 +428,23 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire)
 			if (!isnull)
 				*timeout = Max(1, Min(*timeout, (long) DatumGetInt64(due)));
 		}
+		if (publish_failures > 0)
+		{
+			/* The streak of failures of the whole step is over. */
+			publish_failures = 0;
+			if (ie_catalog()->sql_version >= IE_SQL_0_3_0 &&
+				SPI_execute("UPDATE inventory_events.worker_error SET cleared_at = clock_timestamp()"
+							" WHERE task = 'publish' AND channel = '' AND cleared_at IS NULL",
+							false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not clear the publisher's error");
+		}
 
 		if (ie_expire_interval > 0 &&
 			TimestampDifferenceExceeds(*last_expire, GetCurrentTimestamp(), ie_expire_interval * 1000))
 		{
 			pgstat_report_activity(STATE_RUNNING, "inventory_events.expire_reservations()");
-			if (SPI_execute("SELECT inventory_events.expire_reservations()", false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "inventory_events.expire_reservations() failed");
+			/* Isolated: a failing expiry never holds back the publications. */
+			(void) run_task_isolated("expire", "SELECT inventory_events.expire_reservations()");
 			*last_expire = GetCurrentTimestamp();
 		}
 		LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
@@ -368,6 +455,7 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire)
 		LWLockRelease(ie_shared->lock);
 	}
 
+done:
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();

@@ -49,7 +49,9 @@ CREATE TABLE inventory_events.channel (
     future_view       boolean NOT NULL DEFAULT false,
     horizon           interval NOT NULL DEFAULT '30 days' CHECK (horizon >= '0'),
     velocity_buffer   boolean NOT NULL DEFAULT false,
-    velocity_window   interval NOT NULL DEFAULT '1 hour' CHECK (velocity_window > '0')
+    velocity_window   interval NOT NULL DEFAULT '1 hour' CHECK (velocity_window > '0'),
+    -- Its NOTIFY channel, 'inventory_events.' || code, must be a name (at most 63 bytes).
+    CONSTRAINT channel_code_fits_notify CHECK (octet_length(code) BETWEEN 1 AND 46)
 );
 COMMENT ON COLUMN inventory_events.channel.allow_split IS 'A reservation line may be split across sourcing locations';
 COMMENT ON COLUMN inventory_events.channel.allow_backorders IS 'A shortage is recorded as a backorder, filled first-come-first-served';

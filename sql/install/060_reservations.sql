@@ -442,6 +442,8 @@ DECLARE
     due  bigint[];
     r    inventory_events.reservation;
     n    integer := 0;
+    err_state    text;
+    err_message  text;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.expire_reservations()');
     SELECT array_agg(x.id ORDER BY x.id) INTO due
@@ -462,8 +464,18 @@ BEGIN
         -- Picked meanwhile? Then only what is still reserved or backordered goes.
         IF r.backordered > 0 OR EXISTS (SELECT FROM inventory_events.allocation a
                                          WHERE a.reservation_id = r.id AND a.reserved > 0) THEN
-            PERFORM inventory_events.release(r.channel, r.ref, NULL, 'expired');
-            n := n + 1;
+            -- Each in a subtransaction: one that fails is recorded in
+            -- worker_error (task expire, its channel) and the others go on.
+            BEGIN
+                PERFORM inventory_events.release(r.channel, r.ref, NULL, 'expired');
+                n := n + 1;
+                UPDATE inventory_events.worker_error w SET cleared_at = clock_timestamp()
+                 WHERE w.task = 'expire' AND w.channel = r.channel AND w.cleared_at IS NULL;
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+                PERFORM inventory_events.record_worker_error('expire', r.channel, err_state, err_message,
+                                                             format('Reservation "%s" of channel "%s".', r.ref, r.channel));
+            END;
         END IF;
     END LOOP;
     RETURN n;
