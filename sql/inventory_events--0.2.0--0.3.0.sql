@@ -159,7 +159,13 @@ ALTER TABLE inventory_events.channel
 
 -- Failure isolation in the workers: a channel (or an expiry) that fails is
 -- recorded and retried with a backoff while the others go on.
-ALTER TABLE inventory_events.publication_pending ADD COLUMN since timestamptz NOT NULL DEFAULT now();
+-- Added without a default first: ADD COLUMN ... DEFAULT now() would store the
+-- time of the update as the column's "missing value" in the catalog, which a
+-- fresh install does not have.
+ALTER TABLE inventory_events.publication_pending ADD COLUMN since timestamptz;
+UPDATE inventory_events.publication_pending SET since = now();
+ALTER TABLE inventory_events.publication_pending ALTER COLUMN since SET DEFAULT now(),
+                                                 ALTER COLUMN since SET NOT NULL;
 
 -- What failed in the background workers, one row per task and channel (the
 -- channel is '' for a failure of the whole publisher step): the latest error,
