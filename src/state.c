@@ -25,6 +25,7 @@
 #include "catalog/dependency.h"
 #include "commands/sequence.h"
 #include "access/table.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -35,7 +36,9 @@
 #include "utils/inval.h"
 #include "utils/backend_status.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
+#include "utils/guc.h"
 #include "access/tableam.h"
 #include "utils/memutils.h"
 #include "utils/builtins.h"
@@ -93,10 +96,33 @@ check_cache_callback(Datum arg, Oid relid)
 	check_cache_n = 0;
 }
 
+/*
+ * The most inventory locks one call may take (-1: half of the server's lock
+ * table). Every stream, sku and idempotency key of a batch stays locked until
+ * the transaction ends, in the lock table that every database of the server
+ * shares; a batch that needs more is refused before it takes any.
+ */
+static int	ie_max_locks_per_call = -1;
+
 void
 ie_state_init(void)
 {
 	CacheRegisterRelcacheCallback(check_cache_callback, (Datum) 0);
+	DefineCustomIntVariable("inventory_events.max_locks_per_call",
+							"Most stream, sku and idempotency-key locks one call may take (-1: half of the lock table).",
+							"The lock table holds max_locks_per_transaction x (max_connections + background processes + max_prepared_transactions) locks.",
+							&ie_max_locks_per_call, -1, -1, INT_MAX, PGC_SUSET, 0,
+							NULL, NULL, NULL);
+}
+
+/* The limit in force: the setting, or half of the shared lock table. */
+static int
+max_locks_per_call(void)
+{
+	if (ie_max_locks_per_call >= 0)
+		return ie_max_locks_per_call;
+	return (int) Min((int64) INT_MAX,
+					 (int64) max_locks_per_xact * (MaxBackends + max_prepared_xacts) / 2);
 }
 
 /*
@@ -340,9 +366,21 @@ locktag_cmp(const void *a, const void *b)
 void
 ie_lock_tags_in_order(LOCKTAG *tags, int ntags)
 {
+	int			distinct = 0;
+
+	qsort(tags, ntags, sizeof(LOCKTAG), locktag_cmp);
+	for (int i = 0; i < ntags; i++)
+		if (i == 0 || locktag_cmp(&tags[i - 1], &tags[i]) != 0)
+			distinct++;
+	if (distinct > max_locks_per_call())
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("this call needs %d inventory locks, more than inventory_events.max_locks_per_call (%d)",
+						distinct, max_locks_per_call()),
+				 errdetail("Each stream, sku and idempotency key of a batch stays locked until the transaction ends, in the lock table that every database of the server shares."),
+				 errhint("Split the batch, or have a superuser raise inventory_events.max_locks_per_call together with max_locks_per_transaction.")));
 	if (ie_before_locks_hook && ntags > 0)
 		ie_before_locks_hook();
-	qsort(tags, ntags, sizeof(LOCKTAG), locktag_cmp);
 	for (int i = 0; i < ntags; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
