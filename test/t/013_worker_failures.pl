@@ -1,0 +1,156 @@
+# Failure stays local in the background worker.
+#
+# 1. A poisoned channel next to two healthy ones: the healthy channels get
+#    every change while the poisoned one fails on every try; its failures are
+#    recorded in worker_error with a growing backoff (several tries, fewer
+#    than one per publisher run), channel_health shows its lag and last error,
+#    its skus stay pending, and the worker process never restarts.
+# 2. Cured, the channel catches up (its sequence gap-free) and its streak of
+#    failures is cleared.
+# 3. An expiry that fails for one reservation: the other expired reservation
+#    of the same run is released, the failure is recorded (task expire), and
+#    publication goes on.
+# 4. A failure of the whole publisher step (outside any channel) is recorded
+#    (channel '') and retried with a backoff by the same process; once cured,
+#    the streak is cleared and publication resumes.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IETest;
+
+my $node = ie_node('failures');
+$node->append_conf('postgresql.conf', q{
+inventory_events.publisher_naptime = 100
+inventory_events.expire_interval = 1
+});
+$node->start;
+
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION inventory_events;
+	INSERT INTO inventory_events.item (sku) SELECT 'S' || g FROM generate_series(1, 10) g;
+	INSERT INTO inventory_events.location (code) VALUES ('W1');
+	INSERT INTO inventory_events.channel (code) VALUES ('good1'), ('bad'), ('good2');
+	INSERT INTO inventory_events.channel_location (channel, location)
+	SELECT c, 'W1' FROM unnest(ARRAY['good1', 'bad', 'good2']) c;
+	-- The poison: any publication for channel "bad" fails.
+	CREATE FUNCTION public.poison() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NEW.channel = 'bad' THEN
+			RAISE EXCEPTION 'the connector table of channel bad is broken';
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER poison BEFORE INSERT ON inventory_events.publication
+		FOR EACH ROW EXECUTE FUNCTION public.poison();
+});
+
+ok($node->poll_query_until('postgres', q{SELECT pid IS NOT NULL FROM inventory_events.publisher_status()}),
+	'the publisher runs');
+my $pid = $node->safe_psql('postgres', q{SELECT pid FROM inventory_events.publisher_status()});
+
+# 1. Changes to every sku, in several transactions.
+for my $round (1 .. 5)
+{
+	$node->safe_psql('postgres', q{
+		SELECT count(inventory_events.append('S' || g, 'W1', 'received', g)) FROM generate_series(1, 10) g});
+}
+my $healthy_in_sync = q{
+	SELECT bool_and(s.available = inventory_events.channel_availability(s.channel, s.sku)) AND count(*) = 20
+	  FROM inventory_events.channel_shown s WHERE s.channel IN ('good1', 'good2')};
+ok($node->poll_query_until('postgres', $healthy_in_sync), 'the healthy channels show every sku\'s current value');
+ok($node->poll_query_until('postgres', q{
+	SELECT failures >= 3 FROM inventory_events.worker_error WHERE task = 'publish' AND channel = 'bad'}),
+	'the poisoned channel keeps failing, each failure recorded');
+my ($failures, $runs, $backoff) = split /\|/, $node->safe_psql('postgres', q{
+	SELECT w.failures, s.runs, extract(epoch FROM w.retry_at - w.last_seen)
+	  FROM inventory_events.worker_error w, inventory_events.publisher_status() s
+	 WHERE w.task = 'publish' AND w.channel = 'bad'});
+cmp_ok($failures, '<', $runs, "tried with a backoff: $failures tries in $runs publisher runs");
+cmp_ok($backoff, '>=', 4, "the backoff doubles ($backoff s after $failures failures)");
+is($node->safe_psql('postgres', q{
+	SELECT pending_skus, lag_seconds > 0, last_error FROM inventory_events.channel_health WHERE channel = 'bad'}),
+	'10|t|the connector table of channel bad is broken',
+	'channel_health: its skus pending, its lag, its last error');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(channel || ':' || pending_skus || ':' || failures, ' ' ORDER BY channel)
+	  FROM inventory_events.channel_health WHERE channel <> 'bad'}),
+	'good1:0:0 good2:0:0', 'the healthy channels: nothing pending, no failure');
+is($node->safe_psql('postgres', q{SELECT pid FROM inventory_events.publisher_status()}), $pid,
+	'the worker never restarted');
+
+# 2. Cured: it catches up at its next retry.
+$node->safe_psql('postgres', q{DROP TRIGGER poison ON inventory_events.publication});
+ok($node->poll_query_until('postgres', q{
+	SELECT bool_and(s.available = inventory_events.channel_availability(s.channel, s.sku)) AND count(*) = 10
+	  FROM inventory_events.channel_shown s WHERE s.channel = 'bad'}),
+	'cured, the channel catches up');
+is($node->safe_psql('postgres', q{
+	SELECT failures || ' ' || (last_error IS NOT NULL) || ' ' || pending_skus FROM inventory_events.channel_health
+	 WHERE channel = 'bad'}),
+	'0 true 0', 'its streak is cleared, the last error kept for the record');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(channel || ':' || (count = max)::text, ' ' ORDER BY channel) FROM (
+	  SELECT channel, count(*), max(seq) FROM inventory_events.publication GROUP BY channel) x}),
+	'bad:true good1:true good2:true', 'every channel\'s sequence gap-free');
+
+# 3. Expiry: one reservation's release fails, the other's goes through.
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM inventory_events.reserve('good1', 'S1', 1, 'cart-ok', expires_at => now() + interval '1 second');
+	SELECT count(*) FROM inventory_events.reserve('good1', 'S2', 1, 'cart-poison', expires_at => now() + interval '1 second');
+	CREATE FUNCTION public.poison_release() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NEW.released > OLD.released AND EXISTS (SELECT FROM inventory_events.reservation r
+		                                            WHERE r.id = NEW.reservation_id AND r.ref = 'cart-poison') THEN
+			RAISE EXCEPTION 'cannot release cart-poison';
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER poison_release BEFORE UPDATE ON inventory_events.allocation
+		FOR EACH ROW EXECUTE FUNCTION public.poison_release();
+});
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM inventory_events.event WHERE ref = 'cart-ok' AND event_type = 'released'}),
+	'the expired reservation next to the failing one is released');
+ok($node->poll_query_until('postgres', q{
+	SELECT message = 'cannot release cart-poison' AND detail LIKE '%cart-poison%'
+	  FROM inventory_events.worker_error WHERE task = 'expire' AND channel = 'good1'}),
+	'the failing expiry is recorded (task expire), naming the reservation');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM inventory_events.event WHERE ref = 'cart-poison' AND event_type = 'released'}),
+	'0', 'nothing of the failing release is applied');
+$node->safe_psql('postgres', q{SELECT inventory_events.append('S3', 'W1', 'received', 1)});
+ok($node->poll_query_until('postgres', $healthy_in_sync), 'publication goes on meanwhile');
+
+# 4. The whole step fails (its checkpoint cannot be written): recorded,
+#    retried with a backoff by the same process, then cleared.
+$node->safe_psql('postgres', q{
+	DROP TRIGGER poison_release ON inventory_events.allocation;
+	CREATE FUNCTION public.poison_step() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		RAISE EXCEPTION 'the checkpoint is broken';
+	END $$;
+	CREATE TRIGGER poison_step BEFORE UPDATE ON inventory_events.publisher_checkpoint
+		FOR EACH ROW EXECUTE FUNCTION public.poison_step();
+	SELECT inventory_events.append('S4', 'W1', 'received', 1);
+});
+ok($node->poll_query_until('postgres', q{
+	SELECT failures >= 2 AND message = 'the checkpoint is broken'
+	  FROM inventory_events.worker_error WHERE task = 'publish' AND channel = ''}),
+	'a failing step is recorded (channel \'\') and retried');
+is($node->safe_psql('postgres', q{SELECT pid FROM inventory_events.publisher_status()}), $pid,
+	'by the same worker process');
+like($node->safe_psql('postgres', q{SELECT state FROM inventory_events.publisher_status()}),
+	qr/^(publish\(\) failed: see inventory_events\.worker_error|idle)$/, 'publisher_status() says so');
+$node->safe_psql('postgres', q{DROP TRIGGER poison_step ON inventory_events.publisher_checkpoint});
+ok($node->poll_query_until('postgres', q{
+	SELECT cleared_at IS NOT NULL FROM inventory_events.worker_error WHERE task = 'publish' AND channel = ''}),
+	'cured, the step\'s streak is cleared');
+ok($node->poll_query_until('postgres', $healthy_in_sync), 'and publication resumes');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM inventory_events.verify()}), '0', 'verify() is clean');
+is($node->safe_psql('postgres', q{SELECT pid FROM inventory_events.publisher_status()}), $pid,
+	'the worker never restarted');
+
+$node->stop;
+done_testing();
