@@ -173,6 +173,12 @@ SELECT pg_temp.try($$INSERT INTO event (sku, location, version, event_type, qty,
 -- Master data in use cannot be deleted.
 SELECT pg_temp.try($$DELETE FROM location WHERE code = 'DC3'$$);
 SELECT * FROM verify();
+-- A CHECK constraint a DBA adds to stock is enforced; nothing of the refused event stays.
+ALTER TABLE stock ADD CONSTRAINT dc3_at_most_a_million CHECK (location <> 'DC3' OR available <= 1000000);
+SELECT version AS dc3_version FROM stock WHERE sku = 'WIDGET' AND location = 'DC3' \gset
+SELECT pg_temp.try($$SELECT append('WIDGET', 'DC3', 'received', 1000000)$$);
+SELECT version = :dc3_version AS unchanged FROM stock WHERE sku = 'WIDGET' AND location = 'DC3';
+ALTER TABLE stock DROP CONSTRAINT dc3_at_most_a_million;
 
 -- Within one transaction: a savepoint rolled back in the middle, an
 -- exception block, many appends in one statement, and DDL after appends.
