@@ -13,6 +13,7 @@
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/indexing.h"
@@ -203,6 +204,42 @@ ie_lookup_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * What an insert-side foreign key check does, for the rows our C code
+ * inserts without one (a new stock row, a reservation): finds the referenced
+ * row as last committed and locks it FOR KEY SHARE until the transaction
+ * ends, so that a concurrent DELETE (or key UPDATE) of that master data waits
+ * for us, and then fails on our committed row instead of leaving it orphaned.
+ * Waits for a deleter in progress; false when the row is gone.
+ */
+bool
+ie_lock_referenced_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
+					   const RegProcedure *procs)
+{
+	Relation	rel = table_open(relid, RowShareLock);
+	Relation	idx = index_open(indexid, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	bool		found;
+
+	found = ie_index_lookup(rel, idx, snapshot, nkeys, keys, procs, slot);
+	if (found)
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		result = table_tuple_lock(rel, &slot->tts_tid, snapshot, slot, GetCurrentCommandId(false),
+								  LockTupleKeyShare, LockWaitBlock,
+								  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		found = (result == TM_Ok || result == TM_SelfModified);
+	}
+	UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, NoLock);	/* RowShareLock to the end, like SELECT FOR KEY SHARE */
 	return found;
 }
 

@@ -220,6 +220,8 @@ enum
 #define Anum_ie_item_uom_factor 3
 
 extern void ie_catalog_init(void);
+extern bool ie_lock_referenced_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
+								   const RegProcedure *procs);
 extern bool ie_lookup_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
 						  const RegProcedure *procs, int natts, const int *attnums, Datum *out);
 extern bool ie_master_item(text *sku, text **base_uom, bool *lot_controlled);

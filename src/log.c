@@ -513,6 +513,23 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	ie_lock_stream(&p->key);
 	ie_read_stock(&p->key, &row);
 
+	/*
+	 * A new stream: its stock row will reference the item and the location.
+	 * Lock both as a foreign key check would, so that a concurrent DELETE of
+	 * either waits for this event and then fails, instead of committing past
+	 * it and leaving the stream orphaned (master_data_delete.spec).
+	 */
+	if (!row.exists)
+	{
+		Datum		k[1] = {PointerGetDatum(in->sku)};
+
+		if (!ie_lock_referenced_row(c->item_rel, c->item_pkey, 1, k, text2))
+			unknown_master("sku", sku, "item");
+		k[0] = PointerGetDatum(in->location);
+		if (!ie_lock_referenced_row(c->location_rel, c->location_pkey, 1, k, text2))
+			unknown_master("location", text_to_cstring(in->location), "location");
+	}
+
 	if (!in->expected_version_isnull && in->expected_version != row.version)
 		ereport(ERROR,
 				(errcode(ERRCODE_IE_VERSION_CONFLICT),

@@ -505,6 +505,37 @@ replay(const ReserveLine *l, List **outcomes)
 	return true;
 }
 
+/*
+ * The reservation row references its channel, item and location: lock them
+ * as a foreign key check would, so that a concurrent DELETE of that master
+ * data waits for this reservation and then fails instead of orphaning it.
+ */
+static void
+lock_referenced(const ReserveLine *l)
+{
+	const IeCatalog *c = ie_catalog();
+	Datum		k[1];
+
+	k[0] = PointerGetDatum(l->channel);
+	if (!ie_lock_referenced_row(c->channel_rel, c->channel_pkey, 1, k, text2))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("unknown channel \"%s\"", text_to_cstring(l->channel))));
+	k[0] = PointerGetDatum(l->sku);
+	if (!ie_lock_referenced_row(c->item_rel, c->item_pkey, 1, k, text2))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("unknown sku \"%s\"", text_to_cstring(l->sku))));
+	if (l->location)
+	{
+		k[0] = PointerGetDatum(l->location);
+		if (!ie_lock_referenced_row(c->location_rel, c->location_pkey, 1, k, text2))
+			ereport(ERROR,
+					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+					 errmsg("unknown location \"%s\"", text_to_cstring(l->location))));
+	}
+}
+
 static int64
 insert_reservation(const ReserveLine *l, int64 backordered)
 {
@@ -528,6 +559,7 @@ insert_reservation(const ReserveLine *l, int64 backordered)
 	values[Anum_ie_reservation_source - 1] = PointerGetDatum(l->source);
 	values[Anum_ie_reservation_idempotency_key - 1] = PointerGetDatum(l->key);
 	values[Anum_ie_reservation_created_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	lock_referenced(l);
 	ie_row_insert(c->reservation_rel, values, nulls);
 	return id;
 }
