@@ -431,3 +431,42 @@ COMMENT ON VIEW inventory_events.channel_health IS
 
 -- As the install script leaves them: nothing open to PUBLIC.
 REVOKE ALL ON inventory_events.worker_error, inventory_events.channel_health FROM PUBLIC;
+
+-- A transfer takes its sku's lock before its streams (the global order).
+CREATE OR REPLACE FUNCTION inventory_events.transfer(sku text, from_location text, to_location text, qty bigint,
+                                          ref text, expected_date date DEFAULT NULL, lot text DEFAULT NULL,
+                                          source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m inventory_events.movement;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.transfer()');
+    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
+        RETURN;
+    END IF;
+    IF ref IS NULL THEN
+        RAISE EXCEPTION 'ref must not be null' USING ERRCODE = 'null_value_not_allowed',
+              HINT = 'The transfer reference ties the receipt to the shipment.';
+    END IF;
+    IF from_location = to_location THEN
+        RAISE EXCEPTION 'a transfer needs two different locations' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The sku first (the global order): a receipt filling backorders holds it
+    -- while it locks the sku's streams at the channel's locations.
+    PERFORM inventory_events.lock_skus(ARRAY[sku]);
+    PERFORM inventory_events.lock_streams(sku, ARRAY[from_location, to_location], coalesce(lot, ''));
+    m := (inventory_events.append(sku, from_location, 'transfer_out', qty, source => source,
+                                  idempotency_key => idempotency_key, lot => lot, ref => ref),
+          'transfer_out', sku, from_location, coalesce(lot, ''), qty);
+    RETURN NEXT m;
+    m := (inventory_events.append(sku, to_location, 'transfer_in_transit', qty, source => source,
+                                  idempotency_key => idempotency_key || '#2', lot => lot, ref => ref,
+                                  expected_date => expected_date),
+          'transfer_in_transit', sku, to_location, coalesce(lot, ''), qty);
+    RETURN NEXT m;
+END;
+$$;

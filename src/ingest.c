@@ -240,22 +240,9 @@ dead_letter(JsonbValue *elem, int ordinal, ErrorData *edata)
 						edata->message ? edata->message : "");
 }
 
-/* The event type named by an element, or -1. */
-static int
-element_event_type(JsonbValue *elem)
-{
-	text	   *t = element_string(elem, "event_type");
-	char	   *name = t ? text_to_cstring(t) : NULL;
-
-	for (int i = 0; name && i < IE_NUM_EVENT_TYPES; i++)
-		if (strcmp(name, ie_event_type_names[i]) == 0)
-			return i;
-	return -1;
-}
-
 /*
  * Takes every lock the batch will need in the global order (idempotency keys,
- * then skus of events that may raise ATP, then streams; see
+ * then skus, then streams; see
  * ie_lock_tags_in_order) before applying anything. Two batches touching the
  * same streams in different orders then wait for each other instead of
  * deadlocking. Elements whose keys cannot be read are left to fail
@@ -275,7 +262,6 @@ lock_batch_in_order(Jsonb *events, int n)
 		text	   *lot = element_string(elem, "lot");
 		text	   *source = element_string(elem, "source");
 		text	   *key = element_string(elem, "idempotency_key");
-		text	   *to = element_string(elem, "to_bucket");
 
 		if (key)
 		{
@@ -283,9 +269,14 @@ lock_batch_in_order(Jsonb *events, int n)
 
 			ie_lock_tag(IE_LOCK_IDEMPOTENCY, 2, k, &tags[ntags++]);
 		}
-		if (sku && ie_may_raise_atp(element_event_type(elem),
-									to && strcmp(text_to_cstring(to), "available") == 0 ?
-									IE_BUCKET_AVAILABLE : IE_BUCKET_OUTSIDE))
+		/*
+		 * Every element's sku, not only those that may raise ATP: a receipt
+		 * in another batch fills backorders under its sku lock and then
+		 * locks the channel's other streams of that sku, so a batch that
+		 * took one of those streams without the sku lock could hold it
+		 * while waiting for the receipt's stream (batch_sku_first.spec).
+		 */
+		if (sku)
 		{
 			Datum		k[1] = {PointerGetDatum(sku)};
 

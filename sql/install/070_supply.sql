@@ -24,6 +24,9 @@ BEGIN
     IF from_location = to_location THEN
         RAISE EXCEPTION 'a transfer needs two different locations' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- The sku first (the global order): a receipt filling backorders holds it
+    -- while it locks the sku's streams at the channel's locations.
+    PERFORM inventory_events.lock_skus(ARRAY[sku]);
     PERFORM inventory_events.lock_streams(sku, ARRAY[from_location, to_location], coalesce(lot, ''));
     m := (inventory_events.append(sku, from_location, 'transfer_out', qty, source => source,
                                   idempotency_key => idempotency_key, lot => lot, ref => ref),
