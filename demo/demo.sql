@@ -183,11 +183,21 @@ SELECT channel, sku, pool, available FROM channel_stock ORDER BY channel, sku;
 LISTEN "inventory_events.shopify";
 SELECT append('MUG-WHT', 'DAL', 'received', 12, source => 'wms-dal', idempotency_key => 'ASN-1009/1') AS event_id;
 SELECT pg_sleep(0.5);
-\echo '(psql shows the notification above: [sku, available, seq] entries)'
+\echo '(psql shows the notification above: only the latest sequence number. Any role can NOTIFY, so a listener'
+\echo ' takes it as a wake-up and reads the values with publications_since(), which needs reader access)'
 SELECT seq, sku, available FROM publications_since('shopify', 0) ORDER BY seq DESC LIMIT 3;
 SELECT database, state, runs, publications FROM publisher_status();
 UNLISTEN *;
+\echo
+\echo 'The reference connector (tools/connector.py: LISTEN, catch up, acknowledge in a state file) run with --once;'
+\echo 'the first run reads everything:'
+\! /usr/bin/python3 "$IE_DEMO_CONNECTOR" --dsn 'port=5432 user=postgres dbname=postgres' --channel shopify --once --state-file "$HOME/shopify.state" > "$HOME/shopify.jsonl" && echo "$(wc -l < "$HOME/shopify.jsonl") publications; state file: $(cat "$HOME/shopify.state")"
+SELECT append('MUG-WHT', 'DAL', 'received', 6, source => 'wms-dal', idempotency_key => 'ASN-1010/1') AS event_id;
+SELECT pg_sleep(0.5);
+\echo 'after another receipt, the next run reads only what is new (JSON lines):'
+\! /usr/bin/python3 "$IE_DEMO_CONNECTOR" --dsn 'port=5432 user=postgres dbname=postgres' --channel shopify --once --state-file "$HOME/shopify.state"
 
+\echo
 \echo '=== 19. A polling consumer catches up from its checkpoint (never skipping a late commit)'
 SELECT next_checkpoint, id, sku, location, event_type, qty FROM events_after('0:0', 3);
 SELECT next_checkpoint AS checkpoint FROM events_after('0:0', 3) ORDER BY id DESC LIMIT 1 \gset

@@ -13,8 +13,8 @@ ie_run pg_ctl -D "$data" -l "$IE_WORK/demo.log" -w \
 	-o "-k $IE_WORK/sock -c listen_addresses='' -p 5432" start >/dev/null
 ie_log "running demo/demo.sql"
 echo
-ie_run psql -X -q -v ON_ERROR_STOP=1 -U postgres -p 5432 -d postgres \
-	-P pager=off -f "$IE_WORK/src/demo/demo.sql"
+ie_run env IE_DEMO_CONNECTOR="$IE_WORK/src/tools/connector.py" \
+	psql -X -q -v ON_ERROR_STOP=1 -U postgres -p 5432 -d postgres -P pager=off -f "$IE_WORK/src/demo/demo.sql"
 echo
 ie_run pg_ctl -D "$data" -m fast -w stop >/dev/null
 ie_log "demo finished; cluster removed"

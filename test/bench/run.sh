@@ -12,7 +12,9 @@
 #   channels   receipts and reservations on 4 channels       the same
 #   wave       a wave release: thousands of picks, 4 tx      pick() vs FOR UPDATE
 #   decoding   the same WAL                                  our plugin vs wal2json, test_decoding
-#   publisher  LISTEN latency; append with it on and off     (targets)
+#   publisher  append with the publisher on and off          running / stopped
+#   connector  50 appends/s, the reference connector         commit-to-connector latency vs a plain
+#              (tools/connector.py) on a channel              LISTEN/NOTIFY round trip
 #   growth     log of 10k .. 1M (full: 10M) events           append and ATP latency vs at 10k; ATP vs summing
 #
 # and, all along, the resident memory of the publisher and of a walsender
@@ -29,21 +31,21 @@
 # against log size), memory.csv.
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$bench_dir/lib.sh"
-for part in append reserve decoding publisher growth; do source "$bench_dir/part_$part.sh"; done
+for part in append reserve decoding publisher connector growth; do source "$bench_dir/part_$part.sh"; done
 
 mode=${1:-short}
 [ $# -gt 0 ] && shift
 case $mode in
 	short)
-		bench_seconds=2 bench_rounds=3 bench_batches=20 bench_wave=2000 bench_decode_events=20000
+		bench_seconds=2 bench_rounds=3 bench_batches=20 bench_wave=2000 bench_decode_events=20000 bench_latency_seconds=7
 		bench_growth_sizes="10000 100000 1000000" ;;
 	full)
-		bench_seconds=10 bench_rounds=5 bench_batches=50 bench_wave=4000 bench_decode_events=100000
+		bench_seconds=10 bench_rounds=5 bench_batches=50 bench_wave=4000 bench_decode_events=100000 bench_latency_seconds=20
 		bench_growth_sizes="10000 100000 1000000 10000000" ;;
 	*) ie_die "usage: run.sh [short|full] [part ...]" ;;
 esac
 bench_skus=10000 bench_units=2000
-parts=${*:-append reserve burst channels wave decoding publisher growth}
+parts=${*:-append reserve burst channels wave decoding publisher connector growth}
 out_dir=${BENCH_OUT:-$IE_ROOT/build/bench}
 mkdir -p "$out_dir"
 began=$(date +%s)
@@ -84,12 +86,12 @@ sampler=$!
 # is the publisher part's own measurement (append() with it running /
 # stopped), and on 2 cores its work for four channels would otherwise land
 # on whichever contender happens to run. It runs for the parts that need it
-# or that the baselines do not share: decoding, publisher, growth.
+# or that the baselines do not share: decoding, publisher, connector, growth.
 for part in $parts; do
 	ie_log "part $part ($(( $(date +%s) - began )) s)"
 	echo "$part" > "$IE_WORK/part"
 	case $part in
-		decoding | publisher | growth) psql_ -c "SELECT inventory_events.publisher_start()" >/dev/null ;;
+		decoding | publisher | connector | growth) psql_ -c "SELECT inventory_events.publisher_start()" >/dev/null ;;
 		*) psql_ -c "SELECT inventory_events.publisher_stop()" >/dev/null ;;
 	esac
 	"part_$part"

@@ -11,9 +11,10 @@ use File::Basename qw(dirname);
 use File::Spec;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use JSON::PP ();
 use Exporter 'import';
 
-our @EXPORT = qw(ie_node ie_config);
+our @EXPORT = qw(ie_node ie_config ie_connector ie_connector_rows);
 
 sub ie_config
 {
@@ -39,6 +40,23 @@ sub ie_node
 	$conf =~ s/^shared_preload_libraries.*$//m unless $preload;
 	$node->append_conf('postgresql.conf', $conf);
 	return $node;
+}
+
+# ie_connector(args...): the command line of the reference connector,
+# tools/connector.py (found relative to this file: in the source tree and in
+# the copy tools/test.sh runs from), with its arguments.
+sub ie_connector
+{
+	my $script = File::Spec->rel2abs(
+		File::Spec->catfile(dirname(__FILE__), '..', '..', 'tools', 'connector.py'));
+	return [ '/usr/bin/python3', $script, @_ ];
+}
+
+# ie_connector_rows(output): the connector's JSON lines, decoded (array of hashes).
+sub ie_connector_rows
+{
+	my ($text) = @_;
+	return [ map { JSON::PP::decode_json($_) } grep { /\S/ } split /\n/, $text // '' ];
 }
 
 1;
