@@ -470,3 +470,7 @@ BEGIN
     RETURN NEXT m;
 END;
 $$;
+
+-- publications_since() inlinable (its BEGIN ATOMIC body is bound at creation):
+-- publications_since(c, s) LIMIT n then reads n rows, not the whole backlog.
+ALTER FUNCTION inventory_events.publications_since(text, bigint) RESET search_path;
