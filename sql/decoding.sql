@@ -120,6 +120,20 @@ SELECT d->>'kind' AS kind, d->>'available' AS available, d->>'site' AS site
 -- is never silent: a "rewrite" record per row and per TRUNCATE, whatever the
 -- filters, and the guard's logical message for each.
 SELECT count(*) > 0 FROM pg_logical_slot_get_changes('ie', NULL, NULL);
+-- An UPDATE leaves an unchanged TOASTed value as a pointer to the table, which
+-- may be vacuumed away before the change is decoded: the record names it
+-- instead of reading it (reading it would fail the slot for good).
+SELECT append('TEE-2', 'W1', 'received', 1, source => 'big',
+              payload => jsonb_build_object('blob', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 700) g))) > 0;
+SELECT count(*) > 0 FROM pg_logical_slot_get_changes('ie', NULL, NULL);
+SET inventory_events.allow_history_rewrite = on;
+UPDATE event SET reason = 'big payload' WHERE source = 'big';
+DELETE FROM event WHERE source = 'big';
+RESET inventory_events.allow_history_rewrite;
+VACUUM event;
+SELECT d->>'kind' AS kind, d->>'operation' AS operation, d->>'reason' AS reason, d->'payload' IS NULL AS payload_left_out,
+       d->'unchanged_toast' AS unchanged_toast
+  FROM (SELECT data::jsonb AS d FROM pg_logical_slot_get_changes('ie', NULL, NULL, 'include-messages', 'off')) x;
 SET inventory_events.allow_history_rewrite = on;
 UPDATE event SET reason = 'corrected' WHERE id IN (SELECT min(id) FROM event);
 DELETE FROM event WHERE id IN (SELECT max(id) FROM event);

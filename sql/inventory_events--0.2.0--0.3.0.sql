@@ -148,7 +148,7 @@ BEGIN
     SELECT string_agg(format('"%s"', code), ', ' ORDER BY code) INTO too_long
       FROM inventory_events.channel WHERE octet_length(code) NOT BETWEEN 1 AND 46;
     IF too_long IS NOT NULL THEN
-        RAISE EXCEPTION 'channel codes longer than 46 bytes: %', too_long
+        RAISE EXCEPTION 'channel codes empty or longer than 46 bytes: %', too_long
               USING ERRCODE = 'check_violation',
                     DETAIL = 'The NOTIFY channel of a sales channel, inventory_events.<code>, must be at most 63 bytes.',
                     HINT = 'Rename these channels (UPDATE inventory_events.channel SET code = ...), then update the extension again.';

@@ -213,7 +213,8 @@ ie_lookup_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
  * row as last committed and locks it FOR KEY SHARE until the transaction
  * ends, so that a concurrent DELETE (or key UPDATE) of that master data waits
  * for us, and then fails on our committed row instead of leaving it orphaned.
- * Waits for a deleter in progress; false when the row is gone.
+ * Waits for a deleter in progress; false when the row is gone or its key was
+ * changed meanwhile.
  */
 bool
 ie_lock_referenced_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
@@ -234,7 +235,26 @@ ie_lock_referenced_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
 		result = table_tuple_lock(rel, &slot->tts_tid, snapshot, slot, GetCurrentCommandId(false),
 								  LockTupleKeyShare, LockWaitBlock,
 								  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
-		found = (result == TM_Ok || result == TM_SelfModified);
+		/* Modified by this transaction (as ExecLockRows has it): not ours to keep. */
+		found = (result == TM_Ok);
+
+		/*
+		 * Followed to a newer version of the row, committed meanwhile: it is
+		 * still the row we reference only if its key did not change (an
+		 * UPDATE of the key is, for the reference, a DELETE).
+		 */
+		if (found && tmfd.traversed)
+		{
+			slot_getallattrs(slot);
+			for (int i = 0; i < nkeys && found; i++)
+			{
+				AttrNumber	att = idx->rd_index->indkey.values[i];
+
+				found = !slot->tts_isnull[att - 1] &&
+					DatumGetBool(OidFunctionCall2Coll(procs[i], idx->rd_indcollation[i],
+													  slot->tts_values[att - 1], keys[i]));
+			}
+		}
 	}
 	UnregisterSnapshot(snapshot);
 	ExecDropSingleTupleTableSlot(slot);

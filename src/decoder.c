@@ -8,9 +8,9 @@
  * "inventory_events" ("kind": "message"), and optionally "begin" and
  * "commit" records. An UPDATE, DELETE or TRUNCATE of the event log (only a
  * superuser past the append-only guard can make one) becomes a "rewrite"
- * record whatever the filters: never silence. Every record carries its LSN; event records carry
- * "event_id" and every column of the event under its column name, so that
- * consumers can resume and deduplicate. Everything else is skipped by
+ * record whatever the filters: never silence. Every record carries its LSN;
+ * event records carry "event_id" and every column of the event under its
+ * column name, so that consumers can resume and deduplicate. Everything else is skipped by
  * relation id (three OIDs, cached per process, dropped on any relcache
  * invalidation), with a progress update every IE_PROGRESS_EVERY skipped
  * changes so that a walsender does not time out in a large transaction.
@@ -78,6 +78,7 @@ typedef struct ColumnPlan
 {
 	AttrNumber	attnum;
 	ColumnKind	kind;
+	bool		varlena;		/* may be an on-disk TOAST pointer in an UPDATE */
 	char	   *key;			/* ,"name": */
 	int			keylen;
 	FmgrInfo	out;			/* COL_JSON, COL_OTHER, COL_ENUM's unknown labels */
@@ -201,6 +202,7 @@ plan_relation(TupleDesc desc, AttrNumber skip_attnum)
 			continue;
 		col = &plan->cols[plan->ncols++];
 		col->attnum = att->attnum;
+		col->varlena = att->attlen == -1;
 		initStringInfo(&key);
 		appendStringInfoChar(&key, ',');
 		escape_json(&key, NameStr(att->attname));
@@ -558,15 +560,43 @@ append_column(StringInfo out, ColumnPlan *col, Datum value)
 static void
 append_columns(StringInfo out, RelationPlan *plan)
 {
+	bool		unchanged = false;
+
 	for (int i = 0; i < plan->ncols; i++)
 	{
 		ColumnPlan *col = &plan->cols[i];
+		Datum		value = plan->values[col->attnum - 1];
 
 		if (plan->nulls[col->attnum - 1])
 			continue;
+
+		/*
+		 * Only an UPDATE's new tuple (a rewrite record) carries these: an
+		 * unchanged TOASTed value stays a pointer to the table, which may be
+		 * gone by the time we decode. Name it instead of reading it.
+		 */
+		if (col->varlena && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(value)))
+		{
+			unchanged = true;
+			continue;
+		}
 		appendBinaryStringInfo(out, col->key, col->keylen);
-		append_column(out, col, plan->values[col->attnum - 1]);
+		append_column(out, col, value);
 	}
+	if (!unchanged)
+		return;
+	appendStringInfoString(out, ",\"unchanged_toast\":[");
+	for (int i = 0, n = 0; i < plan->ncols; i++)
+	{
+		ColumnPlan *col = &plan->cols[i];
+
+		if (plan->nulls[col->attnum - 1] || !col->varlena ||
+			!VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(plan->values[col->attnum - 1])))
+			continue;
+		/* The key is ,"name": ; the name alone is inside the quotes. */
+		appendStringInfo(out, "%s%.*s", n++ ? "," : "", col->keylen - 2, col->key + 1);
+	}
+	appendStringInfoChar(out, ']');
 }
 
 static char *

@@ -9,11 +9,13 @@
  *
  * Validation runs in a subtransaction per element so that a data error it
  * raises (class 22 or 23, or one of ours: ie_is_data_error) is caught and
- * recorded; any other error fails the call, and the client retries it. It only reads (and takes locks), so the
+ * recorded; any other error fails the call, and the client retries it.
+ * Validation only reads (and takes heavyweight locks, no row locks), so the
  * subtransaction never gets an xid of its own and a batch of thousands stays
- * clear of the subtransaction cache limit. The insert itself runs in the
- * calling transaction: an error there (out of disk, say) fails the whole
- * call, and nothing of it is applied.
+ * clear of the subtransaction cache limit. The insert itself (with the row
+ * locks a new stream takes on its item and location) runs in the calling
+ * transaction: an error there (out of disk, say) fails the whole call, and
+ * nothing of it is applied.
  */
 #include "postgres.h"
 

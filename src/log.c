@@ -513,22 +513,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	ie_lock_stream(&p->key);
 	ie_read_stock(&p->key, &row);
 
-	/*
-	 * A new stream: its stock row will reference the item and the location.
-	 * Lock both as a foreign key check would, so that a concurrent DELETE of
-	 * either waits for this event and then fails, instead of committing past
-	 * it and leaving the stream orphaned (master_data_delete.spec).
-	 */
-	if (!row.exists)
-	{
-		Datum		k[1] = {PointerGetDatum(in->sku)};
-
-		if (!ie_lock_referenced_row(c->item_rel, c->item_pkey, 1, k, text2))
-			unknown_master("sku", sku, "item");
-		k[0] = PointerGetDatum(in->location);
-		if (!ie_lock_referenced_row(c->location_rel, c->location_pkey, 1, k, text2))
-			unknown_master("location", text_to_cstring(in->location), "location");
-	}
+	p->new_stream = !row.exists;
 
 	if (!in->expected_version_isnull && in->expected_version != row.version)
 		ereport(ERROR,
@@ -626,6 +611,26 @@ ie_insert_event(const IePreparedEvent *p)
 	bool	   *nulls;
 	pg_uuid_t  *correlation;
 	StockPosition *effect = palloc(sizeof(StockPosition));
+
+	/*
+	 * A new stream: its stock row will reference the item and the location.
+	 * Lock both as a foreign key check would, so that a concurrent DELETE (or
+	 * key UPDATE) of either waits for this event and then fails, instead of
+	 * committing past it and leaving the stream orphaned
+	 * (master_data_delete.spec). Here, in the caller's transaction, and not
+	 * in ie_prepare_event: a row lock taken in a batch element's
+	 * validation subtransaction would give each element an xid of its own.
+	 */
+	if (p->new_stream)
+	{
+		Datum		k[1] = {p->key.sku};
+
+		if (!ie_lock_referenced_row(c->item_rel, c->item_pkey, 1, k, text2))
+			unknown_master("sku", TextDatumGetCString(p->key.sku), "item");
+		k[0] = p->key.location;
+		if (!ie_lock_referenced_row(c->location_rel, c->location_pkey, 1, k, text2))
+			unknown_master("location", TextDatumGetCString(p->key.location), "location");
+	}
 
 	/*
 	 * The top transaction id before the event id: readers that take events

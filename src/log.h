@@ -64,6 +64,7 @@ typedef struct IePreparedEvent
 	TimestampTz occurred_at;
 	int64		version;		/* the stream version this event takes */
 	int64		available_after;	/* the stream's available once applied */
+	bool		new_stream;		/* the stream has no stock row yet */
 	bool		duplicate;		/* idempotent retry of event existing_id */
 	int64		existing_id;
 } IePreparedEvent;

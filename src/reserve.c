@@ -520,19 +520,22 @@ lock_referenced(const ReserveLine *l)
 	if (!ie_lock_referenced_row(c->channel_rel, c->channel_pkey, 1, k, text2))
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("unknown channel \"%s\"", text_to_cstring(l->channel))));
+				 errmsg("unknown channel \"%s\"", text_to_cstring(l->channel)),
+				 errdetail("It was deleted while the reservation was being made.")));
 	k[0] = PointerGetDatum(l->sku);
 	if (!ie_lock_referenced_row(c->item_rel, c->item_pkey, 1, k, text2))
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("unknown sku \"%s\"", text_to_cstring(l->sku))));
+				 errmsg("unknown sku \"%s\"", text_to_cstring(l->sku)),
+				 errdetail("It was deleted while the reservation was being made.")));
 	if (l->location)
 	{
 		k[0] = PointerGetDatum(l->location);
 		if (!ie_lock_referenced_row(c->location_rel, c->location_pkey, 1, k, text2))
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-					 errmsg("unknown location \"%s\"", text_to_cstring(l->location))));
+					 errmsg("unknown location \"%s\"", text_to_cstring(l->location)),
+					 errdetail("It was deleted while the reservation was being made.")));
 	}
 }
 

@@ -296,8 +296,16 @@ extension_locked(void)
 	return false;
 }
 
-/* Consecutive failures of the whole publisher step: the backoff. */
+/*
+ * Consecutive failures of the whole publisher step, and when to try it again
+ * (the backoff holds whatever wakes the worker meanwhile). The "failing" flags
+ * say a streak may be open in worker_error: true at start, for a streak that
+ * an earlier process recorded.
+ */
 static int	publish_failures = 0;
+static TimestampTz publish_next_try = 0;
+static bool publish_failing = true;
+static bool expire_failing = true;
 
 static const char *const waiting_for_library = "waiting for a library that serves the installed SQL objects";
 
@@ -354,10 +362,73 @@ run_task_isolated(const char *task, const char *sql)
 	if (edata == NULL)
 		return true;
 	ereport(LOG,
-			(errmsg("inventory_events: %s failed: %s", sql, edata->message),
+			(errcode(edata->sqlerrcode),
+			 errmsg("inventory_events: %s failed: %s", sql, edata->message),
 			 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
 	record_worker_error(task, edata);
 	return false;
+}
+
+/*
+ * Ends a task's streak of failures of the whole step (channel ''), when one
+ * may be open: after a failure in this process, and once after the process
+ * starts (a streak recorded by an earlier process).
+ */
+static void
+clear_worker_error(const char *task, bool *failing)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	if (!*failing)
+		return;
+	*failing = false;
+	if (ie_catalog()->sql_version < IE_SQL_0_3_0)
+		return;
+	values[0] = CStringGetTextDatum(task);
+	if (SPI_execute_with_args("UPDATE inventory_events.worker_error SET cleared_at = clock_timestamp()"
+							  " WHERE task = $1 AND channel = '' AND cleared_at IS NULL",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not clear the %s error of the publisher", task);
+}
+
+/*
+ * publish() in a subtransaction. A failure of the whole step (each channel is
+ * isolated inside publish() itself) is recorded, and the step is tried again
+ * after a backoff: 1 s, doubling, at most 5 minutes; never a restart loop.
+ * Returns true when there is more to read at once.
+ */
+static bool
+publish_isolated(IePublisherSlot *slot, long *timeout, int64 *publications)
+{
+	char		sql[128];
+	bool		isnull;
+	bool		more;
+	Datum		due;
+
+	snprintf(sql, sizeof(sql),
+			 "SELECT events, publications, next_due_ms FROM inventory_events.publish(%d)", ie_publish_batch);
+	if (!run_task_isolated("publish", sql))
+	{
+		long		backoff = Min(300 * 1000L, 1000L << Min(publish_failures, 9));
+
+		publish_failures++;
+		publish_failing = true;
+		publish_next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff);
+		*timeout = Min(*timeout, backoff);
+		return false;
+	}
+	if (SPI_processed != 1)
+		elog(ERROR, "inventory_events.publish() returned no row");
+	more = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >= ie_publish_batch;
+	*publications = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	due = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	if (!isnull)
+		*timeout = Max(1, Min(*timeout, (long) DatumGetInt64(due)));
+	publish_failures = 0;
+	publish_next_try = 0;
+	clear_worker_error("publish", &publish_failing);
+	return more;
 }
 
 /*
@@ -400,62 +471,39 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire)
 	}
 	else
 	{
-		char		sql[128];
-		bool		isnull;
+		TimestampTz now = GetCurrentTimestamp();
 
-		snprintf(sql, sizeof(sql),
-				 "SELECT events, publications, next_due_ms FROM inventory_events.publish(%d)", ie_publish_batch);
+		if (now >= publish_next_try)
+			more = publish_isolated(slot, timeout, &publications);
+		else
+		{
+			/* Backing off after a failed step, whatever woke us. */
+			long		secs;
+			int			usecs;
 
-		/*
-		 * A failure of the whole step (each channel is isolated inside
-		 * publish() itself) is recorded, and the step tried again after a
-		 * backoff: 1 s, doubling, at most 5 minutes; never a restart loop.
-		 */
-		if (!run_task_isolated("publish", sql))
-		{
-			set_state(slot, "publish() failed: see inventory_events.worker_error");
-			*timeout = Min(300 * 1000L, 1000L << Min(publish_failures, 9));
-			publish_failures++;
-			goto done;
-		}
-		if (SPI_processed != 1)
-			elog(ERROR, "inventory_events.publish() returned no row");
-		more = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >= ie_publish_batch;
-		publications = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		{
-			Datum		due = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-
-			if (!isnull)
-				*timeout = Max(1, Min(*timeout, (long) DatumGetInt64(due)));
-		}
-		if (publish_failures > 0)
-		{
-			/* The streak of failures of the whole step is over. */
-			publish_failures = 0;
-			if (ie_catalog()->sql_version >= IE_SQL_0_3_0 &&
-				SPI_execute("UPDATE inventory_events.worker_error SET cleared_at = clock_timestamp()"
-							" WHERE task = 'publish' AND channel = '' AND cleared_at IS NULL",
-							false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "could not clear the publisher's error");
+			TimestampDifference(now, publish_next_try, &secs, &usecs);
+			*timeout = Max(1, Min(*timeout, secs * 1000L + usecs / 1000));
 		}
 
+		/* Isolated too, and run whether or not the publications could be. */
 		if (ie_expire_interval > 0 &&
 			TimestampDifferenceExceeds(*last_expire, GetCurrentTimestamp(), ie_expire_interval * 1000))
 		{
 			pgstat_report_activity(STATE_RUNNING, "inventory_events.expire_reservations()");
-			/* Isolated: a failing expiry never holds back the publications. */
-			(void) run_task_isolated("expire", "SELECT inventory_events.expire_reservations()");
+			if (run_task_isolated("expire", "SELECT inventory_events.expire_reservations()"))
+				clear_worker_error("expire", &expire_failing);
+			else
+				expire_failing = true;
 			*last_expire = GetCurrentTimestamp();
 		}
 		LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
-		slot->state = "idle";
+		slot->state = publish_failures > 0 ? "publish() failed: see inventory_events.worker_error" : "idle";
 		slot->runs++;
 		slot->publications += publications;
 		slot->last_run = GetCurrentTimestamp();
 		LWLockRelease(ie_shared->lock);
 	}
 
-done:
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
