@@ -3,6 +3,7 @@
 #   make                  build inventory_events.so
 #   make install          install into the server that pg_config names (PG_CONFIG=... to choose)
 #   make installcheck     run pg_regress, isolation and TAP suites against an installed server
+#   make fuzz             SQLsmith and ingest() fuzzing with long bounds
 #   tools/test.sh         everything, on throw-away clusters (see README)
 
 EXTENSION   = inventory_events
@@ -74,12 +75,19 @@ $(IE_INSTALL_SCRIPT): $(IE_INSTALL_SOURCES) $(EXTENSION).control
 	  printf '\\echo Use "CREATE EXTENSION inventory_events" to load this file. \\quit\n\n'; \
 	  cat $(IE_INSTALL_SOURCES); } > $@
 
-.PHONY: print-version print-regress print-isolation print-tap meta-check release-check bench bench-full
+.PHONY: print-version print-regress print-isolation print-tap meta-check release-check bench bench-full fuzz
 bench:
 	bash test/bench/run.sh short
 
 bench-full:
 	bash test/bench/run.sh full
+
+# The fuzz suite with long bounds (tools/test.sh runs it short: 2,000 queries
+# per role, 300 batches); about 25 minutes.
+IE_FUZZ_QUERIES ?= 50000
+IE_FUZZ_BATCHES ?= 5000
+fuzz:
+	IE_SUITES=fuzz IE_FUZZ_QUERIES=$(IE_FUZZ_QUERIES) IE_FUZZ_BATCHES=$(IE_FUZZ_BATCHES) bash tools/test.sh
 
 print-version:   ; @echo $(EXTVERSION)
 print-regress:   ; @echo $(REGRESS)

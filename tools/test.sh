@@ -8,6 +8,9 @@
 #      first release and updates it along the chain of upgrade scripts
 #   4. isolation      (test/isolation/specs)
 #   5. TAP            (test/t/*.pl, PostgreSQL::Test::Cluster)
+#   6. fuzz           (test/fuzz: SQLsmith and mutated ingest() batches on a
+#                      cluster holding the demo's data; IE_FUZZ_QUERIES and
+#                      IE_FUZZ_BATCHES set the bounds, see test/fuzz/fuzz.sh)
 # Installs missing Debian packages, works as root (servers run as an unprivileged
 # user) or as an ordinary user, and ends with the line "N passed, N failed".
 # IE_KEEP=1 keeps the temporary directory; IE_SUITES="regress tap" picks suites;
@@ -16,7 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ie_setup
 cd "$IE_ROOT"
-suites=${IE_SUITES:-meta regress upgrade isolation tap}
+suites=${IE_SUITES:-meta regress upgrade isolation tap fuzz}
 passed=0
 failed=0
 failures=()
@@ -98,6 +101,11 @@ if [[ " $suites " == *" tap "* ]]; then
 			for log in "$tdir"/tmp_check/log/*; do show_file "$(basename "$log")" "$log"; done
 		fi
 	done
+fi
+
+if [[ " $suites " == *" fuzz "* ]]; then
+	source "$IE_ROOT/test/fuzz/fuzz.sh"
+	fuzz_suite
 fi
 
 if [ ${#failures[@]} -gt 0 ]; then
