@@ -38,6 +38,16 @@ SELECT status, version FROM ingest('[{"sku":"B","location":"W1","event_type":"re
                                      {"sku":"B","location":"W1","event_type":"damaged","qty":5},
                                      {"sku":"B","location":"W1","event_type":"damaged","qty":1}]');
 
+-- What the stock trigger or the unique index would refuse at insert time is
+-- refused while validating, so the element is dead-lettered and the rest of
+-- the batch applied: an on-hand total out of range, source and key too long.
+SELECT ordinal, status, sqlstate, message FROM ingest(jsonb_build_array(
+  jsonb_build_object('sku', 'B', 'location', 'W1', 'event_type', 'returned', 'qty', 9223372036854775807),
+  jsonb_build_object('sku', 'B', 'location', 'W1', 'event_type', 'received', 'qty', 1,
+                     'source', 'wms', 'idempotency_key', repeat('k', 1998)),
+  jsonb_build_object('sku', 'B', 'location', 'W1', 'event_type', 'received', 'qty', 1,
+                     'source', 'wms', 'idempotency_key', repeat('k', 1997))));
+
 -- Not an array, or null.
 SELECT * FROM ingest('{"sku": "A"}');
 SELECT * FROM ingest(NULL);

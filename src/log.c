@@ -146,6 +146,9 @@ static const struct
 	[IE_EV_SAFETY_STOCK_SET] = {IE_BUCKET_OUTSIDE, IE_BUCKET_OUTSIDE},
 };
 
+/* The most bytes of source and idempotency_key together (a unique index entry). */
+#define IE_MAX_SOURCE_KEY_BYTES 2000
+
 static const char *
 bucket_name(int b)
 {
@@ -493,6 +496,21 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 		invalid_event("expected_date is only for inbound_expected and transfer_in_transit events", NULL);
 
 	p->source = in->source ? in->source : cstring_to_text("");
+
+	/*
+	 * (source, idempotency_key) is a unique index entry: refuse here what the
+	 * index would refuse at insert time (program_limit_exceeded, about 2.7 kB
+	 * after compression), so that a batch dead-letters the element.
+	 */
+	if (VARSIZE_ANY_EXHDR(p->source) + (in->idempotency_key ? VARSIZE_ANY_EXHDR(in->idempotency_key) : 0) >
+		IE_MAX_SOURCE_KEY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("source and idempotency_key are too long"),
+				 errdetail("Together they take %d bytes; at most %d are allowed.",
+						   (int) (VARSIZE_ANY_EXHDR(p->source) +
+								  (in->idempotency_key ? VARSIZE_ANY_EXHDR(in->idempotency_key) : 0)),
+						   IE_MAX_SOURCE_KEY_BYTES)));
 	p->occurred_at = in->occurred_at_isnull ? GetCurrentTransactionStartTimestamp() : in->occurred_at;
 
 	/* Idempotency first: a retry succeeds even after the stream moved on. */
@@ -565,8 +583,12 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 						   ie_event_type_names[type], p->qty, ie_bucket_names[moved_from],
 						   row.pos.q[moved_from])));
 
-	/* Overflow of the resulting position is the event's fault: refuse it here. */
+	/*
+	 * Overflow of the resulting position, a bucket or its on-hand total, is
+	 * the event's fault: refuse it here, before the stock trigger would.
+	 */
 	ie_position_add(&row.pos, &p->effect);
+	(void) ie_position_on_hand(&row.pos);
 	p->available_after = row.pos.q[IE_BUCKET_AVAILABLE];
 
 	p->version = row.version + 1;

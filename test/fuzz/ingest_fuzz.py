@@ -83,14 +83,6 @@ TIMESTAMPS = ["2026-01-01T10:00:00Z", "2020-02-29 23:59:59.999999+14", "1999-12-
 # finding always fails it. Each entry: (kind, SQLSTATE, a part of the message,
 # what it is). Remove an entry when its bug is fixed.
 KNOWN_FINDINGS = [
-    ("batch refused", "54000", "index row",
-     "a source or idempotency_key too long for the unique index event_idempotency_key (about 2.7 kB "
-     "after compression) passes validation and fails the insert: the whole batch is refused instead "
-     "of the element being dead-lettered"),
-    ("batch refused", "22003", "stock_position out of range",
-     "an event whose buckets fit but whose stream on_hand (the sum of the on-hand buckets) leaves "
-     "bigint passes validation and fails in the stock trigger: the whole batch is refused instead of "
-     "the element being dead-lettered"),
     ("verify() failed", "22003", "stock_position out of range",
      "verify() sums a stream's effects with sum(stock_position) in no particular order: a stream whose "
      "position is right (e.g. an adjusted of -9223372036854775807 followed by receipts) overflows in "
