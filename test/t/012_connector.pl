@@ -112,15 +112,7 @@ sub caught_up
 
 my $backend = q{SELECT pid FROM pg_stat_activity WHERE application_name = 'inventory_events connector'};
 
-append_to_file("$dir/burst.sql", q{
-\set s random(1, 20)
-\set l random(1, 2)
-\set q random(1, 5)
-\set t random(1, 3)
-SELECT CASE :t WHEN 1 THEN inventory_events.append('S' || :s, 'W' || :l, 'received', :q) > 0
-               ELSE (SELECT count(*) >= 0 FROM inventory_events.reserve_lines(jsonb_build_array(jsonb_build_object(
-                        'channel', 'web', 'sku', 'S' || :s, 'qty', :q, 'ref', gen_random_uuid()::text)))) END;
-});
+ie_burst_script("$dir/burst.sql");
 sub burst
 {
 	my ($transactions) = @_;

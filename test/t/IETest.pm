@@ -14,7 +14,7 @@ use PostgreSQL::Test::Utils;
 use JSON::PP ();
 use Exporter 'import';
 
-our @EXPORT = qw(ie_node ie_config ie_connector ie_connector_rows);
+our @EXPORT = qw(ie_node ie_config ie_burst_script ie_connector ie_connector_rows);
 
 sub ie_config
 {
@@ -57,6 +57,23 @@ sub ie_connector_rows
 {
 	my ($text) = @_;
 	return [ map { JSON::PP::decode_json($_) } grep { /\S/ } split /\n/, $text // '' ];
+}
+
+# ie_burst_script(path): a pgbench script of receipts and one-line
+# reservations (channel web) on skus S1..S20 at W1/W2, for the publisher tests.
+sub ie_burst_script
+{
+	my ($path) = @_;
+	append_to_file($path, q{
+\set s random(1, 20)
+\set l random(1, 2)
+\set q random(1, 5)
+\set t random(1, 3)
+SELECT CASE :t WHEN 1 THEN inventory_events.append('S' || :s, 'W' || :l, 'received', :q) > 0
+               ELSE (SELECT count(*) >= 0 FROM inventory_events.reserve_lines(jsonb_build_array(jsonb_build_object(
+                        'channel', 'web', 'sku', 'S' || :s, 'qty', :q, 'ref', gen_random_uuid()::text)))) END;
+});
+	return;
 }
 
 1;
