@@ -75,4 +75,61 @@ SELECT ordinal, status, sqlstate, message
                 {"sku":"A","location":"W1","event_type":"received","qty":9223372036854775807}]');
 SELECT * FROM verify();
 
+
+-- A staged row is read like the JSON object to_jsonb() makes of it: typed
+-- columns, null as absent, an invalid row refused on the same field (here
+-- to_bucket before from_bucket, as in that object's key order); its dead
+-- letter keeps that object, less staged_id, with its place in the batch.
+DELETE FROM dead_letter;
+INSERT INTO event_staging (sku, location, event_type, qty, source, idempotency_key, occurred_at, uom, ref,
+                           payload, source_seq, correlation_id, expected_date, reason, from_bucket, to_bucket, lot)
+VALUES ('A', 'W1', 'received', 2, 'erp', 'k1', '2026-02-01 10:00+00', 'CS', 'PO-9', '{"asn": "Y"}', 5,
+        '00000000-0000-0000-0000-000000000001', NULL, 'r', NULL, NULL, NULL),
+       ('A', 'W1', 'teleported', 1, 'erp', 'k2', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+       ('A', 'W1', 'moved', 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'nowhere', 'elsewhere', NULL),
+       ('A', 'W1', 'damaged', 1000, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+       ('A', 'W1', 'received', 3, 'erp', 'k1', NULL, 'CS', 'PO-9', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+       ('A', 'W1', 'inbound_expected', 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '2026-03-01', NULL, NULL, NULL, NULL),
+       ('A', 'W1', 'received', 2, 'erp', 'k1', NULL, 'CS', 'PO-9', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+       ('A', 'W1', 'shipped', 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+       (NULL, 'W1', 'received', 1, 'erp', NULL, NULL, NULL, 'R-1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+       ('A', 'W1', 'received', 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'L1'),
+       ('A', 'W1', 'moved', 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'damaged', 'available', NULL);
+SELECT staged_id - min(staged_id) OVER () + 1 AS row, status, version, sqlstate, message
+  FROM ingest_staged() ORDER BY 1;
+SELECT batch_ordinal, sqlstate, message, detail, source, idempotency_key, payload FROM dead_letter ORDER BY id;
+SELECT event_type, qty, uom, uom_qty, ref, source_seq, occurred_at, correlation_id, reason, payload
+  FROM event WHERE idempotency_key = 'k1';
+SELECT event_type, qty, expected_date FROM event WHERE event_type = 'inbound_expected';
+SELECT kind, sku, location, ref, detail FROM exception WHERE kind = 'dead_letter' ORDER BY id DESC LIMIT 2;
+
+-- A payload stored out of line comes through whole, applied or dead-lettered.
+CREATE TEMP TABLE big AS
+  SELECT jsonb_build_object('blob', string_agg(md5(g::text), '')) AS payload FROM generate_series(1, 4000) g;
+INSERT INTO event_staging (sku, location, event_type, qty, payload)
+SELECT 'A', 'W1', 'received', 1, payload FROM big UNION ALL
+SELECT 'A', 'W1', 'teleported', 1, payload FROM big;
+SELECT status, sqlstate FROM ingest_staged() ORDER BY staged_id;
+SELECT (SELECT payload FROM event ORDER BY id DESC LIMIT 1) = (SELECT payload FROM big) AS event_payload_whole,
+       (SELECT payload -> 'payload' FROM dead_letter ORDER BY id DESC LIMIT 1) = (SELECT payload FROM big)
+         AS dead_letter_payload_whole;
+
+-- A batch needing more locks than the limit is refused (54000) before
+-- anything is applied, and its rows stay staged; max_rows splits it.
+SET inventory_events.max_locks_per_call = 3;
+INSERT INTO event_staging (sku, location, event_type, qty) VALUES ('A', 'W1', 'received', 1), ('B', 'W1', 'received', 1);
+SELECT * FROM ingest_staged();
+SELECT count(*) AS still_staged FROM event_staging;
+SELECT status FROM ingest_staged(1);
+SELECT status FROM ingest_staged(1);
+RESET inventory_events.max_locks_per_call;
+SELECT count(*) AS left_in_staging FROM event_staging;
+INSERT INTO event_staging (sku, location, event_type, qty) VALUES ('A', 'W1', 'received', 1);
+\set VERBOSITY terse
+SELECT * FROM ingest_staged(-1);
+\set VERBOSITY default
+SELECT status FROM ingest_staged(0);
+SELECT status FROM ingest_staged();
+SELECT * FROM verify();
+
 DROP EXTENSION inventory_events;

@@ -474,3 +474,19 @@ $$;
 -- publications_since() inlinable (its BEGIN ATOMIC body is bound at creation):
 -- publications_since(c, s) LIMIT n then reads n rows, not the whole backlog.
 ALTER FUNCTION inventory_events.publications_since(text, bigint) RESET search_path;
+
+-- ingest_staged() in C: it claims and ingests the staged rows in memory that
+-- does not grow with their number (the SQL version aggregated every claimed
+-- row into one jsonb array for ingest()). Same signature, result columns,
+-- default, SECURITY DEFINER, search_path and comment. CREATE OR REPLACE
+-- keeps the function's OID, its ACL (PUBLIC revoked, as in a fresh install;
+-- the roles grant_access() made writers keep EXECUTE) and its initial
+-- privileges. No GRANT or REVOKE here: inside ALTER EXTENSION one would
+-- record the roles' grants as initial privileges, which pg_dump leaves out.
+CREATE OR REPLACE FUNCTION inventory_events.ingest_staged(max_rows integer DEFAULT NULL)
+RETURNS TABLE (staged_id bigint, status text, event_id bigint, version bigint, sqlstate text, message text)
+AS 'MODULE_PATHNAME', 'ie_ingest_staged'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.ingest_staged IS
+  'Ingests (and removes) the rows COPYed into event_staging, oldest first';

@@ -116,13 +116,33 @@ ie_state_init(void)
 }
 
 /* The limit in force: the setting, or half of the shared lock table. */
-static int
-max_locks_per_call(void)
+int
+ie_lock_limit(void)
 {
 	if (ie_max_locks_per_call >= 0)
 		return ie_max_locks_per_call;
 	return (int) Min((int64) INT_MAX,
 					 (int64) max_locks_per_xact * (MaxBackends + max_prepared_xacts) / 2);
+}
+
+/*
+ * Refuses a call that needs more inventory locks than the limit (54000):
+ * needed locks, or at least that many when the caller stopped counting at
+ * the first one over the limit (ingest_staged(), whose rows are not all in
+ * memory at once).
+ */
+void
+ie_lock_limit_exceeded(int needed, bool at_least)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 at_least ?
+			 errmsg("this call needs at least %d inventory locks, more than inventory_events.max_locks_per_call (%d)",
+					needed, ie_lock_limit()) :
+			 errmsg("this call needs %d inventory locks, more than inventory_events.max_locks_per_call (%d)",
+					needed, ie_lock_limit()),
+			 errdetail("Each stream, sku and idempotency key of a batch stays locked until the transaction ends, in the lock table that every database of the server shares."),
+			 errhint("Split the batch, or have a superuser raise inventory_events.max_locks_per_call together with max_locks_per_transaction.")));
 }
 
 /*
@@ -372,13 +392,8 @@ ie_lock_tags_in_order(LOCKTAG *tags, int ntags)
 	for (int i = 0; i < ntags; i++)
 		if (i == 0 || locktag_cmp(&tags[i - 1], &tags[i]) != 0)
 			distinct++;
-	if (distinct > max_locks_per_call())
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("this call needs %d inventory locks, more than inventory_events.max_locks_per_call (%d)",
-						distinct, max_locks_per_call()),
-				 errdetail("Each stream, sku and idempotency key of a batch stays locked until the transaction ends, in the lock table that every database of the server shares."),
-				 errhint("Split the batch, or have a superuser raise inventory_events.max_locks_per_call together with max_locks_per_transaction.")));
+	if (distinct > ie_lock_limit())
+		ie_lock_limit_exceeded(distinct, false);
 	if (ie_before_locks_hook && ntags > 0)
 		ie_before_locks_hook();
 	for (int i = 0; i < ntags; i++)
@@ -490,10 +505,12 @@ read_stock_into(Relation stock, const IeStreamKey *key, TupleTableSlot *slot, Ie
  * The stock row append() read last, so that the trigger that follows at once
  * fetches it by TID instead of searching the index again. Valid only in the
  * same transaction and command: anything that wrote in between (our trigger
- * included) has advanced the command counter.
+ * included) has advanced the command counter. Its key is copied into cxt,
+ * which each read resets: a batch of a million events reads a million rows.
  */
 static struct
 {
+	MemoryContext cxt;
 	bool		valid;
 	LocalTransactionId lxid;
 	CommandId	cid;
@@ -526,8 +543,13 @@ ie_read_stock(const IeStreamKey *key, IeStockRow *row)
 	last_read.valid = false;
 	if (row->exists)
 	{
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+		MemoryContext old;
 
+		if (last_read.cxt == NULL)
+			last_read.cxt = AllocSetContextCreate(TopMemoryContext, "inventory_events last stock read",
+												  ALLOCSET_SMALL_SIZES);
+		MemoryContextReset(last_read.cxt);
+		old = MemoryContextSwitchTo(last_read.cxt);
 		last_read.lxid = MyProc->lxid;
 		last_read.cid = GetCurrentCommandId(false);
 		last_read.sku = TextDatumGetCString(key->sku);

@@ -281,27 +281,14 @@ CREATE TABLE inventory_events.event_staging (
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_staging', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_staging_staged_id_seq', '');
 
+-- Claims (deletes) the staged rows oldest first, FOR UPDATE SKIP LOCKED, and
+-- ingests them as one batch like ingest(), in memory that does not grow with
+-- the number of rows (src/ingest.c).
 CREATE FUNCTION inventory_events.ingest_staged(max_rows integer DEFAULT NULL)
 RETURNS TABLE (staged_id bigint, status text, event_id bigint, version bigint, sqlstate text, message text)
-LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT inventory_events.require_writable('inventory_events.ingest_staged()');
-    -- Claim the rows by deleting them: concurrent callers never ingest a row twice.
-    WITH claimed AS (
-        DELETE FROM inventory_events.event_staging s
-         WHERE s.staged_id IN (SELECT t.staged_id FROM inventory_events.event_staging t
-                                ORDER BY t.staged_id LIMIT max_rows FOR UPDATE SKIP LOCKED)
-        RETURNING s.*
-    ), batch AS (
-        SELECT array_agg(c.staged_id ORDER BY c.staged_id) AS ids,
-               jsonb_agg(to_jsonb(c.*) - 'staged_id' ORDER BY c.staged_id) AS events
-          FROM claimed c
-    )
-    SELECT b.ids[o.ordinal], o.status, o.event_id, o.version, o.sqlstate, o.message
-      FROM batch b, inventory_events.ingest(coalesce(b.events, '[]')) o
-     ORDER BY o.ordinal;
-END;
+AS 'MODULE_PATHNAME', 'ie_ingest_staged'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.ingest_staged IS
   'Ingests (and removes) the rows COPYed into event_staging, oldest first';
 
