@@ -490,3 +490,24 @@ LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.ingest_staged IS
   'Ingests (and removes) the rows COPYed into event_staging, oldest first';
+
+-- verify() and rebuild() sum each bucket exactly: no overflow in a partial sum.
+-- Each bucket summed as bigint (an exact 128-bit running sum, numeric
+-- result) and then converted: the total is what must fit, not every partial
+-- sum in whatever order the rows come (a stream may hold an adjustment of
+-- -9e18 and receipts that bring it back).
+CREATE OR REPLACE VIEW inventory_events.stream_derived AS
+SELECT sku, location, lot,
+       inventory_events.stock_position(sum(inventory_events.available(effect))::bigint,
+                                       sum(inventory_events.reserved(effect))::bigint,
+                                       sum(inventory_events.picked(effect))::bigint,
+                                       sum(inventory_events.damaged(effect))::bigint,
+                                       sum(inventory_events.quarantine(effect))::bigint,
+                                       sum(inventory_events.in_transit(effect))::bigint,
+                                       sum(inventory_events.inbound(effect))::bigint) AS "position",
+       count(*) AS events,
+       max(version) AS version,
+       max(id) AS last_event_id,
+       coalesce((array_agg(qty ORDER BY version DESC) FILTER (WHERE event_type = 'safety_stock_set'))[1], 0) AS safety_stock
+  FROM inventory_events.event
+ GROUP BY sku, location, lot;

@@ -107,9 +107,19 @@ $$;
 -- ---------------------------------------------------------------------------
 
 -- What every stream's position must be: the sum of its events' effects.
+-- Each bucket summed as bigint (an exact 128-bit running sum, numeric
+-- result) and then converted: the total is what must fit, not every partial
+-- sum in whatever order the rows come (a stream may hold an adjustment of
+-- -9e18 and receipts that bring it back).
 CREATE VIEW inventory_events.stream_derived AS
 SELECT sku, location, lot,
-       inventory_events.sum(effect) AS "position",
+       inventory_events.stock_position(sum(inventory_events.available(effect))::bigint,
+                                       sum(inventory_events.reserved(effect))::bigint,
+                                       sum(inventory_events.picked(effect))::bigint,
+                                       sum(inventory_events.damaged(effect))::bigint,
+                                       sum(inventory_events.quarantine(effect))::bigint,
+                                       sum(inventory_events.in_transit(effect))::bigint,
+                                       sum(inventory_events.inbound(effect))::bigint) AS "position",
        count(*) AS events,
        max(version) AS version,
        max(id) AS last_event_id,

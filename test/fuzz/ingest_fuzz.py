@@ -83,10 +83,6 @@ TIMESTAMPS = ["2026-01-01T10:00:00Z", "2020-02-29 23:59:59.999999+14", "1999-12-
 # finding always fails it. Each entry: (kind, SQLSTATE, a part of the message,
 # what it is). Remove an entry when its bug is fixed.
 KNOWN_FINDINGS = [
-    ("verify() failed", "22003", "stock_position out of range",
-     "verify() sums a stream's effects with sum(stock_position) in no particular order: a stream whose "
-     "position is right (e.g. an adjusted of -9223372036854775807 followed by receipts) overflows in "
-     "another order, and verify() fails instead of listing nothing"),
 ]
 
 # The stored positions against the sum of the events, in numeric (no overflow):
