@@ -560,7 +560,7 @@ append_column(StringInfo out, ColumnPlan *col, Datum value)
 static void
 append_columns(StringInfo out, RelationPlan *plan)
 {
-	bool		unchanged = false;
+	StringInfoData unchanged = {0};
 
 	for (int i = 0; i < plan->ncols; i++)
 	{
@@ -573,30 +573,23 @@ append_columns(StringInfo out, RelationPlan *plan)
 		/*
 		 * Only an UPDATE's new tuple (a rewrite record) carries these: an
 		 * unchanged TOASTed value stays a pointer to the table, which may be
-		 * gone by the time we decode. Name it instead of reading it.
+		 * gone by the time we decode. Name it instead of reading it: the key
+		 * is ,"name": and the quoted name alone lies inside it.
 		 */
 		if (col->varlena && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(value)))
 		{
-			unchanged = true;
+			if (unchanged.data == NULL)
+				initStringInfo(&unchanged);
+			else
+				appendStringInfoChar(&unchanged, ',');
+			appendBinaryStringInfo(&unchanged, col->key + 1, col->keylen - 2);
 			continue;
 		}
 		appendBinaryStringInfo(out, col->key, col->keylen);
 		append_column(out, col, value);
 	}
-	if (!unchanged)
-		return;
-	appendStringInfoString(out, ",\"unchanged_toast\":[");
-	for (int i = 0, n = 0; i < plan->ncols; i++)
-	{
-		ColumnPlan *col = &plan->cols[i];
-
-		if (plan->nulls[col->attnum - 1] || !col->varlena ||
-			!VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(plan->values[col->attnum - 1])))
-			continue;
-		/* The key is ,"name": ; the name alone is inside the quotes. */
-		appendStringInfo(out, "%s%.*s", n++ ? "," : "", col->keylen - 2, col->key + 1);
-	}
-	appendStringInfoChar(out, ']');
+	if (unchanged.data != NULL)
+		appendStringInfo(out, ",\"unchanged_toast\":[%s]", unchanged.data);
 }
 
 static char *
@@ -774,6 +767,18 @@ decode_publication(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBuf
 	OutputPluginWrite(ctx, true);
 }
 
+/* Opens a "rewrite" record of the event log: kind, lsn, operation, relation. */
+static void
+begin_rewrite(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN *txn,
+			  XLogRecPtr lsn, const char *operation)
+{
+	ensure_begin(ctx, data, txn);
+	OutputPluginPrepareWrite(ctx, true);
+	appendStringInfoString(ctx->out, "{\"kind\":\"rewrite\"");
+	lsn_field(ctx->out, "lsn", lsn);
+	appendStringInfo(ctx->out, ",\"operation\":\"%s\",\"relation\":\"event\"", operation);
+}
+
 /*
  * An UPDATE or DELETE of the log (possible only for a superuser who turned
  * the append-only guard aside) is never silent: a "rewrite" record, whatever
@@ -785,13 +790,9 @@ decode_rewrite(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferT
 {
 	bool		update = change->action == REORDER_BUFFER_CHANGE_UPDATE;
 	ReorderBufferTupleBuf *buf = update ? change->data.tp.newtuple : change->data.tp.oldtuple;
-	RelationPlan *plan = NULL;
+	RelationPlan *plan;
 
-	ensure_begin(ctx, data, txn);
-	OutputPluginPrepareWrite(ctx, true);
-	appendStringInfoString(ctx->out, "{\"kind\":\"rewrite\"");
-	lsn_field(ctx->out, "lsn", change->lsn);
-	appendStringInfo(ctx->out, ",\"operation\":\"%s\",\"relation\":\"event\"", update ? "update" : "delete");
+	begin_rewrite(ctx, data, txn, change->lsn, update ? "update" : "delete");
 	if (buf != NULL)
 	{
 		/* A delete carries the replica identity: the primary key, the id. */
@@ -821,11 +822,8 @@ ie_decode_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, int nrela
 		if (RelationGetRelid(relations[i]) != rels.event)
 			continue;
 		flush_pending(ctx, data);
-		ensure_begin(ctx, data, txn);
-		OutputPluginPrepareWrite(ctx, true);
-		appendStringInfoString(ctx->out, "{\"kind\":\"rewrite\"");
-		lsn_field(ctx->out, "lsn", change->lsn);
-		appendStringInfoString(ctx->out, ",\"operation\":\"truncate\",\"relation\":\"event\"}");
+		begin_rewrite(ctx, data, txn, change->lsn, "truncate");
+		appendStringInfoChar(ctx->out, '}');
 		OutputPluginWrite(ctx, true);
 	}
 }

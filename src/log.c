@@ -64,8 +64,8 @@ ie_log_init(void)
  * sku lock and fill the sku's backorders. (A moved event's to_bucket decides;
  * a safety_stock_set may lower the safety stock.)
  */
-bool
-ie_may_raise_atp(int event_type, int to_bucket)
+static bool
+may_raise_atp(int event_type, int to_bucket)
 {
 	switch (event_type)
 	{
@@ -524,7 +524,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	 * An event that may raise the sku's ATP may fill its backorders, which
 	 * needs the sku lock; take it before the stream lock (the global order).
 	 */
-	if (ie_may_raise_atp(type, p->to_bucket))
+	if (may_raise_atp(type, p->to_bucket))
 		ie_lock_sku(in->sku);
 
 	/* Under the stream lock: version check, then the effect. */
@@ -821,9 +821,8 @@ ie_event_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	const char *op;
-	int64		event_id;
 	char	   *user;
-	char	   *message;
+	StringInfoData message;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "ie_event_guard must be called as a trigger");
@@ -837,35 +836,31 @@ ie_event_guard(PG_FUNCTION_ARGS)
 				 errhint("Append a correcting event instead (for example an adjusted event).")));
 
 	user = GetUserNameFromId(GetUserId(), false);
+	initStringInfo(&message);
+	appendStringInfo(&message, "{\"rewrite\":\"%s\",", op);
 	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 	{
 		/* The statement-level guard of the SQL objects before 0.3.0, or TRUNCATE. */
 		ereport(LOG,
 				(errmsg("inventory_events: %s of the event log by superuser \"%s\"", op, user),
 				 errdetail("inventory_events.allow_history_rewrite is on; stock positions must be rebuilt.")));
-		message = psprintf("{\"rewrite\":\"%s\",\"user\":", op);
 	}
 	else
 	{
 		bool		isnull;
+		int64		event_id = DatumGetInt64(heap_getattr(trigdata->tg_trigtuple, Anum_ie_event_id,
+														  RelationGetDescr(trigdata->tg_relation), &isnull));
 
-		event_id = DatumGetInt64(heap_getattr(trigdata->tg_trigtuple, Anum_ie_event_id,
-											   RelationGetDescr(trigdata->tg_relation), &isnull));
 		ereport(LOG,
 				(errmsg("inventory_events: %s of event %lld by superuser \"%s\"",
 						op, (long long) event_id, user),
 				 errdetail("inventory_events.allow_history_rewrite is on; stock positions must be rebuilt.")));
-		message = psprintf("{\"rewrite\":\"%s\",\"event_id\":%lld,\"user\":", op, (long long) event_id);
+		appendStringInfo(&message, "\"event_id\":%lld,", (long long) event_id);
 	}
-	{
-		StringInfoData buf;
-
-		initStringInfo(&buf);
-		appendStringInfoString(&buf, message);
-		escape_json(&buf, user);
-		appendStringInfoChar(&buf, '}');
-		LogLogicalMessage(IE_MESSAGE_PREFIX, buf.data, buf.len, true);
-	}
+	appendStringInfoString(&message, "\"user\":");
+	escape_json(&message, user);
+	appendStringInfoChar(&message, '}');
+	LogLogicalMessage(IE_MESSAGE_PREFIX, message.data, message.len, true);
 
 	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		return PointerGetDatum(NULL);

@@ -69,7 +69,6 @@ typedef struct IePreparedEvent
 	int64		existing_id;
 } IePreparedEvent;
 
-extern bool ie_may_raise_atp(int event_type, int to_bucket);
 extern void ie_input_init(IeEventInput *in);
 extern void ie_prepare_event(const IeEventInput *in, IePreparedEvent *p);
 extern int64 ie_insert_event(const IePreparedEvent *p);

@@ -514,27 +514,27 @@ static void
 lock_referenced(const ReserveLine *l)
 {
 	const IeCatalog *c = ie_catalog();
-	Datum		k[1];
-
-	k[0] = PointerGetDatum(l->channel);
-	if (!ie_lock_referenced_row(c->channel_rel, c->channel_pkey, 1, k, text2))
-		ereport(ERROR,
-				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("unknown channel \"%s\"", text_to_cstring(l->channel)),
-				 errdetail("It was deleted while the reservation was being made.")));
-	k[0] = PointerGetDatum(l->sku);
-	if (!ie_lock_referenced_row(c->item_rel, c->item_pkey, 1, k, text2))
-		ereport(ERROR,
-				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("unknown sku \"%s\"", text_to_cstring(l->sku)),
-				 errdetail("It was deleted while the reservation was being made.")));
-	if (l->location)
+	const struct
 	{
-		k[0] = PointerGetDatum(l->location);
-		if (!ie_lock_referenced_row(c->location_rel, c->location_pkey, 1, k, text2))
+		const char *what;
+		Oid			rel;
+		Oid			pkey;
+		text	   *value;
+	}			refs[3] = {
+		{"channel", c->channel_rel, c->channel_pkey, l->channel},
+		{"sku", c->item_rel, c->item_pkey, l->sku},
+		{"location", c->location_rel, c->location_pkey, l->location},	/* may be null */
+	};
+
+	for (size_t i = 0; i < lengthof(refs); i++)
+	{
+		Datum		k[1] = {PointerGetDatum(refs[i].value)};
+
+		if (refs[i].value != NULL &&
+			!ie_lock_referenced_row(refs[i].rel, refs[i].pkey, 1, k, text2))
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-					 errmsg("unknown location \"%s\"", text_to_cstring(l->location)),
+					 errmsg("unknown %s \"%s\"", refs[i].what, text_to_cstring(refs[i].value)),
 					 errdetail("It was deleted while the reservation was being made.")));
 	}
 }
