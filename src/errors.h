@@ -24,6 +24,10 @@
  * ingest(): only the functions that own reservations append those */
 #define ERRCODE_IE_LIFECYCLE_EVENT		MAKE_SQLSTATE('I','E','0','0','6')
 
+/* IE007: a reconciliation line recounted as often as its source allows: it
+ * needs approval (approve_recon_line(), raised by the SQL functions) */
+#define ERRCODE_IE_APPROVAL_REQUIRED	MAKE_SQLSTATE('I','E','0','0','7')
+
 /* Class IE as a whole */
 #define ERRCODE_IE_CLASS				MAKE_SQLSTATE('I','E','0','0','0')
 

@@ -7,8 +7,15 @@ CREATE TABLE inventory_events.item (
     description     text NOT NULL DEFAULT '',
     base_uom        text NOT NULL DEFAULT 'EA',
     lot_controlled  boolean NOT NULL DEFAULT false,
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    -- Reconciliation (doc/reconciliation.md): the ABC class chooses the
+    -- tolerance; lot-controlled, regulated and high-value items have none.
+    abc_class       text CHECK (abc_class IN ('A', 'B', 'C')),
+    unit_cost       numeric CHECK (unit_cost >= 0),
+    regulated       boolean NOT NULL DEFAULT false,
+    high_value      boolean NOT NULL DEFAULT false
 );
+COMMENT ON COLUMN inventory_events.item.unit_cost IS 'Cost of one base unit: the value of a reconciliation variance';
 
 CREATE TABLE inventory_events.item_uom (
     sku     text NOT NULL REFERENCES inventory_events.item ON DELETE CASCADE,

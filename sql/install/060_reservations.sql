@@ -55,7 +55,8 @@ CREATE INDEX allocation_reservation_idx ON inventory_events.allocation (reservat
 
 CREATE TABLE inventory_events.exception (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    kind         text NOT NULL CHECK (kind IN ('pick_short', 'oversell_refused', 'negative_available', 'dead_letter')),
+    kind         text NOT NULL CHECK (kind IN ('pick_short', 'oversell_refused', 'negative_available', 'dead_letter',
+                                               'recon_variance', 'channel_drift')),
     sku          text,
     location     text,
     channel      text,
