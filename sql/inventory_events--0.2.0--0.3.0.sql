@@ -511,3 +511,1341 @@ SELECT sku, location, lot,
        coalesce((array_agg(qty ORDER BY version DESC) FILTER (WHERE event_type = 'safety_stock_set'))[1], 0) AS safety_stock
   FROM inventory_events.event
  GROUP BY sku, location, lot;
+
+-- === Reconciliation (issue 13) ===
+-- Items: ABC class, cost and the flags that remove a tolerance (added at
+-- the end, as in a fresh install's table). The defaults are set after the
+-- rows are filled: ADD COLUMN ... DEFAULT would store a "missing value" in
+-- the catalog that a fresh install does not have.
+ALTER TABLE inventory_events.item
+    ADD COLUMN abc_class text CHECK (abc_class IN ('A', 'B', 'C')),
+    ADD COLUMN unit_cost numeric CHECK (unit_cost >= 0),
+    ADD COLUMN regulated boolean,
+    ADD COLUMN high_value boolean;
+UPDATE inventory_events.item SET regulated = false, high_value = false;
+ALTER TABLE inventory_events.item
+    ALTER COLUMN regulated SET DEFAULT false, ALTER COLUMN regulated SET NOT NULL,
+    ALTER COLUMN high_value SET DEFAULT false, ALTER COLUMN high_value SET NOT NULL;
+COMMENT ON COLUMN inventory_events.item.unit_cost IS 'Cost of one base unit: the value of a reconciliation variance';
+
+-- Exceptions of reconciliation lines and channel drift.
+ALTER TABLE inventory_events.exception DROP CONSTRAINT exception_kind_check,
+    ADD CONSTRAINT exception_kind_check CHECK (kind IN ('pick_short', 'oversell_refused', 'negative_available', 'dead_letter',
+                                               'recon_variance', 'channel_drift'));
+
+-- ---------------------------------------------------------------------------
+-- Reconciliation: snapshots of a WMS, a 3PL or a channel compared with our
+-- positions as of their cut-off (doc/reconciliation.md)
+-- ---------------------------------------------------------------------------
+
+-- What a source's quantities are: on-hand, the available bucket (executable
+-- stock), or what a channel shows its buyers.
+CREATE TYPE inventory_events.recon_measure AS ENUM ('on_hand', 'available', 'channel');
+
+CREATE TYPE inventory_events.recon_status AS ENUM (
+    'match',              -- theirs = ours
+    'within_tolerance',   -- a difference inside the line's tolerance
+    'out_of_tolerance',   -- a difference beyond it
+    'missing_in_source',  -- we hold stock the source does not list (full snapshots)
+    'missing_here',       -- the source lists stock we do not hold
+    'timing',             -- the difference is stock in flight at the cut-off or events recorded late
+    'uom_suspect',        -- the difference is a unit-of-measure factor (a case counted as an each)
+    'status_mapping',     -- the difference is one of our buckets the source counts otherwise
+    'unmapped',           -- an unknown sku, location or unit of measure: reported, not compared
+    'duplicate'           -- the snapshot lists the same key more than once: not compared
+);
+
+CREATE TABLE inventory_events.recon_source (
+    code           text PRIMARY KEY,
+    description    text NOT NULL DEFAULT '',
+    measure        inventory_events.recon_measure NOT NULL DEFAULT 'on_hand',
+    -- The channel whose shown quantities a channel-measure source reports.
+    channel        text REFERENCES inventory_events.channel ON DELETE CASCADE,
+    -- Which side is right when they differ: 'source' (adjust ours to the
+    -- count) or 'ours' (the source is corrected; we never adjust).
+    authoritative  text NOT NULL DEFAULT 'source' CHECK (authoritative IN ('source', 'ours')),
+    -- 'full': a snapshot lists everything in scope and what it does not list
+    -- is 0; 'partial': only the listed lines are compared (a cycle count).
+    snapshot       text NOT NULL DEFAULT 'full' CHECK (snapshot IN ('full', 'partial')),
+    -- The locations a full snapshot covers; null: those its lines name.
+    locations      text[],
+    -- Adjust automatically the lines within the auto-adjust policy
+    -- (recon_tolerance.auto_adjust_units), never zero-tolerance items.
+    auto_adjust    boolean NOT NULL DEFAULT false,
+    -- Recounts of a line before it needs approval (approve_recon_line()).
+    max_recounts   integer NOT NULL DEFAULT 2 CHECK (max_recounts >= 0),
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT recon_source_channel_measure CHECK ((measure = 'channel') = (channel IS NOT NULL)),
+    CONSTRAINT recon_source_channel_not_adjusted CHECK (measure <> 'channel' OR NOT auto_adjust)
+);
+COMMENT ON TABLE inventory_events.recon_source IS
+  'Systems that send stock snapshots: what they measure, which side is right, full or partial snapshots';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.recon_source', '');
+
+-- Tolerance policies. The first that applies wins: the sku's, the item's ABC
+-- class's, the location's, the default (no sku, class or location); with no
+-- row, the built-in class defaults A 1 %, B 3 %, C 5 %, and exact for an item
+-- without a class. A line is within tolerance when its variance is within
+-- every limit the policy sets. Lot-controlled, regulated and high-value items
+-- have no tolerance at all.
+CREATE TABLE inventory_events.recon_tolerance (
+    id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sku                text REFERENCES inventory_events.item ON DELETE CASCADE,
+    abc_class          text CHECK (abc_class IN ('A', 'B', 'C')),
+    location           text REFERENCES inventory_events.location ON DELETE CASCADE,
+    pct                numeric CHECK (pct >= 0),
+    units              bigint CHECK (units >= 0),
+    value              numeric CHECK (value >= 0),
+    auto_adjust_units  bigint CHECK (auto_adjust_units >= 0),
+    CONSTRAINT recon_tolerance_one_scope CHECK (num_nonnulls(sku, abc_class, location) <= 1),
+    CONSTRAINT recon_tolerance_scope_key UNIQUE NULLS NOT DISTINCT (sku, abc_class, location)
+);
+COMMENT ON TABLE inventory_events.recon_tolerance IS
+  'Tolerance policies by sku, ABC class, location or default: percent of ours, units and value; auto-adjust limit';
+COMMENT ON COLUMN inventory_events.recon_tolerance.auto_adjust_units IS
+  'Lines within tolerance whose variance is at most this many units are adjusted automatically (null: never)';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.recon_tolerance', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.recon_tolerance_id_seq', '');
+
+-- One snapshot compared. Idempotent on (source, external_id), or on (source,
+-- checksum of the cut-off, the kind and the lines) without an external id.
+CREATE TABLE inventory_events.recon_run (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source          text NOT NULL REFERENCES inventory_events.recon_source ON DELETE CASCADE,
+    measure         inventory_events.recon_measure NOT NULL,
+    as_of           timestamptz NOT NULL,
+    "full"          boolean NOT NULL,
+    external_id     text,
+    checksum        text NOT NULL,
+    lines           bigint NOT NULL,
+    -- correlation_id of the adjustments made for its lines
+    correlation_id  uuid NOT NULL DEFAULT gen_random_uuid(),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    created_by      text NOT NULL DEFAULT session_user
+);
+CREATE UNIQUE INDEX recon_run_external_id_key ON inventory_events.recon_run (source, external_id)
+    WHERE external_id IS NOT NULL;
+CREATE UNIQUE INDEX recon_run_checksum_key ON inventory_events.recon_run (source, checksum)
+    WHERE external_id IS NULL;
+CREATE INDEX recon_run_source_idx ON inventory_events.recon_run (source, as_of, id);
+COMMENT ON TABLE inventory_events.recon_run IS 'Reconciliation runs: one snapshot of a source compared as of its cut-off';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.recon_run', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.recon_run_id_seq', '');
+
+-- The compared lines. A line is never edited: a late event that changes ours
+-- as of the cut-off, or an adjustment, adds a new version of it and clears
+-- "current" on the old one. Only the resolution columns of the current
+-- version change.
+CREATE TABLE inventory_events.recon_line (
+    id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id               bigint NOT NULL REFERENCES inventory_events.recon_run ON DELETE CASCADE,
+    line_no              integer NOT NULL,
+    version              integer NOT NULL DEFAULT 1 CHECK (version > 0),
+    current              boolean NOT NULL DEFAULT true,
+    reason               text NOT NULL DEFAULT 'run' CHECK (reason IN ('run', 'late_event', 'adjusted')),
+    sku                  text NOT NULL,
+    location             text NOT NULL DEFAULT '',
+    lot                  text,
+    uom                  text,
+    reported_qty         bigint,
+    ours                 bigint,
+    theirs               bigint,
+    variance             bigint,
+    explained            bigint NOT NULL DEFAULT 0,
+    residual             bigint,
+    value                numeric,
+    status               inventory_events.recon_status NOT NULL,
+    exceeds_tolerance    boolean NOT NULL DEFAULT false,
+    severity             text NOT NULL DEFAULT 'none' CHECK (severity IN ('none', 'info', 'warning', 'critical')),
+    streak               integer NOT NULL DEFAULT 0,
+    ours_position        inventory_events.stock_position,
+    hints                jsonb NOT NULL DEFAULT '[]',
+    note                 text,
+    recounts             integer NOT NULL DEFAULT 0,
+    resolution           text CHECK (resolution IN ('adjusted', 'auto_adjusted', 'approved', 'recount',
+                                                    'accepted', 'disputed', 'superseded', 'republished')),
+    resolved_at          timestamptz,
+    resolved_by          text,
+    resolution_event_id  bigint,
+    line_uuid            uuid NOT NULL DEFAULT gen_random_uuid(),
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT recon_line_version_key UNIQUE (run_id, line_no, version)
+);
+CREATE INDEX recon_line_key_idx ON inventory_events.recon_line (sku, location, run_id) WHERE current;
+CREATE INDEX recon_line_open_idx ON inventory_events.recon_line (run_id) WHERE current AND exceeds_tolerance;
+COMMENT ON TABLE inventory_events.recon_line IS
+  'Reconciliation lines, versioned: ours as of the cut-off, theirs, variance, status, hints and resolution';
+COMMENT ON COLUMN inventory_events.recon_line.lot IS 'null: all lots of the sku at the location summed';
+COMMENT ON COLUMN inventory_events.recon_line.variance IS 'theirs - ours, in base units (channel: units shown)';
+COMMENT ON COLUMN inventory_events.recon_line.ours_position IS
+  'Our buckets as of the cut-off (the streams of the key summed); null for a channel measure';
+COMMENT ON COLUMN inventory_events.recon_line.streak IS
+  'Consecutive runs of the source in which this key has been out of tolerance, this one included';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.recon_line', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.recon_line_id_seq', '');
+
+-- The COPY path: COPY lines into recon_staging and call reconcile_staged() in
+-- the same transaction (its rows are those of the transaction). Unlogged: a
+-- crash can only lose rows of transactions that never committed a run.
+CREATE UNLOGGED TABLE inventory_events.recon_staging (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    load_xid  xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    sku       text NOT NULL,
+    location  text,
+    lot       text,
+    qty       bigint NOT NULL CONSTRAINT recon_staging_qty_not_negative CHECK (qty >= 0),
+    uom       text
+);
+CREATE INDEX recon_staging_load_idx ON inventory_events.recon_staging (load_xid, id);
+COMMENT ON TABLE inventory_events.recon_staging IS
+  'Snapshot lines COPYed in for reconcile_staged() in the same transaction';
+
+-- How far the worker has read the log for late events (an events_after()
+-- checkpoint); made by the first run.
+CREATE TABLE inventory_events.recon_checkpoint (
+    only_row    boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    checkpoint  text NOT NULL,
+    updated_at  timestamptz
+);
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.recon_checkpoint', '');
+
+-- The events of the log that occurred after a time: those recorded after it
+-- (the block range index on recorded_at finds them at the end of the table)
+-- and those recorded before it with a business time in the future (a partial
+-- index holds the few of them). Their number, not the history, is the cost of
+-- a position as of a past time.
+CREATE INDEX event_recorded_at_brin ON inventory_events.event USING brin (recorded_at);
+CREATE INDEX event_future_dated_idx ON inventory_events.event (occurred_at) WHERE occurred_at > recorded_at;
+
+CREATE FUNCTION inventory_events.events_occurred_after(at timestamptz)
+RETURNS SETOF inventory_events.event
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT * FROM inventory_events.event e WHERE e.recorded_at > events_occurred_after.at AND e.occurred_at > events_occurred_after.at
+    UNION ALL
+    SELECT * FROM inventory_events.event e WHERE e.occurred_at > e.recorded_at AND e.recorded_at <= events_occurred_after.at
+                                            AND e.occurred_at > events_occurred_after.at;
+END;
+COMMENT ON FUNCTION inventory_events.events_occurred_after(timestamptz) IS
+  'The events whose business time is after a time; cost grows with them, not with the log';
+
+-- The tolerance policy of a sku at a location (see recon_tolerance).
+CREATE FUNCTION inventory_events.recon_tolerance_of(sku text, location text,
+    OUT pct numeric, OUT units bigint, OUT value numeric, OUT auto_adjust_units bigint,
+    OUT zero_tolerance boolean, OUT policy text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH it AS (
+        SELECT i.abc_class, (i.lot_controlled OR i.regulated OR i.high_value) AS zero
+          FROM inventory_events.item i WHERE i.sku = recon_tolerance_of.sku
+    ), policies AS (
+        SELECT t.pct, t.units, t.value, t.auto_adjust_units,
+               CASE WHEN t.sku IS NOT NULL THEN 1 WHEN t.abc_class IS NOT NULL THEN 2
+                    WHEN t.location IS NOT NULL THEN 3 ELSE 4 END AS rank,
+               CASE WHEN t.sku IS NOT NULL THEN 'sku' WHEN t.abc_class IS NOT NULL THEN 'class ' || t.abc_class
+                    WHEN t.location IS NOT NULL THEN 'location' ELSE 'default' END AS policy
+          FROM inventory_events.recon_tolerance t
+         WHERE t.sku = recon_tolerance_of.sku
+            OR t.abc_class = (SELECT it.abc_class FROM it)
+            OR t.location = recon_tolerance_of.location
+            OR num_nonnulls(t.sku, t.abc_class, t.location) = 0
+        UNION ALL
+        -- The built-in class defaults, below every row.
+        SELECT CASE (SELECT it.abc_class FROM it) WHEN 'A' THEN 1 WHEN 'B' THEN 3 WHEN 'C' THEN 5 END,
+               CASE WHEN (SELECT it.abc_class FROM it) IS NULL THEN 0 END, NULL, NULL, 5,
+               CASE WHEN (SELECT it.abc_class FROM it) IS NULL THEN 'built-in exact'
+                    ELSE 'built-in class ' || (SELECT it.abc_class FROM it) END
+    )
+    SELECT CASE WHEN z.zero THEN NULL ELSE p.pct END,
+           CASE WHEN z.zero THEN 0 ELSE p.units END,
+           CASE WHEN z.zero THEN NULL ELSE p.value END,
+           CASE WHEN z.zero THEN NULL ELSE p.auto_adjust_units END,
+           z.zero,
+           CASE WHEN z.zero THEN 'zero tolerance (lot-controlled, regulated or high-value item)' ELSE p.policy END
+      FROM (SELECT * FROM policies ORDER BY rank LIMIT 1) p,
+           (SELECT coalesce((SELECT it.zero FROM it), false) AS zero) z;
+END;
+COMMENT ON FUNCTION inventory_events.recon_tolerance_of(text, text) IS
+  'The tolerance that applies to a sku at a location: sku, ABC class, location, default, built-in class default';
+
+-- Whether a difference is within a tolerance: within every limit it sets
+-- (percent of ours, units, value at the item's cost); with no limit set,
+-- only no difference is.
+CREATE FUNCTION inventory_events.recon_within(variance bigint, ours bigint, unit_cost numeric,
+                                              pct numeric, units bigint, value numeric)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN variance = 0
+    OR (num_nonnulls(pct, units, value) > 0
+        AND (pct IS NULL OR abs(variance) <= abs(coalesce(ours, 0)) * pct / 100)
+        AND (units IS NULL OR abs(variance) <= units)
+        AND (value IS NULL OR unit_cost IS NULL OR abs(variance) * unit_cost <= value));
+
+-- The hints of one line: what the log says about its difference, with the
+-- events (or lines) behind each. Each hint: {"hint", "qty", "explains",
+-- "events" | "line_no" | ...}; "explains" hints make up the explained part.
+CREATE FUNCTION inventory_events.recon_hints(measure inventory_events.recon_measure, as_of timestamptz,
+                                             run_created timestamptz, sku text, location text, lot text,
+                                             pos inventory_events.stock_position, ours bigint, theirs bigint,
+                                             variance bigint)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hints     jsonb := '[]';
+    b         record;
+    late      record;
+    one       record;
+    f         record;
+    evidence  bigint[];
+BEGIN
+    IF variance IS NULL OR variance = 0 OR pos IS NULL THEN
+        RETURN hints;
+    END IF;
+    -- Buckets at the cut-off that the source may count otherwise: stock in
+    -- flight (picked not shipped, transfers in transit, returns not put
+    -- away) and status mappings (damaged, reserved).
+    FOR b IN
+        SELECT x.kind, x.bucket, x.qty FROM (VALUES
+            ('in_flight', 'picked'::inventory_events.bucket, CASE WHEN measure = 'on_hand' THEN -inventory_events.picked(pos) END),
+            ('in_flight', 'in_transit', CASE WHEN measure IN ('on_hand', 'available') THEN inventory_events.in_transit(pos) END),
+            ('in_flight', 'quarantine', CASE WHEN measure = 'on_hand' THEN -inventory_events.quarantine(pos)
+                                             ELSE inventory_events.quarantine(pos) END),
+            ('status_mapping', 'damaged', CASE WHEN measure = 'on_hand' THEN -inventory_events.damaged(pos)
+                                               ELSE inventory_events.damaged(pos) END),
+            ('status_mapping', 'reserved', CASE WHEN measure = 'available' THEN inventory_events.reserved(pos) END)
+        ) x(kind, bucket, qty)
+        WHERE x.qty IS NOT NULL AND x.qty <> 0 AND sign(x.qty) = sign(variance) AND abs(x.qty) <= abs(variance)
+    LOOP
+        SELECT array_agg(e.id ORDER BY e.id DESC) INTO evidence FROM (
+            SELECT e.id FROM inventory_events.event e
+             WHERE e.sku = recon_hints.sku AND e.location = recon_hints.location
+               AND (recon_hints.lot IS NULL OR e.lot = recon_hints.lot)
+               AND e.to_bucket = b.bucket AND e.occurred_at <= as_of
+             ORDER BY e.id DESC LIMIT 10) e;
+        hints := hints || jsonb_build_object('hint', b.kind, 'bucket', b.bucket, 'qty', b.qty, 'explains', true,
+                                             'events', coalesce(to_jsonb(evidence), '[]'));
+    END LOOP;
+
+    -- Events that occurred before the cut-off but were recorded after it
+    -- (they count in ours; the source may not have had them).
+    SELECT coalesce(sum(CASE WHEN measure = 'available' THEN inventory_events.available(e.effect)
+                             ELSE inventory_events.on_hand(e.effect) END), 0)::bigint AS qty,
+           array_agg(e.id ORDER BY e.id) AS ids
+      INTO late
+      FROM inventory_events.event e
+     WHERE e.recorded_at > as_of AND e.occurred_at <= as_of
+       AND e.sku = recon_hints.sku AND e.location = recon_hints.location
+       AND (recon_hints.lot IS NULL OR e.lot = recon_hints.lot);
+    IF late.ids IS NOT NULL AND late.qty <> 0 THEN
+        hints := hints || jsonb_build_object('hint', 'late_event', 'qty', -late.qty,
+                                             'explains', -late.qty = variance OR
+                                                         (sign(-late.qty) = sign(variance) AND abs(late.qty) <= abs(variance)),
+                                             'recorded_after_run', EXISTS (
+                                                 SELECT FROM inventory_events.event e
+                                                  WHERE e.id = ANY (late.ids) AND e.recorded_at > run_created),
+                                             'events', to_jsonb(late.ids[1:10]));
+    END IF;
+
+    -- One recent event of exactly the difference: a duplicate here or a
+    -- message the source missed (or the other way round).
+    SELECT e.id, e.event_type INTO one FROM (
+        SELECT e.id, e.event_type, e.effect FROM inventory_events.event e
+         WHERE e.sku = recon_hints.sku AND e.location = recon_hints.location
+           AND (recon_hints.lot IS NULL OR e.lot = recon_hints.lot) AND e.occurred_at <= as_of
+         ORDER BY e.id DESC LIMIT 200) e
+     WHERE abs(CASE WHEN measure = 'available' THEN inventory_events.available(e.effect)
+                    ELSE inventory_events.on_hand(e.effect) END) = abs(variance)
+     ORDER BY e.id DESC LIMIT 1;
+    IF FOUND THEN
+        hints := hints || jsonb_build_object('hint', 'one_event', 'qty', variance, 'explains', false,
+                                             'event_type', one.event_type, 'events', jsonb_build_array(one.id));
+    END IF;
+
+    -- A unit of measure: cases reported as eaches (or eaches as cases), or a
+    -- difference that is a whole number of cases.
+    FOR f IN SELECT u.uom, u.factor FROM inventory_events.item_uom u
+              WHERE u.sku = recon_hints.sku AND u.factor > 1 ORDER BY u.factor DESC
+    LOOP
+        IF ours <> 0 AND (theirs::numeric * f.factor = ours OR ours::numeric * f.factor = theirs) THEN
+            hints := hints || jsonb_build_object('hint', 'uom_factor', 'uom', f.uom, 'factor', f.factor,
+                                                 'qty', variance, 'explains', true,
+                                                 'detail', CASE WHEN theirs::numeric * f.factor = ours
+                                                                THEN 'the source counted ' || f.uom || ' as base units'
+                                                                ELSE 'the source counted base units as ' || f.uom END);
+            EXIT;
+        ELSIF variance % f.factor = 0 THEN
+            hints := hints || jsonb_build_object('hint', 'uom_factor', 'uom', f.uom, 'factor', f.factor,
+                                                 'qty', variance, 'explains', false,
+                                                 'detail', 'the difference is ' || variance / f.factor || ' ' || f.uom);
+            EXIT;
+        END IF;
+    END LOOP;
+    RETURN hints;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.recon_hints IS
+  'Root-cause hints of a reconciliation line, with the event ids behind each';
+
+-- Classifies a line whose ours, theirs and hints are known: the explained
+-- part (timing, status mapping, unit of measure), the residual judged against
+-- the tolerance, severity and streak. On entry l.status is 'missing_in_source'
+-- for a line the full snapshot does not list, 'unmapped' or 'duplicate' for
+-- one not compared, anything else otherwise; l.streak is the streak of the
+-- key's line in the source's previous run. Used by a run and by every new
+-- version of a line.
+CREATE FUNCTION inventory_events.recon_classify(l inventory_events.recon_line, zero_tolerance boolean,
+                                                abc_class text, unit_cost numeric,
+                                                pct numeric, units bigint, value numeric)
+RETURNS inventory_events.recon_line
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h      jsonb;
+    kind   text;
+    first  text;
+    rest   bigint;
+    qty    bigint;
+BEGIN
+    l.explained := 0;
+    l.exceeds_tolerance := false;
+    IF l.status IN ('unmapped', 'duplicate') THEN
+        l.variance := NULL;
+        l.residual := NULL;
+        l.severity := 'info';
+        l.streak := 0;
+        RETURN l;
+    END IF;
+    l.variance := l.theirs - l.ours;
+    l.value := l.variance * unit_cost;
+    rest := l.variance;
+    -- Explanations in order: timing, then status mapping, then a unit of
+    -- measure (all of the difference or nothing).
+    FOREACH kind IN ARRAY ARRAY['in_flight', 'late_event', 'status_mapping', 'uom_factor'] LOOP
+        FOR h IN SELECT x FROM jsonb_array_elements(l.hints) x
+                  WHERE x->>'hint' = kind AND (x->>'explains')::boolean LOOP
+            qty := (h->>'qty')::bigint;
+            IF rest <> 0 AND sign(qty) = sign(rest) AND abs(qty) <= abs(rest)
+               AND (kind <> 'uom_factor' OR qty = rest) THEN
+                rest := rest - qty;
+                first := coalesce(first, kind);
+            END IF;
+        END LOOP;
+    END LOOP;
+    l.explained := l.variance - rest;
+    l.residual := rest;
+    l.status := CASE
+        WHEN l.variance = 0 THEN 'match'
+        WHEN rest = 0 AND first IN ('in_flight', 'late_event') THEN 'timing'
+        WHEN rest = 0 AND first = 'status_mapping' THEN 'status_mapping'
+        WHEN rest = 0 AND first = 'uom_factor' THEN 'uom_suspect'
+        WHEN l.status = 'missing_in_source' THEN 'missing_in_source'
+        WHEN l.ours = 0 THEN 'missing_here'
+        WHEN NOT zero_tolerance AND inventory_events.recon_within(rest, l.ours, unit_cost, pct, units, value)
+             THEN 'within_tolerance'
+        ELSE 'out_of_tolerance' END::inventory_events.recon_status;
+    l.exceeds_tolerance := rest <> 0 AND l.status IN ('out_of_tolerance', 'missing_here', 'missing_in_source')
+                           AND (zero_tolerance OR NOT inventory_events.recon_within(rest, l.ours, unit_cost, pct, units, value));
+    l.streak := CASE WHEN l.exceeds_tolerance THEN coalesce(l.streak, 0) + 1 ELSE 0 END;
+    l.severity := CASE
+        WHEN l.status IN ('match', 'timing') THEN 'none'
+        WHEN NOT l.exceeds_tolerance THEN 'info'
+        WHEN zero_tolerance OR abc_class = 'A' OR l.streak >= 3 THEN 'critical'
+        ELSE 'warning' END;
+    RETURN l;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.recon_classify IS
+  'Status, explained part, residual, tolerance, severity and streak of a reconciliation line';
+
+-- The streak of a key in the latest earlier run of the source that lists it.
+CREATE FUNCTION inventory_events.recon_previous_streak(l inventory_events.recon_line)
+RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT coalesce((
+        SELECT p.streak FROM inventory_events.recon_line p
+          JOIN inventory_events.recon_run pr ON pr.id = p.run_id
+          JOIN inventory_events.recon_run r ON r.id = l.run_id
+         WHERE p.current AND p.sku = l.sku AND p.location = l.location AND p.lot IS NOT DISTINCT FROM l.lot
+           AND pr.source = r.source AND p.run_id < l.run_id
+         ORDER BY p.run_id DESC LIMIT 1), 0);
+END;
+
+-- Hints and classification of one line (see recon_classify), with the
+-- exception it opens or closes. l.status on entry as recon_classify wants it.
+CREATE FUNCTION inventory_events.recon_judge(l inventory_events.recon_line)
+RETURNS inventory_events.recon_line
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r    inventory_events.recon_run;
+    src  inventory_events.recon_source;
+    it   inventory_events.item;
+    tol  record;
+    pub  record;
+BEGIN
+    SELECT * INTO r FROM inventory_events.recon_run WHERE id = l.run_id;
+    SELECT * INTO src FROM inventory_events.recon_source WHERE code = r.source;
+    SELECT * INTO it FROM inventory_events.item WHERE sku = l.sku;
+    SELECT * INTO tol FROM inventory_events.recon_tolerance_of(l.sku, nullif(l.location, ''));
+    l.streak := inventory_events.recon_previous_streak(l);
+    IF l.status = 'unmapped' THEN
+        l.hints := jsonb_build_array(jsonb_build_object('hint', 'unmapped', 'explains', false, 'detail',
+            CASE WHEN it.sku IS NULL THEN 'unknown sku'
+                 WHEN r.measure <> 'channel' AND NOT EXISTS (SELECT FROM inventory_events.location x WHERE x.code = l.location)
+                      THEN 'unknown location'
+                 ELSE format('unknown unit of measure %s for the item', l.uom) END));
+    END IF;
+    IF l.status NOT IN ('unmapped', 'duplicate') AND l.theirs IS DISTINCT FROM l.ours THEN
+        IF r.measure = 'channel' THEN
+            l.hints := '[]';
+            -- What the channel was last told before the cut-off, and whether
+            -- anything was published to it since: nothing since and another
+            -- value shown means the listing was edited on the channel.
+            SELECT p.seq, p.available, p.published_at,
+                   (SELECT q.available FROM inventory_events.publication q
+                     WHERE q.channel = p.channel AND q.sku = p.sku AND q.seq < p.seq
+                     ORDER BY q.seq DESC LIMIT 1) AS before,
+                   NOT EXISTS (SELECT FROM inventory_events.publication q
+                                WHERE q.channel = p.channel AND q.sku = p.sku AND q.seq > p.seq) AS last
+              INTO pub
+              FROM inventory_events.publication p
+             WHERE p.channel = src.channel AND p.sku = l.sku AND p.published_at <= r.as_of
+             ORDER BY p.seq DESC LIMIT 1;
+            IF FOUND AND pub.before = l.theirs AND pub.published_at > r.as_of - interval '5 minutes' THEN
+                l.hints := l.hints || jsonb_build_object('hint', 'in_flight', 'qty', l.theirs - l.ours, 'explains', true,
+                                                         'detail', 'published shortly before the cut-off; the channel still showed the value before',
+                                                         'publication_seq', pub.seq);
+            ELSIF FOUND AND pub.last THEN
+                l.hints := l.hints || jsonb_build_object('hint', 'channel_edit', 'qty', l.theirs - l.ours, 'explains', false,
+                                                         'detail', 'the channel shows another value and nothing was published to it since',
+                                                         'publication_seq', pub.seq);
+            END IF;
+        ELSE
+            l.hints := inventory_events.recon_hints(r.measure, r.as_of, r.created_at, l.sku, l.location, l.lot,
+                                                    l.ours_position, l.ours, l.theirs, l.theirs - l.ours);
+        END IF;
+    END IF;
+    l := inventory_events.recon_classify(l, tol.zero_tolerance, it.abc_class, it.unit_cost, tol.pct, tol.units, tol.value);
+    RETURN l;
+END;
+$$;
+
+-- Opens the exception of a line beyond its tolerance, or closes it.
+CREATE FUNCTION inventory_events.recon_track_exception(l inventory_events.recon_line)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r    inventory_events.recon_run;
+    line_ref  text := format('recon:%s:%s', l.run_id, l.line_no);
+BEGIN
+    IF l.current AND l.exceeds_tolerance AND l.resolution IS NULL THEN
+        SELECT * INTO r FROM inventory_events.recon_run WHERE id = l.run_id;
+        INSERT INTO inventory_events.exception (kind, sku, location, channel, ref, detail)
+        SELECT CASE WHEN r.measure = 'channel' THEN 'channel_drift' ELSE 'recon_variance' END,
+               l.sku, nullif(l.location, ''), s.channel, line_ref,
+               format('%s %s: ours %s, theirs %s as of %s (%s, residual %s, severity %s%s)',
+                      r.source, l.status, l.ours, l.theirs, r.as_of, l.sku || coalesce('/' || nullif(l.location, ''), '')
+                      || coalesce(' lot ' || l.lot, ''), l.residual, l.severity,
+                      CASE WHEN l.streak > 1 THEN format(', %s runs in a row', l.streak) ELSE '' END)
+          FROM inventory_events.recon_source s
+         WHERE s.code = r.source
+           AND NOT EXISTS (SELECT FROM inventory_events.exception x
+                            WHERE x.ref = line_ref AND x.resolved_at IS NULL
+                              AND x.kind IN ('recon_variance', 'channel_drift'));
+    ELSE
+        UPDATE inventory_events.exception x SET resolved_at = now()
+         WHERE x.ref = line_ref AND x.resolved_at IS NULL
+           AND x.kind IN ('recon_variance', 'channel_drift');
+    END IF;
+END;
+$$;
+
+CREATE INDEX exception_open_ref_idx ON inventory_events.exception (ref) WHERE resolved_at IS NULL;
+
+-- A run over the rows staged in recon_staging by this transaction (both
+-- reconcile() and reconcile_staged() end here); returns the run id.
+CREATE FUNCTION inventory_events.recon_run_staged(source text, as_of timestamptz, "full" boolean,
+                                                  external_id text, checksum text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    src       inventory_events.recon_source;
+    run       inventory_events.recon_run;
+    existing  inventory_events.recon_run;
+    is_full   boolean;
+    scope     text[];
+    n         bigint;
+    l         inventory_events.recon_line;
+    tol       record;
+    xid       xid8 := pg_current_xact_id();
+BEGIN
+    SELECT * INTO src FROM inventory_events.recon_source s WHERE s.code = recon_run_staged.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown reconciliation source "%"', source
+              USING ERRCODE = 'foreign_key_violation',
+                    HINT = 'Add it to inventory_events.recon_source first.';
+    END IF;
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'a reconciliation needs a cut-off time' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF as_of > clock_timestamp() THEN
+        RAISE EXCEPTION 'the cut-off % is in the future', as_of
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'A snapshot states what the source held at a past time; send its cut-off.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM inventory_events.event e WHERE e.occurred_at <= recon_run_staged.as_of) THEN
+        RAISE EXCEPTION 'the cut-off % is before the start of the event log', as_of
+              USING ERRCODE = 'invalid_parameter_value',
+                    DETAIL = 'No event occurred at or before it: there is nothing to compare with.',
+                    HINT = 'Record the opening balances (received or counted events) before reconciling.';
+    END IF;
+    is_full := coalesce("full", true) AND src.snapshot = 'full';
+    SELECT count(*) INTO n FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
+
+    -- Idempotent: the same snapshot again returns the run made for it.
+    INSERT INTO inventory_events.recon_run AS r (source, measure, as_of, "full", external_id, checksum, lines)
+    VALUES (src.code, src.measure, as_of, is_full, external_id, checksum, n)
+    ON CONFLICT DO NOTHING
+    RETURNING * INTO run;
+    IF run.id IS NULL THEN
+        SELECT * INTO existing FROM inventory_events.recon_run r
+         WHERE r.source = src.code
+           AND (CASE WHEN recon_run_staged.external_id IS NULL THEN r.external_id IS NULL AND r.checksum = recon_run_staged.checksum
+                     ELSE r.external_id = recon_run_staged.external_id END);
+        DELETE FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
+        IF existing.checksum <> checksum THEN
+            RAISE EXCEPTION 'reconciliation "%" of source "%" was sent before with other content', external_id, src.code
+                  USING ERRCODE = 'IE003',
+                        DETAIL = format('Run %s has another cut-off, kind or lines.', existing.id),
+                        HINT = 'A corrected snapshot needs an external id of its own.';
+        END IF;
+        RETURN existing.id;
+    END IF;
+
+    IF src.measure = 'channel' THEN
+        -- What the channel was told as of the cut-off, per sku.
+        INSERT INTO inventory_events.recon_line (run_id, line_no, sku, location, lot, uom, reported_qty, ours, theirs,
+                                                 variance, status)
+        WITH staged AS (
+            SELECT row_number() OVER (ORDER BY s.id)::integer AS line_no, s.sku, s.qty, s.uom,
+                   i.sku IS NOT NULL AS known_sku,
+                   CASE WHEN s.uom IS NULL OR s.uom = i.base_uom THEN 1 ELSE u.factor END AS factor,
+                   count(*) OVER (PARTITION BY s.sku) AS copies
+              FROM inventory_events.recon_staging s
+              LEFT JOIN inventory_events.item i ON i.sku = s.sku
+              LEFT JOIN inventory_events.item_uom u ON u.sku = s.sku AND u.uom = s.uom
+             WHERE s.load_xid = xid
+        ), shown AS (
+            SELECT DISTINCT ON (p.sku) p.sku, p.available
+              FROM inventory_events.publication p
+             WHERE p.channel = src.channel AND p.published_at <= run.as_of
+             ORDER BY p.sku, p.seq DESC
+        )
+        SELECT run.id, coalesce(t.line_no, n + row_number() OVER (PARTITION BY t.line_no IS NULL ORDER BY o.sku))::integer,
+               coalesce(t.sku, o.sku), '', NULL, t.uom, t.qty,
+               CASE WHEN t.sku IS NULL OR (t.known_sku AND t.factor IS NOT NULL AND t.copies = 1) THEN coalesce(o.available, 0) END,
+               CASE WHEN t.sku IS NULL THEN 0 WHEN t.known_sku AND t.factor IS NOT NULL AND t.copies = 1 THEN t.qty * t.factor END,
+               NULL,
+               CASE WHEN t.sku IS NOT NULL AND NOT (t.known_sku AND t.factor IS NOT NULL) THEN 'unmapped'
+                    WHEN t.copies > 1 THEN 'duplicate'
+                    WHEN t.sku IS NULL THEN 'missing_in_source'
+                    ELSE 'match' END::inventory_events.recon_status
+          FROM staged t
+          FULL JOIN shown o ON o.sku = t.sku
+         WHERE t.sku IS NOT NULL OR (is_full AND o.available <> 0);
+    ELSE
+        scope := CASE WHEN is_full THEN coalesce(src.locations,
+                     (SELECT array_agg(DISTINCT s.location) FROM inventory_events.recon_staging s
+                       WHERE s.load_xid = xid AND s.location IS NOT NULL))
+                 ELSE '{}' END;
+        INSERT INTO inventory_events.recon_line (run_id, line_no, sku, location, lot, uom, reported_qty, ours, theirs,
+                                                 variance, status, ours_position)
+        WITH staged AS (
+            SELECT row_number() OVER (ORDER BY s.id)::integer AS line_no, s.sku, coalesce(s.location, '') AS location,
+                   s.lot, s.qty, s.uom,
+                   i.sku IS NOT NULL AND loc.code IS NOT NULL AS known,
+                   CASE WHEN s.uom IS NULL OR s.uom = i.base_uom THEN 1 ELSE u.factor END AS factor
+              FROM inventory_events.recon_staging s
+              LEFT JOIN inventory_events.item i ON i.sku = s.sku
+              LEFT JOIN inventory_events.location loc ON loc.code = s.location
+              LEFT JOIN inventory_events.item_uom u ON u.sku = s.sku AND u.uom = s.uom
+             WHERE s.load_xid = xid
+        ), pairs AS (
+            -- A pair (sku, location) is compared by lot when a line of it names one.
+            SELECT st.sku, st.location, bool_or(st.lot IS NOT NULL) AS by_lot FROM staged st GROUP BY 1, 2
+        ), theirs AS (
+            SELECT st.*, p.by_lot, CASE WHEN p.by_lot THEN coalesce(st.lot, '') END AS lot_key,
+                   count(*) OVER (PARTITION BY st.sku, st.location, CASE WHEN p.by_lot THEN coalesce(st.lot, '') END) AS copies
+              FROM staged st JOIN pairs p USING (sku, location)
+        ), after_cutoff AS (
+            SELECT e.sku, e.location, e.lot, inventory_events.sum(e.effect) AS delta
+              FROM inventory_events.events_occurred_after(run.as_of) e
+             GROUP BY 1, 2, 3
+        ), streams AS (
+            SELECT s.sku, s.location, s.lot,
+                   inventory_events.position_of(s.*) OPERATOR(inventory_events.-)
+                       coalesce(a.delta, inventory_events.stock_position()) AS pos
+              FROM inventory_events.stock s
+              LEFT JOIN after_cutoff a ON a.sku = s.sku AND a.location = s.location AND a.lot = s.lot
+             WHERE s.location = ANY (scope)
+                OR (s.sku, s.location) IN (SELECT p.sku, p.location FROM pairs p)
+        ), ours AS (
+            SELECT st.sku, st.location, coalesce(p.by_lot, false) AS by_lot,
+                   CASE WHEN p.by_lot THEN st.lot END AS lot_key,
+                   inventory_events.sum(st.pos) AS pos
+              FROM streams st
+              LEFT JOIN pairs p ON p.sku = st.sku AND p.location = st.location
+             GROUP BY 1, 2, 3, 4
+        ), compared AS (
+            SELECT t.line_no, coalesce(t.sku, o.sku) AS sku, coalesce(t.location, o.location) AS location,
+                   CASE WHEN t.sku IS NOT NULL THEN t.lot ELSE o.lot_key END AS lot,
+                   t.uom, t.qty, t.known, t.factor, coalesce(t.copies, 1) AS copies, t.sku IS NULL AS unlisted,
+                   o.pos,
+                   CASE WHEN src.measure = 'available' THEN inventory_events.available(o.pos)
+                        ELSE inventory_events.on_hand(o.pos) END AS ours_qty
+              FROM theirs t
+              FULL JOIN ours o
+                ON o.sku = t.sku AND o.location = t.location AND o.by_lot = t.by_lot
+               AND coalesce(o.lot_key, '') = coalesce(t.lot_key, '')
+        )
+        SELECT run.id, coalesce(c.line_no, n + row_number() OVER (PARTITION BY c.unlisted ORDER BY c.sku, c.location, c.lot))::integer,
+               c.sku, c.location, c.lot, c.uom, c.qty,
+               CASE WHEN c.unlisted OR (c.known AND c.factor IS NOT NULL AND c.copies = 1) THEN coalesce(c.ours_qty, 0) END,
+               CASE WHEN c.unlisted THEN 0 WHEN c.known AND c.factor IS NOT NULL AND c.copies = 1 THEN c.qty * c.factor END,
+               NULL,
+               CASE WHEN NOT c.unlisted AND NOT (c.known AND c.factor IS NOT NULL) THEN 'unmapped'
+                    WHEN c.copies > 1 THEN 'duplicate'
+                    WHEN c.unlisted THEN 'missing_in_source'
+                    ELSE 'match' END::inventory_events.recon_status,
+               c.pos
+          FROM compared c
+         WHERE NOT c.unlisted OR (is_full AND c.ours_qty <> 0);
+    END IF;
+    DELETE FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
+
+    -- Matches are final as inserted; everything else is judged line by line.
+    FOR l IN SELECT * FROM inventory_events.recon_line x
+              WHERE x.run_id = run.id AND (x.theirs IS DISTINCT FROM x.ours OR x.status IN ('unmapped', 'duplicate'))
+              ORDER BY x.line_no
+    LOOP
+        l := inventory_events.recon_judge(l);
+        UPDATE inventory_events.recon_line x
+           SET variance = l.variance, explained = l.explained, residual = l.residual, value = l.value,
+               status = l.status, exceeds_tolerance = l.exceeds_tolerance, severity = l.severity,
+               streak = l.streak, hints = l.hints
+         WHERE x.id = l.id;
+    END LOOP;
+    UPDATE inventory_events.recon_line x SET variance = 0, residual = 0
+     WHERE x.run_id = run.id AND x.status = 'match' AND x.variance IS NULL;
+
+    -- Equal and opposite differences at one location: two lots or two skus
+    -- swapped.
+    UPDATE inventory_events.recon_line x
+       SET hints = x.hints || jsonb_build_object('hint', 'swap', 'qty', x.residual, 'explains', false,
+                                                 'line_no', y.line_no, 'sku', y.sku, 'lot', y.lot)
+      FROM inventory_events.recon_line y
+     WHERE x.run_id = run.id AND y.run_id = run.id AND x.current AND y.current
+       AND x.exceeds_tolerance AND y.exceeds_tolerance AND x.id <> y.id
+       AND x.location = y.location AND x.residual = -y.residual
+       AND CASE WHEN x.sku = y.sku THEN x.lot IS DISTINCT FROM y.lot
+                -- Two skus only when the pair is the only one at the location.
+                ELSE (SELECT count(*) FILTER (WHERE z.residual = x.residual) = 1
+                             AND count(*) FILTER (WHERE z.residual = y.residual) = 1
+                        FROM inventory_events.recon_line z
+                       WHERE z.run_id = run.id AND z.current AND z.exceeds_tolerance AND z.location = x.location) END;
+
+    -- This run's lines supersede the open lines of the same keys in earlier
+    -- runs of the source; the recounts of a line carry over.
+    WITH old AS (
+        UPDATE inventory_events.recon_line o
+           SET resolution = 'superseded', resolved_at = now(), resolved_by = session_user
+          FROM inventory_events.recon_run orun, inventory_events.recon_line nw
+         WHERE orun.source = src.code AND orun.id < run.id AND o.run_id = orun.id
+           AND o.current AND o.exceeds_tolerance AND (o.resolution IS NULL OR o.resolution = 'recount')
+           AND nw.run_id = run.id AND nw.current
+           AND nw.sku = o.sku AND nw.location = o.location AND nw.lot IS NOT DISTINCT FROM o.lot
+        RETURNING o.run_id, o.line_no, nw.id AS new_id, o.recounts + (o.resolution = 'recount')::integer AS recounts
+    ), closed AS (
+        UPDATE inventory_events.exception x SET resolved_at = now()
+          FROM old WHERE x.ref = format('recon:%s:%s', old.run_id, old.line_no) AND x.resolved_at IS NULL
+    )
+    UPDATE inventory_events.recon_line x SET recounts = old.recounts FROM old WHERE x.id = old.new_id;
+
+    FOR l IN SELECT * FROM inventory_events.recon_line x
+              WHERE x.run_id = run.id AND x.current AND x.exceeds_tolerance ORDER BY x.line_no
+    LOOP
+        PERFORM inventory_events.recon_track_exception(l);
+    END LOOP;
+
+    -- Automatic adjustments: only a source that is right, within the
+    -- auto-adjust policy, never an item without tolerance.
+    IF src.auto_adjust AND src.authoritative = 'source' AND src.measure <> 'channel' THEN
+        FOR l IN SELECT * FROM inventory_events.recon_line x
+                  WHERE x.run_id = run.id AND x.current AND x.status = 'within_tolerance' ORDER BY x.line_no
+        LOOP
+            SELECT * INTO tol FROM inventory_events.recon_tolerance_of(l.sku, l.location);
+            IF NOT tol.zero_tolerance AND tol.auto_adjust_units IS NOT NULL AND abs(l.residual) <= tol.auto_adjust_units THEN
+                PERFORM inventory_events.recon_adjust(l.id, 'auto_adjusted', 'within the auto-adjust policy');
+            END IF;
+        END LOOP;
+    END IF;
+
+    -- Late events are looked for from here on (see recon_reevaluate()).
+    INSERT INTO inventory_events.recon_checkpoint (checkpoint, updated_at)
+    VALUES (format('%s:%s', inventory_events.log_xmin()::text::bigint - 1, 9223372036854775807), now())
+    ON CONFLICT DO NOTHING;
+    RETURN run.id;
+END;
+$$;
+
+-- A new version of a line: ours as of the cut-off again (after a late event
+-- or an adjustment), judged again; the old version stays as it was, no
+-- longer current. Returns the new version (the old one when ours is the same).
+CREATE FUNCTION inventory_events.recon_new_version(old inventory_events.recon_line, reason text)
+RETURNS inventory_events.recon_line
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r    inventory_events.recon_run;
+    src  inventory_events.recon_source;
+    l    inventory_events.recon_line;
+    pos  inventory_events.stock_position;
+BEGIN
+    -- Locked and read again: a resolution or another re-evaluation may have
+    -- made a new version since the caller read this one.
+    SELECT * INTO l FROM inventory_events.recon_line x WHERE x.id = old.id AND x.current FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN old;
+    END IF;
+    old := l;
+    SELECT * INTO r FROM inventory_events.recon_run WHERE id = old.run_id;
+    SELECT * INTO src FROM inventory_events.recon_source WHERE code = r.source;
+    IF old.status IN ('unmapped', 'duplicate') THEN
+        RETURN old;
+    END IF;
+    IF r.measure = 'channel' THEN
+        RETURN old;
+    END IF;
+    SELECT inventory_events.sum(e.effect) INTO pos
+      FROM inventory_events.event e
+     WHERE e.sku = old.sku AND e.location = old.location AND (old.lot IS NULL OR e.lot = old.lot)
+       AND e.occurred_at <= r.as_of;
+    pos := coalesce(pos, inventory_events.stock_position());
+    l.ours := CASE WHEN r.measure = 'available' THEN inventory_events.available(pos) ELSE inventory_events.on_hand(pos) END;
+    IF l.ours = old.ours THEN
+        RETURN old;
+    END IF;
+    UPDATE inventory_events.recon_line x SET current = false WHERE x.id = old.id;
+    l.id := NULL;
+    l.version := old.version + 1;
+    l.reason := reason;
+    l.ours_position := pos;
+    l.status := CASE WHEN old.reported_qty IS NULL THEN 'missing_in_source' ELSE 'match' END;
+    l.hints := '[]';
+    l.line_uuid := gen_random_uuid();
+    l.created_at := now();
+    l := inventory_events.recon_judge(l);
+    IF reason = 'adjusted' THEN
+        l.resolution := NULL;
+        l.resolved_at := NULL;
+        l.resolved_by := NULL;
+        l.resolution_event_id := NULL;
+    END IF;
+    INSERT INTO inventory_events.recon_line (run_id, line_no, version, current, reason, sku, location, lot, uom,
+                                             reported_qty, ours, theirs, variance, explained, residual, value, status,
+                                             exceeds_tolerance, severity, streak, ours_position, hints, note, recounts,
+                                             resolution, resolved_at, resolved_by, resolution_event_id, line_uuid, created_at)
+    VALUES (l.run_id, l.line_no, l.version, true, l.reason, l.sku, l.location, l.lot, l.uom,
+            l.reported_qty, l.ours, l.theirs, l.variance, l.explained, l.residual, l.value, l.status,
+            l.exceeds_tolerance, l.severity, l.streak, l.ours_position, l.hints, l.note, l.recounts,
+            l.resolution, l.resolved_at, l.resolved_by, l.resolution_event_id, l.line_uuid, l.created_at)
+    RETURNING * INTO l;
+    PERFORM inventory_events.recon_track_exception(l);
+    RETURN l;
+END;
+$$;
+
+-- The current version of a line, locked, or a clear error.
+CREATE FUNCTION inventory_events.recon_open_line(line_id bigint)
+RETURNS inventory_events.recon_line
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    l  inventory_events.recon_line;
+BEGIN
+    SELECT * INTO l FROM inventory_events.recon_line x WHERE x.id = line_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no reconciliation line %', line_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF NOT l.current THEN
+        RAISE EXCEPTION 'reconciliation line % is not the current version of its line', line_id
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'Resolve the current version (recon_variance() lists it).';
+    END IF;
+    IF l.resolution IS NOT NULL AND l.resolution <> 'recount' THEN
+        RAISE EXCEPTION 'reconciliation line % is already resolved (%)', line_id, l.resolution
+              USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF l.status IN ('match', 'unmapped', 'duplicate') THEN
+        RAISE EXCEPTION 'reconciliation line % has nothing to resolve (%)', line_id, l.status
+              USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RETURN l;
+END;
+$$;
+
+-- Adjusts ours to the source: a counted event as of the cut-off stating the
+-- on-hand that removes the residual (the explained part is not a loss).
+-- It refers to the line: correlation_id the run's, causation_id the line's.
+CREATE FUNCTION inventory_events.recon_adjust(line_id bigint, resolution text, note text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    l        inventory_events.recon_line := inventory_events.recon_open_line(line_id);
+    r        inventory_events.recon_run;
+    src      inventory_events.recon_source;
+    lots     text[];
+    stream   text;
+    on_hand  bigint;
+    ev       bigint;
+BEGIN
+    SELECT * INTO r FROM inventory_events.recon_run WHERE id = l.run_id;
+    SELECT * INTO src FROM inventory_events.recon_source WHERE code = r.source;
+    IF r.measure = 'channel' THEN
+        RAISE EXCEPTION 'a channel''s drift is not adjusted by a count'
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'republish_drift(run) sends the channel our value again.';
+    END IF;
+    IF src.authoritative <> 'source' THEN
+        RAISE EXCEPTION 'source "%" is not authoritative: its counts do not adjust ours', src.code
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Dispute the line (the source is corrected) or make the source authoritative.';
+    END IF;
+    IF l.residual = 0 THEN
+        RAISE EXCEPTION 'reconciliation line % has no residual to adjust (its difference is explained: %)', line_id, l.status
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'Accept or dispute it.';
+    END IF;
+    IF l.lot IS NOT NULL THEN
+        stream := l.lot;
+    ELSE
+        SELECT array_agg(s.lot) INTO lots FROM inventory_events.stock s WHERE s.sku = l.sku AND s.location = l.location;
+        IF cardinality(lots) > 1 THEN
+            RAISE EXCEPTION 'reconciliation line % sums % lots and cannot be adjusted by one count', line_id, cardinality(lots)
+                  USING ERRCODE = 'invalid_parameter_value',
+                        HINT = 'Send the source''s lines by lot, or append counted events per lot.';
+        END IF;
+        stream := coalesce(lots[1], '');
+    END IF;
+    on_hand := inventory_events.on_hand(inventory_events.position_as_of(l.sku, l.location, r.as_of, stream));
+    ev := inventory_events.append(l.sku, l.location, 'counted', on_hand + l.residual,
+                                  source => 'reconciliation', idempotency_key => 'recon-line:' || l.id,
+                                  occurred_at => r.as_of, lot => nullif(stream, ''),
+                                  ref => format('recon:%s:%s', r.id, l.line_no), reason => 'reconciliation',
+                                  correlation_id => r.correlation_id, causation_id => l.line_uuid,
+                                  payload => jsonb_build_object('recon_run', r.id, 'recon_line', l.line_no,
+                                                                'line_version', l.version, 'source', r.source,
+                                                                'resolution', resolution));
+    UPDATE inventory_events.recon_line x
+       SET resolution = recon_adjust.resolution, resolved_at = now(), resolved_by = session_user,
+           resolution_event_id = ev, note = coalesce(recon_adjust.note, x.note)
+     WHERE x.id = l.id
+    RETURNING * INTO l;
+    PERFORM inventory_events.recon_track_exception(l);
+    PERFORM inventory_events.recon_new_version(l, 'adjusted');
+    RETURN ev;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------
+-- The reconciliation API
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION inventory_events.reconcile(source text, as_of timestamptz, lines jsonb, "full" boolean DEFAULT true,
+                                           external_id text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad  record;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.reconcile()');
+    IF lines IS NULL OR jsonb_typeof(lines) <> 'array' THEN
+        RAISE EXCEPTION 'the lines of a snapshot must be a JSON array'
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Each line: {"sku": ..., "location": ..., "qty": ..., optional "lot" and "uom"}.';
+    END IF;
+    -- A snapshot this large belongs in COPY (reconcile_staged()): a jsonb
+    -- value of hundreds of megabytes is parsed and held whole in memory.
+    IF pg_column_size(lines) > 64 * 1024 * 1024 THEN
+        RAISE EXCEPTION 'a snapshot of % as JSON is too large', pg_size_pretty(pg_column_size(lines)::bigint)
+              USING ERRCODE = 'program_limit_exceeded',
+                    DETAIL = 'reconcile() takes snapshots of up to 64 MB of JSON.',
+                    HINT = 'COPY the lines into inventory_events.recon_staging and call reconcile_staged() in the same transaction.';
+    END IF;
+    SELECT x.n, x.line,
+           CASE WHEN jsonb_typeof(x.line) <> 'object' THEN 'is not an object'
+                WHEN jsonb_typeof(x.line->'sku') IS DISTINCT FROM 'string' THEN 'has no sku (a string)'
+                WHEN x.line ? 'location' AND jsonb_typeof(x.line->'location') NOT IN ('string', 'null') THEN 'has a location that is not a string'
+                WHEN x.line ? 'lot' AND jsonb_typeof(x.line->'lot') NOT IN ('string', 'null') THEN 'has a lot that is not a string'
+                WHEN x.line ? 'uom' AND jsonb_typeof(x.line->'uom') NOT IN ('string', 'null') THEN 'has a uom that is not a string'
+                WHEN jsonb_typeof(x.line->'qty') IS DISTINCT FROM 'number' THEN 'has no qty (a number)'
+                WHEN (x.line->>'qty')::numeric <> trunc((x.line->>'qty')::numeric) THEN 'has a qty that is not a whole number'
+                WHEN (x.line->>'qty')::numeric < 0 THEN 'has a negative qty'
+                WHEN (x.line->>'qty')::numeric > 9223372036854775807 THEN 'has a qty out of range'
+           END AS problem
+      INTO bad
+      FROM jsonb_array_elements(lines) WITH ORDINALITY x(line, n)
+     WHERE jsonb_typeof(x.line) <> 'object'
+        OR jsonb_typeof(x.line->'sku') IS DISTINCT FROM 'string'
+        OR (x.line ? 'location' AND jsonb_typeof(x.line->'location') NOT IN ('string', 'null'))
+        OR (x.line ? 'lot' AND jsonb_typeof(x.line->'lot') NOT IN ('string', 'null'))
+        OR (x.line ? 'uom' AND jsonb_typeof(x.line->'uom') NOT IN ('string', 'null'))
+        OR jsonb_typeof(x.line->'qty') IS DISTINCT FROM 'number'
+        OR (x.line->>'qty')::numeric <> trunc((x.line->>'qty')::numeric)
+        OR (x.line->>'qty')::numeric < 0
+        OR (x.line->>'qty')::numeric > 9223372036854775807
+     ORDER BY x.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'line % of the snapshot %', bad.n, bad.problem
+              USING ERRCODE = 'invalid_parameter_value',
+                    DETAIL = left(bad.line::text, 200),
+                    HINT = 'Quantities are whole numbers of at least 0; nothing of the snapshot was applied.';
+    END IF;
+    INSERT INTO inventory_events.recon_staging (sku, location, lot, qty, uom)
+    SELECT x.line->>'sku', x.line->>'location', x.line->>'lot', (x.line->>'qty')::numeric::bigint, x.line->>'uom'
+      FROM jsonb_array_elements(lines) WITH ORDINALITY x(line, n)
+     ORDER BY x.n;
+    RETURN inventory_events.recon_run_staged(source, as_of, "full", external_id,
+                                             md5(concat_ws('|', as_of, coalesce("full", true), lines::text)));
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.reconcile(text, timestamptz, jsonb, boolean, text) IS
+  'Compares a source''s snapshot with our positions as of its cut-off; returns the run id (idempotent)';
+
+CREATE FUNCTION inventory_events.reconcile_staged(source text, as_of timestamptz, "full" boolean DEFAULT true,
+                                                  external_id text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sum_md5  text;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.reconcile_staged()');
+    IF NOT EXISTS (SELECT FROM inventory_events.recon_staging s WHERE s.load_xid = pg_current_xact_id()) THEN
+        RAISE EXCEPTION 'no snapshot lines were staged in this transaction'
+              USING ERRCODE = 'no_data_found',
+                    HINT = 'COPY the lines into inventory_events.recon_staging and call reconcile_staged() in the same transaction.';
+    END IF;
+    -- A digest per line, then of the digests: 32 bytes a line in memory,
+    -- whatever the lines hold.
+    SELECT md5(concat_ws('|', as_of, coalesce("full", true),
+                         string_agg(md5(concat_ws(',', quote_nullable(s.sku), quote_nullable(s.location),
+                                                  quote_nullable(s.lot), s.qty, quote_nullable(s.uom))), '' ORDER BY s.id)))
+      INTO sum_md5
+      FROM inventory_events.recon_staging s WHERE s.load_xid = pg_current_xact_id();
+    RETURN inventory_events.recon_run_staged(source, as_of, "full", external_id, sum_md5);
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.reconcile_staged(text, timestamptz, boolean, text) IS
+  'reconcile() for the lines COPYed into recon_staging in this transaction';
+
+CREATE FUNCTION inventory_events.recon_variance(run bigint)
+RETURNS TABLE (line_id bigint, line_no integer, version integer, sku text, location text, lot text,
+               ours bigint, theirs bigint, variance bigint, status inventory_events.recon_status,
+               explained bigint, residual bigint, value numeric, severity text, streak integer,
+               exceeds_tolerance boolean, hints jsonb, resolution text, resolution_event_id bigint)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT l.id, l.line_no, l.version, l.sku, nullif(l.location, ''), l.lot, l.ours, l.theirs, l.variance, l.status,
+           l.explained, l.residual, l.value, l.severity, l.streak, l.exceeds_tolerance, l.hints, l.resolution,
+           l.resolution_event_id
+      FROM inventory_events.recon_line l
+     WHERE l.run_id = recon_variance.run AND l.current
+     ORDER BY l.line_no;
+END;
+COMMENT ON FUNCTION inventory_events.recon_variance(bigint) IS
+  'The current version of every line of a reconciliation run';
+
+-- Resolves a line: 'adjust' (a counted event as of the cut-off), 'recount'
+-- (a new count is awaited; capped by the source's max_recounts), 'accept'
+-- (the difference stands, no event) or 'dispute' (the source is wrong).
+CREATE FUNCTION inventory_events.resolve_recon_line(line_id bigint, action text, note text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    l    inventory_events.recon_line;
+    src  inventory_events.recon_source;
+    r    inventory_events.recon_run;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.resolve_recon_line()');
+    IF action IS NULL OR action NOT IN ('adjust', 'recount', 'accept', 'dispute') THEN
+        RAISE EXCEPTION 'invalid resolution "%"', action
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'A line is resolved by adjust, recount, accept or dispute (approve_recon_line() past the recount cap).';
+    END IF;
+    l := inventory_events.recon_open_line(line_id);
+    SELECT * INTO r FROM inventory_events.recon_run WHERE id = l.run_id;
+    SELECT * INTO src FROM inventory_events.recon_source WHERE code = r.source;
+    IF l.recounts >= src.max_recounts AND l.exceeds_tolerance AND action IN ('adjust', 'recount') THEN
+        RAISE EXCEPTION 'reconciliation line % needs approval after % recounts', line_id, l.recounts
+              USING ERRCODE = 'IE007',
+                    HINT = 'An admin resolves it with approve_recon_line().';
+    END IF;
+    IF action = 'adjust' THEN
+        RETURN inventory_events.recon_adjust(line_id, 'adjusted', note);
+    END IF;
+    UPDATE inventory_events.recon_line x
+       SET resolution = CASE action WHEN 'recount' THEN 'recount' WHEN 'accept' THEN 'accepted' ELSE 'disputed' END,
+           resolved_at = now(), resolved_by = session_user, note = coalesce(resolve_recon_line.note, x.note),
+           recounts = x.recounts + (action = 'recount')::integer
+     WHERE x.id = l.id
+    RETURNING * INTO l;
+    -- A line awaiting its recount stays open; the others are done.
+    IF action <> 'recount' THEN
+        PERFORM inventory_events.recon_track_exception(l);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.resolve_recon_line(bigint, text, text) IS
+  'Resolves a reconciliation line by adjust (returns the counted event id), recount, accept or dispute';
+
+CREATE FUNCTION inventory_events.approve_recon_line(line_id bigint, note text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.approve_recon_line()');
+    IF note IS NULL OR btrim(note) = '' THEN
+        RAISE EXCEPTION 'an approval needs a note' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN inventory_events.recon_adjust(line_id, 'approved', note);
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.approve_recon_line(bigint, text) IS
+  'Adjusts a reconciliation line with an approval (past the recount cap, or any line); returns the counted event id';
+
+-- Sends a channel our value again for every drifted sku of a channel run.
+CREATE FUNCTION inventory_events.republish_drift(run bigint)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r   inventory_events.recon_run;
+    ch  text;
+    n   bigint;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.republish_drift()');
+    SELECT * INTO r FROM inventory_events.recon_run x WHERE x.id = republish_drift.run;
+    SELECT s.channel INTO ch FROM inventory_events.recon_source s WHERE s.code = r.source;
+    IF ch IS NULL THEN
+        RAISE EXCEPTION 'reconciliation run % is not a channel''s', run
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH drifted AS (
+        UPDATE inventory_events.recon_line l
+           SET resolution = 'republished', resolved_at = now(), resolved_by = session_user
+         WHERE l.run_id = r.id AND l.current AND l.variance <> 0
+           AND l.status NOT IN ('unmapped', 'duplicate', 'timing')
+           AND (l.resolution IS NULL OR l.resolution = 'recount')
+        RETURNING l.sku, l.line_no
+    ), forget AS (
+        -- Forgetting what it was shown makes the publisher send it again.
+        DELETE FROM inventory_events.channel_shown s USING drifted d WHERE s.channel = ch AND s.sku = d.sku
+    ), closed AS (
+        UPDATE inventory_events.exception x SET resolved_at = now()
+          FROM drifted d WHERE x.ref = format('recon:%s:%s', r.id, d.line_no) AND x.resolved_at IS NULL
+    ), pending AS (
+        INSERT INTO inventory_events.publication_pending (channel, sku)
+        SELECT ch, d.sku FROM drifted d ON CONFLICT DO NOTHING
+    )
+    SELECT count(*) INTO n FROM drifted;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.republish_drift(bigint) IS
+  'Publishes our value again to the channel for every drifted sku of a channel reconciliation run';
+
+-- Late events: events that occurred at or before the cut-off of a source's
+-- latest run and were not in it re-evaluate the lines of their streams (a
+-- new version of each line whose ours changed). The worker calls it; it can
+-- be called by hand. Returns the number of new line versions.
+CREATE FUNCTION inventory_events.recon_reevaluate(max_events integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cp        text;
+    next_cp   text;
+    n         bigint := 0;
+    l         inventory_events.recon_line;
+    nv        inventory_events.recon_line;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.recon_reevaluate()');
+    SELECT c.checkpoint INTO cp FROM inventory_events.recon_checkpoint c FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN 0;  -- no run yet
+    END IF;
+    -- The batch's end first; then exactly the events up to it, all of them
+    -- committed or never to be (below the horizon events_after() keeps).
+    SELECT (array_agg(b.next_checkpoint))[count(*)] INTO next_cp
+      FROM inventory_events.events_after(cp, max_events) b;
+    IF next_cp IS NULL THEN
+        RETURN 0;
+    END IF;
+    FOR l IN
+        WITH late AS (
+            SELECT e.sku, e.location, e.lot, min(e.occurred_at) AS occurred_at
+              FROM inventory_events.event e
+             WHERE (e.xid, e.id) > (split_part(cp, ':', 1)::xid8, split_part(cp, ':', 2)::bigint)
+               AND (e.xid, e.id) <= (split_part(next_cp, ':', 1)::xid8, split_part(next_cp, ':', 2)::bigint)
+             GROUP BY 1, 2, 3
+        )
+        SELECT DISTINCT ON (x.id) x.*
+          FROM late e
+          JOIN inventory_events.recon_line x
+            ON x.current AND x.sku = e.sku AND x.location = e.location AND (x.lot IS NULL OR x.lot = e.lot)
+          JOIN inventory_events.recon_run r ON r.id = x.run_id
+         WHERE e.occurred_at <= r.as_of AND r.measure <> 'channel'
+           AND r.id = (SELECT r2.id FROM inventory_events.recon_run r2 WHERE r2.source = r.source
+                        ORDER BY r2.as_of DESC, r2.id DESC LIMIT 1)
+         ORDER BY x.id
+    LOOP
+        nv := inventory_events.recon_new_version(l, 'late_event');
+        IF nv.id <> l.id THEN
+            n := n + 1;
+        END IF;
+    END LOOP;
+    UPDATE inventory_events.recon_checkpoint SET checkpoint = next_cp, updated_at = now();
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.recon_reevaluate(integer) IS
+  'Re-evaluates the lines of the latest run of each source hit by late events; returns the new line versions';
+
+-- As in a fresh install (090_privileges.sql revokes from PUBLIC what it has
+-- by default). Function signatures by name: none of them is overloaded.
+REVOKE EXECUTE ON FUNCTION inventory_events.events_occurred_after FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_tolerance_of FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_within FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_hints FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_classify FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_previous_streak FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_judge FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_track_exception FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_run_staged FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_new_version FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_open_line FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_adjust FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.reconcile FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.reconcile_staged FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_variance FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.resolve_recon_line FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.approve_recon_line FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.republish_drift FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.recon_reevaluate FROM PUBLIC;
+REVOKE ALL ON inventory_events.recon_source, inventory_events.recon_tolerance, inventory_events.recon_run, inventory_events.recon_line, inventory_events.recon_staging, inventory_events.recon_checkpoint FROM PUBLIC;
+REVOKE ALL ON SEQUENCE inventory_events.recon_tolerance_id_seq, inventory_events.recon_run_id_seq, inventory_events.recon_line_id_seq, inventory_events.recon_staging_id_seq FROM PUBLIC;
+
+-- grant_access() grants the reconciliation functions and tables.
+CREATE OR REPLACE FUNCTION inventory_events.grant_access(role_name name, access text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r text := quote_ident(role_name);
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.grant_access()');
+    IF access NOT IN ('reader', 'writer', 'admin') THEN
+        RAISE EXCEPTION 'invalid access "%"', access
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Access is reader, writer or admin.';
+    END IF;
+    -- reader: read everything (pg_dump of the database included), append nothing
+    EXECUTE format('GRANT USAGE ON SCHEMA inventory_events TO %s', r);
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA inventory_events TO %s', r);
+    EXECUTE format('GRANT SELECT ON ALL SEQUENCES IN SCHEMA inventory_events TO %s', r);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.position_as_of(text, text, timestamptz, text),
+                    inventory_events.sku_position_as_of(text, timestamptz),
+                    inventory_events.events_after(text, integer), inventory_events.verify(),
+                    inventory_events.channel_availability(text, text),
+                    inventory_events.channel_position(text, text),
+                    inventory_events.channel_rules(bigint, inventory_events.channel, bigint),
+                    inventory_events.availability_timeline(text, text, interval),
+                    inventory_events.publications_since(text, bigint),
+                    inventory_events.publisher_status(),
+                    inventory_events.notify_channel(text),
+                    inventory_events.shared_state(),
+                    inventory_events.events_occurred_after(timestamptz),
+                    inventory_events.recon_variance(bigint),
+                    inventory_events.recon_tolerance_of(text, text),
+                    inventory_events.recon_within(bigint, bigint, numeric, numeric, bigint, numeric) TO %s', r);
+    IF access IN ('writer', 'admin') THEN
+        -- writer: append through the functions; never write the log directly
+        EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.append(text, text, inventory_events.event_type,
+                        bigint, text, text, timestamptz, text, text, text, text, bigint, jsonb, inventory_events.bucket,
+                        inventory_events.bucket, text, date, bigint, uuid, uuid),
+                        inventory_events.ingest(jsonb), inventory_events.ingest_staged(integer),
+                        inventory_events.reserve(text, text, bigint, text, text, timestamptz, text, text),
+                        inventory_events.reserve_lines(jsonb),
+                        inventory_events.release(text, text, bigint, text, text, text),
+                        inventory_events.pick(text, text, bigint, text, text, text),
+                        inventory_events.ship(text, text, bigint, text, text),
+                        inventory_events.pick_short(text, text, bigint, text, text, text, text),
+                        inventory_events.expire_reservations(integer),
+                        inventory_events.fill_backorders(text),
+                        inventory_events.transfer(text, text, text, bigint, text, date, text, text, text),
+                        inventory_events.receive_transfer(text, text, bigint, text, text, text, text),
+                        inventory_events.receive_po(text, text, bigint, text, text, text, text),
+                        inventory_events.receive_return(text, text, bigint, text, text, text, text, text, text),
+                        inventory_events.dispose_return(text, text, bigint, text, text, text, text, text),
+                        inventory_events.reconcile(text, timestamptz, jsonb, boolean, text),
+                        inventory_events.reconcile_staged(text, timestamptz, boolean, text),
+                        inventory_events.resolve_recon_line(bigint, text, text),
+                        inventory_events.republish_drift(bigint)
+                        TO %s', r);
+        EXECUTE format('GRANT INSERT ON inventory_events.event_staging, inventory_events.recon_staging TO %s', r);
+    END IF;
+    IF access = 'admin' THEN
+        -- admin: master data, repairs
+        EXECUTE format('GRANT INSERT, UPDATE, DELETE ON inventory_events.item, inventory_events.item_uom,
+                        inventory_events.location, inventory_events.lot, inventory_events.channel,
+                        inventory_events.channel_location, inventory_events.kit_component,
+                        inventory_events.recon_source, inventory_events.recon_tolerance TO %s', r);
+        EXECUTE format('GRANT UPDATE (resolved_at) ON inventory_events.exception TO %s', r);
+        EXECUTE format('GRANT DELETE ON inventory_events.dead_letter TO %s', r);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.rebuild(integer),
+                        inventory_events.publish(integer), inventory_events.republish(text),
+                        inventory_events.publisher_start(text), inventory_events.publisher_stop(text),
+                        inventory_events.resolve_exception(bigint),
+                        inventory_events.report_progress(text),
+                        inventory_events.approve_recon_line(bigint, text),
+                        inventory_events.recon_reevaluate(integer) TO %s', r);
+    END IF;
+END;
+$$;
+-- === end of reconciliation ===

@@ -86,7 +86,7 @@ CREATE TABLE inventory_events.recon_run (
     -- correlation_id of the adjustments made for its lines
     correlation_id  uuid NOT NULL DEFAULT gen_random_uuid(),
     created_at      timestamptz NOT NULL DEFAULT now(),
-    created_by      text NOT NULL DEFAULT current_user
+    created_by      text NOT NULL DEFAULT session_user
 );
 CREATE UNIQUE INDEX recon_run_external_id_key ON inventory_events.recon_run (source, external_id)
     WHERE external_id IS NOT NULL;
@@ -460,6 +460,13 @@ BEGIN
     SELECT * INTO it FROM inventory_events.item WHERE sku = l.sku;
     SELECT * INTO tol FROM inventory_events.recon_tolerance_of(l.sku, nullif(l.location, ''));
     l.streak := inventory_events.recon_previous_streak(l);
+    IF l.status = 'unmapped' THEN
+        l.hints := jsonb_build_array(jsonb_build_object('hint', 'unmapped', 'explains', false, 'detail',
+            CASE WHEN it.sku IS NULL THEN 'unknown sku'
+                 WHEN r.measure <> 'channel' AND NOT EXISTS (SELECT FROM inventory_events.location x WHERE x.code = l.location)
+                      THEN 'unknown location'
+                 ELSE format('unknown unit of measure %s for the item', l.uom) END));
+    END IF;
     IF l.status NOT IN ('unmapped', 'duplicate') AND l.theirs IS DISTINCT FROM l.ours THEN
         IF r.measure = 'channel' THEN
             l.hints := '[]';
@@ -716,13 +723,18 @@ BEGIN
      WHERE x.run_id = run.id AND y.run_id = run.id AND x.current AND y.current
        AND x.exceeds_tolerance AND y.exceeds_tolerance AND x.id <> y.id
        AND x.location = y.location AND x.residual = -y.residual
-       AND (x.sku <> y.sku OR x.lot IS DISTINCT FROM y.lot);
+       AND CASE WHEN x.sku = y.sku THEN x.lot IS DISTINCT FROM y.lot
+                -- Two skus only when the pair is the only one at the location.
+                ELSE (SELECT count(*) FILTER (WHERE z.residual = x.residual) = 1
+                             AND count(*) FILTER (WHERE z.residual = y.residual) = 1
+                        FROM inventory_events.recon_line z
+                       WHERE z.run_id = run.id AND z.current AND z.exceeds_tolerance AND z.location = x.location) END;
 
     -- This run's lines supersede the open lines of the same keys in earlier
     -- runs of the source; the recounts of a line carry over.
     WITH old AS (
         UPDATE inventory_events.recon_line o
-           SET resolution = 'superseded', resolved_at = now(), resolved_by = current_user
+           SET resolution = 'superseded', resolved_at = now(), resolved_by = session_user
           FROM inventory_events.recon_run orun, inventory_events.recon_line nw
          WHERE orun.source = src.code AND orun.id < run.id AND o.run_id = orun.id
            AND o.current AND o.exceeds_tolerance AND (o.resolution IS NULL OR o.resolution = 'recount')
@@ -773,9 +785,16 @@ AS $$
 DECLARE
     r    inventory_events.recon_run;
     src  inventory_events.recon_source;
-    l    inventory_events.recon_line := old;
+    l    inventory_events.recon_line;
     pos  inventory_events.stock_position;
 BEGIN
+    -- Locked and read again: a resolution or another re-evaluation may have
+    -- made a new version since the caller read this one.
+    SELECT * INTO l FROM inventory_events.recon_line x WHERE x.id = old.id AND x.current FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN old;
+    END IF;
+    old := l;
     SELECT * INTO r FROM inventory_events.recon_run WHERE id = old.run_id;
     SELECT * INTO src FROM inventory_events.recon_source WHERE code = r.source;
     IF old.status IN ('unmapped', 'duplicate') THEN
@@ -908,7 +927,7 @@ BEGIN
                                                                 'line_version', l.version, 'source', r.source,
                                                                 'resolution', resolution));
     UPDATE inventory_events.recon_line x
-       SET resolution = recon_adjust.resolution, resolved_at = now(), resolved_by = current_user,
+       SET resolution = recon_adjust.resolution, resolved_at = now(), resolved_by = session_user,
            resolution_event_id = ev, note = coalesce(recon_adjust.note, x.note)
      WHERE x.id = l.id
     RETURNING * INTO l;
@@ -1000,8 +1019,11 @@ BEGIN
               USING ERRCODE = 'no_data_found',
                     HINT = 'COPY the lines into inventory_events.recon_staging and call reconcile_staged() in the same transaction.';
     END IF;
+    -- A digest per line, then of the digests: 32 bytes a line in memory,
+    -- whatever the lines hold.
     SELECT md5(concat_ws('|', as_of, coalesce("full", true),
-                         string_agg(concat_ws(',', s.sku, s.location, s.lot, s.qty, s.uom), E'\n' ORDER BY s.id)))
+                         string_agg(md5(concat_ws(',', quote_nullable(s.sku), quote_nullable(s.location),
+                                                  quote_nullable(s.lot), s.qty, quote_nullable(s.uom))), '' ORDER BY s.id)))
       INTO sum_md5
       FROM inventory_events.recon_staging s WHERE s.load_xid = pg_current_xact_id();
     RETURN inventory_events.recon_run_staged(source, as_of, "full", external_id, sum_md5);
@@ -1059,7 +1081,7 @@ BEGIN
     END IF;
     UPDATE inventory_events.recon_line x
        SET resolution = CASE action WHEN 'recount' THEN 'recount' WHEN 'accept' THEN 'accepted' ELSE 'disputed' END,
-           resolved_at = now(), resolved_by = current_user, note = coalesce(resolve_recon_line.note, x.note),
+           resolved_at = now(), resolved_by = session_user, note = coalesce(resolve_recon_line.note, x.note),
            recounts = x.recounts + (action = 'recount')::integer
      WHERE x.id = l.id
     RETURNING * INTO l;
@@ -1109,7 +1131,7 @@ BEGIN
     END IF;
     WITH drifted AS (
         UPDATE inventory_events.recon_line l
-           SET resolution = 'republished', resolved_at = now(), resolved_by = current_user
+           SET resolution = 'republished', resolved_at = now(), resolved_by = session_user
          WHERE l.run_id = r.id AND l.current AND l.variance <> 0
            AND l.status NOT IN ('unmapped', 'duplicate', 'timing')
            AND (l.resolution IS NULL OR l.resolution = 'recount')

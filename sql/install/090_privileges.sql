@@ -64,7 +64,11 @@ BEGIN
                     inventory_events.publications_since(text, bigint),
                     inventory_events.publisher_status(),
                     inventory_events.notify_channel(text),
-                    inventory_events.shared_state() TO %s', r);
+                    inventory_events.shared_state(),
+                    inventory_events.events_occurred_after(timestamptz),
+                    inventory_events.recon_variance(bigint),
+                    inventory_events.recon_tolerance_of(text, text),
+                    inventory_events.recon_within(bigint, bigint, numeric, numeric, bigint, numeric) TO %s', r);
     IF access IN ('writer', 'admin') THEN
         -- writer: append through the functions; never write the log directly
         EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.append(text, text, inventory_events.event_type,
@@ -83,22 +87,29 @@ BEGIN
                         inventory_events.receive_transfer(text, text, bigint, text, text, text, text),
                         inventory_events.receive_po(text, text, bigint, text, text, text, text),
                         inventory_events.receive_return(text, text, bigint, text, text, text, text, text, text),
-                        inventory_events.dispose_return(text, text, bigint, text, text, text, text, text)
+                        inventory_events.dispose_return(text, text, bigint, text, text, text, text, text),
+                        inventory_events.reconcile(text, timestamptz, jsonb, boolean, text),
+                        inventory_events.reconcile_staged(text, timestamptz, boolean, text),
+                        inventory_events.resolve_recon_line(bigint, text, text),
+                        inventory_events.republish_drift(bigint)
                         TO %s', r);
-        EXECUTE format('GRANT INSERT ON inventory_events.event_staging TO %s', r);
+        EXECUTE format('GRANT INSERT ON inventory_events.event_staging, inventory_events.recon_staging TO %s', r);
     END IF;
     IF access = 'admin' THEN
         -- admin: master data, repairs
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON inventory_events.item, inventory_events.item_uom,
                         inventory_events.location, inventory_events.lot, inventory_events.channel,
-                        inventory_events.channel_location, inventory_events.kit_component TO %s', r);
+                        inventory_events.channel_location, inventory_events.kit_component,
+                        inventory_events.recon_source, inventory_events.recon_tolerance TO %s', r);
         EXECUTE format('GRANT UPDATE (resolved_at) ON inventory_events.exception TO %s', r);
         EXECUTE format('GRANT DELETE ON inventory_events.dead_letter TO %s', r);
         EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.rebuild(integer),
                         inventory_events.publish(integer), inventory_events.republish(text),
                         inventory_events.publisher_start(text), inventory_events.publisher_stop(text),
                         inventory_events.resolve_exception(bigint),
-                        inventory_events.report_progress(text) TO %s', r);
+                        inventory_events.report_progress(text),
+                        inventory_events.approve_recon_line(bigint, text),
+                        inventory_events.recon_reevaluate(integer) TO %s', r);
     END IF;
 END;
 $$;
