@@ -217,14 +217,17 @@ SELECT pg_drop_replication_slot('demo_stream');
 \echo '=== 21. Reconciliation: the Dallas WMS sends a full snapshot, compared with our books as of its cut-off'
 UPDATE item SET abc_class = 'C', unit_cost = 4.50 WHERE sku IN ('TSHIRT-BLK-M', 'MUG-WHT');
 INSERT INTO item (sku, description, abc_class, unit_cost) VALUES
-    ('CAP-RED', 'Cap, red', 'A', 18.00), ('SOCK-GRY', 'Socks, grey', 'C', 2.00), ('BAG-TOTE', 'Tote bag', 'C', 3.00);
-INSERT INTO item_uom (sku, uom, factor) VALUES ('BAG-TOTE', 'CS', 24);
+    ('CAP-RED', 'Cap, red', 'A', 18.00), ('SOCK-GRY', 'Socks, grey', 'C', 2.00), ('BAG-TOTE', 'Tote bag', 'C', 3.00),
+    ('PLATE-WHT', 'Plate, white', 'B', 6.00), ('BELT-BRN', 'Belt, brown', 'C', 9.00);
+INSERT INTO item_uom (sku, uom, factor) VALUES ('BAG-TOTE', 'CS', 24), ('PLATE-WHT', 'CS', 12);
 SELECT count(*) AS receipts FROM (VALUES
     (append('CAP-RED', 'DAL', 'received', 40, source => 'wms-dal', idempotency_key => 'ASN-1100/1', occurred_at => now() - interval '1 day')),
     (append('SOCK-GRY', 'DAL', 'received', 200, source => 'wms-dal', idempotency_key => 'ASN-1100/2', occurred_at => now() - interval '1 day')),
-    (append('BAG-TOTE', 'DAL', 'received', 100, source => 'wms-dal', idempotency_key => 'ASN-1100/3', occurred_at => now() - interval '1 day'))) r;
+    (append('BAG-TOTE', 'DAL', 'received', 100, source => 'wms-dal', idempotency_key => 'ASN-1100/3', occurred_at => now() - interval '1 day')),
+    (append('PLATE-WHT', 'DAL', 'received', 5, uom => 'CS', source => 'wms-dal', idempotency_key => 'ASN-1100/4', occurred_at => now() - interval '1 day')),
+    (append('BELT-BRN', 'DAL', 'received', 200, source => 'wms-dal', idempotency_key => 'ASN-1100/5', occurred_at => now() - interval '1 day'))) r;
 \echo 'A Shopify order picked in Dallas just before the count, not yet shipped:'
-SELECT status, location, qty FROM reserve('shopify', 'TSHIRT-BLK-M', 6, 'SHOP-1042/1', location => 'DAL');
+SELECT status, location, qty FROM reserve('shopify', 'SOCK-GRY', 6, 'SHOP-1042/1', location => 'DAL');
 SELECT event_type, location, qty FROM pick('shopify', 'SHOP-1042/1');
 INSERT INTO recon_source (code, description, measure, authoritative, snapshot, locations, auto_adjust)
 VALUES ('wms-dal', 'Dallas WMS, nightly full snapshot', 'on_hand', 'source', 'full', '{DAL}', true);
@@ -234,26 +237,26 @@ SELECT clock_timestamp() AS cutoff \gset
 \echo 'After the cut-off (does not count in the comparison): a receipt of 5 caps'
 SELECT append('CAP-RED', 'DAL', 'received', 5, source => 'wms-dal', idempotency_key => 'ASN-1101/1') AS event_id;
 \echo 'The snapshot, built here from our own books with four differences a WMS really produces:'
-\echo '  T-shirts: the WMS counts the picked order as gone (a pick in flight);'
-\echo '  mugs: counted in cases but sent as eaches; tote bags: a case received before the cut-off that the ERP'
-\echo '  has not posted yet (the posting arrives late); caps: 3 really missing (shrink); socks: 1 missing.'
+\echo '  socks: the WMS counts the picked order as gone (a pick in flight);'
+\echo '  plates: counted in cases but sent as eaches; tote bags: a case received before the cut-off that the ERP'
+\echo '  has not posted yet (the posting arrives late); caps: 3 really missing (shrink); belts: 1 missing.'
 SELECT jsonb_agg(jsonb_build_object('sku', s.sku, 'location', s.location, 'qty',
-         CASE s.sku WHEN 'TSHIRT-BLK-M' THEN s.on_hand - s.picked
-                    WHEN 'MUG-WHT' THEN s.on_hand / 12
+         CASE s.sku WHEN 'SOCK-GRY' THEN s.on_hand - s.picked
+                    WHEN 'PLATE-WHT' THEN s.on_hand / 12
                     WHEN 'BAG-TOTE' THEN s.on_hand + 24
                     WHEN 'CAP-RED' THEN s.on_hand - 5 - 3
-                    WHEN 'SOCK-GRY' THEN s.on_hand - 1
+                    WHEN 'BELT-BRN' THEN s.on_hand - 1
                     ELSE s.on_hand END) ORDER BY s.sku) AS snapshot
   FROM stock_by_location s WHERE s.location = 'DAL' \gset
 SELECT reconcile('wms-dal', :'cutoff', :'snapshot', external_id => 'WMS-DAL-SNAP-0001') AS run \gset
 \echo 'The variance report (theirs - ours as of the cut-off; the hints name the events behind them):'
-SELECT sku, ours, theirs, variance, status, explained, residual, value, severity,
+SELECT sku, version AS v, ours, theirs, variance, status, explained, residual, value, severity,
        (SELECT string_agg(h->>'hint' || coalesce(' ' || (h->>'bucket'), '') || coalesce(' (' || (h->>'detail') || ')', '')
                           || coalesce(' events ' || (h->'events')::text, ''), '; ')
           FROM jsonb_array_elements(hints) h) AS hints,
-       resolution
+       reason
   FROM recon_variance(:run) ORDER BY line_no;
-\echo 'The socks (within tolerance, within the auto-adjust policy) were adjusted at once by a counted event as of the cut-off:'
+\echo 'The belts (within tolerance, within the auto-adjust policy) were adjusted at once by a counted event as of the cut-off:'
 SELECT e.id, e.sku, e.event_type, e.qty, on_hand(e.effect) AS delta, e.occurred_at = :'cutoff'::timestamptz AS as_of_cutoff, e.ref
   FROM event e WHERE e.source = 'reconciliation';
 \echo 'The exceptions opened for the lines beyond their tolerance:'

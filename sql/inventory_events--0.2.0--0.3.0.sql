@@ -1568,13 +1568,13 @@ COMMENT ON FUNCTION inventory_events.reconcile_staged(text, timestamptz, boolean
   'reconcile() for the lines COPYed into recon_staging in this transaction';
 
 CREATE FUNCTION inventory_events.recon_variance(run bigint)
-RETURNS TABLE (line_id bigint, line_no integer, version integer, sku text, location text, lot text,
+RETURNS TABLE (line_id bigint, line_no integer, version integer, reason text, sku text, location text, lot text,
                ours bigint, theirs bigint, variance bigint, status inventory_events.recon_status,
                explained bigint, residual bigint, value numeric, severity text, streak integer,
                exceeds_tolerance boolean, hints jsonb, resolution text, resolution_event_id bigint)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT l.id, l.line_no, l.version, l.sku, nullif(l.location, ''), l.lot, l.ours, l.theirs, l.variance, l.status,
+    SELECT l.id, l.line_no, l.version, l.reason, l.sku, nullif(l.location, ''), l.lot, l.ours, l.theirs, l.variance, l.status,
            l.explained, l.residual, l.value, l.severity, l.streak, l.exceeds_tolerance, l.hints, l.resolution,
            l.resolution_event_id
       FROM inventory_events.recon_line l
