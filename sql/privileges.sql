@@ -94,6 +94,32 @@ SELECT pg_temp.try($$INSERT INTO inventory_events.kit_component (kit, component)
 SELECT pg_temp.try($$SELECT inventory_events.resolve_exception(1)$$);
 RESET ROLE;
 
+-- Reconciliation: a reader reads the reports; a writer (a WMS connector)
+-- sends snapshots and resolves lines, through COPY too, but cannot stage
+-- lines into another transaction's snapshot, approve past the recount cap or
+-- change sources and tolerances; an admin can.
+INSERT INTO recon_source (code) VALUES ('wms');
+SET ROLE ie_writer;
+SELECT pg_temp.try($$SELECT inventory_events.reconcile('wms', clock_timestamp(), '[{"sku": "A", "location": "W1", "qty": 2}]', false)$$);
+SELECT pg_temp.try($$INSERT INTO inventory_events.recon_staging (sku, location, qty) VALUES ('A', 'W1', 2)$$);
+SELECT pg_temp.try($$INSERT INTO inventory_events.recon_staging (sku, location, qty, load_xid) VALUES ('A', 'W1', 2, '1')$$);
+SELECT pg_temp.try($$SELECT inventory_events.resolve_recon_line((SELECT min(id) FROM inventory_events.recon_line), 'recount')$$);
+SELECT pg_temp.try($$SELECT inventory_events.approve_recon_line((SELECT min(id) FROM inventory_events.recon_line), 'ok')$$);
+SELECT pg_temp.try($$UPDATE inventory_events.recon_source SET auto_adjust = true$$);
+SELECT pg_temp.try($$INSERT INTO inventory_events.recon_tolerance (units) VALUES (1000)$$);
+SELECT pg_temp.try($$UPDATE inventory_events.recon_line SET status = 'match'$$);
+SELECT pg_temp.try($$SELECT inventory_events.recon_reevaluate()$$);
+RESET ROLE;
+SET ROLE ie_reader;
+SELECT pg_temp.try($$SELECT count(*) FROM inventory_events.recon_variance((SELECT min(id) FROM inventory_events.recon_run))$$);
+SELECT pg_temp.try($$SELECT inventory_events.reconcile('wms', clock_timestamp(), '[]')$$);
+RESET ROLE;
+SET ROLE ie_admin;
+SELECT pg_temp.try($$INSERT INTO inventory_events.recon_tolerance (abc_class, pct) VALUES ('A', 0.5)$$);
+SELECT pg_temp.try($$SELECT inventory_events.approve_recon_line((SELECT min(id) FROM inventory_events.recon_line), 'counted again: 2')$$);
+RESET ROLE;
+SELECT version, current, status, resolution, resolved_by FROM recon_line ORDER BY id;
+
 SELECT sku, available, version FROM stock;
 SELECT * FROM verify();
 

@@ -265,10 +265,23 @@ DECLARE
     one       record;
     f         record;
     evidence  bigint[];
+    -- The one stream of the line, when it has one (a line over all lots of
+    -- a sku without lots): its events are read newest first by version,
+    -- through the stream's index, instead of all the pair's events.
+    stream    text := lot;
+    -- Newest first: by version within one stream (its index, read
+    -- backwards), by id across the lots of a pair.
+    newest_first  text;
 BEGIN
     IF variance IS NULL OR variance = 0 OR pos IS NULL THEN
         RETURN hints;
     END IF;
+    IF stream IS NULL THEN
+        SELECT min(s.lot) INTO stream FROM inventory_events.stock s
+         WHERE s.sku = recon_hints.sku AND s.location = recon_hints.location
+        HAVING count(*) = 1;
+    END IF;
+    newest_first := CASE WHEN stream IS NULL THEN 'id' ELSE 'version' END;
     -- Buckets at the cut-off that the source may count otherwise: stock in
     -- flight (picked not shipped, transfers in transit, returns not put
     -- away) and status mappings (damaged, reserved).
@@ -284,12 +297,13 @@ BEGIN
         ) x(kind, bucket, qty)
         WHERE x.qty IS NOT NULL AND x.qty <> 0 AND sign(x.qty) = sign(variance) AND abs(x.qty) <= abs(variance)
     LOOP
-        SELECT array_agg(e.id ORDER BY e.id DESC) INTO evidence FROM (
-            SELECT e.id FROM inventory_events.event e
-             WHERE e.sku = recon_hints.sku AND e.location = recon_hints.location
-               AND (recon_hints.lot IS NULL OR e.lot = recon_hints.lot)
-               AND e.to_bucket = b.bucket AND e.occurred_at <= as_of
-             ORDER BY e.id DESC LIMIT 10) e;
+        EXECUTE format($q$
+            SELECT array_agg(e.id ORDER BY e.id DESC) FROM (
+                SELECT e.id FROM inventory_events.event e
+                 WHERE e.sku = $1 AND e.location = $2 AND ($3 IS NULL OR e.lot = $3)
+                   AND e.to_bucket = $4 AND e.occurred_at <= $5
+                 ORDER BY e.%I DESC LIMIT 10) e$q$, newest_first)
+           INTO evidence USING sku, location, stream, b.bucket, as_of;
         hints := hints || jsonb_build_object('hint', b.kind, 'bucket', b.bucket, 'qty', b.qty, 'explains', true,
                                              'events', coalesce(to_jsonb(evidence), '[]'));
     END LOOP;
@@ -303,7 +317,7 @@ BEGIN
       FROM inventory_events.event e
      WHERE e.recorded_at > as_of AND e.occurred_at <= as_of
        AND e.sku = recon_hints.sku AND e.location = recon_hints.location
-       AND (recon_hints.lot IS NULL OR e.lot = recon_hints.lot);
+       AND (stream IS NULL OR e.lot = stream);
     IF late.ids IS NOT NULL AND late.qty <> 0 THEN
         hints := hints || jsonb_build_object('hint', 'late_event', 'qty', -late.qty,
                                              'explains', -late.qty = variance OR
@@ -316,15 +330,16 @@ BEGIN
 
     -- One recent event of exactly the difference: a duplicate here or a
     -- message the source missed (or the other way round).
-    SELECT e.id, e.event_type INTO one FROM (
-        SELECT e.id, e.event_type, e.effect FROM inventory_events.event e
-         WHERE e.sku = recon_hints.sku AND e.location = recon_hints.location
-           AND (recon_hints.lot IS NULL OR e.lot = recon_hints.lot) AND e.occurred_at <= as_of
-         ORDER BY e.id DESC LIMIT 200) e
-     WHERE abs(CASE WHEN measure = 'available' THEN inventory_events.available(e.effect)
-                    ELSE inventory_events.on_hand(e.effect) END) = abs(variance)
-     ORDER BY e.id DESC LIMIT 1;
-    IF FOUND THEN
+    EXECUTE format($q$
+        SELECT e.id, e.event_type FROM (
+            SELECT e.id, e.event_type, e.effect FROM inventory_events.event e
+             WHERE e.sku = $1 AND e.location = $2 AND ($3 IS NULL OR e.lot = $3) AND e.occurred_at <= $4
+             ORDER BY e.%I DESC LIMIT 200) e
+         WHERE abs(CASE WHEN $5 = 'available' THEN inventory_events.available(e.effect)
+                        ELSE inventory_events.on_hand(e.effect) END) = abs($6)
+         ORDER BY e.id DESC LIMIT 1$q$, newest_first)
+       INTO one USING sku, location, stream, as_of, measure, variance;
+    IF one.id IS NOT NULL THEN
         hints := hints || jsonb_build_object('hint', 'one_event', 'qty', variance, 'explains', false,
                                              'event_type', one.event_type, 'events', jsonb_build_array(one.id));
     END IF;

@@ -93,7 +93,9 @@ BEGIN
                         inventory_events.resolve_recon_line(bigint, text, text),
                         inventory_events.republish_drift(bigint)
                         TO %s', r);
-        EXECUTE format('GRANT INSERT ON inventory_events.event_staging, inventory_events.recon_staging TO %s', r);
+        EXECUTE format('GRANT INSERT ON inventory_events.event_staging TO %s', r);
+        -- Not load_xid: a snapshot's lines are those its own transaction staged.
+        EXECUTE format('GRANT INSERT (sku, location, lot, qty, uom) ON inventory_events.recon_staging TO %s', r);
     END IF;
     IF access = 'admin' THEN
         -- admin: master data, repairs
