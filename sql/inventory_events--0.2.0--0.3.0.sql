@@ -788,13 +788,13 @@ RETURN variance = 0
 CREATE FUNCTION inventory_events.recon_hints(measure inventory_events.recon_measure, as_of timestamptz,
                                              run_created timestamptz, sku text, location text, lot text,
                                              pos inventory_events.stock_position, ours bigint, theirs bigint,
-                                             variance bigint)
+                                             variance bigint, known jsonb, late_known boolean)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    hints     jsonb := '[]';
+    hints     jsonb := coalesce(known, '[]');
     b         record;
     late      record;
     one       record;
@@ -844,7 +844,9 @@ BEGIN
     END LOOP;
 
     -- Events that occurred before the cut-off but were recorded after it
-    -- (they count in ours; the source may not have had them).
+    -- (they count in ours; the source may not have had them). A run finds
+    -- them for all its lines at once (late_known); a new version here.
+    IF NOT late_known THEN
     SELECT coalesce(sum(CASE WHEN measure = 'available' THEN inventory_events.available(e.effect)
                              ELSE inventory_events.on_hand(e.effect) END), 0)::bigint AS qty,
            array_agg(e.id ORDER BY e.id) AS ids
@@ -861,6 +863,7 @@ BEGIN
                                                  SELECT FROM inventory_events.event e
                                                   WHERE e.id = ANY (late.ids) AND e.recorded_at > run_created),
                                              'events', to_jsonb(late.ids[1:10]));
+    END IF;
     END IF;
 
     -- One recent event of exactly the difference: a duplicate here or a
@@ -904,11 +907,12 @@ $$;
 COMMENT ON FUNCTION inventory_events.recon_hints IS
   'Root-cause hints of a reconciliation line, with the event ids behind each';
 
--- Classifies a line whose ours, theirs and hints are known: the explained
--- part (timing, status mapping, unit of measure), the residual judged against
--- the tolerance, severity and streak. On entry l.status is 'missing_in_source'
--- for a line the full snapshot does not list, 'unmapped' or 'duplicate' for
--- one not compared, anything else otherwise; l.streak is the streak of the
+-- Classifies a compared line whose ours, theirs and hints are known: the
+-- explained part (timing, status mapping, unit of measure), the residual
+-- judged against the tolerance, severity and streak. (Unmapped and duplicate
+-- lines are not compared: a run classifies them as it inserts them.) On
+-- entry l.status is 'missing_in_source' for a line the full snapshot does
+-- not list, anything else otherwise; l.streak is the streak of the
 -- key's line in the source's previous run. Used by a run and by every new
 -- version of a line.
 CREATE FUNCTION inventory_events.recon_classify(l inventory_events.recon_line, zero_tolerance boolean,
@@ -926,14 +930,6 @@ DECLARE
     qty    bigint;
 BEGIN
     l.explained := 0;
-    l.exceeds_tolerance := false;
-    IF l.status IN ('unmapped', 'duplicate') THEN
-        l.variance := NULL;
-        l.residual := NULL;
-        l.severity := 'info';
-        l.streak := 0;
-        RETURN l;
-    END IF;
     l.variance := l.theirs - l.ours;
     l.value := l.variance * unit_cost;
     rest := l.variance;
@@ -991,9 +987,10 @@ BEGIN ATOMIC
          ORDER BY p.run_id DESC LIMIT 1), 0);
 END;
 
--- Hints and classification of one line (see recon_classify), with the
--- exception it opens or closes. l.status on entry as recon_classify wants it.
-CREATE FUNCTION inventory_events.recon_judge(l inventory_events.recon_line)
+-- Hints and classification of one line (see recon_classify); l.status on
+-- entry as recon_classify wants it. late_known: a run has found the line's
+-- late events with all the others' and put their hint in l.hints.
+CREATE FUNCTION inventory_events.recon_judge(l inventory_events.recon_line, late_known boolean)
 RETURNS inventory_events.recon_line
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -1010,14 +1007,7 @@ BEGIN
     SELECT * INTO it FROM inventory_events.item WHERE sku = l.sku;
     SELECT * INTO tol FROM inventory_events.recon_tolerance_of(l.sku, nullif(l.location, ''));
     l.streak := inventory_events.recon_previous_streak(l);
-    IF l.status = 'unmapped' THEN
-        l.hints := jsonb_build_array(jsonb_build_object('hint', 'unmapped', 'explains', false, 'detail',
-            CASE WHEN it.sku IS NULL THEN 'unknown sku'
-                 WHEN r.measure <> 'channel' AND NOT EXISTS (SELECT FROM inventory_events.location x WHERE x.code = l.location)
-                      THEN 'unknown location'
-                 ELSE format('unknown unit of measure %s for the item', l.uom) END));
-    END IF;
-    IF l.status NOT IN ('unmapped', 'duplicate') AND l.theirs IS DISTINCT FROM l.ours THEN
+    IF l.theirs IS DISTINCT FROM l.ours THEN
         IF r.measure = 'channel' THEN
             l.hints := '[]';
             -- What the channel was last told before the cut-off, and whether
@@ -1044,7 +1034,8 @@ BEGIN
             END IF;
         ELSE
             l.hints := inventory_events.recon_hints(r.measure, r.as_of, r.created_at, l.sku, l.location, l.lot,
-                                                    l.ours_position, l.ours, l.theirs, l.theirs - l.ours);
+                                                    l.ours_position, l.ours, l.theirs, l.theirs - l.ours,
+                                                    l.hints, late_known);
         END IF;
     END IF;
     l := inventory_events.recon_classify(l, tol.zero_tolerance, it.abc_class, it.unit_cost, tol.pct, tol.units, tol.value);
@@ -1151,7 +1142,7 @@ BEGIN
     IF src.measure = 'channel' THEN
         -- What the channel was told as of the cut-off, per sku.
         INSERT INTO inventory_events.recon_line (run_id, line_no, sku, location, lot, uom, reported_qty, ours, theirs,
-                                                 variance, status)
+                                                 variance, residual, status, severity, hints)
         WITH staged AS (
             SELECT row_number() OVER (ORDER BY s.id)::integer AS line_no, s.sku, s.qty, s.uom,
                    i.sku IS NOT NULL AS known_sku,
@@ -1166,30 +1157,42 @@ BEGIN
               FROM inventory_events.publication p
              WHERE p.channel = src.channel AND p.published_at <= run.as_of
              ORDER BY p.sku, p.seq DESC
+        ), judged AS (
+            SELECT t.line_no, coalesce(t.sku, o.sku) AS sku, t.uom, t.qty, t.known_sku,
+                   CASE WHEN t.sku IS NOT NULL AND NOT (t.known_sku AND t.factor IS NOT NULL) THEN 'unmapped'
+                        WHEN t.copies > 1 THEN 'duplicate'
+                        WHEN t.sku IS NULL THEN 'missing_in_source'
+                        ELSE 'match' END::inventory_events.recon_status AS status,
+                   CASE WHEN t.sku IS NULL OR (t.known_sku AND t.factor IS NOT NULL AND t.copies = 1)
+                        THEN coalesce(o.available, 0) END AS ours_v,
+                   CASE WHEN t.sku IS NULL THEN 0
+                        WHEN t.known_sku AND t.factor IS NOT NULL AND t.copies = 1 THEN t.qty * t.factor END AS theirs_v
+              FROM staged t
+              FULL JOIN shown o ON o.sku = t.sku
+             WHERE t.sku IS NOT NULL OR (is_full AND o.available <> 0)
         )
-        SELECT run.id, coalesce(t.line_no, n + row_number() OVER (PARTITION BY t.line_no IS NULL ORDER BY o.sku))::integer,
-               coalesce(t.sku, o.sku), '', NULL, t.uom, t.qty,
-               CASE WHEN t.sku IS NULL OR (t.known_sku AND t.factor IS NOT NULL AND t.copies = 1) THEN coalesce(o.available, 0) END,
-               CASE WHEN t.sku IS NULL THEN 0 WHEN t.known_sku AND t.factor IS NOT NULL AND t.copies = 1 THEN t.qty * t.factor END,
-               NULL,
-               CASE WHEN t.sku IS NOT NULL AND NOT (t.known_sku AND t.factor IS NOT NULL) THEN 'unmapped'
-                    WHEN t.copies > 1 THEN 'duplicate'
-                    WHEN t.sku IS NULL THEN 'missing_in_source'
-                    ELSE 'match' END::inventory_events.recon_status
-          FROM staged t
-          FULL JOIN shown o ON o.sku = t.sku
-         WHERE t.sku IS NOT NULL OR (is_full AND o.available <> 0);
+        SELECT run.id, coalesce(j.line_no, n + row_number() OVER (PARTITION BY j.line_no IS NULL ORDER BY j.sku))::integer,
+               j.sku, '', NULL, j.uom, j.qty, j.ours_v, j.theirs_v,
+               CASE WHEN j.ours_v = j.theirs_v THEN 0 END,
+               CASE WHEN j.ours_v = j.theirs_v THEN 0 END,
+               j.status,
+               CASE WHEN j.status IN ('unmapped', 'duplicate') THEN 'info' ELSE 'none' END,
+               CASE WHEN j.status = 'unmapped' THEN
+                        jsonb_build_array(jsonb_build_object('hint', 'unmapped', 'explains', false, 'detail',
+                            CASE WHEN NOT j.known_sku THEN 'unknown sku'
+                                 ELSE format('unknown unit of measure %s for the item', j.uom) END))
+                    ELSE '[]' END
+          FROM judged j;
     ELSE
         scope := CASE WHEN is_full THEN coalesce(src.locations,
                      (SELECT array_agg(DISTINCT s.location) FROM inventory_events.recon_staging s
                        WHERE s.load_xid = xid AND s.location IS NOT NULL))
                  ELSE '{}' END;
         INSERT INTO inventory_events.recon_line (run_id, line_no, sku, location, lot, uom, reported_qty, ours, theirs,
-                                                 variance, status, ours_position)
+                                                 variance, residual, status, severity, ours_position, hints)
         WITH staged AS (
             SELECT row_number() OVER (ORDER BY s.id)::integer AS line_no, s.sku, coalesce(s.location, '') AS location,
-                   s.lot, s.qty, s.uom,
-                   i.sku IS NOT NULL AND loc.code IS NOT NULL AS known,
+                   s.lot, s.qty, s.uom, i.sku IS NOT NULL AS known_sku, loc.code IS NOT NULL AS known_location,
                    CASE WHEN s.uom IS NULL OR s.uom = i.base_uom THEN 1 ELSE u.factor END AS factor
               FROM inventory_events.recon_staging s
               LEFT JOIN inventory_events.item i ON i.sku = s.sku
@@ -1203,9 +1206,32 @@ BEGIN
             SELECT st.*, p.by_lot, CASE WHEN p.by_lot THEN coalesce(st.lot, '') END AS lot_key,
                    count(*) OVER (PARTITION BY st.sku, st.location, CASE WHEN p.by_lot THEN coalesce(st.lot, '') END) AS copies
               FROM staged st JOIN pairs p USING (sku, location)
+        ), recorded_after AS (
+            -- The events recorded after the cut-off (the BRIN index on
+            -- recorded_at finds them at the end of the table), and the few
+            -- recorded before it with a business time after it (a partial
+            -- index): what makes ours as of the cut-off differ from now.
+            SELECT e.sku, e.location, e.lot, e.id, e.effect, e.occurred_at > run.as_of AS after_cutoff
+              FROM inventory_events.event e
+             WHERE e.recorded_at > run.as_of
+            UNION ALL
+            SELECT e.sku, e.location, e.lot, e.id, e.effect, true
+              FROM inventory_events.event e
+             WHERE e.occurred_at > e.recorded_at AND e.recorded_at <= run.as_of AND e.occurred_at > run.as_of
         ), after_cutoff AS (
-            SELECT e.sku, e.location, e.lot, inventory_events.sum(e.effect) AS delta
-              FROM inventory_events.events_occurred_after(run.as_of) e
+            SELECT a.sku, a.location, a.lot, inventory_events.sum(a.effect) AS delta
+              FROM recorded_after a WHERE a.after_cutoff
+             GROUP BY 1, 2, 3
+        ), late AS (
+            -- Recorded after the cut-off, occurred before it: late events,
+            -- per key (evidence for the hints).
+            SELECT a.sku, a.location, CASE WHEN p.by_lot THEN a.lot END AS lot_key,
+                   sum(CASE WHEN src.measure = 'available' THEN inventory_events.available(a.effect)
+                            ELSE inventory_events.on_hand(a.effect) END)::bigint AS qty,
+                   (array_agg(a.id ORDER BY a.id))[1:10] AS ids
+              FROM recorded_after a
+              LEFT JOIN pairs p ON p.sku = a.sku AND p.location = a.location
+             WHERE NOT a.after_cutoff
              GROUP BY 1, 2, 3
         ), streams AS (
             SELECT s.sku, s.location, s.lot,
@@ -1225,44 +1251,67 @@ BEGIN
         ), compared AS (
             SELECT t.line_no, coalesce(t.sku, o.sku) AS sku, coalesce(t.location, o.location) AS location,
                    CASE WHEN t.sku IS NOT NULL THEN t.lot ELSE o.lot_key END AS lot,
-                   t.uom, t.qty, t.known, t.factor, coalesce(t.copies, 1) AS copies, t.sku IS NULL AS unlisted,
-                   o.pos,
+                   coalesce(t.lot_key, o.lot_key) AS lot_key,
+                   t.uom, t.qty, t.known_sku, t.known_location, t.factor,
+                   coalesce(t.copies, 1) AS copies, t.sku IS NULL AS unlisted, o.pos,
                    CASE WHEN src.measure = 'available' THEN inventory_events.available(o.pos)
                         ELSE inventory_events.on_hand(o.pos) END AS ours_qty
               FROM theirs t
               FULL JOIN ours o
                 ON o.sku = t.sku AND o.location = t.location AND o.by_lot = t.by_lot
                AND coalesce(o.lot_key, '') = coalesce(t.lot_key, '')
+        ), judged AS (
+            SELECT c.*,
+                   CASE WHEN NOT c.unlisted AND NOT (c.known_sku AND c.known_location AND c.factor IS NOT NULL)
+                        THEN 'unmapped'
+                        WHEN c.copies > 1 THEN 'duplicate'
+                        WHEN c.unlisted THEN 'missing_in_source'
+                        ELSE 'match' END::inventory_events.recon_status AS status,
+                   CASE WHEN c.unlisted THEN coalesce(c.ours_qty, 0)
+                        WHEN c.known_sku AND c.known_location AND c.factor IS NOT NULL AND c.copies = 1
+                        THEN coalesce(c.ours_qty, 0) END AS ours_v,
+                   CASE WHEN c.unlisted THEN 0
+                        WHEN c.known_sku AND c.known_location AND c.factor IS NOT NULL AND c.copies = 1
+                        THEN c.qty * c.factor END AS theirs_v
+              FROM compared c
+             WHERE NOT c.unlisted OR (is_full AND c.ours_qty <> 0)
         )
-        SELECT run.id, coalesce(c.line_no, n + row_number() OVER (PARTITION BY c.unlisted ORDER BY c.sku, c.location, c.lot))::integer,
-               c.sku, c.location, c.lot, c.uom, c.qty,
-               CASE WHEN c.unlisted OR (c.known AND c.factor IS NOT NULL AND c.copies = 1) THEN coalesce(c.ours_qty, 0) END,
-               CASE WHEN c.unlisted THEN 0 WHEN c.known AND c.factor IS NOT NULL AND c.copies = 1 THEN c.qty * c.factor END,
-               NULL,
-               CASE WHEN NOT c.unlisted AND NOT (c.known AND c.factor IS NOT NULL) THEN 'unmapped'
-                    WHEN c.copies > 1 THEN 'duplicate'
-                    WHEN c.unlisted THEN 'missing_in_source'
-                    ELSE 'match' END::inventory_events.recon_status,
-               c.pos
-          FROM compared c
-         WHERE NOT c.unlisted OR (is_full AND c.ours_qty <> 0);
+        SELECT run.id, coalesce(j.line_no, n + row_number() OVER (PARTITION BY j.unlisted ORDER BY j.sku, j.location, j.lot))::integer,
+               j.sku, j.location, j.lot, j.uom, j.qty, j.ours_v, j.theirs_v,
+               CASE WHEN j.ours_v = j.theirs_v THEN 0 END,
+               CASE WHEN j.ours_v = j.theirs_v THEN 0 END,
+               j.status,
+               CASE WHEN j.status IN ('unmapped', 'duplicate') THEN 'info' ELSE 'none' END,
+               j.pos,
+               CASE WHEN j.status = 'unmapped' THEN
+                        jsonb_build_array(jsonb_build_object('hint', 'unmapped', 'explains', false, 'detail',
+                            CASE WHEN NOT j.known_sku THEN 'unknown sku'
+                                 WHEN NOT j.known_location THEN 'unknown location'
+                                 ELSE format('unknown unit of measure %s for the item', j.uom) END))
+                    WHEN j.status <> 'duplicate' AND j.ours_v <> j.theirs_v AND lt.qty <> 0 THEN
+                        jsonb_build_array(jsonb_build_object('hint', 'late_event', 'qty', -lt.qty,
+                            'explains', sign(-lt.qty) = sign(j.theirs_v - j.ours_v) AND abs(lt.qty) <= abs(j.theirs_v - j.ours_v),
+                            'recorded_after_run', false, 'events', to_jsonb(lt.ids)))
+                    ELSE '[]' END
+          FROM judged j
+          LEFT JOIN late lt
+            ON lt.sku = j.sku AND lt.location = j.location AND coalesce(lt.lot_key, '') = coalesce(j.lot_key, '')
+           AND (lt.lot_key IS NULL) = (j.lot_key IS NULL);
     END IF;
     DELETE FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
 
     -- Matches are final as inserted; everything else is judged line by line.
     FOR l IN SELECT * FROM inventory_events.recon_line x
-              WHERE x.run_id = run.id AND (x.theirs IS DISTINCT FROM x.ours OR x.status IN ('unmapped', 'duplicate'))
+              WHERE x.run_id = run.id AND x.theirs IS DISTINCT FROM x.ours AND x.status NOT IN ('unmapped', 'duplicate')
               ORDER BY x.line_no
     LOOP
-        l := inventory_events.recon_judge(l);
+        l := inventory_events.recon_judge(l, true);
         UPDATE inventory_events.recon_line x
            SET variance = l.variance, explained = l.explained, residual = l.residual, value = l.value,
                status = l.status, exceeds_tolerance = l.exceeds_tolerance, severity = l.severity,
                streak = l.streak, hints = l.hints
          WHERE x.id = l.id;
     END LOOP;
-    UPDATE inventory_events.recon_line x SET variance = 0, residual = 0
-     WHERE x.run_id = run.id AND x.status = 'match' AND x.variance IS NULL;
 
     -- Equal and opposite differences at one location: two lots or two skus
     -- swapped.
@@ -1371,7 +1420,7 @@ BEGIN
     l.hints := '[]';
     l.line_uuid := gen_random_uuid();
     l.created_at := now();
-    l := inventory_events.recon_judge(l);
+    l := inventory_events.recon_judge(l, false);
     IF reason = 'adjusted' THEN
         l.resolution := NULL;
         l.resolved_at := NULL;
