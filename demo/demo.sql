@@ -281,6 +281,18 @@ SELECT kind, sku, ref, resolved_at IS NOT NULL AS resolved FROM exception WHERE 
 SELECT reconcile('wms-dal', :'cutoff', :'snapshot', external_id => 'WMS-DAL-SNAP-0001') = :run AS same_run;
 
 \echo
+\echo '=== 22. KPIs are views (formulas in doc/kpis.md): record accuracy, fill rate, latency, manual adjustments, throughput'
+SELECT dimension, key, compared_lines, hit_rate, quantity_accuracy FROM kpi_record_accuracy ORDER BY dimension, key;
+SELECT channel, day = current_date AS today, orders, lines, units_ordered, units_shipped, unit_fill_rate, line_fill_rate,
+       order_fill_rate, first_time_line_fill_rate
+  FROM kpi_fill_rate ORDER BY channel, day;
+SELECT channel, orders, p50_seconds, p95_seconds FROM kpi_order_latency ORDER BY channel;
+SELECT location, stock_events, manual_adjustments, reconciliation_adjustments, manual_share
+  FROM kpi_manual_adjustments ORDER BY location;
+SELECT day = current_date AS today, events_appended, publications, dead_letters, dead_letter_share
+  FROM kpi_throughput WHERE events_appended > 0;
+
+\echo
 \echo '=== 23. The positions equal the sum of the events (verify() lists differences: none)'
 SELECT count(*) AS inconsistent_streams FROM verify();
 
