@@ -250,6 +250,32 @@ SELECT reconcile('wms', clock_timestamp(), '[
 ]', false) AS run9 \gset
 SELECT line, key, ours, theirs, status, severity FROM pg_temp.report(:run9);
 
+-- The same snapshot from a session in another time zone is the same run.
+SET TimeZone = 'Asia/Tokyo';
+SELECT reconcile('wms', :'cutoff', '[
+  {"sku": "TEE", "location": "DAL", "qty": 96},
+  {"sku": "MUG", "location": "DAL", "qty": 5, "uom": "EA"},
+  {"sku": "CAP", "location": "DAL", "qty": 49},
+  {"sku": "HAT", "location": "DAL", "qty": 39},
+  {"sku": "BAG", "location": "DAL", "qty": 30},
+  {"sku": "PEN", "location": "DAL", "qty": 13},
+  {"sku": "VIT", "location": "DAL", "lot": "L1", "qty": 9},
+  {"sku": "VIT", "location": "DAL", "lot": "L2", "qty": 6},
+  {"sku": "RX", "location": "DAL", "qty": 7},
+  {"sku": "NOPE", "location": "DAL", "qty": 1},
+  {"sku": "TEE", "location": "NOWHERE", "qty": 1}
+]') = :run1 AS same_run;
+RESET TimeZone;
+
+-- A late event re-evaluates a key's line in the source's latest run that
+-- lists it: VIT L1 was last counted in the first run (the later cycle
+-- counts listed other keys), and a write-off of one before the cut-off now
+-- makes it match.
+SELECT append('VIT', 'DAL', 'adjusted', -1, lot => 'L1', occurred_at => :'cutoff'::timestamptz - interval '2 hours') > 0 AS late;
+SELECT recon_reevaluate() AS new_versions;
+SELECT run_id = :run1 AS first_run, version, reason, ours, theirs, status, resolution
+  FROM recon_line WHERE sku = 'VIT' AND lot = 'L1' ORDER BY version;
+
 -- Everything still adds up.
 SELECT count(*) AS drifted_streams FROM verify();
 

@@ -1062,7 +1062,7 @@ BEGIN
       FROM jsonb_array_elements(lines) WITH ORDINALITY x(line, n)
      ORDER BY x.n;
     RETURN inventory_events.recon_run_staged(source, as_of, "full", external_id,
-                                             md5(concat_ws('|', as_of, coalesce("full", true), lines::text)));
+                                             md5(concat_ws('|', extract(epoch FROM as_of), coalesce("full", true), lines::text)));
 END;
 $$;
 COMMENT ON FUNCTION inventory_events.reconcile(text, timestamptz, jsonb, boolean, text) IS
@@ -1085,7 +1085,7 @@ BEGIN
     END IF;
     -- A digest per line, then of the digests: 32 bytes a line in memory,
     -- whatever the lines hold.
-    SELECT md5(concat_ws('|', as_of, coalesce("full", true),
+    SELECT md5(concat_ws('|', extract(epoch FROM as_of), coalesce("full", true),
                          string_agg(md5(concat_ws(',', quote_nullable(s.sku), quote_nullable(s.location),
                                                   quote_nullable(s.lot), s.qty, quote_nullable(s.uom))), '' ORDER BY s.id)))
       INTO sum_md5
@@ -1217,9 +1217,10 @@ $$;
 COMMENT ON FUNCTION inventory_events.republish_drift(bigint) IS
   'Publishes our value again to the channel for every drifted sku of a channel reconciliation run';
 
--- Late events: events that occurred at or before the cut-off of a source's
--- latest run and were not in it re-evaluate the lines of their streams (a
--- new version of each line whose ours changed). The worker calls it; it can
+-- Late events: events that occurred at or before the cut-off of a run and
+-- were not in it re-evaluate the lines of their streams in the latest run of
+-- each source that lists them (a new version of each line whose ours
+-- changed). The worker calls it; it can
 -- be called by hand. Returns the number of new line versions.
 CREATE FUNCTION inventory_events.recon_reevaluate(max_events integer DEFAULT 10000)
 RETURNS bigint
@@ -1259,8 +1260,13 @@ BEGIN
             ON x.current AND x.sku = e.sku AND x.location = e.location AND (x.lot IS NULL OR x.lot = e.lot)
           JOIN inventory_events.recon_run r ON r.id = x.run_id
          WHERE e.occurred_at <= r.as_of AND r.measure <> 'channel'
-           AND r.id = (SELECT r2.id FROM inventory_events.recon_run r2 WHERE r2.source = r.source
-                        ORDER BY r2.as_of DESC, r2.id DESC LIMIT 1)
+           -- The key's line in the source's latest run that lists it (a
+           -- later cycle count of other keys leaves this one in force).
+           AND NOT EXISTS (SELECT FROM inventory_events.recon_line y
+                             JOIN inventory_events.recon_run ry ON ry.id = y.run_id
+                            WHERE y.current AND y.sku = x.sku AND y.location = x.location
+                              AND y.lot IS NOT DISTINCT FROM x.lot AND ry.source = r.source
+                              AND (ry.as_of, ry.id) > (r.as_of, r.id))
          ORDER BY x.id
     LOOP
         nv := inventory_events.recon_new_version(l, 'late_event');
