@@ -11,8 +11,10 @@
  *
  * A publisher loops: in a transaction of its own it calls
  * inventory_events.publish() (which reads the event log from its checkpoint
- * and sends what changed to every channel that is due) and, every
- * inventory_events.expire_interval, expire_reservations(); then it sleeps
+ * and sends what changed to every channel that is due), every
+ * inventory_events.expire_interval expire_reservations(), and every
+ * inventory_events.maintenance_interval recon_reevaluate() and
+ * refresh_metrics() (SQL objects 0.3.0 and later); then it sleeps
  * on its latch. A transaction that appended events sets that latch when it
  * commits (a transaction callback), so a change reaches listeners within
  * milliseconds and writers never pay for NOTIFY; with nothing to do the
@@ -59,6 +61,10 @@ static int	ie_publisher_naptime = 1000;	/* ms */
 static int	ie_expire_interval = 60;	/* s, 0: never */
 static int	ie_publish_batch = 10000;	/* events per publish() call */
 static int	ie_publisher_delay = 20;	/* ms between two runs, to batch commits */
+static int	ie_maintenance_interval = 10;	/* s, 0: never */
+
+/* Events recon_reevaluate() reads per maintenance run. */
+#define IE_RECON_BATCH 100000
 
 /* Set when this transaction appended an event: wake the publisher at commit. */
 static bool appended_in_xact = false;
@@ -109,6 +115,11 @@ ie_worker_init(void)
 							"How often the publisher releases expired reservations (0: never).",
 							NULL,
 							&ie_expire_interval, 60, 0, 24 * 3600, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory_events.maintenance_interval",
+							"How often the publisher refreshes the metrics and re-evaluates reconciliation lines hit by late events (0: never).",
+							"Runs refresh_metrics() and recon_reevaluate(), each isolated, with SQL objects 0.3.0 or later.",
+							&ie_maintenance_interval, 10, 0, 24 * 3600, PGC_SIGHUP,
 							GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("inventory_events.publisher_delay",
 							"Least time between two runs of the publisher.",
@@ -306,6 +317,8 @@ static int	publish_failures = 0;
 static TimestampTz publish_next_try = 0;
 static bool publish_failing = true;
 static bool expire_failing = true;
+static bool metrics_failing = true;
+static bool reconcile_failing = true;
 
 static const char *const waiting_for_library = "waiting for a library that serves the installed SQL objects";
 
@@ -431,12 +444,59 @@ publish_isolated(IePublisherSlot *slot, long *timeout, int64 *publications)
 	return more;
 }
 
+/* Runs one isolated task and opens or ends its streak in worker_error. */
+static void
+run_task(const char *task, const char *activity, const char *sql, bool *failing)
+{
+	pgstat_report_activity(STATE_RUNNING, activity);
+	if (run_task_isolated(task, sql))
+		clear_worker_error(task, failing);
+	else
+		*failing = true;
+}
+
+/*
+ * The maintenance task, every inventory_events.maintenance_interval (SQL
+ * objects 0.3.0 and later): reconciliation lines hit by late events get
+ * their new versions, then the metrics are refreshed (so they count those
+ * versions). Each statement is isolated: one failing does not stop the other
+ * or the publisher. Lowers *timeout to the next run.
+ */
+static void
+maintenance_task(long *timeout, TimestampTz *last_maintenance)
+{
+	long		interval_ms = ie_maintenance_interval * 1000L;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (ie_maintenance_interval <= 0 || ie_catalog()->sql_version < IE_SQL_0_3_0)
+		return;
+	if (TimestampDifferenceExceeds(*last_maintenance, now, interval_ms))
+	{
+		run_task("reconcile", "inventory_events.recon_reevaluate()",
+				 "SELECT inventory_events.recon_reevaluate(" CppAsString2(IE_RECON_BATCH) ")",
+				 &reconcile_failing);
+		run_task("metrics", "inventory_events.refresh_metrics()",
+				 "SELECT inventory_events.refresh_metrics()", &metrics_failing);
+		*last_maintenance = GetCurrentTimestamp();
+		*timeout = Min(*timeout, interval_ms);
+	}
+	else
+	{
+		long		secs;
+		int			usecs;
+
+		TimestampDifference(now, TimestampTzPlusMilliseconds(*last_maintenance, interval_ms), &secs, &usecs);
+		*timeout = Max(1, Min(*timeout, secs * 1000L + usecs / 1000));
+	}
+}
+
 /*
  * One publisher step in its own transaction. Returns true when there is more
  * to read at once; lowers *timeout when a throttled channel is due sooner.
  */
 static bool
-publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire)
+publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
+			   TimestampTz *last_maintenance)
 {
 	bool		more = false;
 	int64		publications = 0;
@@ -489,13 +549,11 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire)
 		if (ie_expire_interval > 0 &&
 			TimestampDifferenceExceeds(*last_expire, GetCurrentTimestamp(), ie_expire_interval * 1000))
 		{
-			pgstat_report_activity(STATE_RUNNING, "inventory_events.expire_reservations()");
-			if (run_task_isolated("expire", "SELECT inventory_events.expire_reservations()"))
-				clear_worker_error("expire", &expire_failing);
-			else
-				expire_failing = true;
+			run_task("expire", "inventory_events.expire_reservations()",
+					 "SELECT inventory_events.expire_reservations()", &expire_failing);
 			*last_expire = GetCurrentTimestamp();
 		}
+		maintenance_task(timeout, last_maintenance);
 		LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
 		slot->state = publish_failures > 0 ? "publish() failed: see inventory_events.worker_error" : "idle";
 		slot->runs++;
@@ -520,6 +578,7 @@ ie_publisher_main(Datum arg)
 	char		database[NAMEDATALEN];
 	MemoryContext loop_cxt;
 	TimestampTz last_expire = 0;
+	TimestampTz last_maintenance = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -556,7 +615,7 @@ ie_publisher_main(Datum arg)
 		}
 		MemoryContextReset(loop_cxt);
 		old = MemoryContextSwitchTo(loop_cxt);
-		more = publisher_step(slot, &timeout, &last_expire);
+		more = publisher_step(slot, &timeout, &last_expire, &last_maintenance);
 		MemoryContextSwitchTo(old);
 		if (more)
 			continue;
