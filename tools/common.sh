@@ -16,7 +16,8 @@ set -euo pipefail
 IE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IE_PGMAJOR=15
 IE_PACKAGES=(make gcc postgresql-$IE_PGMAJOR postgresql-server-dev-$IE_PGMAJOR uuid-dev
-	libipc-run-perl libdbd-pg-perl perl sqlsmith python3-psycopg2 ${IE_EXTRA_PACKAGES:-})
+	libipc-run-perl libdbd-pg-perl perl sqlsmith python3-psycopg2
+	prometheus-postgres-exporter prometheus ${IE_EXTRA_PACKAGES:-})
 
 ie_log() { printf '==> %s\n' "$*" >&2; }
 ie_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -115,6 +116,7 @@ ie_setup() {
 	mkdir -p "$IE_WORK/src" "$IE_WORK/sock" "$IE_WORK/out"
 	cp -a "$IE_ROOT/sql" "$IE_ROOT/expected" "$IE_ROOT/test" "$IE_ROOT/tools" "$IE_WORK/src/"
 	[ -d "$IE_ROOT/demo" ] && cp -a "$IE_ROOT/demo" "$IE_WORK/src/"
+	[ -d "$IE_ROOT/monitoring" ] && cp -a "$IE_ROOT/monitoring" "$IE_WORK/src/"
 	IE_CONF=$IE_WORK/temp.conf
 	"$IE_ROOT/tools/temp-config.sh" "$IE_BINDIR" > "$IE_CONF"
 	[ -n "$IE_RUNAS" ] && chown -R "$IE_RUNAS" "$IE_WORK"
