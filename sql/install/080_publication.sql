@@ -314,10 +314,15 @@ SELECT ch.code AS channel,
   LEFT JOIN inventory_events.worker_error w ON w.task = 'publish' AND w.channel = ch.code
   LEFT JOIN LATERAL (SELECT count(*) AS pending_skus, min(x.since) AS oldest_pending
                        FROM inventory_events.publication_pending x WHERE x.channel = ch.code) pend ON true
+  -- The checkpoint as two scalar subqueries: a condition of the index scan
+  -- on (xid, id), which starts at the checkpoint (joined, it would filter
+  -- every event before it: the whole log once the publisher has caught up).
   LEFT JOIN LATERAL (SELECT e.recorded_at
-                       FROM inventory_events.event e, inventory_events.publisher_checkpoint c
-                      WHERE (e.xid, e.id) > (split_part(c.checkpoint, ':', 1)::xid8,
-                                             split_part(c.checkpoint, ':', 2)::bigint)
+                       FROM inventory_events.event e
+                      WHERE (e.xid, e.id) > ((SELECT split_part(c.checkpoint, ':', 1)::xid8
+                                                FROM inventory_events.publisher_checkpoint c),
+                                             (SELECT split_part(c.checkpoint, ':', 2)::bigint
+                                                FROM inventory_events.publisher_checkpoint c))
                       ORDER BY e.xid, e.id LIMIT 1) unread ON true
   LEFT JOIN LATERAL (SELECT a.pid, a.datname, a.xact_start
                        FROM pg_catalog.pg_stat_activity a
