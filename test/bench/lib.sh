@@ -10,7 +10,7 @@
 #   record ...             one measurement of a round (see below)
 #   median v1 v2 ...       the median of some numbers
 #   ratio a b              a / b to 3 decimals
-IE_EXTRA_PACKAGES="bc gnuplot-nox postgresql-15-wal2json ${IE_EXTRA_PACKAGES:-}"
+IE_EXTRA_PACKAGES="bc gnuplot-nox postgresql-15-wal2json curl python3-yaml ${IE_EXTRA_PACKAGES:-}"
 source "$(dirname "${BASH_SOURCE[0]}")/../../tools/common.sh"
 
 bench_start() {

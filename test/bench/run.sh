@@ -16,6 +16,8 @@
 #   connector  50 appends/s, the reference connector         commit-to-connector latency vs a plain
 #              (tools/connector.py) on a channel              LISTEN/NOTIFY round trip
 #   growth     log of 10k .. 1M (full: 10M) events           append and ATP latency vs at 10k; ATP vs summing
+#   metrics    log of 10M events, Debian's postgres exporter  a scrape (target <= 50 ms); refresh_metrics()
+#              with monitoring/queries.yaml                   vs before the growth; record_verify() once
 #
 # and, all along, the resident memory of the publisher and of a walsender
 # decoding everything with the output plugin (pg_recvlogical).
@@ -31,7 +33,7 @@
 # against log size), memory.csv.
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$bench_dir/lib.sh"
-for part in append reserve decoding publisher connector growth; do source "$bench_dir/part_$part.sh"; done
+for part in append reserve decoding publisher connector growth metrics; do source "$bench_dir/part_$part.sh"; done
 
 mode=${1:-short}
 [ $# -gt 0 ] && shift
@@ -44,8 +46,8 @@ case $mode in
 		bench_growth_sizes="10000 100000 1000000 10000000" ;;
 	*) ie_die "usage: run.sh [short|full] [part ...]" ;;
 esac
-bench_skus=10000 bench_units=2000
-parts=${*:-append reserve burst channels wave decoding publisher connector growth}
+bench_skus=10000 bench_units=2000 bench_metrics_events=${IE_BENCH_METRICS_EVENTS:-10000000}
+parts=${*:-append reserve burst channels wave decoding publisher connector growth metrics}
 out_dir=${BENCH_OUT:-$IE_ROOT/build/bench}
 mkdir -p "$out_dir"
 began=$(date +%s)
