@@ -1916,7 +1916,9 @@ BEGIN
                         inventory_events.resolve_exception(bigint),
                         inventory_events.report_progress(text),
                         inventory_events.approve_recon_line(bigint, text),
-                        inventory_events.recon_reevaluate(integer) TO %s', r);
+                        inventory_events.recon_reevaluate(integer),
+                        inventory_events.refresh_metrics(interval),
+                        inventory_events.record_verify() TO %s', r);
     END IF;
 END;
 $$;
@@ -2197,3 +2199,263 @@ REVOKE ALL ON inventory_events.kpi_oversell_refusals FROM PUBLIC;
 REVOKE ALL ON inventory_events.kpi_exception_resolution FROM PUBLIC;
 REVOKE ALL ON inventory_events.kpi_manual_adjustments FROM PUBLIC;
 REVOKE ALL ON inventory_events.kpi_throughput FROM PUBLIC;
+
+-- === Metrics (issue 13) ===
+-- The worker's maintenance task records its failures as tasks metrics and
+-- reconcile; then sql/install/087_metrics.sql, as a fresh install has it.
+ALTER TABLE inventory_events.worker_error
+    DROP CONSTRAINT worker_error_task_check,
+    ADD CONSTRAINT worker_error_task_check CHECK (task IN ('publish', 'expire', 'metrics', 'reconcile'));
+
+-- channel_health reads the log from the publisher's checkpoint through the
+-- index instead of filtering every event before it (refresh_metrics() reads
+-- it at every interval).
+CREATE OR REPLACE VIEW inventory_events.channel_health AS
+SELECT ch.code AS channel,
+       coalesce(pend.pending_skus, 0) AS pending_skus,
+       least(pend.oldest_pending, unread.recorded_at) AS oldest_unpublished,
+       coalesce(extract(epoch FROM clock_timestamp() - least(pend.oldest_pending, unread.recorded_at)), 0)
+           ::double precision AS lag_seconds,
+       coalesce(p.last_seq, 0) AS last_seq,
+       p.last_published_at,
+       w.sqlstate AS last_error_sqlstate,
+       w.message AS last_error,
+       w.last_seen AS last_error_at,
+       CASE WHEN w.cleared_at IS NULL THEN coalesce(w.failures, 0) ELSE 0 END AS failures,
+       CASE WHEN w.cleared_at IS NULL THEN w.retry_at END AS retry_at,
+       horizon.pid AS horizon_pid,
+       horizon.datname AS horizon_database,
+       horizon.xact_start AS horizon_xact_start
+  FROM inventory_events.channel ch
+  LEFT JOIN inventory_events.channel_publisher p ON p.channel = ch.code
+  LEFT JOIN inventory_events.worker_error w ON w.task = 'publish' AND w.channel = ch.code
+  LEFT JOIN LATERAL (SELECT count(*) AS pending_skus, min(x.since) AS oldest_pending
+                       FROM inventory_events.publication_pending x WHERE x.channel = ch.code) pend ON true
+  -- The checkpoint as two scalar subqueries: a condition of the index scan
+  -- on (xid, id), which starts at the checkpoint (joined, it would filter
+  -- every event before it: the whole log once the publisher has caught up).
+  LEFT JOIN LATERAL (SELECT e.recorded_at
+                       FROM inventory_events.event e
+                      WHERE (e.xid, e.id) > ((SELECT split_part(c.checkpoint, ':', 1)::xid8
+                                                FROM inventory_events.publisher_checkpoint c),
+                                             (SELECT split_part(c.checkpoint, ':', 2)::bigint
+                                                FROM inventory_events.publisher_checkpoint c))
+                      ORDER BY e.xid, e.id LIMIT 1) unread ON true
+  LEFT JOIN LATERAL (SELECT a.pid, a.datname, a.xact_start
+                       FROM pg_catalog.pg_stat_activity a
+                      WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid()
+                      ORDER BY pg_catalog.age(a.backend_xid) DESC LIMIT 1) horizon ON true;
+
+-- ---------------------------------------------------------------------------
+-- Metrics for Prometheus (monitoring/queries.yaml, doc/reference.md#metrics)
+-- ---------------------------------------------------------------------------
+
+-- The current value of every metric, one row per metric name and label set.
+-- The publisher worker refreshes it (refresh_metrics(), every
+-- inventory_events.maintenance_interval); a scrape of the postgres exporter
+-- reads only this table, so its cost does not grow with the log. Not dumped:
+-- it describes this server, and the next refresh fills it again.
+CREATE TABLE inventory_events.metric (
+    name          text NOT NULL CHECK (name ~ '^inventory_events_[a-z0-9_]+$'),
+    labels        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(labels) = 'object'),
+    value         double precision NOT NULL,
+    refreshed_at  timestamptz NOT NULL,
+    PRIMARY KEY (name, labels)
+);
+COMMENT ON TABLE inventory_events.metric IS
+  'Prometheus metrics (full name, labels, value) as of their last refresh by the worker; what the exporter reads';
+
+-- Counts and ages the worker keeps current: every source read here is an
+-- index or a table whose size follows the catalog (stock rows, channels,
+-- sources, open exceptions, open lines of the latest runs), never the log;
+-- the two counters are the high-water marks of the log's and the dead
+-- letters' id sequences. Fill rates come from kpi_fill_rate (when installed)
+-- over the last 7 days, recomputed when older than fill_rate_every. The
+-- verify() metrics are written by record_verify() and kept here. Returns the
+-- number of metric rows written.
+CREATE FUNCTION inventory_events.refresh_metrics(fill_rate_every interval DEFAULT '5 minutes')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t         timestamptz := clock_timestamp();
+    n         integer;
+    fill_due  boolean;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.refresh_metrics()');
+    -- One refresh at a time (the worker, or someone by hand).
+    PERFORM pg_advisory_xact_lock('inventory_events.metric'::regclass::oid::bigint);
+    fill_due := NOT EXISTS (SELECT FROM inventory_events.metric m
+                             WHERE m.name = 'inventory_events_fill_rate_ratio'
+                               AND m.refreshed_at > t - fill_rate_every)
+                OR to_regclass('inventory_events.kpi_fill_rate') IS NULL;
+    DELETE FROM inventory_events.metric m
+     WHERE m.name NOT LIKE 'inventory_events\_verify\_%'
+       AND (fill_due OR m.name <> 'inventory_events_fill_rate_ratio');
+
+    INSERT INTO inventory_events.metric (name, labels, value, refreshed_at)
+    -- Counters: ids handed out by the sequences (ids of rolled-back appends
+    -- and batches included: the sequence never goes back).
+    SELECT 'inventory_events_events_appended_total', '{}'::jsonb,
+           (SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END FROM inventory_events.event_id_seq s), t
+    UNION ALL
+    SELECT 'inventory_events_dead_letters_total', '{}',
+           (SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END FROM inventory_events.dead_letter_id_seq s), t
+    UNION ALL
+    SELECT 'inventory_events_metrics_refreshed_timestamp_seconds', '{}', extract(epoch FROM t), t
+    -- Open exceptions by kind and age bucket (every kind, zeros included).
+    UNION ALL
+    SELECT 'inventory_events_exceptions_open', jsonb_build_object('kind', k.kind, 'age', b.age),
+           count(x.id), t
+      FROM (SELECT unnest(ARRAY['pick_short', 'oversell_refused', 'negative_available', 'dead_letter',
+                                'recon_variance', 'channel_drift']) AS kind
+            UNION SELECT DISTINCT x.kind FROM inventory_events.exception x WHERE x.resolved_at IS NULL) k
+     CROSS JOIN (VALUES ('lt_1h', interval '0', interval '1 hour'), ('lt_1d', '1 hour', '1 day'),
+                        ('lt_7d', '1 day', '7 days'), ('ge_7d', '7 days', NULL)) b(age, lo, hi)
+      LEFT JOIN inventory_events.exception x
+             ON x.resolved_at IS NULL AND x.kind = k.kind
+            AND t - x.created_at >= b.lo AND (b.hi IS NULL OR t - x.created_at < b.hi)
+     GROUP BY k.kind, b.age
+    UNION ALL
+    SELECT 'inventory_events_exceptions_oldest_age_seconds', jsonb_build_object('kind', k.kind),
+           coalesce(extract(epoch FROM t - min(x.created_at)), 0), t
+      FROM (SELECT unnest(ARRAY['pick_short', 'oversell_refused', 'negative_available', 'dead_letter',
+                                'recon_variance', 'channel_drift']) AS kind
+            UNION SELECT DISTINCT x.kind FROM inventory_events.exception x WHERE x.resolved_at IS NULL) k
+      LEFT JOIN inventory_events.exception x ON x.resolved_at IS NULL AND x.kind = k.kind
+     GROUP BY k.kind
+    -- Publication per channel: lag and pending skus (channel_health), and
+    -- the publications made (the channel's gap-free sequence).
+    UNION ALL
+    SELECT 'inventory_events_publication_lag_seconds', jsonb_build_object('channel', h.channel), h.lag_seconds, t
+      FROM inventory_events.channel_health h
+    UNION ALL
+    SELECT 'inventory_events_publication_pending_skus', jsonb_build_object('channel', h.channel), h.pending_skus, t
+      FROM inventory_events.channel_health h
+    UNION ALL
+    SELECT 'inventory_events_publications_total', jsonb_build_object('channel', ch.code), coalesce(p.last_seq, 0), t
+      FROM inventory_events.channel ch
+      LEFT JOIN inventory_events.channel_publisher p ON p.channel = ch.code
+    -- Orders: units reserved and picked not yet shipped, per location (the
+    -- stock rows), and open backorders per channel (a partial index).
+    UNION ALL
+    SELECT 'inventory_events_order_backlog_units', jsonb_build_object('location', s.location, 'stage', st.stage),
+           sum(CASE st.stage WHEN 'reserved' THEN s.reserved ELSE s.picked END), t
+      FROM inventory_events.stock s CROSS JOIN (VALUES ('reserved'), ('picked')) st(stage)
+     GROUP BY s.location, st.stage
+    UNION ALL
+    SELECT 'inventory_events_backorders_open_lines', jsonb_build_object('channel', ch.code), count(r.id), t
+      FROM inventory_events.channel ch
+      LEFT JOIN inventory_events.reservation r ON r.channel = ch.code AND r.backordered > 0
+     GROUP BY ch.code
+    UNION ALL
+    SELECT 'inventory_events_backorders_open_units', jsonb_build_object('channel', ch.code), coalesce(sum(r.backordered), 0), t
+      FROM inventory_events.channel ch
+      LEFT JOIN inventory_events.reservation r ON r.channel = ch.code AND r.backordered > 0
+     GROUP BY ch.code
+    -- Worker tasks failing now (an open worker_error streak), per task.
+    UNION ALL
+    SELECT 'inventory_events_worker_errors', jsonb_build_object('task', k.task), count(w.task), t
+      FROM unnest(ARRAY['publish', 'expire', 'metrics', 'reconcile']) k(task)
+      LEFT JOIN inventory_events.worker_error w ON w.task = k.task AND w.cleared_at IS NULL
+     GROUP BY k.task;
+
+    -- Reconciliation, over the latest run of each source (the run
+    -- recon_reevaluate() keeps current): its cut-off, and its open lines
+    -- beyond tolerance (not yet resolved, or awaiting a recount).
+    INSERT INTO inventory_events.metric (name, labels, value, refreshed_at)
+    WITH lr AS (
+        SELECT s.code AS source, s.measure, s.channel, r.id AS run_id, r.as_of
+          FROM inventory_events.recon_source s
+          LEFT JOIN LATERAL (SELECT r.id, r.as_of FROM inventory_events.recon_run r WHERE r.source = s.code
+                              ORDER BY r.as_of DESC, r.id DESC LIMIT 1) r ON true
+    )
+    SELECT 'inventory_events_recon_last_cutoff_timestamp_seconds', jsonb_build_object('source', lr.source),
+           coalesce(extract(epoch FROM lr.as_of), 0), t
+      FROM lr
+    UNION ALL
+    SELECT 'inventory_events_recon_out_of_tolerance_lines',
+           jsonb_build_object('source', lr.source, 'location', l.location, 'severity', l.severity,
+                              'item_group', CASE WHEN i.regulated THEN 'regulated'
+                                                 WHEN i.lot_controlled THEN 'lot_controlled'
+                                                 WHEN i.high_value THEN 'high_value'
+                                                 WHEN i.abc_class IS NOT NULL THEN 'class_' || lower(i.abc_class)
+                                                 ELSE 'unclassified' END),
+           count(*), t
+      FROM lr
+      JOIN inventory_events.recon_line l ON l.run_id = lr.run_id AND l.current AND l.exceeds_tolerance
+      LEFT JOIN inventory_events.item i ON i.sku = l.sku
+     WHERE l.resolution IS NULL OR l.resolution = 'recount'
+     GROUP BY 2
+    UNION ALL
+    SELECT 'inventory_events_channel_drift_persistent_lines', jsonb_build_object('source', lr.source, 'channel', lr.channel),
+           count(l.id), t
+      FROM lr
+      LEFT JOIN inventory_events.recon_line l
+             ON l.run_id = lr.run_id AND l.current AND l.exceeds_tolerance AND l.streak >= 2
+            AND (l.resolution IS NULL OR l.resolution = 'recount')
+     WHERE lr.measure = 'channel'
+     GROUP BY lr.source, lr.channel;
+
+    -- Fill rates of the last 7 days per channel (kpi_fill_rate): units,
+    -- lines and orders filled over those ordered.
+    IF fill_due AND to_regclass('inventory_events.kpi_fill_rate') IS NOT NULL THEN
+        EXECUTE $q$
+        INSERT INTO inventory_events.metric (name, labels, value, refreshed_at)
+        SELECT 'inventory_events_fill_rate_ratio', jsonb_build_object('channel', f.channel, 'measure', m.measure),
+               m.ratio, $1
+          FROM (SELECT k.channel,
+                       sum(k.units_shipped)::float8 / nullif(sum(k.units_ordered), 0) AS unit,
+                       sum(k.line_fill_rate * k.lines)::float8 / nullif(sum(k.lines), 0) AS line,
+                       sum(k.order_fill_rate * k.orders)::float8 / nullif(sum(k.orders), 0) AS "order"
+                  FROM inventory_events.kpi_fill_rate k
+                 WHERE k.day > current_date - 7
+                 GROUP BY k.channel) f
+         CROSS JOIN LATERAL (VALUES ('unit', f.unit), ('line', f.line), ('order', f."order")) m(measure, ratio)
+         WHERE m.ratio IS NOT NULL
+        $q$ USING t;
+    END IF;
+
+    -- Never verified: the time is 0 (an alert asks for a schedule), the
+    -- streams found wrong unknown (NaN).
+    INSERT INTO inventory_events.metric (name, labels, value, refreshed_at)
+    VALUES ('inventory_events_verify_last_run_timestamp_seconds', '{}', 0, t),
+           ('inventory_events_verify_drifted_streams', '{}', 'NaN', t)
+    ON CONFLICT DO NOTHING;
+
+    SELECT count(*)::integer INTO n FROM inventory_events.metric;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.refresh_metrics(interval) IS
+  'Refreshes inventory_events.metric without reading the log (the worker calls it every maintenance_interval)';
+
+-- Runs verify() and records its result for Prometheus: the streams found
+-- wrong, when, and how long it took. verify() reads the whole log, so it is
+-- not part of refresh_metrics(): schedule this (cron, nightly). Returns the
+-- number of streams found wrong.
+CREATE FUNCTION inventory_events.record_verify()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t0  timestamptz := clock_timestamp();
+    n   bigint;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.record_verify()');
+    SELECT count(*) INTO n FROM inventory_events.verify();
+    INSERT INTO inventory_events.metric AS m (name, labels, value, refreshed_at)
+    VALUES ('inventory_events_verify_drifted_streams', '{}', n, clock_timestamp()),
+           ('inventory_events_verify_last_run_timestamp_seconds', '{}', extract(epoch FROM t0), clock_timestamp()),
+           ('inventory_events_verify_duration_seconds', '{}', extract(epoch FROM clock_timestamp() - t0), clock_timestamp())
+    ON CONFLICT (name, labels) DO UPDATE SET value = excluded.value, refreshed_at = excluded.refreshed_at;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.record_verify() IS
+  'Runs verify() and records the streams it finds wrong in inventory_events.metric (schedule it; it reads the log)';
+
+REVOKE ALL ON inventory_events.metric FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.refresh_metrics(interval), inventory_events.record_verify() FROM PUBLIC;

@@ -111,7 +111,9 @@ BEGIN
                         inventory_events.resolve_exception(bigint),
                         inventory_events.report_progress(text),
                         inventory_events.approve_recon_line(bigint, text),
-                        inventory_events.recon_reevaluate(integer) TO %s', r);
+                        inventory_events.recon_reevaluate(integer),
+                        inventory_events.refresh_metrics(interval),
+                        inventory_events.record_verify() TO %s', r);
     END IF;
 END;
 $$;
