@@ -18,6 +18,11 @@
 #   growth     log of 10k .. 1M (full: 10M) events           append and ATP latency vs at 10k; ATP vs summing
 #   metrics    log of 10M events, Debian's postgres exporter  a scrape (target <= 50 ms); refresh_metrics()
 #              with monitoring/queries.yaml                   vs before the growth; record_verify() once
+#   recon      a 99,999-line WMS snapshot (2 % / 20 % of the    COPY + reconcile_staged() vs COPY + the team's
+#              lines differ) as of a cut-off, log of 1M        full join with sum(effect) up to the cut-off;
+#              (full: 10M) events; history 0.1M .. 1M (full:   the run's time against the history and
+#              1M .. 10M) and 1k .. 100k (full: 1M) events     against the events after the cut-off
+#              after the cut-off
 #
 # and, all along, the resident memory of the publisher and of a walsender
 # decoding everything with the output plugin (pg_recvlogical).
@@ -30,24 +35,27 @@
 # 30. Every measurement is repeated (rounds) and reported as min / median /
 # max of its ratio, in build/bench/: results.md, results.csv (summary),
 # raw.csv (every round), growth.csv and growth.png (throughput and latency
-# against log size), memory.csv.
+# against log size), recon.csv (the reconciliation's curve), memory.csv.
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$bench_dir/lib.sh"
-for part in append reserve decoding publisher connector growth metrics; do source "$bench_dir/part_$part.sh"; done
+for part in append reserve decoding publisher connector growth metrics recon; do source "$bench_dir/part_$part.sh"; done
 
 mode=${1:-short}
 [ $# -gt 0 ] && shift
 case $mode in
 	short)
 		bench_seconds=2 bench_rounds=3 bench_batches=20 bench_wave=2000 bench_decode_events=20000 bench_latency_seconds=7
-		bench_growth_sizes="10000 100000 1000000" ;;
+		bench_growth_sizes="10000 100000 1000000"
+		bench_recon_histories="100000 300000 1000000" bench_recon_afters="1000 10000 100000" ;;
 	full)
 		bench_seconds=10 bench_rounds=5 bench_batches=50 bench_wave=4000 bench_decode_events=100000 bench_latency_seconds=20
-		bench_growth_sizes="10000 100000 1000000 10000000" ;;
+		bench_growth_sizes="10000 100000 1000000 10000000"
+		bench_recon_histories="1000000 3000000 10000000" bench_recon_afters="1000 10000 100000 1000000" ;;
 	*) ie_die "usage: run.sh [short|full] [part ...]" ;;
 esac
 bench_skus=10000 bench_units=2000 bench_metrics_events=${IE_BENCH_METRICS_EVENTS:-10000000}
-parts=${*:-append reserve burst channels wave decoding publisher connector growth metrics}
+bench_recon_fixed_after=10000 bench_recon_rounds=3
+parts=${*:-append reserve burst channels wave decoding publisher connector growth metrics recon}
 out_dir=${BENCH_OUT:-$IE_ROOT/build/bench}
 mkdir -p "$out_dir"
 began=$(date +%s)
@@ -191,6 +199,7 @@ plot "$IE_WORK/growth.dat" using 1:3 with linespoints title "append()", \
 unset multiplot
 GNUPLOT
 fi
+[ -s "$IE_WORK/recon.csv" ] && cp "$IE_WORK/recon.csv" "$out_dir/recon.csv"
 cp "$bench_raw" "$out_dir/raw.csv"
 cp "$IE_WORK/results.csv" "$IE_WORK/memory.csv" "$out_dir/"
 psql_ -c "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'bench_memory'" >/dev/null
@@ -198,4 +207,4 @@ bench_stop
 echo
 cat "$out_dir/results.md"
 echo
-echo "written: $out_dir/{results.md,results.csv,raw.csv,growth.csv,growth.png,memory.csv}"
+echo "written: $out_dir/{results.md,results.csv,raw.csv,growth.csv,growth.png,recon.csv,memory.csv}"
