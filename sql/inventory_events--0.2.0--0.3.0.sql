@@ -733,9 +733,12 @@ COMMENT ON FUNCTION inventory_events.events_occurred_after(timestamptz) IS
 CREATE FUNCTION inventory_events.recon_tolerance_of(sku text, location text,
     OUT pct numeric, OUT units bigint, OUT value numeric, OUT auto_adjust_units bigint,
     OUT zero_tolerance boolean, OUT policy text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
+AS $$
+BEGIN
+    -- PL/pgSQL for its cached plan: a run judges thousands of lines, and a
+    -- SQL function called from FROM is planned again at every call.
     WITH it AS (
         SELECT i.abc_class, (i.lot_controlled OR i.regulated OR i.high_value) AS zero
           FROM inventory_events.item i WHERE i.sku = recon_tolerance_of.sku
@@ -763,9 +766,11 @@ BEGIN ATOMIC
            CASE WHEN z.zero THEN NULL ELSE p.auto_adjust_units END,
            z.zero,
            CASE WHEN z.zero THEN 'zero tolerance (lot-controlled, regulated or high-value item)' ELSE p.policy END
+      INTO pct, units, value, auto_adjust_units, zero_tolerance, policy
       FROM (SELECT * FROM policies ORDER BY rank LIMIT 1) p,
            (SELECT coalesce((SELECT it.zero FROM it), false) AS zero) z;
 END;
+$$;
 COMMENT ON FUNCTION inventory_events.recon_tolerance_of(text, text) IS
   'The tolerance that applies to a sku at a location: sku, ABC class, location, default, built-in class default';
 
@@ -788,7 +793,7 @@ RETURN variance = 0
 CREATE FUNCTION inventory_events.recon_hints(measure inventory_events.recon_measure, as_of timestamptz,
                                              run_created timestamptz, sku text, location text, lot text,
                                              pos inventory_events.stock_position, ours bigint, theirs bigint,
-                                             variance bigint, known jsonb, late_known boolean)
+                                             variance bigint, known jsonb, from_run boolean)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -845,8 +850,8 @@ BEGIN
 
     -- Events that occurred before the cut-off but were recorded after it
     -- (they count in ours; the source may not have had them). A run finds
-    -- them for all its lines at once (late_known); a new version here.
-    IF NOT late_known THEN
+    -- them for all its lines at once (from_run); a new version here.
+    IF NOT from_run THEN
     SELECT coalesce(sum(CASE WHEN measure = 'available' THEN inventory_events.available(e.effect)
                              ELSE inventory_events.on_hand(e.effect) END), 0)::bigint AS qty,
            array_agg(e.id ORDER BY e.id) AS ids
@@ -866,12 +871,15 @@ BEGIN
     END IF;
     END IF;
 
-    -- One recent event of exactly the difference: a duplicate here or a
-    -- message the source missed (or the other way round).
+    -- One event of the day before the cut-off of exactly the difference: a
+    -- duplicate here or a message the source missed (or the other way
+    -- round). A run finds them for all its lines at once.
+    IF NOT from_run THEN
     EXECUTE format($q$
         SELECT e.id, e.event_type FROM (
             SELECT e.id, e.event_type, e.effect FROM inventory_events.event e
              WHERE e.sku = $1 AND e.location = $2 AND ($3 IS NULL OR e.lot = $3) AND e.occurred_at <= $4
+               AND e.occurred_at > $4 - interval '1 day'
              ORDER BY e.%I DESC LIMIT 200) e
          WHERE abs(CASE WHEN $5 = 'available' THEN inventory_events.available(e.effect)
                         ELSE inventory_events.on_hand(e.effect) END) = abs($6)
@@ -880,6 +888,7 @@ BEGIN
     IF one.id IS NOT NULL THEN
         hints := hints || jsonb_build_object('hint', 'one_event', 'qty', variance, 'explains', false,
                                              'event_type', one.event_type, 'events', jsonb_build_array(one.id));
+    END IF;
     END IF;
 
     -- A unit of measure: cases reported as eaches (or eaches as cases), or a
@@ -988,25 +997,22 @@ BEGIN ATOMIC
 END;
 
 -- Hints and classification of one line (see recon_classify); l.status on
--- entry as recon_classify wants it. late_known: a run has found the line's
--- late events with all the others' and put their hint in l.hints.
-CREATE FUNCTION inventory_events.recon_judge(l inventory_events.recon_line, late_known boolean)
+-- entry as recon_classify wants it. from_run: a run has found the line's
+-- late events and one-event difference with all the others' and put their
+-- hints in l.hints.
+CREATE FUNCTION inventory_events.recon_judge(l inventory_events.recon_line, r inventory_events.recon_run,
+                                             src inventory_events.recon_source, from_run boolean)
 RETURNS inventory_events.recon_line
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    r    inventory_events.recon_run;
-    src  inventory_events.recon_source;
     it   inventory_events.item;
     tol  record;
     pub  record;
 BEGIN
-    SELECT * INTO r FROM inventory_events.recon_run WHERE id = l.run_id;
-    SELECT * INTO src FROM inventory_events.recon_source WHERE code = r.source;
     SELECT * INTO it FROM inventory_events.item WHERE sku = l.sku;
     SELECT * INTO tol FROM inventory_events.recon_tolerance_of(l.sku, nullif(l.location, ''));
-    l.streak := inventory_events.recon_previous_streak(l);
     IF l.theirs IS DISTINCT FROM l.ours THEN
         IF r.measure = 'channel' THEN
             l.hints := '[]';
@@ -1035,10 +1041,17 @@ BEGIN
         ELSE
             l.hints := inventory_events.recon_hints(r.measure, r.as_of, r.created_at, l.sku, l.location, l.lot,
                                                     l.ours_position, l.ours, l.theirs, l.theirs - l.ours,
-                                                    l.hints, late_known);
+                                                    l.hints, from_run);
         END IF;
     END IF;
+    l.streak := 0;
     l := inventory_events.recon_classify(l, tol.zero_tolerance, it.abc_class, it.unit_cost, tol.pct, tol.units, tol.value);
+    -- The streak only for a line beyond tolerance (classifying again with it
+    -- gives the same status: it decides the severity).
+    IF l.exceeds_tolerance THEN
+        l.streak := inventory_events.recon_previous_streak(l);
+        l := inventory_events.recon_classify(l, tol.zero_tolerance, it.abc_class, it.unit_cost, tol.pct, tol.units, tol.value);
+    END IF;
     RETURN l;
 END;
 $$;
@@ -1095,6 +1108,8 @@ DECLARE
     l         inventory_events.recon_line;
     tol       record;
     xid       xid8 := pg_current_xact_id();
+    nestloop  text;
+    mem       text;
 BEGIN
     SELECT * INTO src FROM inventory_events.recon_source s WHERE s.code = recon_run_staged.source;
     IF NOT FOUND THEN
@@ -1118,6 +1133,12 @@ BEGIN
     END IF;
     is_full := coalesce("full", true) AND src.snapshot = 'full';
     SELECT count(*) INTO n FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
+    -- The comparison sorts and hashes every line: at least 64 MB for it, so
+    -- that a 100k-line snapshot does not spill to disk (restored after).
+    mem := current_setting('work_mem');
+    IF pg_size_bytes(mem) < 64 * 1024 * 1024 THEN
+        PERFORM set_config('work_mem', '64MB', true);
+    END IF;
 
     -- Idempotent: the same snapshot again returns the run made for it.
     INSERT INTO inventory_events.recon_run AS r (source, measure, as_of, "full", external_id, checksum, lines)
@@ -1207,17 +1228,23 @@ BEGIN
                    count(*) OVER (PARTITION BY st.sku, st.location, CASE WHEN p.by_lot THEN coalesce(st.lot, '') END) AS copies
               FROM staged st JOIN pairs p USING (sku, location)
         ), recorded_after AS (
-            -- The events recorded after the cut-off (the BRIN index on
-            -- recorded_at finds them at the end of the table), and the few
-            -- recorded before it with a business time after it (a partial
-            -- index): what makes ours as of the cut-off differ from now.
-            SELECT e.sku, e.location, e.lot, e.id, e.effect, e.occurred_at > run.as_of AS after_cutoff
+            -- The events recorded after the day before the cut-off (the BRIN
+            -- index on recorded_at finds them at the end of the table), and
+            -- the few recorded before that with a business time after the
+            -- cut-off (a partial index). Those that occurred after the
+            -- cut-off make ours as of it differ from now; the others are the
+            -- evidence of late events and of one-event differences.
+            SELECT e.sku, e.location, e.lot, e.id, e.event_type, e.effect,
+                   e.occurred_at > run.as_of AS after_cutoff,
+                   e.occurred_at <= run.as_of AND e.recorded_at > run.as_of AS late,
+                   e.occurred_at <= run.as_of AND e.occurred_at > run.as_of - interval '1 day' AS recent
               FROM inventory_events.event e
-             WHERE e.recorded_at > run.as_of
+             WHERE e.recorded_at > run.as_of - interval '1 day'
             UNION ALL
-            SELECT e.sku, e.location, e.lot, e.id, e.effect, true
+            SELECT e.sku, e.location, e.lot, e.id, e.event_type, e.effect, true, false, false
               FROM inventory_events.event e
-             WHERE e.occurred_at > e.recorded_at AND e.recorded_at <= run.as_of AND e.occurred_at > run.as_of
+             WHERE e.occurred_at > e.recorded_at AND e.recorded_at <= run.as_of - interval '1 day'
+               AND e.occurred_at > run.as_of
         ), after_cutoff AS (
             SELECT a.sku, a.location, a.lot, inventory_events.sum(a.effect) AS delta
               FROM recorded_after a WHERE a.after_cutoff
@@ -1231,8 +1258,20 @@ BEGIN
                    (array_agg(a.id ORDER BY a.id))[1:10] AS ids
               FROM recorded_after a
               LEFT JOIN pairs p ON p.sku = a.sku AND p.location = a.location
-             WHERE NOT a.after_cutoff
+             WHERE a.late
              GROUP BY 1, 2, 3
+        ), recent_one AS (
+            -- Per key and size, the latest event of the day before the
+            -- cut-off: a difference of exactly its size is a duplicate here
+            -- or a message the source missed.
+            SELECT DISTINCT ON (1, 2, 3, 4) a.sku, a.location, CASE WHEN p.by_lot THEN a.lot END AS lot_key,
+                   abs(CASE WHEN src.measure = 'available' THEN inventory_events.available(a.effect)
+                            ELSE inventory_events.on_hand(a.effect) END) AS size,
+                   a.id, a.event_type
+              FROM recorded_after a
+              LEFT JOIN pairs p ON p.sku = a.sku AND p.location = a.location
+             WHERE a.recent
+             ORDER BY 1, 2, 3, 4, a.id DESC
         ), streams AS (
             SELECT s.sku, s.location, s.lot,
                    inventory_events.position_of(s.*) OPERATOR(inventory_events.-)
@@ -1288,24 +1327,34 @@ BEGIN
                             CASE WHEN NOT j.known_sku THEN 'unknown sku'
                                  WHEN NOT j.known_location THEN 'unknown location'
                                  ELSE format('unknown unit of measure %s for the item', j.uom) END))
-                    WHEN j.status <> 'duplicate' AND j.ours_v <> j.theirs_v AND lt.qty <> 0 THEN
-                        jsonb_build_array(jsonb_build_object('hint', 'late_event', 'qty', -lt.qty,
-                            'explains', sign(-lt.qty) = sign(j.theirs_v - j.ours_v) AND abs(lt.qty) <= abs(j.theirs_v - j.ours_v),
-                            'recorded_after_run', false, 'events', to_jsonb(lt.ids)))
+                    WHEN j.status <> 'duplicate' AND j.ours_v <> j.theirs_v THEN
+                        CASE WHEN lt.qty <> 0 THEN
+                            jsonb_build_array(jsonb_build_object('hint', 'late_event', 'qty', -lt.qty,
+                                'explains', sign(-lt.qty) = sign(j.theirs_v - j.ours_v) AND abs(lt.qty) <= abs(j.theirs_v - j.ours_v),
+                                'recorded_after_run', false, 'events', to_jsonb(lt.ids)))
+                             ELSE '[]' END
+                        || CASE WHEN ro.id IS NOT NULL THEN
+                            jsonb_build_array(jsonb_build_object('hint', 'one_event', 'qty', j.theirs_v - j.ours_v,
+                                'explains', false, 'event_type', ro.event_type, 'events', jsonb_build_array(ro.id)))
+                                ELSE '[]' END
                     ELSE '[]' END
           FROM judged j
           LEFT JOIN late lt
             ON lt.sku = j.sku AND lt.location = j.location AND coalesce(lt.lot_key, '') = coalesce(j.lot_key, '')
-           AND (lt.lot_key IS NULL) = (j.lot_key IS NULL);
+           AND (lt.lot_key IS NULL) = (j.lot_key IS NULL)
+          LEFT JOIN recent_one ro
+            ON ro.sku = j.sku AND ro.location = j.location AND coalesce(ro.lot_key, '') = coalesce(j.lot_key, '')
+           AND (ro.lot_key IS NULL) = (j.lot_key IS NULL) AND ro.size = abs(j.theirs_v - j.ours_v);
     END IF;
     DELETE FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
+    PERFORM set_config('work_mem', mem, true);
 
     -- Matches are final as inserted; everything else is judged line by line.
     FOR l IN SELECT * FROM inventory_events.recon_line x
               WHERE x.run_id = run.id AND x.theirs IS DISTINCT FROM x.ours AND x.status NOT IN ('unmapped', 'duplicate')
               ORDER BY x.line_no
     LOOP
-        l := inventory_events.recon_judge(l, true);
+        l := inventory_events.recon_judge(l, run, src, true);
         UPDATE inventory_events.recon_line x
            SET variance = l.variance, explained = l.explained, residual = l.residual, value = l.value,
                status = l.status, exceeds_tolerance = l.exceeds_tolerance, severity = l.severity,
@@ -1314,20 +1363,33 @@ BEGIN
     END LOOP;
 
     -- Equal and opposite differences at one location: two lots or two skus
-    -- swapped.
+    -- swapped. The run's lines have no statistics yet (a row, the planner
+    -- thinks): without nested loops the pairs are found by hashing, not by
+    -- comparing every line beyond tolerance with every other.
+    nestloop := current_setting('enable_nestloop');
+    PERFORM set_config('enable_nestloop', 'off', true);
+    WITH open AS (
+        SELECT z.id, z.line_no, z.sku, z.location, z.lot, z.residual FROM inventory_events.recon_line z
+         WHERE z.run_id = run.id AND z.current AND z.exceeds_tolerance
+    ), same AS (
+        SELECT z.location, z.residual, count(*) AS n FROM open z GROUP BY 1, 2
+    ), swap AS (
+        SELECT DISTINCT ON (x.id) x.id, x.residual, y.line_no, y.sku, y.lot
+          FROM open x
+          JOIN open y ON y.location = x.location AND y.residual = -x.residual AND y.id <> x.id
+          JOIN same sx ON sx.location = x.location AND sx.residual = x.residual
+          JOIN same sy ON sy.location = x.location AND sy.residual = y.residual
+         WHERE CASE WHEN x.sku = y.sku THEN x.lot IS DISTINCT FROM y.lot
+                    -- Two skus only when the pair is the only one at the location.
+                    ELSE sx.n = 1 AND sy.n = 1 END
+         ORDER BY x.id, y.line_no
+    )
     UPDATE inventory_events.recon_line x
-       SET hints = x.hints || jsonb_build_object('hint', 'swap', 'qty', x.residual, 'explains', false,
-                                                 'line_no', y.line_no, 'sku', y.sku, 'lot', y.lot)
-      FROM inventory_events.recon_line y
-     WHERE x.run_id = run.id AND y.run_id = run.id AND x.current AND y.current
-       AND x.exceeds_tolerance AND y.exceeds_tolerance AND x.id <> y.id
-       AND x.location = y.location AND x.residual = -y.residual
-       AND CASE WHEN x.sku = y.sku THEN x.lot IS DISTINCT FROM y.lot
-                -- Two skus only when the pair is the only one at the location.
-                ELSE (SELECT count(*) FILTER (WHERE z.residual = x.residual) = 1
-                             AND count(*) FILTER (WHERE z.residual = y.residual) = 1
-                        FROM inventory_events.recon_line z
-                       WHERE z.run_id = run.id AND z.current AND z.exceeds_tolerance AND z.location = x.location) END;
+       SET hints = x.hints || jsonb_build_object('hint', 'swap', 'qty', w.residual, 'explains', false,
+                                                 'line_no', w.line_no, 'sku', w.sku, 'lot', w.lot)
+      FROM swap w
+     WHERE x.id = w.id;
+    PERFORM set_config('enable_nestloop', nestloop, true);
 
     -- This run's lines supersede the open lines of the same keys in earlier
     -- runs of the source; the recounts of a line carry over.
@@ -1420,7 +1482,7 @@ BEGIN
     l.hints := '[]';
     l.line_uuid := gen_random_uuid();
     l.created_at := now();
-    l := inventory_events.recon_judge(l, false);
+    l := inventory_events.recon_judge(l, r, src, false);
     IF reason = 'adjusted' THEN
         l.resolution := NULL;
         l.resolved_at := NULL;
