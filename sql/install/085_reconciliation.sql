@@ -690,7 +690,9 @@ BEGIN
             SELECT st.sku, st.location, bool_or(st.lot IS NOT NULL) AS by_lot FROM staged st GROUP BY 1, 2
         ), theirs AS (
             SELECT st.*, p.by_lot, CASE WHEN p.by_lot THEN coalesce(st.lot, '') END AS lot_key,
-                   count(*) OVER (PARTITION BY st.sku, st.location, CASE WHEN p.by_lot THEN coalesce(st.lot, '') END) AS copies
+                   -- (byte order: a partition needs equality, not the collation's order)
+                   count(*) OVER (PARTITION BY st.sku COLLATE "C", st.location COLLATE "C",
+                                  CASE WHEN p.by_lot THEN coalesce(st.lot, '') END COLLATE "C") AS copies
               FROM staged st JOIN pairs p USING (sku, location)
         ), recorded_after AS (
             -- The events recorded after the day before the cut-off (the BRIN
@@ -779,8 +781,15 @@ BEGIN
                         THEN c.qty * c.factor END AS theirs_v
               FROM compared c
              WHERE NOT c.unlisted OR (is_full AND c.ours_qty <> 0)
+        ), numbered AS (
+            -- Lines the snapshot does not list are numbered after its own,
+            -- in key order (a window over them only, not every line).
+            SELECT j.*, j.line_no AS no FROM judged j WHERE NOT j.unlisted
+            UNION ALL
+            SELECT j.*, (n + row_number() OVER (ORDER BY j.sku, j.location, j.lot))::integer
+              FROM judged j WHERE j.unlisted
         )
-        SELECT run.id, coalesce(j.line_no, n + row_number() OVER (PARTITION BY j.unlisted ORDER BY j.sku, j.location, j.lot))::integer,
+        SELECT run.id, j.no,
                j.sku, j.location, j.lot, j.uom, j.qty, j.ours_v, j.theirs_v,
                CASE WHEN j.ours_v = j.theirs_v THEN 0 END,
                CASE WHEN j.ours_v = j.theirs_v THEN 0 END,
@@ -803,7 +812,7 @@ BEGIN
                                 'explains', false, 'event_type', ro.event_type, 'events', jsonb_build_array(ro.id)))
                                 ELSE '[]' END
                     ELSE '[]' END
-          FROM judged j
+          FROM numbered j
           LEFT JOIN late lt
             ON lt.sku = j.sku AND lt.location = j.location AND coalesce(lt.lot_key, '') = coalesce(j.lot_key, '')
            AND (lt.lot_key IS NULL) = (j.lot_key IS NULL)
