@@ -1066,7 +1066,8 @@ DECLARE
     r    inventory_events.recon_run;
     line_ref  text := format('recon:%s:%s', l.run_id, l.line_no);
 BEGIN
-    IF l.current AND l.exceeds_tolerance AND l.resolution IS NULL THEN
+    -- Open while unresolved or awaiting its recount.
+    IF l.current AND l.exceeds_tolerance AND (l.resolution IS NULL OR l.resolution = 'recount') THEN
         SELECT * INTO r FROM inventory_events.recon_run WHERE id = l.run_id;
         INSERT INTO inventory_events.exception (kind, sku, location, channel, ref, detail)
         SELECT CASE WHEN r.measure = 'channel' THEN 'channel_drift' ELSE 'recon_variance' END,
@@ -1110,8 +1111,12 @@ DECLARE
     xid       xid8 := pg_current_xact_id();
     nestloop  text;
     mem       text;
+    run_xmin  xid8;
 BEGIN
-    SELECT * INTO src FROM inventory_events.recon_source s WHERE s.code = recon_run_staged.source;
+    -- One run of a source at a time: a run supersedes the open lines of the
+    -- source's earlier runs, which it must see committed.
+    SELECT * INTO src FROM inventory_events.recon_source s WHERE s.code = recon_run_staged.source
+       FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown reconciliation source "%"', source
               USING ERRCODE = 'foreign_key_violation',
@@ -1133,6 +1138,23 @@ BEGIN
     END IF;
     is_full := coalesce("full", true) AND src.snapshot = 'full';
     SELECT count(*) INTO n FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
+    -- Every event below this is in the comparison's snapshot (taken after
+    -- it) or will never be; an event above may commit while this run is
+    -- not yet visible to the worker (see the checkpoint below).
+    run_xmin := inventory_events.log_xmin();
+    -- Late events are looked for from before this run's snapshot on: the
+    -- worker may have read past an event that committed after the snapshot
+    -- while this run's lines were not yet visible to it, so the checkpoint
+    -- goes back to the snapshot's horizon (never forward). Reading an event
+    -- again is harmless: a line gets a new version only when ours changes.
+    -- The row lock, taken before this run locks any line, also makes the
+    -- worker (which locks the checkpoint, then lines) wait for its commit.
+    INSERT INTO inventory_events.recon_checkpoint AS c (checkpoint, updated_at)
+    VALUES (format('%s:%s', run_xmin::text::numeric - 1, 9223372036854775807), now())
+    ON CONFLICT (only_row) DO UPDATE
+       SET checkpoint = excluded.checkpoint, updated_at = excluded.updated_at
+     WHERE (split_part(c.checkpoint, ':', 1)::numeric, split_part(c.checkpoint, ':', 2)::numeric)
+           > (split_part(excluded.checkpoint, ':', 1)::numeric, split_part(excluded.checkpoint, ':', 2)::numeric);
     -- The comparison sorts and hashes every line: at least 64 MB for it, so
     -- that a 100k-line snapshot does not spill to disk (restored after).
     mem := current_setting('work_mem');
@@ -1291,7 +1313,10 @@ BEGIN
              GROUP BY 1, 2, 3, 4
         ), compared AS (
             SELECT t.line_no, coalesce(t.sku, o.sku) AS sku, coalesce(t.location, o.location) AS location,
-                   CASE WHEN t.sku IS NOT NULL THEN t.lot ELSE o.lot_key END AS lot,
+                   -- By lot, a line without one is the stream without a lot
+                   -- (''): null only ever means all lots summed.
+                   CASE WHEN t.sku IS NOT NULL THEN CASE WHEN t.by_lot THEN t.lot_key ELSE t.lot END
+                        ELSE o.lot_key END AS lot,
                    coalesce(t.lot_key, o.lot_key) AS lot_key,
                    t.uom, t.qty, t.known_sku, t.known_location, t.factor,
                    coalesce(t.copies, 1) AS copies, t.sku IS NULL AS unlisted, o.pos,
@@ -1435,11 +1460,6 @@ BEGIN
             END IF;
         END LOOP;
     END IF;
-
-    -- Late events are looked for from here on (see recon_reevaluate()).
-    INSERT INTO inventory_events.recon_checkpoint (checkpoint, updated_at)
-    VALUES (format('%s:%s', inventory_events.log_xmin()::text::bigint - 1, 9223372036854775807), now())
-    ON CONFLICT DO NOTHING;
     RETURN run.id;
 END;
 $$;
@@ -1570,6 +1590,17 @@ BEGIN
         RAISE EXCEPTION 'source "%" is not authoritative: its counts do not adjust ours', src.code
               USING ERRCODE = 'invalid_parameter_value',
                     HINT = 'Dispute the line (the source is corrected) or make the source authoritative.';
+    END IF;
+    -- The residual must be against ours as of the cut-off now: a late event
+    -- since the line was judged (the worker not there yet) would skew the
+    -- count by its quantity.
+    IF (inventory_events.recon_new_version(l, 'late_event')).id <> l.id THEN
+        IF resolution = 'auto_adjusted' THEN
+            RETURN NULL;    -- judged again: no longer what the policy allowed
+        END IF;
+        RAISE EXCEPTION 'reconciliation line % changed since it was judged: a late event moves ours as of its cut-off', line_id
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'recon_reevaluate() (or the worker) gives the line a new version; resolve that one.';
     END IF;
     IF l.residual = 0 THEN
         RAISE EXCEPTION 'reconciliation line % has no residual to adjust (its difference is explained: %)', line_id, l.status
