@@ -460,23 +460,40 @@ run_task(const char *task, const char *activity, const char *sql, bool *failing)
  * objects 0.3.0 and later): reconciliation lines hit by late events get
  * their new versions, then the metrics are refreshed (so they count those
  * versions). Each statement is isolated: one failing does not stop the other
- * or the publisher. Lowers *timeout to the next run.
+ * or the publisher. It runs in a transaction of its own, after the publisher
+ * step's has committed: publications and their NOTIFY do not wait for it,
+ * and its snapshot does not hold back the log's horizon for the publisher's
+ * transaction. Lowers *timeout to the next run.
  */
 static void
-maintenance_task(long *timeout, TimestampTz *last_maintenance)
+maintenance_step(long *timeout, TimestampTz *last_maintenance)
 {
 	long		interval_ms = ie_maintenance_interval * 1000L;
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (ie_maintenance_interval <= 0 || ie_catalog()->sql_version < IE_SQL_0_3_0)
+	if (ie_maintenance_interval <= 0)
 		return;
 	if (TimestampDifferenceExceeds(*last_maintenance, now, interval_ms))
 	{
-		run_task("reconcile", "inventory_events.recon_reevaluate()",
-				 "SELECT inventory_events.recon_reevaluate(" CppAsString2(IE_RECON_BATCH) ")",
-				 &reconcile_failing);
-		run_task("metrics", "inventory_events.refresh_metrics()",
-				 "SELECT inventory_events.refresh_metrics()", &metrics_failing);
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		/* The SQL objects may have changed since the publisher step looked. */
+		if (extension_locked() && ie_catalog()->sql_version >= IE_SQL_0_3_0)
+		{
+			pgstat_report_activity(STATE_RUNNING, "inventory_events maintenance");
+			run_task("reconcile", "inventory_events.recon_reevaluate()",
+					 "SELECT inventory_events.recon_reevaluate(" CppAsString2(IE_RECON_BATCH) ")",
+					 &reconcile_failing);
+			run_task("metrics", "inventory_events.refresh_metrics()",
+					 "SELECT inventory_events.refresh_metrics()", &metrics_failing);
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_stat(false);
+		pgstat_report_activity(STATE_IDLE, NULL);
 		*last_maintenance = GetCurrentTimestamp();
 		*timeout = Min(*timeout, interval_ms);
 	}
@@ -499,6 +516,7 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
 			   TimestampTz *last_maintenance)
 {
 	bool		more = false;
+	bool		ready = false;
 	int64		publications = 0;
 	char	   *installed;
 
@@ -553,7 +571,7 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
 					 "SELECT inventory_events.expire_reservations()", &expire_failing);
 			*last_expire = GetCurrentTimestamp();
 		}
-		maintenance_task(timeout, last_maintenance);
+		ready = true;
 		LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
 		slot->state = publish_failures > 0 ? "publish() failed: see inventory_events.worker_error" : "idle";
 		slot->runs++;
@@ -567,6 +585,8 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	if (ready)
+		maintenance_step(timeout, last_maintenance);
 	return more;
 }
 
