@@ -79,13 +79,16 @@ COMMIT;
 SQL
 }
 
-# Both sides must find the same differences: the run's lines that are not
-# matches against the team's.
+# Both sides must find the same differences: the (sku, location) pairs with
+# a line that is not a match, and ours and theirs in all. (A lot-controlled
+# pair the snapshot leaves out entirely is one line of the run, its lots
+# summed, and one line per lot of the team's.)
 recon_check() {
+	local q='SELECT count(DISTINCT (sku, location)) FILTER (WHERE status <> '"'match'"') || '"'/'"' || sum(ours) || '"'/'"' || sum(theirs) FROM'
 	local ours team
-	ours=$(psql_ -At -c "SELECT count(*) FILTER (WHERE status <> 'match') || '/' || count(*) FROM inventory_events.recon_line")
-	team=$(psql_ -At -c "SELECT count(*) FILTER (WHERE status <> 'match') || '/' || count(*) FROM bench_recon.team_result")
-	[ "$ours" = "$team" ] || echo "warning: recon: the run has $ours lines not matching/all, the team's SQL $team" >&2
+	ours=$(psql_ -At -c "$q inventory_events.recon_line")
+	team=$(psql_ -At -c "$q bench_recon.team_result")
+	[ "$ours" = "$team" ] || echo "warning: recon: the run has $ours pairs differing/ours/theirs, the team's SQL $team" >&2
 }
 
 recon_log() {	# $1: history, $2: after (0: a new log of $1 events)
