@@ -673,6 +673,8 @@ CREATE TABLE inventory_events.recon_line (
 );
 CREATE INDEX recon_line_key_idx ON inventory_events.recon_line (sku, location, run_id) WHERE current;
 CREATE INDEX recon_line_open_idx ON inventory_events.recon_line (run_id) WHERE current AND exceeds_tolerance;
+CREATE INDEX recon_line_resolution_event_idx ON inventory_events.recon_line (resolution_event_id)
+    WHERE resolution_event_id IS NOT NULL;
 COMMENT ON TABLE inventory_events.recon_line IS
   'Reconciliation lines, versioned: ours as of the cut-off, theirs, variance, status, hints and resolution';
 COMMENT ON COLUMN inventory_events.recon_line.lot IS 'null: all lots of the sku at the location summed';
@@ -1456,7 +1458,13 @@ BEGIN
         LOOP
             SELECT * INTO tol FROM inventory_events.recon_tolerance_of(l.sku, l.location);
             IF NOT tol.zero_tolerance AND tol.auto_adjust_units IS NOT NULL AND abs(l.residual) <= tol.auto_adjust_units THEN
-                PERFORM inventory_events.recon_adjust(l.id, 'auto_adjusted', 'within the auto-adjust policy');
+                -- A line that cannot be adjusted (over several lots, say)
+                -- stays for a person; the run goes on.
+                BEGIN
+                    PERFORM inventory_events.recon_adjust(l.id, 'auto_adjusted', 'within the auto-adjust policy');
+                EXCEPTION WHEN invalid_parameter_value OR object_not_in_prerequisite_state THEN
+                    NULL;
+                END;
             END IF;
         END LOOP;
     END IF;
@@ -1872,6 +1880,9 @@ DECLARE
     nv        inventory_events.recon_line;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.recon_reevaluate()');
+    -- Lines staged by transactions that ended without reconcile_staged():
+    -- nobody will read them.
+    DELETE FROM inventory_events.recon_staging s WHERE s.load_xid < pg_snapshot_xmin(pg_current_snapshot());
     SELECT c.checkpoint INTO cp FROM inventory_events.recon_checkpoint c FOR UPDATE;
     IF NOT FOUND THEN
         RETURN 0;  -- no run yet
@@ -2244,11 +2255,15 @@ COMMENT ON VIEW inventory_events.kpi_exception_resolution IS
 
 CREATE VIEW inventory_events.kpi_manual_adjustments AS
 WITH ev AS (
+    -- A reconciliation's adjustment is the event a line names as its
+    -- resolution (a writer could give any event the source name).
     SELECT e.recorded_at::date AS day, e.location,
            abs(inventory_events.on_hand(e.effect)) AS units,
-           e.event_type IN ('adjusted', 'counted') AND e.source <> 'reconciliation' AS manual,
-           e.event_type IN ('adjusted', 'counted') AND e.source = 'reconciliation' AS reconciliation
+           e.event_type IN ('adjusted', 'counted') AND r.event_id IS NULL AS manual,
+           e.event_type IN ('adjusted', 'counted') AND r.event_id IS NOT NULL AS reconciliation
       FROM inventory_events.event e
+      LEFT JOIN (SELECT DISTINCT l.resolution_event_id AS event_id FROM inventory_events.recon_line l
+                  WHERE l.resolution_event_id IS NOT NULL) r ON r.event_id = e.id
      WHERE e.recorded_at >= current_date - 29
 )
 SELECT ev.day, ev.location,

@@ -138,6 +138,8 @@ CREATE TABLE inventory_events.recon_line (
 );
 CREATE INDEX recon_line_key_idx ON inventory_events.recon_line (sku, location, run_id) WHERE current;
 CREATE INDEX recon_line_open_idx ON inventory_events.recon_line (run_id) WHERE current AND exceeds_tolerance;
+CREATE INDEX recon_line_resolution_event_idx ON inventory_events.recon_line (resolution_event_id)
+    WHERE resolution_event_id IS NOT NULL;
 COMMENT ON TABLE inventory_events.recon_line IS
   'Reconciliation lines, versioned: ours as of the cut-off, theirs, variance, status, hints and resolution';
 COMMENT ON COLUMN inventory_events.recon_line.lot IS 'null: all lots of the sku at the location summed';
@@ -921,7 +923,13 @@ BEGIN
         LOOP
             SELECT * INTO tol FROM inventory_events.recon_tolerance_of(l.sku, l.location);
             IF NOT tol.zero_tolerance AND tol.auto_adjust_units IS NOT NULL AND abs(l.residual) <= tol.auto_adjust_units THEN
-                PERFORM inventory_events.recon_adjust(l.id, 'auto_adjusted', 'within the auto-adjust policy');
+                -- A line that cannot be adjusted (over several lots, say)
+                -- stays for a person; the run goes on.
+                BEGIN
+                    PERFORM inventory_events.recon_adjust(l.id, 'auto_adjusted', 'within the auto-adjust policy');
+                EXCEPTION WHEN invalid_parameter_value OR object_not_in_prerequisite_state THEN
+                    NULL;
+                END;
             END IF;
         END LOOP;
     END IF;
@@ -1337,6 +1345,9 @@ DECLARE
     nv        inventory_events.recon_line;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.recon_reevaluate()');
+    -- Lines staged by transactions that ended without reconcile_staged():
+    -- nobody will read them.
+    DELETE FROM inventory_events.recon_staging s WHERE s.load_xid < pg_snapshot_xmin(pg_current_snapshot());
     SELECT c.checkpoint INTO cp FROM inventory_events.recon_checkpoint c FOR UPDATE;
     IF NOT FOUND THEN
         RETURN 0;  -- no run yet

@@ -220,11 +220,15 @@ COMMENT ON VIEW inventory_events.kpi_exception_resolution IS
 
 CREATE VIEW inventory_events.kpi_manual_adjustments AS
 WITH ev AS (
+    -- A reconciliation's adjustment is the event a line names as its
+    -- resolution (a writer could give any event the source name).
     SELECT e.recorded_at::date AS day, e.location,
            abs(inventory_events.on_hand(e.effect)) AS units,
-           e.event_type IN ('adjusted', 'counted') AND e.source <> 'reconciliation' AS manual,
-           e.event_type IN ('adjusted', 'counted') AND e.source = 'reconciliation' AS reconciliation
+           e.event_type IN ('adjusted', 'counted') AND r.event_id IS NULL AS manual,
+           e.event_type IN ('adjusted', 'counted') AND r.event_id IS NOT NULL AS reconciliation
       FROM inventory_events.event e
+      LEFT JOIN (SELECT DISTINCT l.resolution_event_id AS event_id FROM inventory_events.recon_line l
+                  WHERE l.resolution_event_id IS NOT NULL) r ON r.event_id = e.id
      WHERE e.recorded_at >= current_date - 29
 )
 SELECT ev.day, ev.location,
