@@ -241,6 +241,7 @@ SELECT pg_temp.try($$SELECT reconcile('wms', now(), '[{"sku": "TEE", "location":
 SELECT pg_temp.try($$SELECT reconcile('wms', now(), '[{"sku": "TEE", "location": "DAL", "qty": "7"}]')$$);
 SELECT pg_temp.try($$SELECT reconcile('wms', now(), '[{"sku": "TEE", "location": "DAL", "qty": 1}, {"location": "DAL", "qty": 1}]')$$);
 SELECT pg_temp.try($$SELECT reconcile('wms', now(), '[{"sku": "TEE", "location": "DAL", "qty": 1e30}]')$$);
+SELECT pg_temp.try($$SELECT reconcile('wms', now(), '[]', external_id => repeat('x', 1001))$$);
 SELECT count(*) = :runs_before AS nothing_applied, (SELECT count(*) FROM recon_staging) AS staged FROM recon_run;
 -- A unit of measure the item does not have, and duplicate lines: reported.
 SELECT reconcile('wms', clock_timestamp(), '[

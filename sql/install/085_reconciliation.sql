@@ -556,7 +556,11 @@ BEGIN
 END;
 $$;
 
-CREATE INDEX exception_open_ref_idx ON inventory_events.exception (ref) WHERE resolved_at IS NULL;
+-- The open exceptions of reconciliation lines by their ref (recon:<run>:<line>).
+-- Only those: other kinds take their ref from events, which may be too long
+-- for an index entry.
+CREATE INDEX exception_open_recon_ref_idx ON inventory_events.exception (ref)
+    WHERE resolved_at IS NULL AND kind IN ('recon_variance', 'channel_drift');
 
 -- A run over the rows staged in recon_staging by this transaction (both
 -- reconcile() and reconcile_staged() end here); returns the run id.
@@ -602,6 +606,11 @@ BEGIN
               USING ERRCODE = 'invalid_parameter_value',
                     DETAIL = 'No event occurred at or before it: there is nothing to compare with.',
                     HINT = 'Record the opening balances (received or counted events) before reconciling.';
+    END IF;
+    IF octet_length(external_id) > 1000 THEN
+        RAISE EXCEPTION 'the external id of a reconciliation is longer than 1000 bytes'
+              USING ERRCODE = 'string_data_right_truncation',
+                    HINT = 'It is a unique index entry: send the snapshot''s own short id.';
     END IF;
     is_full := coalesce("full", true) AND src.snapshot = 'full';
     SELECT count(*) INTO n FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
@@ -906,6 +915,7 @@ BEGIN
     ), closed AS (
         UPDATE inventory_events.exception x SET resolved_at = now()
           FROM old WHERE x.ref = format('recon:%s:%s', old.run_id, old.line_no) AND x.resolved_at IS NULL
+                     AND x.kind IN ('recon_variance', 'channel_drift')
     )
     UPDATE inventory_events.recon_line x SET recounts = old.recounts FROM old WHERE x.id = old.new_id;
 
@@ -1316,6 +1326,7 @@ BEGIN
     ), closed AS (
         UPDATE inventory_events.exception x SET resolved_at = now()
           FROM drifted d WHERE x.ref = format('recon:%s:%s', r.id, d.line_no) AND x.resolved_at IS NULL
+                         AND x.kind IN ('recon_variance', 'channel_drift')
     ), pending AS (
         INSERT INTO inventory_events.publication_pending (channel, sku)
         SELECT ch, d.sku FROM drifted d ON CONFLICT DO NOTHING
