@@ -1102,8 +1102,11 @@ BEGIN
         stream := coalesce(lots[1], '');
     END IF;
     on_hand := inventory_events.on_hand(inventory_events.position_as_of(l.sku, l.location, r.as_of, stream));
+    -- No idempotency key: the line's lock and resolution make the adjustment
+    -- happen once (a second call finds the line resolved), and a key a writer
+    -- could guess would let it block the adjustment by using the key first.
     ev := inventory_events.append(l.sku, l.location, 'counted', on_hand + l.residual,
-                                  source => 'reconciliation', idempotency_key => 'recon-line:' || l.id,
+                                  source => 'reconciliation',
                                   occurred_at => r.as_of, lot => nullif(stream, ''),
                                   ref => format('recon:%s:%s', r.id, l.line_no), reason => 'reconciliation',
                                   correlation_id => r.correlation_id, causation_id => l.line_uuid,
