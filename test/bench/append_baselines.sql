@@ -10,6 +10,9 @@ ALTER TABLE bench.bare_event
     ADD UNIQUE (sku, location, lot, version),
     ADD UNIQUE (source, idempotency_key);
 CREATE INDEX ON bench.bare_event (xid, id);
+-- As on the log since 0.3.0 (reconciliation as of a cut-off).
+CREATE INDEX ON bench.bare_event USING brin (recorded_at);
+CREATE INDEX ON bench.bare_event (occurred_at) WHERE occurred_at > recorded_at;
 CREATE SEQUENCE bench.bare_version;
 
 -- (b) The same state maintenance written in PL/pgSQL, as a team would without
@@ -24,6 +27,8 @@ ALTER TABLE bench.plpgsql_event
     ADD UNIQUE (sku, location, lot, version),
     ADD UNIQUE (source, idempotency_key);
 CREATE INDEX ON bench.plpgsql_event (xid, id);
+CREATE INDEX ON bench.plpgsql_event USING brin (recorded_at);
+CREATE INDEX ON bench.plpgsql_event (occurred_at) WHERE occurred_at > recorded_at;
 CREATE TABLE bench.plpgsql_stock (LIKE inventory_events.stock INCLUDING DEFAULTS) WITH (fillfactor = 70);
 ALTER TABLE bench.plpgsql_stock ADD PRIMARY KEY (sku, location, lot);
 
