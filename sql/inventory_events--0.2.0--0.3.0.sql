@@ -715,21 +715,9 @@ SELECT pg_catalog.pg_extension_config_dump('inventory_events.recon_checkpoint', 
 -- (the block range index on recorded_at finds them at the end of the table)
 -- and those recorded before it with a business time in the future (a partial
 -- index holds the few of them). Their number, not the history, is the cost of
--- a position as of a past time.
+-- a position as of a past time (recon_run_staged() reads them so).
 CREATE INDEX event_recorded_at_brin ON inventory_events.event USING brin (recorded_at);
 CREATE INDEX event_future_dated_idx ON inventory_events.event (occurred_at) WHERE occurred_at > recorded_at;
-
-CREATE FUNCTION inventory_events.events_occurred_after(at timestamptz)
-RETURNS SETOF inventory_events.event
-LANGUAGE sql STABLE
-BEGIN ATOMIC
-    SELECT * FROM inventory_events.event e WHERE e.recorded_at > events_occurred_after.at AND e.occurred_at > events_occurred_after.at
-    UNION ALL
-    SELECT * FROM inventory_events.event e WHERE e.occurred_at > e.recorded_at AND e.recorded_at <= events_occurred_after.at
-                                            AND e.occurred_at > events_occurred_after.at;
-END;
-COMMENT ON FUNCTION inventory_events.events_occurred_after(timestamptz) IS
-  'The events whose business time is after a time; cost grows with them, not with the log';
 
 -- The tolerance policy of a sku at a location (see recon_tolerance).
 CREATE FUNCTION inventory_events.recon_tolerance_of(sku text, location text,
@@ -1945,7 +1933,6 @@ COMMENT ON FUNCTION inventory_events.recon_reevaluate(integer) IS
 
 -- As in a fresh install (090_privileges.sql revokes from PUBLIC what it has
 -- by default). Function signatures by name: none of them is overloaded.
-REVOKE EXECUTE ON FUNCTION inventory_events.events_occurred_after FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION inventory_events.recon_tolerance_of FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION inventory_events.recon_within FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION inventory_events.recon_hints FROM PUBLIC;
@@ -1997,7 +1984,6 @@ BEGIN
                     inventory_events.publisher_status(),
                     inventory_events.notify_channel(text),
                     inventory_events.shared_state(),
-                    inventory_events.events_occurred_after(timestamptz),
                     inventory_events.recon_variance(bigint),
                     inventory_events.recon_tolerance_of(text, text),
                     inventory_events.recon_within(bigint, bigint, numeric, numeric, bigint, numeric) TO %s', r);

@@ -65,7 +65,6 @@ BEGIN
                     inventory_events.publisher_status(),
                     inventory_events.notify_channel(text),
                     inventory_events.shared_state(),
-                    inventory_events.events_occurred_after(timestamptz),
                     inventory_events.recon_variance(bigint),
                     inventory_events.recon_tolerance_of(text, text),
                     inventory_events.recon_within(bigint, bigint, numeric, numeric, bigint, numeric) TO %s', r);
