@@ -456,6 +456,30 @@ run_task(const char *task, const char *activity, const char *sql, bool *failing)
 }
 
 /*
+ * A worker step's transaction: SPI and a snapshot for its statements, its
+ * activity shown in pg_stat_activity; ended with its statistics reported.
+ */
+static void
+step_begin(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+step_end(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
  * The maintenance task, every inventory_events.maintenance_interval (SQL
  * objects 0.3.0 and later): reconciliation lines hit by late events get
  * their new versions, then the metrics are refreshed (so they count those
@@ -475,25 +499,17 @@ maintenance_step(long *timeout, TimestampTz *last_maintenance)
 		return;
 	if (TimestampDifferenceExceeds(*last_maintenance, now, interval_ms))
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		step_begin("inventory_events maintenance");
 		/* The SQL objects may have changed since the publisher step looked. */
 		if (extension_locked() && ie_catalog()->sql_version >= IE_SQL_0_3_0)
 		{
-			pgstat_report_activity(STATE_RUNNING, "inventory_events maintenance");
 			run_task("reconcile", "inventory_events.recon_reevaluate()",
 					 "SELECT inventory_events.recon_reevaluate(" CppAsString2(IE_RECON_BATCH) ")",
 					 &reconcile_failing);
 			run_task("metrics", "inventory_events.refresh_metrics()",
 					 "SELECT inventory_events.refresh_metrics()", &metrics_failing);
 		}
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		pgstat_report_stat(false);
-		pgstat_report_activity(STATE_IDLE, NULL);
+		step_end();
 		*last_maintenance = GetCurrentTimestamp();
 		*timeout = Min(*timeout, interval_ms);
 	}
@@ -520,11 +536,7 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
 	int64		publications = 0;
 	char	   *installed;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "inventory_events.publish()");
+	step_begin("inventory_events.publish()");
 
 	if (!extension_locked())
 		set_state(slot, "waiting for CREATE EXTENSION inventory_events");
@@ -580,11 +592,7 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
 		LWLockRelease(ie_shared->lock);
 	}
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	step_end();
 	if (ready)
 		maintenance_step(timeout, last_maintenance);
 	return more;
