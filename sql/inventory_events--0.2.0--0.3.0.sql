@@ -2423,16 +2423,15 @@ BEGIN
     SELECT 'inventory_events_metrics_refreshed_timestamp_seconds', '{}', extract(epoch FROM t), t
     -- Open exceptions by kind and age bucket (every kind, zeros included).
     UNION ALL
+    -- The buckets are exception_aging's, under label values fit for Prometheus.
     SELECT 'inventory_events_exceptions_open', jsonb_build_object('kind', k.kind, 'age', b.age),
            count(x.id), t
       FROM (SELECT unnest(ARRAY['pick_short', 'oversell_refused', 'negative_available', 'dead_letter',
                                 'recon_variance', 'channel_drift']) AS kind
             UNION SELECT DISTINCT x.kind FROM inventory_events.exception x WHERE x.resolved_at IS NULL) k
-     CROSS JOIN (VALUES ('lt_1h', interval '0', interval '1 hour'), ('lt_1d', '1 hour', '1 day'),
-                        ('lt_7d', '1 day', '7 days'), ('ge_7d', '7 days', NULL)) b(age, lo, hi)
-      LEFT JOIN inventory_events.exception x
-             ON x.resolved_at IS NULL AND x.kind = k.kind
-            AND t - x.created_at >= b.lo AND (b.hi IS NULL OR t - x.created_at < b.hi)
+     CROSS JOIN (VALUES ('lt_1h', 'under 1 hour'), ('lt_1d', 'under 1 day'),
+                        ('lt_7d', 'under 7 days'), ('ge_7d', '7 days or more')) b(age, bucket)
+      LEFT JOIN inventory_events.exception_aging x ON x.kind = k.kind AND x.age_bucket = b.bucket
      GROUP BY k.kind, b.age
     UNION ALL
     SELECT 'inventory_events_exceptions_oldest_age_seconds', jsonb_build_object('kind', k.kind),
