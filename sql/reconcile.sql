@@ -223,6 +223,10 @@ MUG	DAL	\N	60	\N
 SELECT reconcile_staged('wms', clock_timestamp(), false) AS run8 \gset
 COMMIT;
 SELECT line, key, ours, theirs, status FROM pg_temp.report(:run8);
+-- The same lines sent as JSON are the same snapshot: the same run.
+SELECT reconcile('wms', (SELECT as_of FROM recon_run WHERE id = :run8),
+                 '[{"sku": "TEE", "location": "DAL", "qty": 1092}, {"sku": "MUG", "location": "DAL", "qty": 60}]',
+                 false) = :run8 AS same_run;
 SELECT count(*) AS staged_left FROM recon_staging;
 SELECT pg_temp.try($$SELECT reconcile_staged('wms', now())$$);
 BEGIN;

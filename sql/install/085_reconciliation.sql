@@ -551,9 +551,10 @@ CREATE INDEX exception_open_recon_ref_idx ON inventory_events.exception (ref)
     WHERE resolved_at IS NULL AND kind IN ('recon_variance', 'channel_drift');
 
 -- A run over the rows staged in recon_staging by this transaction (both
--- reconcile() and reconcile_staged() end here); returns the run id.
+-- reconcile() and reconcile_staged() end here, so a snapshot has one checksum
+-- whichever way it came); returns the run id.
 CREATE FUNCTION inventory_events.recon_run_staged(source text, as_of timestamptz, "full" boolean,
-                                                  external_id text, checksum text)
+                                                  external_id text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -565,6 +566,7 @@ DECLARE
     is_full   boolean;
     scope     text[];
     n         bigint;
+    digest    text;
     l         inventory_events.recon_line;
     tol       record;
     xid       xid8 := pg_current_xact_id();
@@ -601,7 +603,15 @@ BEGIN
                     HINT = 'It is a unique index entry: send the snapshot''s own short id.';
     END IF;
     is_full := coalesce("full", true) AND src.snapshot = 'full';
-    SELECT count(*) INTO n FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
+    -- The lines and their checksum (with the cut-off as an instant and the
+    -- kind): a digest per line, then of the digests, 32 bytes a line in
+    -- memory whatever the lines hold.
+    SELECT count(*),
+           md5(concat_ws('|', extract(epoch FROM as_of), coalesce("full", true),
+                         string_agg(md5(concat_ws(',', quote_nullable(s.sku), quote_nullable(s.location),
+                                                  quote_nullable(s.lot), s.qty, quote_nullable(s.uom))), '' ORDER BY s.id)))
+      INTO n, digest
+      FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
     -- Every event below this is in the comparison's snapshot (taken after
     -- it) or will never be; an event above may commit while this run is
     -- not yet visible to the worker (see the checkpoint below).
@@ -628,16 +638,16 @@ BEGIN
 
     -- Idempotent: the same snapshot again returns the run made for it.
     INSERT INTO inventory_events.recon_run AS r (source, measure, as_of, "full", external_id, checksum, lines)
-    VALUES (src.code, src.measure, as_of, is_full, external_id, checksum, n)
+    VALUES (src.code, src.measure, as_of, is_full, external_id, digest, n)
     ON CONFLICT DO NOTHING
     RETURNING * INTO run;
     IF run.id IS NULL THEN
         SELECT * INTO existing FROM inventory_events.recon_run r
          WHERE r.source = src.code
-           AND (CASE WHEN recon_run_staged.external_id IS NULL THEN r.external_id IS NULL AND r.checksum = recon_run_staged.checksum
+           AND (CASE WHEN recon_run_staged.external_id IS NULL THEN r.external_id IS NULL AND r.checksum = digest
                      ELSE r.external_id = recon_run_staged.external_id END);
         DELETE FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
-        IF existing.checksum <> checksum THEN
+        IF existing.checksum <> digest THEN
             RAISE EXCEPTION 'reconciliation "%" of source "%" was sent before with other content', external_id, src.code
                   USING ERRCODE = 'IE003',
                         DETAIL = format('Run %s has another cut-off, kind or lines.', existing.id),
@@ -1172,8 +1182,7 @@ BEGIN
     SELECT x.line->>'sku', x.line->>'location', x.line->>'lot', (x.line->>'qty')::numeric::bigint, x.line->>'uom'
       FROM jsonb_array_elements(lines) WITH ORDINALITY x(line, n)
      ORDER BY x.n;
-    RETURN inventory_events.recon_run_staged(source, as_of, "full", external_id,
-                                             md5(concat_ws('|', extract(epoch FROM as_of), coalesce("full", true), lines::text)));
+    RETURN inventory_events.recon_run_staged(source, as_of, "full", external_id);
 END;
 $$;
 COMMENT ON FUNCTION inventory_events.reconcile(text, timestamptz, jsonb, boolean, text) IS
@@ -1185,8 +1194,6 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    sum_md5  text;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.reconcile_staged()');
     IF NOT EXISTS (SELECT FROM inventory_events.recon_staging s WHERE s.load_xid = pg_current_xact_id()) THEN
@@ -1194,14 +1201,7 @@ BEGIN
               USING ERRCODE = 'no_data_found',
                     HINT = 'COPY the lines into inventory_events.recon_staging and call reconcile_staged() in the same transaction.';
     END IF;
-    -- A digest per line, then of the digests: 32 bytes a line in memory,
-    -- whatever the lines hold.
-    SELECT md5(concat_ws('|', extract(epoch FROM as_of), coalesce("full", true),
-                         string_agg(md5(concat_ws(',', quote_nullable(s.sku), quote_nullable(s.location),
-                                                  quote_nullable(s.lot), s.qty, quote_nullable(s.uom))), '' ORDER BY s.id)))
-      INTO sum_md5
-      FROM inventory_events.recon_staging s WHERE s.load_xid = pg_current_xact_id();
-    RETURN inventory_events.recon_run_staged(source, as_of, "full", external_id, sum_md5);
+    RETURN inventory_events.recon_run_staged(source, as_of, "full", external_id);
 END;
 $$;
 COMMENT ON FUNCTION inventory_events.reconcile_staged(text, timestamptz, boolean, text) IS
