@@ -23,6 +23,8 @@ OBJS = \
 	src/ingest.o \
 	src/channel.o \
 	src/reserve.o \
+	src/lifecycle.o \
+	src/supply.o \
 	src/worker.o \
 	src/decoder.o
 

@@ -41,96 +41,6 @@ REVOKE EXECUTE ON FUNCTION inventory_events.append_lifecycle(text, text, invento
     bigint, text, text, timestamptz, text, text, text, text, bigint, jsonb, inventory_events.bucket,
     inventory_events.bucket, text, date, bigint, uuid, uuid) FROM PUBLIC;
 
--- Internal: moves qty ordered units (null: all) of a reservation's
--- allocations from one of its columns to another, appending one event per
--- allocation touched. Checks before appending anything.
-CREATE OR REPLACE FUNCTION inventory_events.move_allocations(
-    r inventory_events.reservation, op text, units bigint, at_location text,
-    reason text, source text, idempotency_key text)
-RETURNS SETOF inventory_events.movement
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    from_col  text := CASE op WHEN 'ship' THEN 'picked' ELSE 'reserved' END;
-    to_col    text := CASE op WHEN 'release' THEN 'released' WHEN 'pick' THEN 'picked'
-                              WHEN 'ship' THEN 'shipped' ELSE 'short' END;
-    ev        inventory_events.event_type := CASE op WHEN 'release' THEN 'released' WHEN 'pick' THEN 'picked'
-                                                     WHEN 'ship' THEN 'shipped' ELSE 'pick_short' END;
-    comp      record;
-    a         record;
-    want      bigint;
-    take      bigint;
-    n         integer := 0;
-    m         inventory_events.movement;
-BEGIN
-    IF units IS NOT NULL AND units <= 0 THEN
-        RAISE EXCEPTION 'invalid quantity %', units
-              USING ERRCODE = 'invalid_parameter_value', DETAIL = 'The quantity must be positive.';
-    END IF;
-    -- Enough of every component first, so nothing is half-applied.
-    FOR comp IN
-        SELECT x.sku, x.per_unit,
-               sum(CASE from_col WHEN 'picked' THEN x.picked ELSE x.reserved END) AS held
-          FROM inventory_events.allocation x
-         WHERE x.reservation_id = r.id AND (at_location IS NULL OR x.location = at_location)
-         GROUP BY x.sku, x.per_unit
-    LOOP
-        IF units IS NOT NULL AND comp.held < units * comp.per_unit THEN
-            RAISE EXCEPTION 'reservation "%" on channel "%" holds % % of sku "%"%, not %',
-                  r.ref, r.channel, comp.held, from_col, comp.sku,
-                  CASE WHEN at_location IS NULL THEN '' ELSE format(' at location "%s"', at_location) END,
-                  units * comp.per_unit
-                  USING ERRCODE = 'IE001';
-        END IF;
-    END LOOP;
-    IF units IS NOT NULL AND NOT FOUND THEN
-        RAISE EXCEPTION 'reservation "%" on channel "%" holds nothing %', r.ref, r.channel,
-              CASE WHEN at_location IS NULL THEN 'to ' || op ELSE format('at location "%s"', at_location) END
-              USING ERRCODE = 'IE001';
-    END IF;
-
-    FOR comp IN
-        SELECT DISTINCT x.sku, x.per_unit FROM inventory_events.allocation x WHERE x.reservation_id = r.id
-    LOOP
-        want := CASE WHEN units IS NULL THEN NULL ELSE units * comp.per_unit END;
-        FOR a IN
-            SELECT x.* FROM inventory_events.allocation x
-             WHERE x.reservation_id = r.id AND x.sku = comp.sku
-               AND (at_location IS NULL OR x.location = at_location)
-               AND CASE from_col WHEN 'picked' THEN x.picked ELSE x.reserved END > 0
-             ORDER BY CASE WHEN op = 'release' THEN -x.id ELSE x.id END
-        LOOP
-            EXIT WHEN want = 0;
-            take := CASE from_col WHEN 'picked' THEN a.picked ELSE a.reserved END;
-            IF want IS NOT NULL THEN
-                take := least(take, want);
-                want := want - take;
-            END IF;
-            n := n + 1;
-            m.event_id := inventory_events.append_lifecycle(a.sku, a.location, ev, take,
-                      source => move_allocations.source,
-                      idempotency_key => CASE WHEN move_allocations.idempotency_key IS NULL THEN NULL
-                                              WHEN n = 1 THEN move_allocations.idempotency_key
-                                              ELSE move_allocations.idempotency_key || '#' || n END,
-                      lot => nullif(a.lot, ''), ref => r.ref, channel => r.channel, reason => move_allocations.reason);
-            -- Static SQL (a plan cached for the session), not EXECUTE: a wave
-            -- release runs this thousands of times.
-            UPDATE inventory_events.allocation x
-               SET reserved = x.reserved - CASE WHEN from_col = 'reserved' THEN take ELSE 0 END,
-                   picked = x.picked + CASE to_col WHEN 'picked' THEN take ELSE 0 END
-                                     - CASE from_col WHEN 'picked' THEN take ELSE 0 END,
-                   shipped = x.shipped + CASE to_col WHEN 'shipped' THEN take ELSE 0 END,
-                   released = x.released + CASE to_col WHEN 'released' THEN take ELSE 0 END,
-                   short = x.short + CASE to_col WHEN 'short' THEN take ELSE 0 END
-             WHERE x.id = a.id;
-            m.event_type := ev; m.sku := a.sku; m.location := a.location; m.lot := a.lot; m.qty := take;
-            RETURN NEXT m;
-        END LOOP;
-    END LOOP;
-END;
-$$;
-
 -- The guard per row (each rewritten row logged and written to the WAL as a
 -- logical decoding message), enabled ALWAYS.
 DROP TRIGGER event_append_only ON inventory_events.event;
@@ -342,55 +252,6 @@ $$;
 COMMENT ON FUNCTION inventory_events.publish(integer) IS
   'One publisher step: pending changes from the event log, published to every channel that is due';
 
-CREATE OR REPLACE FUNCTION inventory_events.expire_reservations(max_reservations integer DEFAULT 1000)
-RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    due  bigint[];
-    r    inventory_events.reservation;
-    n    integer := 0;
-    err_state    text;
-    err_message  text;
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.expire_reservations()');
-    SELECT array_agg(x.id ORDER BY x.id) INTO due
-      FROM (SELECT x.id FROM inventory_events.reservation x
-             WHERE x.expires_at <= now()
-               AND (x.backordered > 0 OR EXISTS (SELECT FROM inventory_events.allocation a
-                                                  WHERE a.reservation_id = x.id AND a.reserved > 0))
-             ORDER BY x.id LIMIT max_reservations) x;
-    IF due IS NULL THEN
-        RETURN 0;
-    END IF;
-    -- Every sku involved, locked at once in the global order.
-    PERFORM inventory_events.lock_skus(ARRAY(
-        SELECT x.sku FROM inventory_events.reservation x WHERE x.id = ANY (due)
-        UNION SELECT k.component FROM inventory_events.reservation x
-                JOIN inventory_events.kit_component k ON k.kit = x.sku WHERE x.id = ANY (due)));
-    FOR r IN SELECT * FROM inventory_events.reservation x WHERE x.id = ANY (due) ORDER BY x.id FOR UPDATE LOOP
-        -- Picked meanwhile? Then only what is still reserved or backordered goes.
-        IF r.backordered > 0 OR EXISTS (SELECT FROM inventory_events.allocation a
-                                         WHERE a.reservation_id = r.id AND a.reserved > 0) THEN
-            -- Each in a subtransaction: one that fails is recorded in
-            -- worker_error (task expire, its channel) and the others go on.
-            BEGIN
-                PERFORM inventory_events.release(r.channel, r.ref, NULL, 'expired');
-                n := n + 1;
-                UPDATE inventory_events.worker_error w SET cleared_at = clock_timestamp()
-                 WHERE w.task = 'expire' AND w.channel = r.channel AND w.cleared_at IS NULL;
-            EXCEPTION WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
-                PERFORM inventory_events.record_worker_error('expire', r.channel, err_state, err_message,
-                                                             format('Reservation "%s" of channel "%s".', r.ref, r.channel));
-            END;
-        END IF;
-    END LOOP;
-    RETURN n;
-END;
-$$;
-
 -- Per channel, what an operator watches: how far behind its publications
 -- are (the oldest change not yet published: a pending sku, or an event the
 -- publisher has not read yet), its last publication, its last error, and the
@@ -431,45 +292,6 @@ COMMENT ON VIEW inventory_events.channel_health IS
 
 -- As the install script leaves them: nothing open to PUBLIC.
 REVOKE ALL ON inventory_events.worker_error, inventory_events.channel_health FROM PUBLIC;
-
--- A transfer takes its sku's lock before its streams (the global order).
-CREATE OR REPLACE FUNCTION inventory_events.transfer(sku text, from_location text, to_location text, qty bigint,
-                                          ref text, expected_date date DEFAULT NULL, lot text DEFAULT NULL,
-                                          source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
-RETURNS SETOF inventory_events.movement
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    m inventory_events.movement;
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.transfer()');
-    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
-        RETURN;
-    END IF;
-    IF ref IS NULL THEN
-        RAISE EXCEPTION 'ref must not be null' USING ERRCODE = 'null_value_not_allowed',
-              HINT = 'The transfer reference ties the receipt to the shipment.';
-    END IF;
-    IF from_location = to_location THEN
-        RAISE EXCEPTION 'a transfer needs two different locations' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- The sku first (the global order): a receipt filling backorders holds it
-    -- while it locks the sku's streams at the channel's locations.
-    PERFORM inventory_events.lock_skus(ARRAY[sku]);
-    PERFORM inventory_events.lock_streams(sku, ARRAY[from_location, to_location], coalesce(lot, ''));
-    m := (inventory_events.append(sku, from_location, 'transfer_out', qty, source => source,
-                                  idempotency_key => idempotency_key, lot => lot, ref => ref),
-          'transfer_out', sku, from_location, coalesce(lot, ''), qty);
-    RETURN NEXT m;
-    m := (inventory_events.append(sku, to_location, 'transfer_in_transit', qty, source => source,
-                                  idempotency_key => idempotency_key || '#2', lot => lot, ref => ref,
-                                  expected_date => expected_date),
-          'transfer_in_transit', sku, to_location, coalesce(lot, ''), qty);
-    RETURN NEXT m;
-END;
-$$;
 
 -- publications_since() inlinable (its BEGIN ATOMIC body is bound at creation):
 -- publications_since(c, s) LIMIT n then reads n rows, not the whole backlog.
@@ -2575,3 +2397,78 @@ COMMENT ON FUNCTION inventory_events.record_verify() IS
 
 REVOKE ALL ON inventory_events.metric FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION inventory_events.refresh_metrics(interval), inventory_events.record_verify() FROM PUBLIC;
+
+-- === Lifecycle and supply in C (issue 14) ===
+-- release, pick, ship, pick_short, expire_reservations (src/lifecycle.c) and
+-- transfer, receive_transfer, receive_po (src/supply.c) become C on the
+-- prepared-event path of append(); their PL/pgSQL helpers go. CREATE OR
+-- REPLACE keeps each function's grants and comment.
+DROP FUNCTION inventory_events.lock_reservation(text, text);
+DROP FUNCTION inventory_events.move_allocations(inventory_events.reservation, text, bigint, text, text, text, text);
+DROP FUNCTION inventory_events.replayed_events(text, text);
+DROP FUNCTION inventory_events.open_quantity(text, text, text, text, inventory_events.bucket);
+DROP FUNCTION inventory_events.idempotent_event(text, text);
+DROP FUNCTION inventory_events.lock_skus(text[]);
+DROP FUNCTION inventory_events.lock_streams(text, text[], text);
+
+CREATE OR REPLACE FUNCTION inventory_events.release(channel text, ref text, qty bigint DEFAULT NULL,
+                                         reason text DEFAULT 'cancelled', source text DEFAULT NULL,
+                                         idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+AS 'MODULE_PATHNAME', 'ie_release'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION inventory_events.pick(channel text, ref text, qty bigint DEFAULT NULL,
+                                      location text DEFAULT NULL, source text DEFAULT NULL,
+                                      idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+AS 'MODULE_PATHNAME', 'ie_pick'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION inventory_events.ship(channel text, ref text, qty bigint DEFAULT NULL,
+                                      source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+AS 'MODULE_PATHNAME', 'ie_ship'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION inventory_events.pick_short(channel text, ref text, qty bigint, location text DEFAULT NULL,
+                                            reason text DEFAULT NULL, source text DEFAULT NULL,
+                                            idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+AS 'MODULE_PATHNAME', 'ie_pick_short'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION inventory_events.expire_reservations(max_reservations integer DEFAULT 1000)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'ie_expire_reservations'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION inventory_events.transfer(sku text, from_location text, to_location text, qty bigint,
+                                          ref text, expected_date date DEFAULT NULL, lot text DEFAULT NULL,
+                                          source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+AS 'MODULE_PATHNAME', 'ie_transfer'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION inventory_events.receive_transfer(sku text, to_location text, qty bigint, ref text,
+                                                  lot text DEFAULT NULL, source text DEFAULT NULL,
+                                                  idempotency_key text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ie_receive_transfer'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION inventory_events.receive_po(sku text, location text, qty bigint, ref text,
+                                            lot text DEFAULT NULL, source text DEFAULT NULL,
+                                            idempotency_key text DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+AS 'MODULE_PATHNAME', 'ie_receive_po'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+-- === end of lifecycle and supply in C ===

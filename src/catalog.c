@@ -560,6 +560,7 @@ ie_catalog(void)
 	cat.kit_component_pkey = lookup_rel("kit_component_pkey");
 	cat.reservation_rel = lookup_rel("reservation");
 	cat.reservation_pkey = lookup_rel("reservation_pkey");
+	cat.reservation_channel_ref_idx = lookup_rel("reservation_channel_ref_key");
 	cat.reservation_idempotency_idx = lookup_rel("reservation_idempotency_key");
 	cat.reservation_backorder_idx = lookup_rel("reservation_backorder_idx");
 	cat.reservation_recent_idx = lookup_rel("reservation_recent_idx");

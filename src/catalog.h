@@ -59,6 +59,7 @@ typedef struct IeCatalog
 	Oid			kit_component_pkey; /* (kit, component) */
 	Oid			reservation_rel;
 	Oid			reservation_pkey;
+	Oid			reservation_channel_ref_idx;	/* (channel, ref) */
 	Oid			reservation_idempotency_idx;	/* (source, idempotency_key) */
 	Oid			reservation_backorder_idx;	/* (sku, id) where backordered > 0 */
 	Oid			reservation_recent_idx; /* (sku, created_at) */

@@ -62,7 +62,6 @@
 #include "errors.h"
 #include "log.h"
 #include "standby.h"
-#include "reserve.h"
 #include "state.h"
 
 typedef struct StagedRows StagedRows;

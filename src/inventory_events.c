@@ -14,6 +14,7 @@
 #include "guc.h"
 #include "log.h"
 #include "loghome.h"
+#include "reserve.h"
 #include "worker.h"
 #include "state.h"
 #include "shmem.h"
@@ -29,6 +30,7 @@ _PG_init(void)
 	ie_log_init();
 	ie_catalog_init();
 	ie_state_init();
+	ie_reserve_init();
 	ie_loghome_init();
 	ie_shmem_init();
 	ie_worker_init();

@@ -15,6 +15,8 @@
  */
 #include "postgres.h"
 
+#include "funcapi.h"
+
 #include <uuid/uuid.h>
 
 #include "access/genam.h"
@@ -39,12 +41,13 @@
 #include "errors.h"
 #include "log.h"
 #include "loghome.h"
-#include "reserve.h"
 #include "worker.h"
 #include "shmem.h"
 #include "standby.h"
 
 static bool ie_allow_history_rewrite = false;
+
+ie_atp_raised_hook_type ie_atp_raised_hook = NULL;
 
 void
 ie_log_init(void)
@@ -285,7 +288,8 @@ settle_idempotency(IePreparedEvent *p)
 /*
  * inventory_events.idempotent_event(source, idempotency_key) returns bigint:
  * takes the key's lock and returns the id of the event recorded under it, or
- * null. Operations that append several events check their key with it first.
+ * null. The PL/pgSQL operations of the SQL objects before 0.3.0 check their key
+ * with it first; from 0.3.0 on they are C and use ie_replay_operation.
  */
 PG_FUNCTION_INFO_V1(ie_idempotent_event);
 Datum
@@ -310,6 +314,100 @@ ie_idempotent_event(PG_FUNCTION_ARGS)
 	if (!found)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(id);
+}
+
+/*
+ * The event recorded under (source, key), as a movement. With lock, takes
+ * the key's lock first, so that an event committed after our snapshot is
+ * found too; without, the caller holds a lock that orders it after every
+ * writer of that key (the lock of the key its operation started with).
+ */
+bool
+ie_event_by_key(text *source, text *key, bool lock, IeMovement *m)
+{
+	Relation	rel = table_open(ie_catalog()->event_rel, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool		found;
+
+	if (lock)
+		found = idempotent_lookup(rel, source, key, slot);
+	else
+	{
+		Datum		keys[2] = {PointerGetDatum(source), PointerGetDatum(key)};
+		Relation	idx = index_open(ie_catalog()->event_idempotency_idx, AccessShareLock);
+
+		found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, text2, slot);
+		index_close(idx, AccessShareLock);
+	}
+	if (found)
+	{
+		slot_getallattrs(slot);
+		m->event_id = DatumGetInt64(slot->tts_values[Anum_ie_event_id - 1]);
+		m->event_type = ie_event_type_from_oid(DatumGetObjectId(slot->tts_values[Anum_ie_event_event_type - 1]));
+		m->sku = DatumGetTextPCopy(slot->tts_values[Anum_ie_event_sku - 1]);
+		m->location = DatumGetTextPCopy(slot->tts_values[Anum_ie_event_location - 1]);
+		m->lot = DatumGetTextPCopy(slot->tts_values[Anum_ie_event_lot - 1]);
+		m->qty = DatumGetInt64(slot->tts_values[Anum_ie_event_qty - 1]);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* The idempotency key of an operation's n-th event (1-based): key, key#2, ... */
+text *
+ie_nth_key(text *key, int n)
+{
+	if (key == NULL || n == 1)
+		return key;
+	return cstring_to_text(psprintf("%s#%d", text_to_cstring(key), n));
+}
+
+/*
+ * A retry of an operation under (source, key): the events it recorded (key,
+ * key#2, ...), or false when the key is new. Takes the key's lock, which the
+ * operation then holds: it comes first in the global lock order.
+ */
+bool
+ie_replay_operation(text *source, text *key, List **moves)
+{
+	IeMovement	m;
+	text	   *src = source ? source : cstring_to_text("");
+
+	if (key == NULL || !ie_event_by_key(src, key, true, &m))
+		return false;
+	*moves = lappend(*moves, memcpy(palloc(sizeof(m)), &m, sizeof(m)));
+	for (int n = 2;; n++)
+	{
+		if (!ie_event_by_key(src, ie_nth_key(key, n), false, &m))
+			break;
+		*moves = lappend(*moves, memcpy(palloc(sizeof(m)), &m, sizeof(m)));
+	}
+	return true;
+}
+
+/* Rows of type inventory_events.movement. */
+void
+ie_emit_movements(FunctionCallInfo fcinfo, List *moves)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const IeCatalog *c = ie_catalog();
+	ListCell   *lc;
+
+	foreach(lc, moves)
+	{
+		IeMovement *m = lfirst(lc);
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		values[0] = Int64GetDatum(m->event_id);
+		values[1] = ObjectIdGetDatum(c->event_type_label[m->event_type]);
+		values[2] = PointerGetDatum(m->sku);
+		values[3] = PointerGetDatum(m->location);
+		values[4] = PointerGetDatum(m->lot);
+		values[5] = Int64GetDatum(m->qty);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 }
 
 /* On-hand of a stream as of business time t: its events with occurred_at <= t. */
@@ -721,10 +819,38 @@ ie_insert_event(const IePreparedEvent *p)
 							psprintf("event %lld left available at %lld", (long long) id,
 									 (long long) p->available_after));
 
-	/* More ATP: the sku's backorders come first (this holds the sku lock). */
-	if (p->effect.q[IE_BUCKET_AVAILABLE] > 0 || in->event_type == IE_EV_SAFETY_STOCK_SET)
-		ie_fill_backorders(in->sku);
+	/*
+	 * More ATP: whoever waits for the sku comes first (this holds the sku
+	 * lock). The reservation layer fills its backorders there.
+	 */
+	if ((p->effect.q[IE_BUCKET_AVAILABLE] > 0 || in->event_type == IE_EV_SAFETY_STOCK_SET) &&
+		ie_atp_raised_hook)
+		ie_atp_raised_hook(in->sku);
 	return id;
+}
+
+/* Records an exception for a person to look at (kinds: see the table's CHECK). */
+void
+ie_record_exception(const char *kind, text *sku, text *location, text *channel,
+					text *ref, const char *detail)
+{
+	Oid			relid = ie_catalog()->exception_rel;
+	Datum		values[Natts_ie_exception];
+	bool		nulls[Natts_ie_exception];
+
+	memset(nulls, 0, sizeof(nulls));
+	values[Anum_ie_exception_id - 1] = Int64GetDatum(ie_next_identity(relid));
+	values[Anum_ie_exception_kind - 1] = CStringGetTextDatum(kind);
+#define SET_TEXT(att, t) (values[(att) - 1] = PointerGetDatum(t), nulls[(att) - 1] = ((t) == NULL))
+	SET_TEXT(Anum_ie_exception_sku, sku);
+	SET_TEXT(Anum_ie_exception_location, location);
+	SET_TEXT(Anum_ie_exception_channel, channel);
+	SET_TEXT(Anum_ie_exception_ref, ref);
+#undef SET_TEXT
+	values[Anum_ie_exception_detail - 1] = CStringGetTextDatum(detail ? detail : "");
+	values[Anum_ie_exception_created_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	nulls[Anum_ie_exception_resolved_at - 1] = true;
+	ie_row_insert(relid, values, nulls);
 }
 
 #define ARG_TEXT(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_TEXT_PP(n))
@@ -739,7 +865,6 @@ static Datum
 append_from_args(FunctionCallInfo fcinfo, bool lifecycle)
 {
 	IeEventInput in;
-	IePreparedEvent p;
 
 	ie_require_writable(lifecycle ? "inventory_events.append_lifecycle()" : "inventory_events.append()");
 	ie_input_init(&in);
@@ -778,10 +903,20 @@ append_from_args(FunctionCallInfo fcinfo, bool lifecycle)
 	in.correlation_id = PG_ARGISNULL(18) ? NULL : PG_GETARG_UUID_P(18);
 	in.causation_id = PG_ARGISNULL(19) ? NULL : PG_GETARG_UUID_P(19);
 
-	ie_prepare_event(&in, &p);
-	if (p.duplicate)
-		PG_RETURN_INT64(p.existing_id);
-	PG_RETURN_INT64(ie_insert_event(&p));
+	PG_RETURN_INT64(ie_append_input(&in));
+}
+
+/*
+ * Appends one event given as input, as append() does: its id, or on an
+ * idempotent retry the id of the event it repeats.
+ */
+int64
+ie_append_input(const IeEventInput *in)
+{
+	IePreparedEvent p;
+
+	ie_prepare_event(in, &p);
+	return p.duplicate ? p.existing_id : ie_insert_event(&p);
 }
 
 PG_FUNCTION_INFO_V1(ie_append);

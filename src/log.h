@@ -6,6 +6,8 @@
 #define IE_LOG_H
 
 #include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "nodes/pg_list.h"
 #include "utils/date.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
@@ -69,9 +71,35 @@ typedef struct IePreparedEvent
 	int64		existing_id;
 } IePreparedEvent;
 
+/* One event as the operations that append several report it (type movement). */
+typedef struct IeMovement
+{
+	int64		event_id;
+	int			event_type;		/* IeEventType */
+	text	   *sku;
+	text	   *location;
+	text	   *lot;			/* '' without lots */
+	int64		qty;
+} IeMovement;
+
+/*
+ * Called after an event raised a sku's ATP, under the sku lock the event
+ * took: the reservation layer (reserve.c) fills the sku's backorders there.
+ * The event path itself knows nothing of reservations.
+ */
+typedef void (*ie_atp_raised_hook_type) (text *sku);
+extern ie_atp_raised_hook_type ie_atp_raised_hook;
+
 extern void ie_input_init(IeEventInput *in);
 extern void ie_prepare_event(const IeEventInput *in, IePreparedEvent *p);
 extern int64 ie_insert_event(const IePreparedEvent *p);
+extern int64 ie_append_input(const IeEventInput *in);
+extern bool ie_event_by_key(text *source, text *key, bool lock, IeMovement *m);
+extern text *ie_nth_key(text *key, int n);
+extern bool ie_replay_operation(text *source, text *key, List **moves);
+extern void ie_emit_movements(FunctionCallInfo fcinfo, List *moves);
+extern void ie_record_exception(const char *kind, text *sku, text *location, text *channel,
+								text *ref, const char *detail);
 
 extern void ie_log_init(void);
 

@@ -101,34 +101,23 @@ typedef struct Outcome
 	char	   *message;		/* refused only */
 } Outcome;
 
+/* An event raised a sku's ATP: its backorders come first. */
+static void
+atp_raised(text *sku)
+{
+	(void) ie_fill_backorders(sku);
+}
+
+void
+ie_reserve_init(void)
+{
+	ie_atp_raised_hook = atp_raised;
+}
+
 static char *
 cstr(const text *t)
 {
 	return t ? text_to_cstring(t) : "";
-}
-
-/* Records an exception for a person to look at (kinds: see the table's CHECK). */
-void
-ie_record_exception(const char *kind, text *sku, text *location, text *channel,
-					text *ref, const char *detail)
-{
-	Oid			relid = ie_catalog()->exception_rel;
-	Datum		values[Natts_ie_exception];
-	bool		nulls[Natts_ie_exception];
-
-	memset(nulls, 0, sizeof(nulls));
-	values[Anum_ie_exception_id - 1] = Int64GetDatum(ie_next_identity(relid));
-	values[Anum_ie_exception_kind - 1] = CStringGetTextDatum(kind);
-#define SET_TEXT(att, t) (values[(att) - 1] = PointerGetDatum(t), nulls[(att) - 1] = ((t) == NULL))
-	SET_TEXT(Anum_ie_exception_sku, sku);
-	SET_TEXT(Anum_ie_exception_location, location);
-	SET_TEXT(Anum_ie_exception_channel, channel);
-	SET_TEXT(Anum_ie_exception_ref, ref);
-#undef SET_TEXT
-	values[Anum_ie_exception_detail - 1] = CStringGetTextDatum(detail ? detail : "");
-	values[Anum_ie_exception_created_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	nulls[Anum_ie_exception_resolved_at - 1] = true;
-	ie_row_insert(relid, values, nulls);
 }
 
 /* Validates a line and reads its channel and components. */
@@ -1098,7 +1087,11 @@ lock_array(uint16 kind, ArrayType *arr, Datum sku, Datum lot)
 	ie_lock_tags_in_order(tags, ntags);
 }
 
-/* inventory_events.lock_skus(text[]): sku locks in the global order. */
+/*
+ * inventory_events.lock_skus(text[]): sku locks in the global order. Kept for
+ * the PL/pgSQL lifecycle of the SQL objects of 0.1.0 and 0.2.0, which a
+ * database runs until ALTER EXTENSION ... UPDATE; 0.3.0 has no such function.
+ */
 PG_FUNCTION_INFO_V1(ie_lock_skus);
 Datum
 ie_lock_skus(PG_FUNCTION_ARGS)
@@ -1109,7 +1102,8 @@ ie_lock_skus(PG_FUNCTION_ARGS)
 
 /*
  * inventory_events.lock_streams(sku, locations text[], lot): the stream locks
- * of a multi-stream operation (a transfer), in the global order.
+ * of a multi-stream operation (a transfer), in the global order. Kept for the
+ * SQL objects before 0.3.0, as lock_skus.
  */
 PG_FUNCTION_INFO_V1(ie_lock_streams);
 Datum

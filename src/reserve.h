@@ -7,8 +7,7 @@
 
 #include "postgres.h"
 
-extern void ie_record_exception(const char *kind, text *sku, text *location, text *channel,
-								text *ref, const char *detail);
+extern void ie_reserve_init(void);
 extern int64 ie_fill_backorders(text *sku);
 
 #endif							/* IE_RESERVE_H */

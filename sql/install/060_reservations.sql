@@ -148,12 +148,6 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.fill_backorders IS
   'Fills open backorders (of one sku, or all) first come first served; returns the units reserved';
 
--- Internal: the sku locks every reservation operation takes first, in the global order.
-CREATE FUNCTION inventory_events.lock_skus(skus text[])
-RETURNS void
-AS 'MODULE_PATHNAME', 'ie_lock_skus'
-LANGUAGE C VOLATILE STRICT;
-
 CREATE VIEW inventory_events.channel_stock AS
 SELECT c.code AS channel, s.sku, p.pool, p.velocity_buffer, p.available
   FROM inventory_events.channel c
@@ -165,13 +159,6 @@ SELECT c.code AS channel, s.sku, p.pool, p.velocity_buffer, p.available
 COMMENT ON VIEW inventory_events.channel_stock IS
   'channel_position for every channel and every sku stocked at its sourcing locations';
 
--- Internal: takes the idempotency lock of (source, key) and returns the id of an
--- event already recorded under it (seen even if committed after our snapshot).
-CREATE FUNCTION inventory_events.idempotent_event(source text, idempotency_key text)
-RETURNS bigint
-AS 'MODULE_PATHNAME', 'ie_idempotent_event'
-LANGUAGE C VOLATILE;
-
 -- One event appended by an operation on an order line, a transfer or a receipt.
 CREATE TYPE inventory_events.movement AS (
     event_id    bigint,
@@ -181,174 +168,16 @@ CREATE TYPE inventory_events.movement AS (
     lot         text,
     qty         bigint);
 
--- Internal: the stream locks of a multi-stream operation, in the global order.
-CREATE FUNCTION inventory_events.lock_streams(sku text, locations text[], lot text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'ie_lock_streams'
-LANGUAGE C VOLATILE STRICT;
-
--- Internal: a reservation, locked for a change: its skus' locks first (the
--- global order), then its row.
-CREATE FUNCTION inventory_events.lock_reservation(channel text, ref text)
-RETURNS inventory_events.reservation
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    r inventory_events.reservation;
-BEGIN
-    SELECT * INTO r FROM inventory_events.reservation x
-     WHERE x.channel = lock_reservation.channel AND x.ref = lock_reservation.ref;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'no reservation "%" on channel "%"', ref, channel
-              USING ERRCODE = 'no_data_found',
-                    HINT = 'Reserve the order line with inventory_events.reserve() first.';
-    END IF;
-    PERFORM inventory_events.lock_skus(array_append(
-        ARRAY(SELECT k.component FROM inventory_events.kit_component k WHERE k.kit = r.sku), r.sku));
-    SELECT * INTO r FROM inventory_events.reservation x WHERE x.id = r.id FOR UPDATE;
-    RETURN r;
-END;
-$$;
-
--- Internal: moves qty ordered units (null: all) of a reservation's
--- allocations from one of its columns to another, appending one event per
--- allocation touched. Checks before appending anything.
-CREATE FUNCTION inventory_events.move_allocations(
-    r inventory_events.reservation, op text, units bigint, at_location text,
-    reason text, source text, idempotency_key text)
-RETURNS SETOF inventory_events.movement
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    from_col  text := CASE op WHEN 'ship' THEN 'picked' ELSE 'reserved' END;
-    to_col    text := CASE op WHEN 'release' THEN 'released' WHEN 'pick' THEN 'picked'
-                              WHEN 'ship' THEN 'shipped' ELSE 'short' END;
-    ev        inventory_events.event_type := CASE op WHEN 'release' THEN 'released' WHEN 'pick' THEN 'picked'
-                                                     WHEN 'ship' THEN 'shipped' ELSE 'pick_short' END;
-    comp      record;
-    a         record;
-    want      bigint;
-    take      bigint;
-    n         integer := 0;
-    m         inventory_events.movement;
-BEGIN
-    IF units IS NOT NULL AND units <= 0 THEN
-        RAISE EXCEPTION 'invalid quantity %', units
-              USING ERRCODE = 'invalid_parameter_value', DETAIL = 'The quantity must be positive.';
-    END IF;
-    -- Enough of every component first, so nothing is half-applied.
-    FOR comp IN
-        SELECT x.sku, x.per_unit,
-               sum(CASE from_col WHEN 'picked' THEN x.picked ELSE x.reserved END) AS held
-          FROM inventory_events.allocation x
-         WHERE x.reservation_id = r.id AND (at_location IS NULL OR x.location = at_location)
-         GROUP BY x.sku, x.per_unit
-    LOOP
-        IF units IS NOT NULL AND comp.held < units * comp.per_unit THEN
-            RAISE EXCEPTION 'reservation "%" on channel "%" holds % % of sku "%"%, not %',
-                  r.ref, r.channel, comp.held, from_col, comp.sku,
-                  CASE WHEN at_location IS NULL THEN '' ELSE format(' at location "%s"', at_location) END,
-                  units * comp.per_unit
-                  USING ERRCODE = 'IE001';
-        END IF;
-    END LOOP;
-    IF units IS NOT NULL AND NOT FOUND THEN
-        RAISE EXCEPTION 'reservation "%" on channel "%" holds nothing %', r.ref, r.channel,
-              CASE WHEN at_location IS NULL THEN 'to ' || op ELSE format('at location "%s"', at_location) END
-              USING ERRCODE = 'IE001';
-    END IF;
-
-    FOR comp IN
-        SELECT DISTINCT x.sku, x.per_unit FROM inventory_events.allocation x WHERE x.reservation_id = r.id
-    LOOP
-        want := CASE WHEN units IS NULL THEN NULL ELSE units * comp.per_unit END;
-        FOR a IN
-            SELECT x.* FROM inventory_events.allocation x
-             WHERE x.reservation_id = r.id AND x.sku = comp.sku
-               AND (at_location IS NULL OR x.location = at_location)
-               AND CASE from_col WHEN 'picked' THEN x.picked ELSE x.reserved END > 0
-             ORDER BY CASE WHEN op = 'release' THEN -x.id ELSE x.id END
-        LOOP
-            EXIT WHEN want = 0;
-            take := CASE from_col WHEN 'picked' THEN a.picked ELSE a.reserved END;
-            IF want IS NOT NULL THEN
-                take := least(take, want);
-                want := want - take;
-            END IF;
-            n := n + 1;
-            m.event_id := inventory_events.append_lifecycle(a.sku, a.location, ev, take,
-                      source => move_allocations.source,
-                      idempotency_key => CASE WHEN move_allocations.idempotency_key IS NULL THEN NULL
-                                              WHEN n = 1 THEN move_allocations.idempotency_key
-                                              ELSE move_allocations.idempotency_key || '#' || n END,
-                      lot => nullif(a.lot, ''), ref => r.ref, channel => r.channel, reason => move_allocations.reason);
-            -- Static SQL (a plan cached for the session), not EXECUTE: a wave
-            -- release runs this thousands of times.
-            UPDATE inventory_events.allocation x
-               SET reserved = x.reserved - CASE WHEN from_col = 'reserved' THEN take ELSE 0 END,
-                   picked = x.picked + CASE to_col WHEN 'picked' THEN take ELSE 0 END
-                                     - CASE from_col WHEN 'picked' THEN take ELSE 0 END,
-                   shipped = x.shipped + CASE to_col WHEN 'shipped' THEN take ELSE 0 END,
-                   released = x.released + CASE to_col WHEN 'released' THEN take ELSE 0 END,
-                   short = x.short + CASE to_col WHEN 'short' THEN take ELSE 0 END
-             WHERE x.id = a.id;
-            m.event_type := ev; m.sku := a.sku; m.location := a.location; m.lot := a.lot; m.qty := take;
-            RETURN NEXT m;
-        END LOOP;
-    END LOOP;
-END;
-$$;
-
--- Internal: the events an operation recorded under an idempotency key (its
--- replay), or nothing.
-CREATE FUNCTION inventory_events.replayed_events(source text, idempotency_key text)
-RETURNS SETOF inventory_events.movement
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT e.id, e.event_type, e.sku, e.location, e.lot, e.qty FROM inventory_events.event e
-     WHERE e.source = coalesce(replayed_events.source, '')
-       AND (e.idempotency_key = replayed_events.idempotency_key
-            OR e.idempotency_key LIKE replace(replace(replace(replayed_events.idempotency_key, '\', '\\'), '%', '\%'), '_', '\_') || '#%')
-     ORDER BY e.id;
-END;
-
+-- The lifecycle of an order line after reserve(): src/lifecycle.c. Each
+-- appends one event per allocation it moves, the first under the
+-- idempotency key, the others under key#2, key#3, ...; a retry returns them.
 CREATE FUNCTION inventory_events.release(channel text, ref text, qty bigint DEFAULT NULL,
                                          reason text DEFAULT 'cancelled', source text DEFAULT NULL,
                                          idempotency_key text DEFAULT NULL)
 RETURNS SETOF inventory_events.movement
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    r          inventory_events.reservation;
-    n_cancel   bigint;
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.release()');
-    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
-        RETURN;
-    END IF;
-    r := inventory_events.lock_reservation(channel, ref);
-    -- The unfilled part goes first.
-    IF qty IS NOT NULL AND qty <= 0 THEN
-        RAISE EXCEPTION 'invalid quantity %', qty
-              USING ERRCODE = 'invalid_parameter_value', DETAIL = 'The quantity must be positive.';
-    END IF;
-    n_cancel := CASE WHEN qty IS NULL THEN r.backordered ELSE least(qty, r.backordered) END;
-    IF n_cancel > 0 THEN
-        UPDATE inventory_events.reservation x
-           SET backordered = x.backordered - n_cancel, cancelled = x.cancelled + n_cancel
-         WHERE x.id = r.id;
-    END IF;
-    IF qty IS NULL OR qty > n_cancel THEN
-        RETURN QUERY SELECT * FROM inventory_events.move_allocations(
-            r, 'release', qty - n_cancel, NULL, reason, source, idempotency_key);
-    END IF;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'ie_release'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.release IS
   'Releases an order line (its backorder first, then its reservations, latest first); null qty: all of it';
 
@@ -356,37 +185,17 @@ CREATE FUNCTION inventory_events.pick(channel text, ref text, qty bigint DEFAULT
                                       location text DEFAULT NULL, source text DEFAULT NULL,
                                       idempotency_key text DEFAULT NULL)
 RETURNS SETOF inventory_events.movement
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.pick()');
-    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT * FROM inventory_events.move_allocations(
-        inventory_events.lock_reservation(channel, ref), 'pick', qty, location, NULL, source, idempotency_key);
-END;
-$$;
+AS 'MODULE_PATHNAME', 'ie_pick'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.pick IS 'Picks reserved stock of an order line (null qty: all of it)';
 
 CREATE FUNCTION inventory_events.ship(channel text, ref text, qty bigint DEFAULT NULL,
                                       source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
 RETURNS SETOF inventory_events.movement
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.ship()');
-    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT * FROM inventory_events.move_allocations(
-        inventory_events.lock_reservation(channel, ref), 'ship', qty, NULL, NULL, source, idempotency_key);
-END;
-$$;
+AS 'MODULE_PATHNAME', 'ie_ship'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.ship IS 'Ships picked stock of an order line (null qty: all of it)';
 
 -- A pick short: the reserved units were not there. They leave the books
@@ -397,91 +206,20 @@ CREATE FUNCTION inventory_events.pick_short(channel text, ref text, qty bigint, 
                                             reason text DEFAULT NULL, source text DEFAULT NULL,
                                             idempotency_key text DEFAULT NULL)
 RETURNS SETOF inventory_events.movement
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    r  inventory_events.reservation;
-    m  inventory_events.movement;
-    kit boolean;
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.pick_short()');
-    IF qty IS NULL THEN
-        RAISE EXCEPTION 'qty must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
-        RETURN;
-    END IF;
-    r := inventory_events.lock_reservation(channel, ref);
-    FOR m IN SELECT * FROM inventory_events.move_allocations(r, 'pick_short', qty, location, reason, source, idempotency_key) LOOP
-        INSERT INTO inventory_events.exception (kind, sku, location, channel, ref, detail)
-        VALUES ('pick_short', m.sku, m.location, r.channel, r.ref,
-                format('%s short%s (event %s)%s', m.qty,
-                       CASE WHEN m.lot <> '' THEN format(' of lot "%s"', m.lot) ELSE '' END,
-                       m.event_id, coalesce(': ' || reason, '')));
-        RETURN NEXT m;
-    END LOOP;
-    kit := EXISTS (SELECT FROM inventory_events.kit_component k WHERE k.kit = r.sku);
-    IF NOT kit AND (SELECT c.allow_backorders FROM inventory_events.channel c WHERE c.code = r.channel) THEN
-        UPDATE inventory_events.reservation x SET backordered = x.backordered + pick_short.qty WHERE x.id = r.id;
-        PERFORM inventory_events.fill_backorders(r.sku);
-    END IF;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'ie_pick_short'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.pick_short IS
   'Records a pick short: reserved units leave the books, an exception is raised, backorders re-fill';
 
 -- Releases (reason expired) every reservation whose expires_at has passed,
--- its backorder included. The worker calls it on a schedule.
+-- its backorder included, each in its own subtransaction. The worker calls it
+-- on a schedule.
 CREATE FUNCTION inventory_events.expire_reservations(max_reservations integer DEFAULT 1000)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    due  bigint[];
-    r    inventory_events.reservation;
-    n    integer := 0;
-    err_state    text;
-    err_message  text;
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.expire_reservations()');
-    SELECT array_agg(x.id ORDER BY x.id) INTO due
-      FROM (SELECT x.id FROM inventory_events.reservation x
-             WHERE x.expires_at <= now()
-               AND (x.backordered > 0 OR EXISTS (SELECT FROM inventory_events.allocation a
-                                                  WHERE a.reservation_id = x.id AND a.reserved > 0))
-             ORDER BY x.id LIMIT max_reservations) x;
-    IF due IS NULL THEN
-        RETURN 0;
-    END IF;
-    -- Every sku involved, locked at once in the global order.
-    PERFORM inventory_events.lock_skus(ARRAY(
-        SELECT x.sku FROM inventory_events.reservation x WHERE x.id = ANY (due)
-        UNION SELECT k.component FROM inventory_events.reservation x
-                JOIN inventory_events.kit_component k ON k.kit = x.sku WHERE x.id = ANY (due)));
-    FOR r IN SELECT * FROM inventory_events.reservation x WHERE x.id = ANY (due) ORDER BY x.id FOR UPDATE LOOP
-        -- Picked meanwhile? Then only what is still reserved or backordered goes.
-        IF r.backordered > 0 OR EXISTS (SELECT FROM inventory_events.allocation a
-                                         WHERE a.reservation_id = r.id AND a.reserved > 0) THEN
-            -- Each in a subtransaction: one that fails is recorded in
-            -- worker_error (task expire, its channel) and the others go on.
-            BEGIN
-                PERFORM inventory_events.release(r.channel, r.ref, NULL, 'expired');
-                n := n + 1;
-                UPDATE inventory_events.worker_error w SET cleared_at = clock_timestamp()
-                 WHERE w.task = 'expire' AND w.channel = r.channel AND w.cleared_at IS NULL;
-            EXCEPTION WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
-                PERFORM inventory_events.record_worker_error('expire', r.channel, err_state, err_message,
-                                                             format('Reservation "%s" of channel "%s".', r.ref, r.channel));
-            END;
-        END IF;
-    END LOOP;
-    RETURN n;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'ie_expire_reservations'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.expire_reservations IS
   'Releases reservations past their expires_at with reason expired; returns how many';
 

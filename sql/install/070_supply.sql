@@ -2,84 +2,25 @@
 -- Transfers, purchase-order receipts, returns
 -- ---------------------------------------------------------------------------
 
+-- Transfers and receipts: src/supply.c. The first event of an operation
+-- carries its idempotency key, a second one key#2; a retry returns them.
 CREATE FUNCTION inventory_events.transfer(sku text, from_location text, to_location text, qty bigint,
                                           ref text, expected_date date DEFAULT NULL, lot text DEFAULT NULL,
                                           source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
 RETURNS SETOF inventory_events.movement
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    m inventory_events.movement;
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.transfer()');
-    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
-        RETURN;
-    END IF;
-    IF ref IS NULL THEN
-        RAISE EXCEPTION 'ref must not be null' USING ERRCODE = 'null_value_not_allowed',
-              HINT = 'The transfer reference ties the receipt to the shipment.';
-    END IF;
-    IF from_location = to_location THEN
-        RAISE EXCEPTION 'a transfer needs two different locations' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- The sku first (the global order): a receipt filling backorders holds it
-    -- while it locks the sku's streams at the channel's locations.
-    PERFORM inventory_events.lock_skus(ARRAY[sku]);
-    PERFORM inventory_events.lock_streams(sku, ARRAY[from_location, to_location], coalesce(lot, ''));
-    m := (inventory_events.append(sku, from_location, 'transfer_out', qty, source => source,
-                                  idempotency_key => idempotency_key, lot => lot, ref => ref),
-          'transfer_out', sku, from_location, coalesce(lot, ''), qty);
-    RETURN NEXT m;
-    m := (inventory_events.append(sku, to_location, 'transfer_in_transit', qty, source => source,
-                                  idempotency_key => idempotency_key || '#2', lot => lot, ref => ref,
-                                  expected_date => expected_date),
-          'transfer_in_transit', sku, to_location, coalesce(lot, ''), qty);
-    RETURN NEXT m;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'ie_transfer'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.transfer IS
   'Ships stock to another location: transfer_out at the source, transfer_in_transit (with expected_date) at the destination';
-
--- The open quantity of a reference (PO line, transfer) in a bucket of a stream.
-CREATE FUNCTION inventory_events.open_quantity(sku text, location text, lot text, ref text, b inventory_events.bucket)
-RETURNS bigint
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-RETURN (SELECT coalesce(sum(CASE b WHEN 'inbound' THEN inventory_events.inbound(e.effect)
-                                   ELSE inventory_events.in_transit(e.effect) END), 0)::bigint
-          FROM inventory_events.event e
-         WHERE e.sku = open_quantity.sku AND e.location = open_quantity.location
-           AND e.lot = coalesce(open_quantity.lot, '') AND e.ref = open_quantity.ref);
 
 CREATE FUNCTION inventory_events.receive_transfer(sku text, to_location text, qty bigint, ref text,
                                                   lot text DEFAULT NULL, source text DEFAULT NULL,
                                                   idempotency_key text DEFAULT NULL)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    open bigint;
-    prior bigint;
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.receive_transfer()');
-    prior := inventory_events.idempotent_event(source, idempotency_key);
-    IF prior IS NOT NULL THEN
-        RETURN prior;
-    END IF;
-    PERFORM inventory_events.lock_skus(ARRAY[sku]);
-    PERFORM inventory_events.lock_streams(sku, ARRAY[to_location], coalesce(lot, ''));
-    open := inventory_events.open_quantity(sku, to_location, lot, ref, 'in_transit');
-    IF qty > open THEN
-        RAISE EXCEPTION 'transfer "%" has % of sku "%" in transit to location "%", not %', ref, open, sku, to_location, qty
-              USING ERRCODE = 'IE001';
-    END IF;
-    RETURN inventory_events.append(sku, to_location, 'transfer_received', qty, source => source,
-                                   idempotency_key => idempotency_key, lot => lot, ref => ref);
-END;
-$$;
+AS 'MODULE_PATHNAME', 'ie_receive_transfer'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.receive_transfer IS
   'Completes (part of) a transfer: in_transit -> available at the destination';
 
@@ -89,42 +30,9 @@ CREATE FUNCTION inventory_events.receive_po(sku text, location text, qty bigint,
                                             lot text DEFAULT NULL, source text DEFAULT NULL,
                                             idempotency_key text DEFAULT NULL)
 RETURNS SETOF inventory_events.movement
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    matched bigint;
-    m       inventory_events.movement;
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.receive_po()');
-    IF inventory_events.idempotent_event(source, idempotency_key) IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM inventory_events.replayed_events(source, idempotency_key);
-        RETURN;
-    END IF;
-    IF qty IS NULL OR qty <= 0 THEN
-        RAISE EXCEPTION 'invalid quantity %', qty
-              USING ERRCODE = 'invalid_parameter_value', DETAIL = 'The quantity must be positive.';
-    END IF;
-    PERFORM inventory_events.lock_skus(ARRAY[sku]);
-    PERFORM inventory_events.lock_streams(sku, ARRAY[location], coalesce(lot, ''));
-    matched := least(qty, greatest(inventory_events.open_quantity(sku, location, lot, ref, 'inbound'), 0));
-    IF matched > 0 THEN
-        m := (inventory_events.append(sku, location, 'moved', matched, source => source,
-                                      idempotency_key => idempotency_key, lot => lot, ref => ref,
-                                      from_bucket => 'inbound', to_bucket => 'available', reason => 'po receipt'),
-              'moved', sku, location, coalesce(lot, ''), matched);
-        RETURN NEXT m;
-    END IF;
-    IF qty > matched THEN
-        m := (inventory_events.append(sku, location, 'received', qty - matched, source => source,
-                                      idempotency_key => CASE WHEN matched > 0 THEN idempotency_key || '#2'
-                                                              ELSE idempotency_key END,
-                                      lot => lot, ref => ref, reason => 'po receipt beyond the open quantity'),
-              'received', sku, location, coalesce(lot, ''), qty - matched);
-        RETURN NEXT m;
-    END IF;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'ie_receive_po'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.receive_po IS
   'Receives against a purchase-order line: its open inbound quantity becomes available, any excess is received';
 

@@ -1,0 +1,806 @@
+/*
+ * lifecycle.c
+ *		What happens to a reservation after it is made: release, pick, ship,
+ *		pick short and expiry, each on the prepared-event path of append().
+ *
+ * An operation on an order line (channel, ref) takes, in the global lock order
+ * (state.h), the lock of its idempotency key, then the sku lock of the line's
+ * sku and of a kit's components, then, one event at a time, the stream lock of
+ * each allocation it moves (ie_prepare_event). Every writer of a reservation or
+ * of its allocations holds one of those sku locks, so under them the rows are
+ * read with SnapshotSelf and replaced in place, without row locks.
+ *
+ * The units move between an allocation's columns (reserved -> picked ->
+ * shipped, reserved -> released or short) together with one event per
+ * allocation touched. Everything is checked before the first event, so an
+ * operation is applied whole or not at all.
+ *
+ * Idempotency: an operation's first event carries its key, the following ones
+ * key#2, key#3, ... A retry finds the first under the key's lock and returns
+ * the events recorded then, changing nothing.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "common/int.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "channel.h"
+#include "errors.h"
+#include "log.h"
+#include "reserve.h"
+#include "standby.h"
+#include "state.h"
+
+static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
+static const RegProcedure int8key[1] = {F_INT8EQ};
+
+typedef enum LifecycleOp
+{
+	OP_RELEASE,
+	OP_PICK,
+	OP_SHIP,
+	OP_PICK_SHORT
+} LifecycleOp;
+
+/* Where each operation takes units from and puts them, and its event. */
+static const struct
+{
+	const char *name;
+	const char *from_name;
+	int			from_att;
+	int			to_att;
+	IeEventType event_type;
+}			ops[] = {
+	[OP_RELEASE] = {"release", "reserved", Anum_ie_allocation_reserved, Anum_ie_allocation_released, IE_EV_RELEASED},
+	[OP_PICK] = {"pick", "reserved", Anum_ie_allocation_reserved, Anum_ie_allocation_picked, IE_EV_PICKED},
+	[OP_SHIP] = {"ship", "picked", Anum_ie_allocation_picked, Anum_ie_allocation_shipped, IE_EV_SHIPPED},
+	[OP_PICK_SHORT] = {"pick_short", "reserved", Anum_ie_allocation_reserved, Anum_ie_allocation_short, IE_EV_PICK_SHORT},
+};
+
+/* A row read for replacement: its values (copied) and where it is. */
+typedef struct RowCopy
+{
+	ItemPointerData tid;
+	Datum	   *values;
+	bool	   *nulls;
+} RowCopy;
+
+/* A reservation, locked for a change. */
+typedef struct Reservation
+{
+	RowCopy		row;
+	int64		id;
+	text	   *channel;
+	text	   *ref;
+	text	   *sku;
+	IeComponents comp;
+} Reservation;
+
+#define ROW_INT64(r, att) DatumGetInt64((r)->values[(att) - 1])
+#define ROW_TEXT(r, att) DatumGetTextPP((r)->values[(att) - 1])
+
+static void
+row_copy(TupleTableSlot *slot, RowCopy *row)
+{
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+
+	slot_getallattrs(slot);
+	row->tid = slot->tts_tid;
+	row->values = palloc(sizeof(Datum) * desc->natts);
+	row->nulls = palloc(sizeof(bool) * desc->natts);
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		row->nulls[a] = slot->tts_isnull[a];
+		row->values[a] = row->nulls[a] ? (Datum) 0 :
+			att->attlen == -1 ? PointerGetDatum(PG_DETOAST_DATUM_COPY(slot->tts_values[a])) :
+			datumCopy(slot->tts_values[a], att->attbyval, att->attlen);
+	}
+}
+
+/* The reservation found through index (nkeys keys), read with SnapshotSelf. */
+static bool
+reservation_read(Oid index, int nkeys, const Datum *keys, const RegProcedure *procs, Reservation *r)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel = table_open(c->reservation_rel, AccessShareLock);
+	Relation	idx = index_open(index, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool		found = ie_index_lookup(rel, idx, SnapshotSelf, nkeys, keys, procs, slot);
+
+	if (found)
+	{
+		row_copy(slot, &r->row);
+		r->id = ROW_INT64(&r->row, Anum_ie_reservation_id);
+		r->channel = ROW_TEXT(&r->row, Anum_ie_reservation_channel);
+		r->ref = ROW_TEXT(&r->row, Anum_ie_reservation_ref);
+		r->sku = ROW_TEXT(&r->row, Anum_ie_reservation_sku);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+static bool
+reservation_read_by_id(int64 id, Reservation *r)
+{
+	Datum		k[1] = {Int64GetDatum(id)};
+
+	return reservation_read(ie_catalog()->reservation_pkey, 1, k, int8key, r);
+}
+
+/* The sku locks of a reservation: its kit's components and the kit, or its sku. */
+static void
+lock_reservation_skus(Reservation *r)
+{
+	LOCKTAG    *tags = palloc(sizeof(LOCKTAG) * (r->comp.n + 1));
+	Datum		k[1];
+	int			n = 0;
+
+	for (int i = 0; i < r->comp.n; i++)
+	{
+		k[0] = PointerGetDatum(r->comp.sku[i]);
+		ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[n++]);
+	}
+	if (r->comp.is_kit)
+	{
+		k[0] = PointerGetDatum(r->sku);
+		ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[n++]);
+	}
+	ie_lock_tags_in_order(tags, n);
+}
+
+/*
+ * Finds the reservation (channel, ref), takes its sku locks, and reads it
+ * again under them: what was read before the locks may have changed since.
+ */
+static void
+lock_reservation(text *channel, text *ref, Reservation *r)
+{
+	Datum		keys[2] = {PointerGetDatum(channel), PointerGetDatum(ref)};
+	int64		id;
+
+	if (channel == NULL || ref == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", channel == NULL ? "channel" : "ref")));
+	if (!reservation_read(ie_catalog()->reservation_channel_ref_idx, 2, keys, text2, r))
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("no reservation \"%s\" on channel \"%s\"",
+						text_to_cstring(ref), text_to_cstring(channel)),
+				 errhint("Reserve the order line with inventory_events.reserve() first.")));
+	id = r->id;
+	ie_components(r->sku, &r->comp);
+	lock_reservation_skus(r);
+	if (!reservation_read_by_id(id, r))
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("no reservation \"%s\" on channel \"%s\"",
+						text_to_cstring(ref), text_to_cstring(channel)),
+				 errdetail("It was deleted while this operation waited for it.")));
+}
+
+/* Replaces the reservation row with r's values and reads it back (new tid). */
+static void
+reservation_write(Reservation *r)
+{
+	int64		id = r->id;
+	IeComponents comp = r->comp;
+
+	ie_row_update(ie_catalog()->reservation_rel, &r->row.tid, r->row.values, r->row.nulls);
+	if (!reservation_read_by_id(id, r))
+		elog(ERROR, "reservation %lld vanished under its sku lock", (long long) id);
+	r->comp = comp;
+}
+
+/* The allocations of a reservation, in the order they were made. */
+static RowCopy *
+allocations_read(int64 reservation_id, int *n)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel = table_open(c->allocation_rel, AccessShareLock);
+	Relation	idx = index_open(c->allocation_reservation_idx, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Datum		k[1] = {Int64GetDatum(reservation_id)};
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, k, int8key);
+	int			max = 4;
+	RowCopy    *rows = palloc(sizeof(RowCopy) * max);
+
+	*n = 0;
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		if (*n == max)
+		{
+			max *= 2;
+			rows = repalloc(rows, sizeof(RowCopy) * max);
+		}
+		row_copy(slot, &rows[(*n)++]);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return rows;
+}
+
+static bool
+allocation_at(const RowCopy *a, text *location)
+{
+	return location == NULL || ie_text_equal(ROW_TEXT(a, Anum_ie_allocation_location), location);
+}
+
+static int64
+units_of_component(int64 units, int64 per_unit)
+{
+	int64		result;
+
+	if (pg_mul_s64_overflow(units, per_unit, &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("bigint out of range")));
+	return result;
+}
+
+/*
+ * Checks that the reservation holds units ordered units (of every component
+ * of a kit) in the operation's from column, at location if given.
+ */
+static void
+check_held(const Reservation *r, LifecycleOp op, int64 units, text *location,
+		   const RowCopy *allocs, int nallocs)
+{
+	bool	   *seen = palloc0(sizeof(bool) * Max(nallocs, 1));
+	bool		any = false;
+
+	for (int i = 0; i < nallocs; i++)
+	{
+		text	   *sku;
+		int64		per_unit;
+		int64		held = 0;
+		int64		need;
+
+		if (seen[i] || !allocation_at(&allocs[i], location))
+			continue;
+		any = true;
+		sku = ROW_TEXT(&allocs[i], Anum_ie_allocation_sku);
+		per_unit = ROW_INT64(&allocs[i], Anum_ie_allocation_per_unit);
+		for (int j = i; j < nallocs; j++)
+			if (!seen[j] && allocation_at(&allocs[j], location) &&
+				ie_text_equal(ROW_TEXT(&allocs[j], Anum_ie_allocation_sku), sku))
+			{
+				seen[j] = true;
+				held += ROW_INT64(&allocs[j], ops[op].from_att);
+			}
+		need = units_of_component(units, per_unit);
+		if (held >= need)
+			continue;
+		if (location)
+			ereport(ERROR,
+					(errcode(ERRCODE_IE_INSUFFICIENT_STOCK),
+					 errmsg("reservation \"%s\" on channel \"%s\" holds %lld %s of sku \"%s\" at location \"%s\", not %lld",
+							text_to_cstring(r->ref), text_to_cstring(r->channel), (long long) held,
+							ops[op].from_name, text_to_cstring(sku), text_to_cstring(location),
+							(long long) need)));
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_INSUFFICIENT_STOCK),
+				 errmsg("reservation \"%s\" on channel \"%s\" holds %lld %s of sku \"%s\", not %lld",
+						text_to_cstring(r->ref), text_to_cstring(r->channel), (long long) held,
+						ops[op].from_name, text_to_cstring(sku), (long long) need)));
+	}
+	if (any)
+		return;
+	if (location)
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_INSUFFICIENT_STOCK),
+				 errmsg("reservation \"%s\" on channel \"%s\" holds nothing at location \"%s\"",
+						text_to_cstring(r->ref), text_to_cstring(r->channel), text_to_cstring(location))));
+	ereport(ERROR,
+			(errcode(ERRCODE_IE_INSUFFICIENT_STOCK),
+			 errmsg("reservation \"%s\" on channel \"%s\" holds nothing to %s",
+					text_to_cstring(r->ref), text_to_cstring(r->channel), ops[op].name)));
+}
+
+/*
+ * Appends one lifecycle event on the prepared-event path, as
+ * append_lifecycle() would; returns its id.
+ */
+static int64
+append_lifecycle_event(IeEventType type, text *sku, text *location, text *lot, int64 qty,
+					   text *source, text *key, text *ref, text *channel, text *reason)
+{
+	IeEventInput in;
+
+	ie_input_init(&in);
+	in.lifecycle = true;
+	in.event_type = type;
+	in.sku = sku;
+	in.location = location;
+	in.lot = VARSIZE_ANY_EXHDR(lot) > 0 ? lot : NULL;
+	in.qty_isnull = false;
+	in.qty = qty;
+	in.source = source;
+	in.idempotency_key = key;
+	in.ref = ref;
+	in.channel = channel;
+	in.reason = reason;
+	return ie_append_input(&in);
+}
+
+/*
+ * Moves units ordered units (has_units false: all) of a reservation's
+ * allocations from the operation's from column to its to column, at location
+ * if given: per component, the allocations in the order they were made
+ * (release: latest first). One event per allocation touched; returns the
+ * movements (IeMovement *), in event order.
+ */
+static List *
+move_allocations(Reservation *r, LifecycleOp op, bool has_units, int64 units, text *location,
+				 text *reason, text *source, text *key)
+{
+	const IeCatalog *c = ie_catalog();
+	int			nallocs;
+	RowCopy    *allocs;
+	bool	   *done;
+	int			n = 0;
+	List	   *moves = NIL;
+
+	if (has_units && units <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid quantity %lld", (long long) units),
+				 errdetail("The quantity must be positive.")));
+	allocs = allocations_read(r->id, &nallocs);
+	if (has_units)
+		check_held(r, op, units, location, allocs, nallocs);
+
+	/* Component by component, in the order the reservation took them. */
+	done = palloc0(sizeof(bool) * Max(nallocs, 1));
+	for (int first = 0; first < nallocs; first++)
+	{
+		text	   *sku = ROW_TEXT(&allocs[first], Anum_ie_allocation_sku);
+		int64		want = 0;
+
+		if (done[first])
+			continue;
+		if (has_units)
+			want = units_of_component(units, ROW_INT64(&allocs[first], Anum_ie_allocation_per_unit));
+		for (int k = 0; k < nallocs; k++)
+		{
+			int			i = op == OP_RELEASE ? nallocs - 1 - k : k;
+			RowCopy    *a = &allocs[i];
+			int64		take;
+			IeMovement *m;
+
+			if (i < first || done[i] || !ie_text_equal(ROW_TEXT(a, Anum_ie_allocation_sku), sku))
+				continue;
+			done[i] = true;
+			if (has_units && want == 0)
+				continue;
+			take = ROW_INT64(a, ops[op].from_att);
+			if (take <= 0 || !allocation_at(a, location))
+				continue;
+			if (has_units)
+			{
+				take = Min(take, want);
+				want -= take;
+			}
+			n++;
+			m = palloc(sizeof(IeMovement));
+			m->event_type = ops[op].event_type;
+			m->sku = sku;
+			m->location = ROW_TEXT(a, Anum_ie_allocation_location);
+			m->lot = ROW_TEXT(a, Anum_ie_allocation_lot);
+			m->qty = take;
+			m->event_id = append_lifecycle_event(m->event_type, sku, m->location, m->lot, take,
+												 source, ie_nth_key(key, n), r->ref, r->channel, reason);
+			a->values[ops[op].from_att - 1] = Int64GetDatum(ROW_INT64(a, ops[op].from_att) - take);
+			a->values[ops[op].to_att - 1] = Int64GetDatum(ROW_INT64(a, ops[op].to_att) + take);
+			ie_row_update(c->allocation_rel, &a->tid, a->values, a->nulls);
+			moves = lappend(moves, m);
+		}
+	}
+	return moves;
+}
+
+/*
+ * Releases units (has_units false: all) of a locked reservation: its
+ * backorder first, then its allocations, latest first.
+ */
+static List *
+release_reservation(Reservation *r, bool has_units, int64 units, text *reason, text *source, text *key)
+{
+	int64		backordered = ROW_INT64(&r->row, Anum_ie_reservation_backordered);
+	int64		cancel = has_units ? Min(units, backordered) : backordered;
+
+	if (cancel > 0)
+	{
+		r->row.values[Anum_ie_reservation_backordered - 1] = Int64GetDatum(backordered - cancel);
+		r->row.values[Anum_ie_reservation_cancelled - 1] =
+			Int64GetDatum(ROW_INT64(&r->row, Anum_ie_reservation_cancelled) + cancel);
+		reservation_write(r);
+	}
+	if (has_units && units <= cancel)
+		return NIL;
+	return move_allocations(r, OP_RELEASE, has_units, units - cancel, NULL, reason, source, key);
+}
+
+#define ARG_TEXT(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_TEXT_PP(n))
+
+static void
+check_positive(bool isnull, int64 qty)
+{
+	if (!isnull && qty <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid quantity %lld", (long long) qty),
+				 errdetail("The quantity must be positive.")));
+}
+
+/*
+ * inventory_events.release(channel, ref, qty, reason, source, idempotency_key)
+ * returns setof movement
+ */
+PG_FUNCTION_INFO_V1(ie_release);
+Datum
+ie_release(PG_FUNCTION_ARGS)
+{
+	text	   *source = ARG_TEXT(4);
+	text	   *key = ARG_TEXT(5);
+	List	   *moves = NIL;
+	Reservation r;
+
+	ie_require_writable("inventory_events.release()");
+	InitMaterializedSRF(fcinfo, 0);
+	check_positive(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
+	if (!ie_replay_operation(source, key, &moves))
+	{
+		lock_reservation(ARG_TEXT(0), ARG_TEXT(1), &r);
+		moves = release_reservation(&r, !PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2),
+									ARG_TEXT(3), source, key);
+	}
+	ie_emit_movements(fcinfo, moves);
+	return (Datum) 0;
+}
+
+/* pick() and ship(): units from reserved to picked, or from picked to shipped. */
+static Datum
+pick_or_ship(FunctionCallInfo fcinfo, LifecycleOp op, text *location, text *source, text *key)
+{
+	List	   *moves = NIL;
+	Reservation r;
+
+	ie_require_writable(op == OP_PICK ? "inventory_events.pick()" : "inventory_events.ship()");
+	InitMaterializedSRF(fcinfo, 0);
+	if (!ie_replay_operation(source, key, &moves))
+	{
+		lock_reservation(ARG_TEXT(0), ARG_TEXT(1), &r);
+		moves = move_allocations(&r, op, !PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2),
+								 location, NULL, source, key);
+	}
+	ie_emit_movements(fcinfo, moves);
+	return (Datum) 0;
+}
+
+/* inventory_events.pick(channel, ref, qty, location, source, idempotency_key) */
+PG_FUNCTION_INFO_V1(ie_pick);
+Datum
+ie_pick(PG_FUNCTION_ARGS)
+{
+	return pick_or_ship(fcinfo, OP_PICK, ARG_TEXT(3), ARG_TEXT(4), ARG_TEXT(5));
+}
+
+/* inventory_events.ship(channel, ref, qty, source, idempotency_key) */
+PG_FUNCTION_INFO_V1(ie_ship);
+Datum
+ie_ship(PG_FUNCTION_ARGS)
+{
+	return pick_or_ship(fcinfo, OP_SHIP, NULL, ARG_TEXT(3), ARG_TEXT(4));
+}
+
+/*
+ * inventory_events.pick_short(channel, ref, qty, location, reason, source,
+ * idempotency_key): the reserved units were not there. They leave the books
+ * (reserved -> outside), an exception is recorded per event, and where the
+ * channel allows backorders the line's shortfall is backordered and filled at
+ * once if stock is there.
+ */
+PG_FUNCTION_INFO_V1(ie_pick_short);
+Datum
+ie_pick_short(PG_FUNCTION_ARGS)
+{
+	text	   *location = ARG_TEXT(3);
+	text	   *reason = ARG_TEXT(4);
+	text	   *source = ARG_TEXT(5);
+	text	   *key = ARG_TEXT(6);
+	List	   *moves = NIL;
+	ListCell   *lc;
+	Reservation r;
+	IeChannel	ch;
+	int64		qty;
+
+	ie_require_writable("inventory_events.pick_short()");
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("qty must not be null")));
+	qty = PG_GETARG_INT64(2);
+	InitMaterializedSRF(fcinfo, 0);
+	if (ie_replay_operation(source, key, &moves))
+	{
+		ie_emit_movements(fcinfo, moves);
+		return (Datum) 0;
+	}
+	lock_reservation(ARG_TEXT(0), ARG_TEXT(1), &r);
+	moves = move_allocations(&r, OP_PICK_SHORT, true, qty, location, reason, source, key);
+	foreach(lc, moves)
+	{
+		IeMovement *m = lfirst(lc);
+		char	   *detail;
+
+		if (VARSIZE_ANY_EXHDR(m->lot) > 0)
+			detail = psprintf("%lld short of lot \"%s\" (event %lld)", (long long) m->qty,
+							  text_to_cstring(m->lot), (long long) m->event_id);
+		else
+			detail = psprintf("%lld short (event %lld)", (long long) m->qty, (long long) m->event_id);
+		if (reason)
+			detail = psprintf("%s: %s", detail, text_to_cstring(reason));
+		ie_record_exception("pick_short", m->sku, m->location, r.channel, r.ref, detail);
+	}
+	if (!r.comp.is_kit && ie_channel_load(r.channel, &ch) && ch.allow_backorders)
+	{
+		Reservation now;
+
+		if (!reservation_read_by_id(r.id, &now))
+			elog(ERROR, "reservation %lld vanished under its sku lock", (long long) r.id);
+		now.comp = r.comp;
+		now.row.values[Anum_ie_reservation_backordered - 1] =
+			Int64GetDatum(ROW_INT64(&now.row, Anum_ie_reservation_backordered) + qty);
+		reservation_write(&now);
+		(void) ie_fill_backorders(r.sku);
+	}
+	ie_emit_movements(fcinfo, moves);
+	return (Datum) 0;
+}
+
+/* Does a reservation still hold something expiry would release? */
+static bool
+holds_releasable(const Reservation *r)
+{
+	int			n;
+	RowCopy    *allocs;
+
+	if (ROW_INT64(&r->row, Anum_ie_reservation_backordered) > 0)
+		return true;
+	allocs = allocations_read(r->id, &n);
+	for (int i = 0; i < n; i++)
+		if (ROW_INT64(&allocs[i], Anum_ie_allocation_reserved) > 0)
+			return true;
+	return false;
+}
+
+/* The worker_error rows of expiry: a failure recorded, a channel cleared. */
+static void
+expiry_error(text *channel, ErrorData *edata, text *ref)
+{
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	args[0] = CStringGetTextDatum("expire");
+	args[1] = PointerGetDatum(channel);
+	args[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	args[3] = CStringGetTextDatum(edata->message ? edata->message : "");
+	args[4] = CStringGetTextDatum(psprintf("Reservation \"%s\" of channel \"%s\".",
+										   text_to_cstring(ref), text_to_cstring(channel)));
+	if (SPI_execute_with_args("SELECT inventory_events.record_worker_error($1, $2, $3, $4, $5)",
+							  5, types, args, nulls, false, 0) < 0)
+		elog(ERROR, "could not record an expiry failure");
+}
+
+static void
+expiry_clear(text *channel)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {PointerGetDatum(channel)};
+
+	if (SPI_execute_with_args("UPDATE inventory_events.worker_error w SET cleared_at = clock_timestamp()"
+							  " WHERE w.task = 'expire' AND w.channel = $1 AND w.cleared_at IS NULL",
+							  1, types, args, NULL, false, 0) < 0)
+		elog(ERROR, "could not clear expiry failures");
+}
+
+/* The channels of one expiry run and how their last reservation went. */
+typedef struct ChannelOutcome
+{
+	text	   *channel;
+	bool		ok;
+} ChannelOutcome;
+
+static void
+note_outcome(List **outcomes, text *channel, bool ok)
+{
+	ListCell   *lc;
+	ChannelOutcome *o;
+
+	foreach(lc, *outcomes)
+	{
+		o = lfirst(lc);
+		if (ie_text_equal(o->channel, channel))
+		{
+			o->ok = ok;
+			return;
+		}
+	}
+	o = palloc(sizeof(ChannelOutcome));
+	o->channel = channel;
+	o->ok = ok;
+	*outcomes = lappend(*outcomes, o);
+}
+
+/*
+ * inventory_events.expire_reservations(max_reservations) returns integer:
+ * releases, with reason expired, up to max_reservations reservations whose
+ * expires_at has passed and that still hold reserved or backordered units.
+ * Each in its own subtransaction: one that fails is recorded in worker_error
+ * (task expire, its channel) and the others go on.
+ */
+PG_FUNCTION_INFO_V1(ie_expire_reservations);
+Datum
+ie_expire_reservations(PG_FUNCTION_ARGS)
+{
+	int32		max = PG_ARGISNULL(0) ? 1000 : PG_GETARG_INT32(0);
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext per_line;
+	ResourceOwner owner = CurrentResourceOwner;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int64	   *due;
+	int			ndue;
+	int			expired = 0;
+	LOCKTAG    *tags = NULL;
+	int			ntags = 0;
+	List	   *outcomes = NIL;
+	ListCell   *lc;
+	text	   *reason = cstring_to_text("expired");
+
+	ie_require_writable("inventory_events.expire_reservations()");
+	if (max <= 0)
+		PG_RETURN_INT32(0);
+
+	/* The due reservations, oldest first: one query, not one per line. */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	{
+		Oid			types[1] = {INT4OID};
+		Datum		args[1] = {Int32GetDatum(max)};
+
+		if (SPI_execute_with_args("SELECT x.id FROM inventory_events.reservation x"
+								  " WHERE x.expires_at <= now()"
+								  "   AND (x.backordered > 0 OR EXISTS (SELECT FROM inventory_events.allocation a"
+								  "                                       WHERE a.reservation_id = x.id AND a.reserved > 0))"
+								  " ORDER BY x.id LIMIT $1",
+								  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the due reservations");
+	}
+	ndue = (int) SPI_processed;
+	due = MemoryContextAlloc(caller, sizeof(int64) * Max(ndue, 1));
+	for (int i = 0; i < ndue; i++)
+	{
+		bool		isnull;
+
+		due[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	if (ndue == 0)
+	{
+		SPI_finish();
+		PG_RETURN_INT32(0);
+	}
+
+	/* Every sku involved, locked at once in the global order. */
+	for (int i = 0; i < ndue; i++)
+	{
+		Reservation r;
+		Datum		k[1];
+
+		if (!reservation_read_by_id(due[i], &r))
+			continue;
+		ie_components(r.sku, &r.comp);
+		tags = tags ? repalloc(tags, sizeof(LOCKTAG) * (ntags + r.comp.n + 1)) :
+			palloc(sizeof(LOCKTAG) * (r.comp.n + 1));
+		for (int c = 0; c < r.comp.n; c++)
+		{
+			k[0] = PointerGetDatum(r.comp.sku[c]);
+			ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[ntags++]);
+		}
+		if (r.comp.is_kit)
+		{
+			k[0] = PointerGetDatum(r.sku);
+			ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[ntags++]);
+		}
+	}
+	ie_lock_tags_in_order(tags, ntags);
+
+	per_line = AllocSetContextCreate(caller, "inventory_events expiry", ALLOCSET_DEFAULT_SIZES);
+	for (int i = 0; i < ndue; i++)
+	{
+		Reservation r;
+		ErrorData  *volatile edata = NULL;
+		text	   *channel;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(per_line);
+		MemoryContextSwitchTo(per_line);
+		/* Picked, released or extended meanwhile? Then nothing (more) goes. */
+		if (!reservation_read_by_id(due[i], &r) ||
+			r.row.nulls[Anum_ie_reservation_expires_at - 1] ||
+			DatumGetTimestampTz(r.row.values[Anum_ie_reservation_expires_at - 1]) > now ||
+			!holds_releasable(&r))
+			continue;
+		ie_components(r.sku, &r.comp);
+		channel = MemoryContextAlloc(caller, VARSIZE_ANY(r.channel));
+		memcpy(channel, r.channel, VARSIZE_ANY(r.channel));
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(per_line);
+		PG_TRY();
+		{
+			(void) release_reservation(&r, false, 0, reason, NULL, NULL);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(per_line);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(caller);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(per_line);
+			CurrentResourceOwner = owner;
+			/* A cancel or shutdown is not a property of this reservation. */
+			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+				ReThrowError(edata);
+		}
+		PG_END_TRY();
+
+		MemoryContextSwitchTo(caller);
+		if (edata)
+		{
+			expiry_error(channel, edata, ROW_TEXT(&r.row, Anum_ie_reservation_ref));
+			FreeErrorData(edata);
+		}
+		else
+			expired++;
+		note_outcome(&outcomes, channel, edata == NULL);
+	}
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(per_line);
+	foreach(lc, outcomes)
+	{
+		ChannelOutcome *o = lfirst(lc);
+
+		if (o->ok)
+			expiry_clear(o->channel);
+	}
+	SPI_finish();
+	PG_RETURN_INT32(expired);
+}

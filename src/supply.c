@@ -1,0 +1,301 @@
+/*
+ * supply.c
+ *		Operations that append a few related events: transfers between
+ *		locations and receipts against transfers and purchase-order lines.
+ *
+ * Each takes, in the global lock order (state.h), its idempotency key's lock
+ * (through ie_replay_operation), then the sku lock (a receipt raises the
+ * sku's ATP and fills its backorders, which lock the sku's streams at the
+ * channels' locations under it), then the stream locks of the streams it
+ * writes, all of them before its first event. A retry under the same key
+ * returns the events recorded the first time.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/snapmgr.h"
+
+#include "catalog.h"
+#include "errors.h"
+#include "log.h"
+#include "standby.h"
+#include "state.h"
+
+#define ARG_TEXT(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_TEXT_PP(n))
+
+static void
+require_arg(const void *value, const char *name)
+{
+	if (value == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/* The sku lock, then the locks of the sku's streams at the locations. */
+static void
+lock_sku_streams(text *sku, text *lot, int nlocations, text **locations)
+{
+	LOCKTAG    *tags = palloc(sizeof(LOCKTAG) * nlocations);
+	Datum		lotd = lot ? PointerGetDatum(lot) : CStringGetTextDatum("");
+
+	ie_lock_sku(sku);
+	for (int i = 0; i < nlocations; i++)
+	{
+		Datum		k[3] = {PointerGetDatum(sku), PointerGetDatum(locations[i]), lotd};
+
+		ie_lock_tag(IE_LOCK_STREAM, 3, k, &tags[i]);
+	}
+	ie_lock_tags_in_order(tags, nlocations);
+}
+
+/*
+ * The open quantity of a reference (a transfer, a PO line) in one bucket of a
+ * stream: the sum of that bucket in the effects of the stream's events with
+ * that ref. Read under the stream lock, so every writer of it has committed.
+ */
+static int64
+open_quantity(text *sku, text *location, text *lot, text *ref, IeBucket bucket)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	static const RegProcedure keyprocs[3] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ};
+	Datum		keys[3] = {PointerGetDatum(sku), PointerGetDatum(location),
+	lot ? PointerGetDatum(lot) : CStringGetTextDatum("")};
+	int64		open = 0;
+
+	if (ref == NULL)
+		return 0;
+	rel = table_open(c->event_rel, AccessShareLock);
+	idx = index_open(c->event_stream_idx, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 3, keys, keyprocs);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, Anum_ie_event_ref, &isnull);
+
+		if (isnull || !ie_text_equal(DatumGetTextPP(d), ref))
+			continue;
+		d = slot_getattr(slot, Anum_ie_event_effect, &isnull);
+		open += DatumGetStockPosition(d)->q[bucket];
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return open;
+}
+
+static IeMovement *
+movement(int64 event_id, IeEventType type, text *sku, text *location, text *lot, int64 qty)
+{
+	IeMovement *m = palloc(sizeof(IeMovement));
+
+	m->event_id = event_id;
+	m->event_type = type;
+	m->sku = sku;
+	m->location = location;
+	m->lot = lot ? lot : cstring_to_text("");
+	m->qty = qty;
+	return m;
+}
+
+/*
+ * inventory_events.transfer(sku, from_location, to_location, qty, ref,
+ *     expected_date, lot, source, idempotency_key) returns setof movement:
+ * transfer_out at the source, transfer_in_transit (with expected_date) at the
+ * destination.
+ */
+PG_FUNCTION_INFO_V1(ie_transfer);
+Datum
+ie_transfer(PG_FUNCTION_ARGS)
+{
+	text	   *sku = ARG_TEXT(0);
+	text	   *from = ARG_TEXT(1);
+	text	   *to = ARG_TEXT(2);
+	text	   *ref = ARG_TEXT(4);
+	text	   *lot = ARG_TEXT(6);
+	text	   *source = ARG_TEXT(7);
+	text	   *key = ARG_TEXT(8);
+	List	   *moves = NIL;
+	text	   *locations[2];
+	IeEventInput in;
+
+	ie_require_writable("inventory_events.transfer()");
+	InitMaterializedSRF(fcinfo, 0);
+	if (ie_replay_operation(source, key, &moves))
+	{
+		ie_emit_movements(fcinfo, moves);
+		return (Datum) 0;
+	}
+	if (ref == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("ref must not be null"),
+				 errhint("The transfer reference ties the receipt to the shipment.")));
+	require_arg(sku, "sku");
+	require_arg(from, "from_location");
+	require_arg(to, "to_location");
+	if (PG_ARGISNULL(3))
+		require_arg(NULL, "qty");
+	if (ie_text_equal(from, to))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a transfer needs two different locations")));
+	locations[0] = from;
+	locations[1] = to;
+	lock_sku_streams(sku, lot, 2, locations);
+
+	ie_input_init(&in);
+	in.sku = sku;
+	in.location = from;
+	in.event_type = IE_EV_TRANSFER_OUT;
+	in.qty_isnull = false;
+	in.qty = PG_GETARG_INT64(3);
+	in.source = source;
+	in.idempotency_key = key;
+	in.lot = lot;
+	in.ref = ref;
+	moves = lappend(moves, movement(ie_append_input(&in), in.event_type, sku, from, lot, in.qty));
+
+	in.location = to;
+	in.event_type = IE_EV_TRANSFER_IN_TRANSIT;
+	in.idempotency_key = ie_nth_key(key, 2);
+	in.expected_date_isnull = PG_ARGISNULL(5);
+	if (!in.expected_date_isnull)
+		in.expected_date = PG_GETARG_DATEADT(5);
+	moves = lappend(moves, movement(ie_append_input(&in), in.event_type, sku, to, lot, in.qty));
+	ie_emit_movements(fcinfo, moves);
+	return (Datum) 0;
+}
+
+/*
+ * inventory_events.receive_transfer(sku, to_location, qty, ref, lot, source,
+ *     idempotency_key) returns bigint: completes (part of) a transfer, in
+ * transit -> available at the destination, never more than is in transit.
+ */
+PG_FUNCTION_INFO_V1(ie_receive_transfer);
+Datum
+ie_receive_transfer(PG_FUNCTION_ARGS)
+{
+	text	   *sku = ARG_TEXT(0);
+	text	   *to = ARG_TEXT(1);
+	text	   *ref = ARG_TEXT(3);
+	text	   *lot = ARG_TEXT(4);
+	text	   *source = ARG_TEXT(5);
+	text	   *key = ARG_TEXT(6);
+	IeMovement	prior;
+	IeEventInput in;
+	int64		open;
+
+	ie_require_writable("inventory_events.receive_transfer()");
+	if (key && ie_event_by_key(source ? source : cstring_to_text(""), key, true, &prior))
+		PG_RETURN_INT64(prior.event_id);
+	require_arg(sku, "sku");
+	require_arg(to, "to_location");
+	if (PG_ARGISNULL(2))
+		require_arg(NULL, "qty");
+	lock_sku_streams(sku, lot, 1, &to);
+
+	ie_input_init(&in);
+	in.sku = sku;
+	in.location = to;
+	in.event_type = IE_EV_TRANSFER_RECEIVED;
+	in.qty_isnull = false;
+	in.qty = PG_GETARG_INT64(2);
+	in.source = source;
+	in.idempotency_key = key;
+	in.lot = lot;
+	in.ref = ref;
+	open = open_quantity(sku, to, lot, ref, IE_BUCKET_IN_TRANSIT);
+	if (in.qty > open)
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_INSUFFICIENT_STOCK),
+				 errmsg("transfer \"%s\" has %lld of sku \"%s\" in transit to location \"%s\", not %lld",
+						ref ? text_to_cstring(ref) : "", (long long) open, text_to_cstring(sku),
+						text_to_cstring(to), (long long) in.qty)));
+	PG_RETURN_INT64(ie_append_input(&in));
+}
+
+/*
+ * inventory_events.receive_po(sku, location, qty, ref, lot, source,
+ *     idempotency_key) returns setof movement: a receipt against a
+ * purchase-order line (ref). The line's open inbound quantity moves to
+ * available (never below zero); any excess is a plain receipt.
+ */
+PG_FUNCTION_INFO_V1(ie_receive_po);
+Datum
+ie_receive_po(PG_FUNCTION_ARGS)
+{
+	text	   *sku = ARG_TEXT(0);
+	text	   *location = ARG_TEXT(1);
+	text	   *ref = ARG_TEXT(3);
+	text	   *lot = ARG_TEXT(4);
+	text	   *source = ARG_TEXT(5);
+	text	   *key = ARG_TEXT(6);
+	List	   *moves = NIL;
+	IeEventInput in;
+	int64		qty;
+	int64		matched;
+	int			n = 0;
+
+	ie_require_writable("inventory_events.receive_po()");
+	InitMaterializedSRF(fcinfo, 0);
+	if (ie_replay_operation(source, key, &moves))
+	{
+		ie_emit_movements(fcinfo, moves);
+		return (Datum) 0;
+	}
+	if (PG_ARGISNULL(2))
+		require_arg(NULL, "qty");
+	qty = PG_GETARG_INT64(2);
+	if (qty <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid quantity %lld", (long long) qty),
+				 errdetail("The quantity must be positive.")));
+	require_arg(sku, "sku");
+	require_arg(location, "location");
+	lock_sku_streams(sku, lot, 1, &location);
+
+	matched = Min(qty, Max(open_quantity(sku, location, lot, ref, IE_BUCKET_INBOUND), 0));
+	ie_input_init(&in);
+	in.sku = sku;
+	in.location = location;
+	in.qty_isnull = false;
+	in.source = source;
+	in.lot = lot;
+	in.ref = ref;
+	if (matched > 0)
+	{
+		in.event_type = IE_EV_MOVED;
+		in.qty = matched;
+		in.from_bucket = IE_BUCKET_INBOUND;
+		in.to_bucket = IE_BUCKET_AVAILABLE;
+		in.idempotency_key = ie_nth_key(key, ++n);
+		in.reason = cstring_to_text("po receipt");
+		moves = lappend(moves, movement(ie_append_input(&in), in.event_type, sku, location, lot, matched));
+	}
+	if (qty > matched)
+	{
+		in.event_type = IE_EV_RECEIVED;
+		in.qty = qty - matched;
+		in.from_bucket = IE_BUCKET_OUTSIDE;
+		in.to_bucket = IE_BUCKET_OUTSIDE;
+		in.idempotency_key = ie_nth_key(key, ++n);
+		in.reason = cstring_to_text("po receipt beyond the open quantity");
+		moves = lappend(moves, movement(ie_append_input(&in), in.event_type, sku, location, lot, in.qty));
+	}
+	ie_emit_movements(fcinfo, moves);
+	return (Datum) 0;
+}
