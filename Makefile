@@ -17,7 +17,9 @@ OBJS = \
 	src/standby.o \
 	src/types.o \
 	src/catalog.o \
-	src/state.o \
+	src/locks.o \
+	src/writer.o \
+	src/stock.o \
 	src/loghome.o \
 	src/log.o \
 	src/ingest.o \
@@ -55,7 +57,6 @@ PG_CPPFLAGS = -I$(srcdir)/src -DIE_VERSION_STR='"$(EXTVERSION)"'
 # conventions trip by design: unused parameters (PG_FUNCTION_ARGS, inline
 # list helpers) and partial struct initialisers ({0} idioms in headers).
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-SHLIB_LINK  = -luuid
 
 EXTRA_CLEAN = test/isolation/output_iso test/isolation/results
 

@@ -2471,4 +2471,8 @@ RETURNS SETOF inventory_events.movement
 AS 'MODULE_PATHNAME', 'ie_receive_po'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
+
+-- Room for HOT updates of the rows the lifecycle updates in place (new pages).
+ALTER TABLE inventory_events.reservation SET (fillfactor = 90);
+ALTER TABLE inventory_events.allocation SET (fillfactor = 70);
 -- === end of lifecycle and supply in C ===

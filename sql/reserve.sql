@@ -192,6 +192,29 @@ SELECT pg_temp.try($$SELECT * FROM reserve('web', 'NOPE', 1, 'Z-1')$$);
 SELECT pg_temp.try($$SELECT * FROM release('web', 'A-6', 0)$$);
 SELECT pg_temp.try($$SELECT * FROM pick_short('web', 'A-6', NULL)$$);
 
+-- Expiry isolates each reservation: one whose release fails in the middle
+-- of writing (a DBA's CHECK on stock, enforced by the stock trigger) is
+-- rolled back alone and recorded in worker_error; the next one, in the same
+-- transaction and through the same writers, is released, and so is a later
+-- append. Nothing leaks (a leak would be a WARNING at COMMIT).
+INSERT INTO item (sku) VALUES ('EXP-A'), ('EXP-B');
+INSERT INTO channel (code) VALUES ('exp-a'), ('exp-b');
+INSERT INTO channel_location (channel, location) VALUES ('exp-a', 'DAL'), ('exp-b', 'DAL');
+SELECT append('EXP-A', 'DAL', 'received', 3) > 0 AND append('EXP-B', 'DAL', 'received', 3) > 0 AS received;
+SELECT count(*) FROM reserve('exp-a', 'EXP-A', 2, 'EX-1', expires_at => now() - interval '1 minute');
+SELECT count(*) FROM reserve('exp-b', 'EXP-B', 2, 'EX-2', expires_at => now() - interval '1 minute');
+BEGIN;
+ALTER TABLE stock ADD CONSTRAINT no_more_a CHECK (sku <> 'EXP-A' OR available < 3) NOT VALID;
+SELECT expire_reservations() AS expired;
+SELECT ref, reserved, released FROM reservation_status WHERE ref IN ('EX-1', 'EX-2') ORDER BY ref;
+SELECT task, channel, sqlstate, message, detail FROM worker_error WHERE task = 'expire' AND cleared_at IS NULL;
+SELECT append('EXP-B', 'DAL', 'received', 1) > 0 AS appended_after;
+ALTER TABLE stock DROP CONSTRAINT no_more_a;
+COMMIT;
+SELECT sku, available, reserved FROM stock WHERE sku LIKE 'EXP-%' ORDER BY sku;
+SELECT expire_reservations() AS expired_once_allowed;
+SELECT count(*) AS open_expiry_errors FROM worker_error WHERE task = 'expire' AND cleared_at IS NULL;
+
 -- Every event above kept the books: positions equal their events.
 SELECT count(*) AS inconsistent_streams FROM verify();
 -- Allocations agree with the stock: reserved and picked per stream.

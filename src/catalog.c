@@ -77,7 +77,8 @@ ie_catalog_relcache_callback(Datum arg, Oid relid)
 		master_cache_reset();
 		return;
 	}
-	if (relid == InvalidOid || relid == cat.item_rel || relid == cat.location_rel)
+	if (relid == InvalidOid || relid == cat.item_rel || relid == cat.location_rel ||
+		relid == cat.channel_rel)
 		master_cache_reset();
 	if (relid == InvalidOid ||
 		relid == cat.event_rel || relid == cat.stock_rel || relid == cat.item_rel ||
@@ -299,27 +300,42 @@ ie_master_item(text *sku, text **base_uom, bool *lot_controlled)
 	return true;
 }
 
-/* Does the location exist? */
-bool
-ie_master_location(text *code)
+/* Does a row with this code exist (a location, a channel)? Cached per kind. */
+static bool
+master_exists(char kind, Oid relid, Oid pkey, text *code)
 {
-	const IeCatalog *c = ie_catalog();
 	uint64		key;
 	bool		hit;
 	Datum		keys[1] = {PointerGetDatum(code)};
 
-	(void) master_cache_find('l', code, &key, &hit);
+	(void) master_cache_find(kind, code, &key, &hit);
 	if (hit)
 		return true;
-	if (!ie_lookup_row(c->location_rel, c->location_pkey, 1, keys, text_key, 0, NULL, NULL))
+	if (!ie_lookup_row(relid, pkey, 1, keys, text_key, 0, NULL, NULL))
 		return false;
-	(void) master_cache_store('l', code);
+	(void) master_cache_store(kind, code);
 	return true;
 }
 
+bool
+ie_master_location(text *code)
+{
+	const IeCatalog *c = ie_catalog();
+
+	return master_exists('l', c->location_rel, c->location_pkey, code);
+}
+
+bool
+ie_master_channel(text *code)
+{
+	const IeCatalog *c = ie_catalog();
+
+	return master_exists('c', c->channel_rel, c->channel_pkey, code);
+}
+
 /*
- * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT on item and
- * location: tells every backend to drop its master data cache.
+ * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT on item,
+ * location, channel (and the other master data): tells every backend to drop its master data cache.
  */
 PG_FUNCTION_INFO_V1(ie_master_data_changed);
 Datum

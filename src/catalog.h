@@ -227,6 +227,7 @@ extern bool ie_lookup_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
 						  const RegProcedure *procs, int natts, const int *attnums, Datum *out);
 extern bool ie_master_item(text *sku, text **base_uom, bool *lot_controlled);
 extern bool ie_master_location(text *code);
+extern bool ie_master_channel(text *code);
 extern void *ie_cache_get(char kind, const text *name);
 extern MemoryContext ie_cache_context(void);
 extern void ie_cache_put(char kind, const text *name, void *payload);

@@ -37,7 +37,9 @@
 
 #include "catalog.h"
 #include "channel.h"
-#include "state.h"
+#include "locks.h"
+#include "stock.h"
+#include "writer.h"
 
 static const RegProcedure text1[1] = {F_TEXTEQ};
 static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};

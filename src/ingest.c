@@ -62,7 +62,9 @@
 #include "errors.h"
 #include "log.h"
 #include "standby.h"
-#include "state.h"
+#include "locks.h"
+#include "stock.h"
+#include "writer.h"
 
 typedef struct StagedRows StagedRows;
 
@@ -569,7 +571,6 @@ ie_ingest(PG_FUNCTION_ARGS)
 	int			n;
 	MemoryContext callctx = CurrentMemoryContext;
 	MemoryContext rowctx;
-	bool		batch_started;
 	ResourceOwner owner = CurrentResourceOwner;
 
 	ie_require_writable("inventory_events.ingest()");
@@ -592,34 +593,17 @@ ie_ingest(PG_FUNCTION_ARGS)
 	rowctx = AllocSetContextCreate(CurrentMemoryContext, "inventory_events ingest row",
 								   ALLOCSET_DEFAULT_SIZES);
 
-	/*
-	 * Keep the event, stock and dead-letter writers open for the whole batch
-	 * (unless this call is nested in another batch, which keeps its own).
-	 */
-	batch_started = ie_batch_begin();
-	PG_TRY();
+	for (int i = 0; i < n; i++)
 	{
-		for (int i = 0; i < n; i++)
-		{
-			BatchElement el = {NULL, NULL, NULL};
+		BatchElement el = {NULL, NULL, NULL};
 
-			CHECK_FOR_INTERRUPTS();
-			MemoryContextReset(rowctx);
-			MemoryContextSwitchTo(rowctx);
-			el.json = getIthJsonbValueFromContainer(&events->root, i);
-			ingest_element(&el, i + 1, Int32GetDatum(i + 1), owner, rsinfo);
-		}
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(rowctx);
+		MemoryContextSwitchTo(rowctx);
+		el.json = getIthJsonbValueFromContainer(&events->root, i);
+		ingest_element(&el, i + 1, Int32GetDatum(i + 1), owner, rsinfo);
 	}
-	PG_CATCH();
-	{
-		if (batch_started)
-			ie_batch_abandon();
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
 	MemoryContextSwitchTo(callctx);
-	if (batch_started)
-		ie_batch_end();
 	MemoryContextDelete(rowctx);
 	return (Datum) 0;
 }
@@ -788,7 +772,6 @@ ie_ingest_staged(PG_FUNCTION_ARGS)
 	StagedRows	s;
 	HASHCTL		hctl;
 	TupleTableSlot *slot;
-	bool		batch_started;
 
 	ie_require_writable("inventory_events.ingest_staged()");
 	InitMaterializedSRF(fcinfo, 0);
@@ -827,34 +810,21 @@ ie_ingest_staged(PG_FUNCTION_ARGS)
 	rowctx = AllocSetContextCreate(callctx, "inventory_events ingest row",
 								   ALLOCSET_DEFAULT_SIZES);
 	slot = s.desc ? MakeSingleTupleTableSlot(s.desc, &TTSOpsMinimalTuple) : NULL;
-	batch_started = ie_batch_begin();
-	PG_TRY();
+	for (int ordinal = 1; slot != NULL; ordinal++)
 	{
-		for (int ordinal = 1; slot != NULL; ordinal++)
-		{
-			BatchElement el = {NULL, slot, &s};
+		BatchElement el = {NULL, slot, &s};
 
-			CHECK_FOR_INTERRUPTS();
-			/* A tuple read back from the file is the slot's, in rowctx: free it first. */
-			ExecClearTuple(slot);
-			MemoryContextReset(rowctx);
-			MemoryContextSwitchTo(rowctx);
-			if (!tuplestore_gettupleslot(s.rows, true, false, slot))
-				break;
-			slot_getallattrs(slot);
-			ingest_element(&el, ordinal, slot->tts_values[s.staged_id], owner, rsinfo);
-		}
+		CHECK_FOR_INTERRUPTS();
+		/* A tuple read back from the file is the slot's, in rowctx: free it first. */
+		ExecClearTuple(slot);
+		MemoryContextReset(rowctx);
+		MemoryContextSwitchTo(rowctx);
+		if (!tuplestore_gettupleslot(s.rows, true, false, slot))
+			break;
+		slot_getallattrs(slot);
+		ingest_element(&el, ordinal, slot->tts_values[s.staged_id], owner, rsinfo);
 	}
-	PG_CATCH();
-	{
-		if (batch_started)
-			ie_batch_abandon();
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
 	MemoryContextSwitchTo(callctx);
-	if (batch_started)
-		ie_batch_end();
 	if (slot)
 		ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(rowctx);

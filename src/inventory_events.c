@@ -16,7 +16,9 @@
 #include "loghome.h"
 #include "reserve.h"
 #include "worker.h"
-#include "state.h"
+#include "locks.h"
+#include "stock.h"
+#include "writer.h"
 #include "shmem.h"
 
 PG_MODULE_MAGIC;
@@ -29,7 +31,8 @@ _PG_init(void)
 	ie_guc_init();
 	ie_log_init();
 	ie_catalog_init();
-	ie_state_init();
+	ie_locks_init();
+	ie_writer_init();
 	ie_reserve_init();
 	ie_loghome_init();
 	ie_shmem_init();

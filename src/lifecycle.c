@@ -45,7 +45,9 @@
 #include "log.h"
 #include "reserve.h"
 #include "standby.h"
-#include "state.h"
+#include "locks.h"
+#include "stock.h"
+#include "writer.h"
 
 static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
 static const RegProcedure int8key[1] = {F_INT8EQ};
@@ -115,6 +117,16 @@ row_copy(TupleTableSlot *slot, RowCopy *row)
 	}
 }
 
+static void
+reservation_from_slot(TupleTableSlot *slot, Reservation *r)
+{
+	row_copy(slot, &r->row);
+	r->id = ROW_INT64(&r->row, Anum_ie_reservation_id);
+	r->channel = ROW_TEXT(&r->row, Anum_ie_reservation_channel);
+	r->ref = ROW_TEXT(&r->row, Anum_ie_reservation_ref);
+	r->sku = ROW_TEXT(&r->row, Anum_ie_reservation_sku);
+}
+
 /* The reservation found through index (nkeys keys), read with SnapshotSelf. */
 static bool
 reservation_read(Oid index, int nkeys, const Datum *keys, const RegProcedure *procs, Reservation *r)
@@ -126,13 +138,7 @@ reservation_read(Oid index, int nkeys, const Datum *keys, const RegProcedure *pr
 	bool		found = ie_index_lookup(rel, idx, SnapshotSelf, nkeys, keys, procs, slot);
 
 	if (found)
-	{
-		row_copy(slot, &r->row);
-		r->id = ROW_INT64(&r->row, Anum_ie_reservation_id);
-		r->channel = ROW_TEXT(&r->row, Anum_ie_reservation_channel);
-		r->ref = ROW_TEXT(&r->row, Anum_ie_reservation_ref);
-		r->sku = ROW_TEXT(&r->row, Anum_ie_reservation_sku);
-	}
+		reservation_from_slot(slot, r);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
@@ -145,6 +151,30 @@ reservation_read_by_id(int64 id, Reservation *r)
 	Datum		k[1] = {Int64GetDatum(id)};
 
 	return reservation_read(ie_catalog()->reservation_pkey, 1, k, int8key, r);
+}
+
+/*
+ * The row read before, fetched again by its TID with SnapshotSelf: found
+ * when no one has updated or deleted it since (the usual case), else false
+ * and the caller searches by key.
+ */
+static bool
+reservation_reread(Reservation *r)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel = table_open(c->reservation_rel, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IeComponents comp = r->comp;
+	bool		found = table_tuple_fetch_row_version(rel, &r->row.tid, SnapshotSelf, slot);
+
+	if (found)
+	{
+		reservation_from_slot(slot, r);
+		r->comp = comp;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	return found;
 }
 
 /* The sku locks of a reservation: its kit's components and the kit, or its sku. */
@@ -191,7 +221,7 @@ lock_reservation(text *channel, text *ref, Reservation *r)
 	id = r->id;
 	ie_components(r->sku, &r->comp);
 	lock_reservation_skus(r);
-	if (!reservation_read_by_id(id, r))
+	if (!reservation_reread(r) && !reservation_read_by_id(id, r))
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("no reservation \"%s\" on channel \"%s\"",

@@ -15,9 +15,10 @@
  */
 #include "postgres.h"
 
+#include "common/pg_prng.h"
+
 #include "funcapi.h"
 
-#include <uuid/uuid.h>
 
 #include "access/genam.h"
 #include "access/table.h"
@@ -37,17 +38,19 @@
 #include "utils/xid8.h"
 
 #include "catalog.h"
-#include "channel.h"
 #include "errors.h"
+#include "locks.h"
 #include "log.h"
+#include "stock.h"
+#include "writer.h"
 #include "loghome.h"
-#include "worker.h"
 #include "shmem.h"
 #include "standby.h"
 
 static bool ie_allow_history_rewrite = false;
 
 ie_atp_raised_hook_type ie_atp_raised_hook = NULL;
+ie_event_appended_hook_type ie_event_appended_hook = NULL;
 
 void
 ie_log_init(void)
@@ -472,13 +475,8 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	if (!ie_master_location(in->location))
 		unknown_master("location", text_to_cstring(in->location), "location");
 
-	if (in->channel)
-	{
-		IeChannel	ch;
-
-		if (!ie_channel_load(in->channel, &ch))
-			unknown_master("channel", text_to_cstring(in->channel), "channel");
-	}
+	if (in->channel && !ie_master_channel(in->channel))
+		unknown_master("channel", text_to_cstring(in->channel), "channel");
 
 	if (in->lot && VARSIZE_ANY_EXHDR(in->lot) > 0)
 	{
@@ -708,12 +706,37 @@ set_text(Datum *values, bool *nulls, int attnum, text *t)
 	values[attnum - 1] = PointerGetDatum(t);
 }
 
+/*
+ * A random (version 4) UUID for an event's correlation or causation id. From
+ * a per-process generator seeded once from pg_strong_random: libuuid made
+ * six system calls per UUID (getpid, getrandom, ...), a tenth of an
+ * append's time on a virtual machine. These ids need to be unique, not
+ * unpredictable.
+ */
 static pg_uuid_t *
 new_uuid(void)
 {
+	static pg_prng_state state;
+	static int	seeded_pid = 0;
 	pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
+	uint64		hi;
+	uint64		lo;
 
-	uuid_generate(u->data);
+	if (seeded_pid != MyProcPid)
+	{
+		if (!pg_prng_strong_seed(&state))
+			pg_prng_seed(&state, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
+		seeded_pid = MyProcPid;
+	}
+	hi = pg_prng_uint64(&state);
+	lo = pg_prng_uint64(&state);
+	for (int i = 0; i < 8; i++)
+	{
+		u->data[i] = (unsigned char) (hi >> (56 - 8 * i));
+		u->data[8 + i] = (unsigned char) (lo >> (56 - 8 * i));
+	}
+	u->data[6] = (u->data[6] & 0x0f) | 0x40;	/* version 4 */
+	u->data[8] = (u->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
 	return u;
 }
 
@@ -811,7 +834,8 @@ ie_insert_event(const IePreparedEvent *p)
 
 	if (ie_shared)
 		pg_atomic_fetch_add_u64(&ie_shared->events_appended, 1);
-	ie_worker_note_append();
+	if (ie_event_appended_hook)
+		ie_event_appended_hook();
 
 	/* Physical truth (a count, an adjustment) took available below zero. */
 	if (p->available_after < 0 && p->effect.q[IE_BUCKET_AVAILABLE] < 0)

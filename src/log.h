@@ -12,7 +12,7 @@
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
-#include "state.h"
+#include "types.h"
 #include "types.h"
 
 /* One event as given by a caller (SQL arguments or a JSON object). */
@@ -89,6 +89,10 @@ typedef struct IeMovement
  */
 typedef void (*ie_atp_raised_hook_type) (text *sku);
 extern ie_atp_raised_hook_type ie_atp_raised_hook;
+
+/* Called after every event appended: the publisher (worker.c) is woken at commit. */
+typedef void (*ie_event_appended_hook_type) (void);
+extern ie_event_appended_hook_type ie_event_appended_hook;
 
 extern void ie_input_init(IeEventInput *in);
 extern void ie_prepare_event(const IeEventInput *in, IePreparedEvent *p);

@@ -57,7 +57,9 @@
 
 #include "catalog.h"
 #include "loghome.h"
-#include "state.h"
+#include "locks.h"
+#include "stock.h"
+#include "writer.h"
 
 typedef struct LogHome
 {

@@ -47,7 +47,9 @@
 #include "log.h"
 #include "reserve.h"
 #include "standby.h"
-#include "state.h"
+#include "locks.h"
+#include "stock.h"
+#include "writer.h"
 
 static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
 static const RegProcedure int8key[1] = {F_INT8EQ};

@@ -25,7 +25,9 @@
 #include "errors.h"
 #include "log.h"
 #include "standby.h"
-#include "state.h"
+#include "locks.h"
+#include "stock.h"
+#include "writer.h"
 
 #define ARG_TEXT(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_TEXT_PP(n))
 

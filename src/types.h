@@ -62,6 +62,14 @@ typedef struct StockPosition
 #define PG_GETARG_STOCK_POSITION(n) DatumGetStockPosition(PG_GETARG_DATUM(n))
 #define PG_RETURN_STOCK_POSITION(x) return StockPositionGetDatum(x)
 
+/* A stream is (sku, location, lot); lot is '' for items without lots. */
+typedef struct IeStreamKey
+{
+	Datum		sku;			/* text */
+	Datum		location;		/* text */
+	Datum		lot;			/* text */
+} IeStreamKey;
+
 extern bool ie_text_equal(const text *a, const text *b);
 extern int64 ie_position_on_hand(const StockPosition *p);
 extern void ie_position_add(StockPosition *acc, const StockPosition *p);

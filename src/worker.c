@@ -50,6 +50,7 @@
 
 #include "catalog.h"
 #include "guc.h"
+#include "log.h"
 #include "loghome.h"
 #include "shmem.h"
 #include "worker.h"
@@ -69,8 +70,8 @@ static int	ie_maintenance_interval = 10;	/* s, 0: never */
 /* Set when this transaction appended an event: wake the publisher at commit. */
 static bool appended_in_xact = false;
 
-void
-ie_worker_note_append(void)
+static void
+note_append(void)
 {
 	appended_in_xact = true;
 }
@@ -105,6 +106,7 @@ ie_worker_init(void)
 	BackgroundWorker w;
 
 	RegisterXactCallback(wake_publisher_at_commit, NULL);
+	ie_event_appended_hook = note_append;
 
 	DefineCustomIntVariable("inventory_events.publisher_naptime",
 							"Longest sleep of the publisher between two checks of the event log.",

@@ -6,6 +6,5 @@
 #define IE_WORKER_H
 
 extern void ie_worker_init(void);
-extern void ie_worker_note_append(void);
 
 #endif							/* IE_WORKER_H */

@@ -15,7 +15,7 @@ set -euo pipefail
 
 IE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IE_PGMAJOR=15
-IE_PACKAGES=(make gcc postgresql-$IE_PGMAJOR postgresql-server-dev-$IE_PGMAJOR uuid-dev
+IE_PACKAGES=(make gcc postgresql-$IE_PGMAJOR postgresql-server-dev-$IE_PGMAJOR
 	libipc-run-perl libdbd-pg-perl perl sqlsmith python3-psycopg2
 	prometheus-postgres-exporter prometheus ${IE_EXTRA_PACKAGES:-})
 

@@ -110,8 +110,9 @@ SQL
 	consistency channels
 }
 
-# A wave: bench_wave lines reserved on shopify (untimed), then picked in
-# transactions of bench_wave / 4 lines: pick() per line against baseline.pick().
+# A wave: bench_wave lines reserved on shopify (untimed), then picked and
+# shipped in transactions of bench_wave / 4 lines: pick() and ship() per line
+# against baseline.pick() and baseline.ship() (PL/pgSQL, SELECT ... FOR UPDATE).
 part_wave() {
 	local r per=$(( bench_wave / 4 )) tb te
 	for r in $(seq 1 "$bench_rounds"); do
@@ -126,14 +127,16 @@ part_wave() {
 		: > "$IE_WORK/wave_ext.psql"; : > "$IE_WORK/wave_base.psql"
 		for w in 0 1 2 3; do
 			echo "SELECT count(*) FROM (SELECT inventory_events.pick('shopify', 'wave-' || g) FROM generate_series($(( w * per + 1 )), $(( (w + 1) * per ))) g) x;" >> "$IE_WORK/wave_ext.psql"
+			echo "SELECT count(*) FROM (SELECT inventory_events.ship('shopify', 'wave-' || g) FROM generate_series($(( w * per + 1 )), $(( (w + 1) * per ))) g) x;" >> "$IE_WORK/wave_ext.psql"
 			echo "SELECT count(baseline.pick('shopify', 'wave-' || g)) FROM generate_series($(( w * per + 1 )), $(( (w + 1) * per ))) g;" >> "$IE_WORK/wave_base.psql"
+			echo "SELECT count(baseline.ship('shopify', 'wave-' || g)) FROM generate_series($(( w * per + 1 )), $(( (w + 1) * per ))) g;" >> "$IE_WORK/wave_base.psql"
 		done
 		chmod 644 "$IE_WORK"/wave_*.psql
 		tb=$(timed_psql "$IE_WORK/wave_base.psql"); te=$(timed_psql "$IE_WORK/wave_ext.psql")
-		record wave "$bench_wave lines in 4 transactions" "pick() / FOR UPDATE, lines/s" "$r" \
-			"$(echo "scale=0; $bench_wave / $te" | bc)" "$(echo "scale=0; $bench_wave / $tb" | bc)" ""
-		record wave "$bench_wave lines in 4 transactions" "lines left unpicked, extension" "$r" \
-			"$(psql_ -At -c "SELECT count(*) FROM inventory_events.allocation WHERE reserved > 0")" "" "= 0"
+		record wave "$bench_wave lines in 4 transactions" "pick() + ship() / FOR UPDATE, lines/s" "$r" \
+			"$(echo "scale=0; $bench_wave / $te" | bc)" "$(echo "scale=0; $bench_wave / $tb" | bc)" ">= 1.5"
+		record wave "$bench_wave lines in 4 transactions" "lines left unshipped, extension" "$r" \
+			"$(psql_ -At -c "SELECT count(*) FROM inventory_events.allocation WHERE reserved > 0 OR picked > 0")" "" "= 0"
 	done
 	consistency wave
 }

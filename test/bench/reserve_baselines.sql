@@ -131,6 +131,36 @@ BEGIN
     RETURN n;
 END $$;
 
+-- Shipping it: every allocation's picked stock leaves (picked -> outside),
+-- one event per allocation, as pick() above.
+CREATE FUNCTION baseline.ship(p_channel text, p_ref text)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    r   baseline.reservation;
+    a   record;
+    ver bigint;
+    n   bigint := 0;
+BEGIN
+    SELECT * INTO r FROM baseline.reservation WHERE channel = p_channel AND ref = p_ref FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no reservation % on %', p_ref, p_channel USING ERRCODE = 'no_data_found';
+    END IF;
+    FOR a IN SELECT * FROM baseline.allocation WHERE reservation_id = r.id AND picked > 0
+              ORDER BY location, id FOR UPDATE LOOP
+        UPDATE baseline.stock SET picked = picked - a.picked, on_hand = on_hand - a.picked,
+                                  version = version + 1, updated_at = now()
+         WHERE sku = a.sku AND location = a.location AND lot = a.lot RETURNING version INTO ver;
+        INSERT INTO baseline.event (sku, location, lot, version, event_type, from_bucket, to_bucket, qty, uom,
+                                    uom_qty, effect, occurred_at, correlation_id, causation_id, channel, ref)
+        VALUES (a.sku, a.location, a.lot, ver, 'shipped', 'picked', NULL, a.picked, 'EA', a.picked,
+                inventory_events.stock_position(picked => -a.picked), now(),
+                gen_random_uuid(), gen_random_uuid(), p_channel, p_ref);
+        UPDATE baseline.allocation SET picked = 0, shipped = shipped + a.picked WHERE id = a.id;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
 -- Both sides start every run from the same stock: 'units' of every sku at
 -- every location, nothing reserved, nothing else in the logs. The
 -- extension's side is loaded the way a bulk import would be (one received

@@ -1,0 +1,437 @@
+/*
+ * writer.c
+ *		Writing rows without SQL: a relation open for writing with its
+ *		executor state (IeWriter), kept for the rest of the transaction, and
+ *		the row insert and update that use it.
+ *
+ * The extension writes its tables (event, stock, reservation, allocation,
+ * exception, dead_letter) through the executor's simple-relation routines,
+ * as logical replication apply does: constraints, index entries and (for the
+ * event) triggers as for any INSERT, without planner or SPI. Opening a
+ * relation for writing (its indexes, a ResultRelInfo, an EState, slots) costs
+ * more than writing one row, so a writer, once opened, stays open until the
+ * transaction ends: a wave of picks or a batch of appends opens each table
+ * once.
+ *
+ * A writer's relations and slots belong to the top transaction's resource
+ * owner (a statement's or a subtransaction's would release them, with a leak
+ * warning, when it ends): its relation locks are held to the end of the
+ * transaction anyway. Only the buffer pins of its slots belong to the
+ * statement that uses it, and are dropped before it returns; when a
+ * subtransaction aborts in the middle of a use, the abort releases them and
+ * the writer is closed and reopened at its next use. A relcache invalidation
+ * of a writer's relation (an index or constraint added in the same
+ * transaction) does the same. Writers are closed before commit or prepare.
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "commands/sequence.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "tcop/utility.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+
+#include "catalog.h"
+#include "writer.h"
+
+/*
+ * The CHECK constraints of the relations we write, compiled once per backend.
+ * The executor would read and plan them again for every new ResultRelInfo,
+ * that is for every writer opened. Dropped by any relcache
+ * invalidation of the relation (ALTER TABLE ... ADD CHECK, DROP EXTENSION,
+ * and the statistics updates of every VACUUM and ANALYZE).
+ *
+ * An invalidation can arrive while a writer uses the compiled expressions:
+ * whenever a lock is taken, so while the transaction's writers are open. So
+ * a dropped entry's memory is handed to the current transaction, which frees
+ * it when it ends, after every writer it opened is closed; it is freed at
+ * once only outside a transaction, where no writer is open.
+ */
+typedef struct CheckCache
+{
+	Oid			relid;
+	ExprState **exprs;
+	MemoryContext cxt;
+} CheckCache;
+
+static CheckCache check_cache[8];
+static int	check_cache_n = 0;
+static uint64 check_generation = 0;
+
+static void
+check_cache_callback(Datum arg, Oid relid)
+{
+	bool		hit = (relid == InvalidOid);
+
+	for (int i = 0; i < check_cache_n; i++)
+		hit |= (check_cache[i].relid == relid);
+	if (!hit)
+		return;
+	check_generation++;
+	for (int i = 0; i < check_cache_n; i++)
+	{
+		if (IsTransactionState())
+			MemoryContextSetParent(check_cache[i].cxt, TopTransactionContext);
+		else
+			MemoryContextDelete(check_cache[i].cxt);
+	}
+	check_cache_n = 0;
+}
+
+/*
+ * The compiled CHECK constraints of rel, in the order of its constr->check.
+ * Compiling may process invalidations; if one arrives meanwhile the result is
+ * not cached but handed to the caller's context (estate_cxt) for this use.
+ */
+static ExprState **
+check_exprs(Relation rel, MemoryContext estate_cxt)
+{
+	TupleConstr *constr = rel->rd_att->constr;
+	uint64		generation = check_generation;
+	MemoryContext cxt;
+	MemoryContext old;
+	ExprState **exprs;
+
+	for (int i = 0; i < check_cache_n; i++)
+		if (check_cache[i].relid == RelationGetRelid(rel))
+			return check_cache[i].exprs;
+	cxt = AllocSetContextCreate(CacheMemoryContext, "inventory_events check constraints",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	exprs = palloc(sizeof(ExprState *) * constr->num_check);
+	for (int i = 0; i < constr->num_check; i++)
+		exprs[i] = ExecInitExpr(expression_planner(stringToNode(constr->check[i].ccbin)), NULL);
+	MemoryContextSwitchTo(old);
+	if (generation != check_generation || check_cache_n == lengthof(check_cache))
+		MemoryContextSetParent(cxt, estate_cxt);
+	else
+	{
+		check_cache[check_cache_n].relid = RelationGetRelid(rel);
+		check_cache[check_cache_n].exprs = exprs;
+		check_cache[check_cache_n].cxt = cxt;
+		check_cache_n++;
+	}
+	return exprs;
+}
+
+static void
+writer_open(IeWriter *w, Oid relid, bool kept)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	ResourceOwner owner = CurrentResourceOwner;
+
+	if (kept)
+		CurrentResourceOwner = TopTransactionResourceOwner;
+
+	w->rel = table_open(relid, RowExclusiveLock);
+	w->estate = CreateExecutorState();
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = w->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(w->estate, list_make1(rte));
+
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	w->estate->es_opened_result_relations = list_make1(w->rri);
+	ExecOpenIndices(w->rri, false);
+	if (w->rel->rd_att->constr && w->rel->rd_att->constr->num_check > 0)
+		w->rri->ri_ConstraintExprs = check_exprs(w->rel, w->estate->es_query_cxt);
+
+	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
+	w->oldslot = table_slot_create(w->rel, &w->estate->es_tupleTable);
+	/*
+	 * The slots the event's triggers fire with, made now under the writer's
+	 * resource owner rather than lazily under a statement's.
+	 */
+	if (w->rri->ri_TrigDesc)
+	{
+		(void) ExecGetTriggerOldSlot(w->estate, w->rri);
+		(void) ExecGetTriggerNewSlot(w->estate, w->rri);
+	}
+	w->kept = kept;
+	w->in_use = false;
+	w->stale = false;
+	CurrentResourceOwner = owner;
+}
+
+static void
+writer_close(IeWriter *w)
+{
+	ResourceOwner owner = CurrentResourceOwner;
+
+	if (w->kept)
+		CurrentResourceOwner = TopTransactionResourceOwner;
+	/* Indexes of the result relation, and relations opened for triggers. */
+	ExecCloseResultRelations(w->estate);
+	ExecCloseRangeTableRelations(w->estate);
+	ExecResetTupleTable(w->estate->es_tupleTable, false);	/* drops the slots */
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+	CurrentResourceOwner = owner;
+}
+
+/*
+ * The writers of the current transaction, at most one per relation, opened
+ * on first use in TopTransactionContext. More relations than this are written
+ * through writers opened and closed for each row.
+ */
+static IeWriter xact_writers[8];
+static int	n_xact_writers = 0;
+
+/*
+ * The slots of a writer that was in use when a subtransaction aborted (its
+ * own, and those its triggers fired with): the abort released their buffer
+ * pins, so clearing them must not release them again.
+ */
+static void
+drop_slot_pins(IeWriter *w)
+{
+	ListCell   *lc;
+
+	foreach(lc, w->estate->es_tupleTable)
+	{
+		TupleTableSlot *slot = lfirst(lc);
+
+		if (TTS_IS_BUFFERTUPLE(slot))
+			((BufferHeapTupleTableSlot *) slot)->buffer = InvalidBuffer;
+		ExecClearTuple(slot);
+	}
+}
+
+static void
+writers_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			for (int i = n_xact_writers - 1; i >= 0; i--)
+				if (xact_writers[i].rel != NULL)
+					writer_close(&xact_writers[i]);
+			n_xact_writers = 0;
+			break;
+		default:
+			/* An abort released what they held; TopTransactionContext goes too. */
+			n_xact_writers = 0;
+			break;
+	}
+}
+
+static void
+writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (int i = 0; i < n_xact_writers; i++)
+	{
+		IeWriter   *w = &xact_writers[i];
+
+		if (w->in_use)
+		{
+			drop_slot_pins(w);
+			w->in_use = false;
+			w->stale = true;
+		}
+	}
+}
+
+static void
+writers_relcache_callback(Datum arg, Oid relid)
+{
+	for (int i = 0; i < n_xact_writers; i++)
+		if (xact_writers[i].rel != NULL &&
+			(relid == InvalidOid || RelationGetRelid(xact_writers[i].rel) == relid))
+			xact_writers[i].stale = true;
+}
+
+/*
+ * Before any utility statement (ALTER TABLE, TRUNCATE, DROP, CREATE INDEX,
+ * ... also from a function), the idle writers close: DDL on a table refuses
+ * to run while the session holds it open, and after it a writer would be
+ * reopened anyway.
+ */
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+static void
+writers_close_idle(void)
+{
+	for (int i = 0; i < n_xact_writers; i++)
+		if (xact_writers[i].rel != NULL && !xact_writers[i].in_use)
+		{
+			writer_close(&xact_writers[i]);
+			xact_writers[i].rel = NULL;
+		}
+}
+
+static void
+writers_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						ProcessUtilityContext context, ParamListInfo params,
+						QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (n_xact_writers > 0 && IsTransactionState())
+		writers_close_idle();
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+void
+ie_writer_init(void)
+{
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = writers_process_utility;
+	CacheRegisterRelcacheCallback(check_cache_callback, (Datum) 0);
+	CacheRegisterRelcacheCallback(writers_relcache_callback, (Datum) 0);
+	RegisterXactCallback(writers_xact_callback, NULL);
+	RegisterSubXactCallback(writers_subxact_callback, NULL);
+}
+
+/*
+ * A writer for relid, ready for one more row: current command id, slots
+ * cleared. The transaction's, or (when it is in use already, or too many
+ * relations are open) a fresh one in *local, closed by ie_writer_done.
+ */
+IeWriter *
+ie_writer_get(Oid relid, IeWriter *local)
+{
+	IeWriter   *w = NULL;
+	IeWriter   *free_entry = NULL;
+
+	for (int i = 0; i < n_xact_writers && w == NULL; i++)
+	{
+		if (xact_writers[i].rel == NULL)
+			free_entry = free_entry ? free_entry : &xact_writers[i];
+		else if (RelationGetRelid(xact_writers[i].rel) == relid)
+			w = &xact_writers[i];
+	}
+	if (w != NULL && w->stale && !w->in_use)
+	{
+		/* Closed and reopened in place: callers hold pointers into the array. */
+		writer_close(w);
+		w->rel = NULL;
+		free_entry = w;
+		w = NULL;
+	}
+	if (w == NULL)
+	{
+		if (free_entry == NULL && n_xact_writers < (int) lengthof(xact_writers))
+		{
+			free_entry = &xact_writers[n_xact_writers++];
+			free_entry->rel = NULL;
+		}
+		if (free_entry != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+			IeWriter	opened;
+
+			/* Into the array only once whole: an error leaves the entry free. */
+			writer_open(&opened, relid, true);
+			MemoryContextSwitchTo(old);
+			*free_entry = opened;
+			w = free_entry;
+		}
+	}
+	if (w == NULL || w->in_use)
+	{
+		w = local;
+		writer_open(w, relid, false);
+	}
+	w->in_use = true;
+	w->estate->es_output_cid = GetCurrentCommandId(true);
+	w->estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
+	ExecClearTuple(w->slot);
+	ExecClearTuple(w->oldslot);
+	return w;
+}
+
+/* Done with one row: a transaction's writer is reset for the next, any other closed. */
+void
+ie_writer_done(IeWriter *w)
+{
+	w->in_use = false;
+	if (w->kept)
+	{
+		ResetPerTupleExprContext(w->estate);
+		ExecClearTuple(w->slot);
+		ExecClearTuple(w->oldslot);
+	}
+	else
+		writer_close(w);
+}
+
+/* The next value of the identity column (the first column) of relid. */
+int64
+ie_next_identity(Oid relid)
+{
+	const IeCatalog *c = ie_catalog();
+	Oid			seq = InvalidOid;
+
+	for (int i = 0; i < c->nidentities; i++)
+		if (c->identity_rel[i] == relid)
+			seq = c->identity_seq[i];
+	if (!OidIsValid(seq))
+		seq = getIdentitySequence(relid, 1, false);
+	return nextval_internal(seq, false);
+}
+
+/*
+ * Inserts a row that our C code built: the heap tuple, its index entries, and
+ * its CHECK and NOT NULL constraints, but no triggers. The insert-side
+ * foreign key checks are the caller's (reserve() has just read the channel,
+ * item and reservation it names); the referenced side's checks, which refuse
+ * deleting a channel or item in use, stay in force.
+ */
+void
+ie_row_insert(Oid relid, const Datum *values, const bool *nulls)
+{
+	IeWriter	local;
+	IeWriter   *w = ie_writer_get(relid, &local);
+	int			natts = RelationGetDescr(w->rel)->natts;
+
+	memcpy(w->slot->tts_values, values, sizeof(Datum) * natts);
+	memcpy(w->slot->tts_isnull, nulls, sizeof(bool) * natts);
+	ExecStoreVirtualTuple(w->slot);
+	if (w->rel->rd_att->constr)
+		ExecConstraints(w->rri, w->slot, w->estate);
+	simple_table_tuple_insert(w->rel, w->slot);
+	ExecInsertIndexTuples(w->rri, w->slot, w->estate, false, false, NULL, NIL);
+	ie_writer_done(w);
+}
+
+/*
+ * Replaces the row at tid, which the caller read with SnapshotSelf while
+ * holding the lock that serialises every writer of that row (a sku lock).
+ * Only non-key columns change, so no foreign key checks are due; the
+ * constraints are checked and index entries (partial indexes included) made.
+ */
+void
+ie_row_update(Oid relid, ItemPointer tid, const Datum *values, const bool *nulls)
+{
+	IeWriter	local;
+	IeWriter   *w = ie_writer_get(relid, &local);
+	int			natts = RelationGetDescr(w->rel)->natts;
+	bool		update_indexes;
+
+	memcpy(w->slot->tts_values, values, sizeof(Datum) * natts);
+	memcpy(w->slot->tts_isnull, nulls, sizeof(bool) * natts);
+	ExecStoreVirtualTuple(w->slot);
+	if (w->rel->rd_att->constr)
+		ExecConstraints(w->rri, w->slot, w->estate);
+	simple_table_tuple_update(w->rel, tid, w->slot, w->estate->es_snapshot, &update_indexes);
+	if (update_indexes)
+		ExecInsertIndexTuples(w->rri, w->slot, w->estate, true, false, NULL, NIL);
+	ie_writer_done(w);
+	CommandCounterIncrement();
+}

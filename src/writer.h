@@ -1,0 +1,37 @@
+/*
+ * writer.h
+ *		Rows written without SQL, through writers kept open for the
+ *		transaction.
+ */
+#ifndef IE_WRITER_H
+#define IE_WRITER_H
+
+#include "nodes/execnodes.h"
+#include "storage/itemptr.h"
+#include "utils/rel.h"
+
+/*
+ * A relation open for writing, with its executor state and two slots: the
+ * transaction's (kept until it ends), or one opened for a single row.
+ */
+typedef struct IeWriter
+{
+	Relation	rel;
+	EState	   *estate;			/* executor state for this relation, no SPI */
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;		/* the new tuple */
+	TupleTableSlot *oldslot;	/* the tuple it replaces */
+	bool		kept;			/* the transaction's: do not close after the row */
+	bool		in_use;			/* between ie_writer_get and ie_writer_done */
+	bool		stale;			/* to be reopened before its next use */
+} IeWriter;
+
+extern void ie_writer_init(void);
+extern IeWriter *ie_writer_get(Oid relid, IeWriter *local);
+extern void ie_writer_done(IeWriter *w);
+
+extern int64 ie_next_identity(Oid relid);
+extern void ie_row_insert(Oid relid, const Datum *values, const bool *nulls);
+extern void ie_row_update(Oid relid, ItemPointer tid, const Datum *values, const bool *nulls);
+
+#endif							/* IE_WRITER_H */
