@@ -670,6 +670,19 @@ first_allocation_location(int64 reservation_id)
 	return location;
 }
 
+/* Has this btree never held an entry (no root page)? */
+static bool
+btree_is_empty(Relation idx)
+{
+	Buffer		buf = ReadBuffer(idx, BTREE_METAPAGE);
+	bool		empty;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	empty = BTPageGetMeta(BufferGetPage(buf))->btm_root == P_NONE;
+	UnlockReleaseBuffer(buf);
+	return empty;
+}
+
 /*
  * Fills the open backorders of a sku, oldest first, as far as each one's
  * channel now shows stock (and, without splits, as far as the location that
@@ -696,12 +709,13 @@ ie_fill_backorders(text *sku)
 
 	/*
 	 * The queue: (sku, id) where backordered > 0. A btree that has never
-	 * held an entry is its metapage alone: then there is no backorder at all
-	 * (one under our sku lock would have its entry in already), and every
-	 * receipt of a database that uses no backorders stops here.
+	 * held an entry has no root page: then there is no backorder at all (one
+	 * under our sku lock would have its entry in already), and every receipt
+	 * of a database that uses no backorders stops here. Asked of the
+	 * metapage in shared buffers, not of the file's size (a system call).
 	 */
 	idx = index_open(c->reservation_backorder_idx, AccessShareLock);
-	if (RelationGetNumberOfBlocks(idx) <= BTREE_METAPAGE + 1)
+	if (btree_is_empty(idx))
 	{
 		index_close(idx, AccessShareLock);
 		return 0;
