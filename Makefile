@@ -22,6 +22,7 @@ OBJS = \
 	src/stock.o \
 	src/loghome.o \
 	src/log.o \
+	src/fields.o \
 	src/ingest.o \
 	src/channel.o \
 	src/reserve.o \

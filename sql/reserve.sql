@@ -161,6 +161,10 @@ SELECT ref, expires_at FROM reservation WHERE ref = 'M-3';
 SELECT pg_temp.try($$SELECT * FROM reserve_lines('[{"channel": "web", "sku": "CAP", "qty": 1, "ref": "M-4", "colour": "red"}]')$$);
 SELECT pg_temp.try($$SELECT * FROM reserve_lines('[{"channel": "web", "sku": "CAP", "qty": 1.5, "ref": "M-4"}]')$$);
 SELECT pg_temp.try($$SELECT * FROM reserve_lines('[{"channel": "web", "sku": "CAP", "ref": "M-4"}]')$$);
+-- The same field parser as ingest(): a qty as a string of digits, a null as absent.
+SELECT pg_temp.try($$SELECT * FROM reserve_lines('[{"channel": "web", "sku": "CAP", "qty": "x", "ref": "M-4"}]')$$);
+SELECT pg_temp.try($$SELECT * FROM reserve_lines('[{"channel": "web", "sku": "CAP", "qty": null, "ref": "M-4"}]')$$);
+SELECT ordinal, status, qty FROM reserve_lines('[{"channel": "web", "sku": "CAP", "qty": "1", "ref": "M-5", "location": null}]');
 SELECT pg_temp.try($$SELECT * FROM reserve_lines('{"channel": "web"}')$$);
 SELECT pg_temp.try($$SELECT * FROM reserve_lines('[1]')$$);
 SELECT count(*) FROM reserve_lines('[]');

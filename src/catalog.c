@@ -264,8 +264,6 @@ ie_lock_referenced_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
 	return found;
 }
 
-static const RegProcedure text_key[1] = {F_TEXTEQ};
-
 /*
  * Does the item exist? Its base unit (a copy in the caller's memory context:
  * the cache may be dropped at any lock acquisition) and lot control when it
@@ -289,7 +287,7 @@ ie_master_item(text *sku, text **base_uom, bool *lot_controlled)
 		*lot_controlled = e->lot_controlled;
 		return true;
 	}
-	if (!ie_lookup_row(c->item_rel, c->item_pkey, 1, keys, text_key, 2, atts, values))
+	if (!ie_lookup_row(c->item_rel, c->item_pkey, 1, keys, ie_text_keys, 2, atts, values))
 		return false;
 	*base_uom = DatumGetTextPP(values[0]);
 	*lot_controlled = DatumGetBool(values[1]);
@@ -299,6 +297,15 @@ ie_master_item(text *sku, text **base_uom, bool *lot_controlled)
 	e->lot_controlled = *lot_controlled;
 	return true;
 }
+
+/*
+ * The equality procedures of index keys, for ie_index_scan_begin and
+ * friends: the first n of ie_text_keys for n text columns; a stream key and
+ * a version; a bigint.
+ */
+const RegProcedure ie_text_keys[3] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ};
+const RegProcedure ie_stream_version_keys[4] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ, F_INT8EQ};
+const RegProcedure ie_int8_key[1] = {F_INT8EQ};
 
 /* Does a row with this code exist (a location, a channel)? Cached per kind. */
 static bool
@@ -311,7 +318,7 @@ master_exists(char kind, Oid relid, Oid pkey, text *code)
 	(void) master_cache_find(kind, code, &key, &hit);
 	if (hit)
 		return true;
-	if (!ie_lookup_row(relid, pkey, 1, keys, text_key, 0, NULL, NULL))
+	if (!ie_lookup_row(relid, pkey, 1, keys, ie_text_keys, 0, NULL, NULL))
 		return false;
 	(void) master_cache_store(kind, code);
 	return true;

@@ -244,6 +244,10 @@ extern IeBucket ie_bucket_from_oid(Oid label);
  * snapshot; keyprocs are the equality functions (F_TEXTEQ, F_INT8EQ, ...).
  * ie_index_lookup returns the first row found, in slot.
  */
+extern const RegProcedure ie_text_keys[3];
+extern const RegProcedure ie_stream_version_keys[4];
+extern const RegProcedure ie_int8_key[1];
+
 extern IndexScanDesc ie_index_scan_begin(Relation heap, Relation index, Snapshot snapshot,
 										 int nkeys, const Datum *keys,
 										 const RegProcedure *keyprocs);

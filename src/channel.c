@@ -41,9 +41,6 @@
 #include "stock.h"
 #include "writer.h"
 
-static const RegProcedure text1[1] = {F_TEXTEQ};
-static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
-
 static int64
 interval_us(Datum d)
 {
@@ -87,7 +84,7 @@ channel_read(text *code, IeChannel *ch)
 	rel = table_open(c->channel_rel, AccessShareLock);
 	idx = index_open(c->channel_pkey, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
-	found = ie_index_lookup(rel, idx, SnapshotSelf, 1, keys, text1, slot);
+	found = ie_index_lookup(rel, idx, SnapshotSelf, 1, keys, ie_text_keys, slot);
 	if (found)
 	{
 		slot_getallattrs(slot);
@@ -118,7 +115,7 @@ channel_read(text *code, IeChannel *ch)
 	idx = index_open(c->channel_location_pkey, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
 	ch->sources = palloc(sizeof(IeSource) * max);
-	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, text1);
+	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, ie_text_keys);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
@@ -357,7 +354,7 @@ ie_location_stock(text *sku, text *location, IeLocationStock *out)
 	Relation	idx = index_open(c->stock_pkey, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Datum		keys[2] = {PointerGetDatum(sku), PointerGetDatum(location)};
-	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 2, keys, text2);
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 2, keys, ie_text_keys);
 	DateADT		today = GetSQLCurrentDate();
 	int64		available = 0;
 	int64		safety = 0;
@@ -395,7 +392,7 @@ ie_location_stock(text *sku, text *location, IeLocationStock *out)
 				lotidx = index_open(c->lot_pkey, AccessShareLock);
 				lotslot = table_slot_create(lotrel, NULL);
 			}
-			if (ie_index_lookup(lotrel, lotidx, SnapshotSelf, 2, lkeys, text2, lotslot))
+			if (ie_index_lookup(lotrel, lotidx, SnapshotSelf, 2, lkeys, ie_text_keys, lotslot))
 			{
 				expires = slot_getattr(lotslot, Anum_ie_lot_expires_on, &isnull);
 				l->has_expiry = !isnull;
@@ -457,7 +454,7 @@ components_read(text *sku, IeComponents *out)
 	Relation	idx = index_open(c->kit_component_pkey, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Datum		keys[1] = {PointerGetDatum(sku)};
-	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, text1);
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, ie_text_keys);
 	int			max = 4;
 
 	out->n = 0;

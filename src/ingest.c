@@ -60,6 +60,7 @@
 
 #include "catalog.h"
 #include "errors.h"
+#include "fields.h"
 #include "log.h"
 #include "standby.h"
 #include "locks.h"
@@ -96,185 +97,65 @@ struct StagedRows
 	FmgrInfo	to_jsonb;		/* to_jsonb(record), for dead letters */
 };
 
-/*
- * One field of an event as given: a value of a JSON object, or a (not null)
- * column of a staged row. A column of the field's own type is taken as it
- * is; one of another type through its text form, like a JSON string.
- */
-typedef struct FieldValue
-{
-	JsonbValue *json;			/* the JSON value, or NULL for a column */
-	Datum		datum;			/* the column's value */
-	Oid			type;			/* and its type */
-} FieldValue;
-
-static void
-field_error(const char *field, const char *expected)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("field \"%s\" must be %s", field, expected)));
-}
-
-static char *
-field_cstring(const FieldValue *v, const char *field)
-{
-	Oid			typoutput;
-	bool		isvarlena;
-
-	if (v->json)
-	{
-		if (v->json->type != jbvString)
-			field_error(field, "a string");
-		return pnstrdup(v->json->val.string.val, v->json->val.string.len);
-	}
-	if (v->type == TEXTOID)
-		return TextDatumGetCString(v->datum);
-	getTypeOutputInfo(v->type, &typoutput, &isvarlena);
-	return OidOutputFunctionCall(typoutput, v->datum);
-}
-
-static text *
-field_text(const FieldValue *v, const char *field)
-{
-	if (v->json)
-	{
-		if (v->json->type != jbvString)
-			field_error(field, "a string");
-		return cstring_to_text_with_len(v->json->val.string.val, v->json->val.string.len);
-	}
-	if (v->type == TEXTOID)
-		return DatumGetTextP(v->datum);
-	return cstring_to_text(field_cstring(v, field));
-}
-
-static int64
-field_int64(const FieldValue *v, const char *field)
-{
-	if (v->json)
-	{
-		/* Through text, so that 1.5 is refused rather than rounded. */
-		if (v->json->type == jbvNumeric)
-			return DatumGetInt64(DirectFunctionCall1(int8in,
-													 DirectFunctionCall1(numeric_out, NumericGetDatum(v->json->val.numeric))));
-		if (v->json->type != jbvString)
-			field_error(field, "an integer");
-	}
-	else if (v->type == INT8OID)
-		return DatumGetInt64(v->datum);
-	return DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(field_cstring(v, field))));
-}
-
-static int
-field_label(const FieldValue *v, const char *field, const char *const *names, int n)
-{
-	char	   *s = field_cstring(v, field);
-
-	for (int i = 0; i < n; i++)
-		if (strcmp(names[i], s) == 0)
-			return i;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid %s \"%s\"", field, s)));
-	pg_unreachable();
-}
-
-static TimestampTz
-field_timestamptz(const FieldValue *v, const char *field)
-{
-	if (!v->json && v->type == TIMESTAMPTZOID)
-		return DatumGetTimestampTz(v->datum);
-	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-												   CStringGetDatum(field_cstring(v, field)),
-												   ObjectIdGetDatum(InvalidOid),
-												   Int32GetDatum(-1)));
-}
-
-static DateADT
-field_date(const FieldValue *v, const char *field)
-{
-	if (!v->json && v->type == DATEOID)
-		return DatumGetDateADT(v->datum);
-	return DatumGetDateADT(DirectFunctionCall1(date_in, CStringGetDatum(field_cstring(v, field))));
-}
-
-static pg_uuid_t *
-field_uuid(const FieldValue *v, const char *field)
-{
-	if (!v->json && v->type == UUIDOID)
-		return DatumGetUUIDP(v->datum);
-	return DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(field_cstring(v, field))));
-}
-
-static Jsonb *
-field_jsonb(const FieldValue *v, const char *field)
-{
-	if (v->json)
-		return JsonbValueToJsonb(v->json);
-	if (v->type == JSONBOID)
-		return DatumGetJsonbP(v->datum);
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(field_cstring(v, field))));
-}
-
 /* Sets one field of an event; an unknown field is an error. */
 static void
 set_field(IeEventInput *in, const char *key, const FieldValue *v)
 {
 	if (strcmp(key, "sku") == 0)
-		in->sku = field_text(v, key);
+		in->sku = ie_field_text(v, key);
 	else if (strcmp(key, "location") == 0)
-		in->location = field_text(v, key);
+		in->location = ie_field_text(v, key);
 	else if (strcmp(key, "event_type") == 0)
-		in->event_type = field_label(v, key, ie_event_type_names, IE_NUM_EVENT_TYPES);
+		in->event_type = ie_field_label(v, key, ie_event_type_names, IE_NUM_EVENT_TYPES);
 	else if (strcmp(key, "qty") == 0)
 	{
-		in->qty = field_int64(v, key);
+		in->qty = ie_field_int64(v, key);
 		in->qty_isnull = false;
 	}
 	else if (strcmp(key, "source") == 0)
-		in->source = field_text(v, key);
+		in->source = ie_field_text(v, key);
 	else if (strcmp(key, "idempotency_key") == 0)
-		in->idempotency_key = field_text(v, key);
+		in->idempotency_key = ie_field_text(v, key);
 	else if (strcmp(key, "occurred_at") == 0)
 	{
-		in->occurred_at = field_timestamptz(v, key);
+		in->occurred_at = ie_field_timestamptz(v, key);
 		in->occurred_at_isnull = false;
 	}
 	else if (strcmp(key, "lot") == 0)
-		in->lot = field_text(v, key);
+		in->lot = ie_field_text(v, key);
 	else if (strcmp(key, "uom") == 0)
-		in->uom = field_text(v, key);
+		in->uom = ie_field_text(v, key);
 	else if (strcmp(key, "ref") == 0)
-		in->ref = field_text(v, key);
+		in->ref = ie_field_text(v, key);
 	else if (strcmp(key, "channel") == 0)
-		in->channel = field_text(v, key);
+		in->channel = ie_field_text(v, key);
 	else if (strcmp(key, "expected_version") == 0)
 	{
-		in->expected_version = field_int64(v, key);
+		in->expected_version = ie_field_int64(v, key);
 		in->expected_version_isnull = false;
 	}
 	else if (strcmp(key, "payload") == 0)
-		in->payload = field_jsonb(v, key);
+		in->payload = ie_field_jsonb(v, key);
 	else if (strcmp(key, "from_bucket") == 0)
-		in->from_bucket = field_label(v, key, ie_bucket_names, IE_NUM_BUCKETS);
+		in->from_bucket = ie_field_label(v, key, ie_bucket_names, IE_NUM_BUCKETS);
 	else if (strcmp(key, "to_bucket") == 0)
-		in->to_bucket = field_label(v, key, ie_bucket_names, IE_NUM_BUCKETS);
+		in->to_bucket = ie_field_label(v, key, ie_bucket_names, IE_NUM_BUCKETS);
 	else if (strcmp(key, "reason") == 0)
-		in->reason = field_text(v, key);
+		in->reason = ie_field_text(v, key);
 	else if (strcmp(key, "expected_date") == 0)
 	{
-		in->expected_date = field_date(v, key);
+		in->expected_date = ie_field_date(v, key);
 		in->expected_date_isnull = false;
 	}
 	else if (strcmp(key, "source_seq") == 0)
 	{
-		in->source_seq = field_int64(v, key);
+		in->source_seq = ie_field_int64(v, key);
 		in->source_seq_isnull = false;
 	}
 	else if (strcmp(key, "correlation_id") == 0)
-		in->correlation_id = field_uuid(v, key);
+		in->correlation_id = ie_field_uuid(v, key);
 	else if (strcmp(key, "causation_id") == 0)
-		in->causation_id = field_uuid(v, key);
+		in->causation_id = ie_field_uuid(v, key);
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -371,7 +252,7 @@ element_string(const BatchElement *el, const char *key)
 		{
 			FieldValue	fv = {NULL, el->row->tts_values[c], att->atttypid};
 
-			return el->row->tts_isnull[c] ? NULL : field_text(&fv, key);
+			return el->row->tts_isnull[c] ? NULL : ie_field_text(&fv, key);
 		}
 	}
 	return NULL;

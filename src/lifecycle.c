@@ -49,9 +49,6 @@
 #include "stock.h"
 #include "writer.h"
 
-static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
-static const RegProcedure int8key[1] = {F_INT8EQ};
-
 typedef enum LifecycleOp
 {
 	OP_RELEASE,
@@ -150,7 +147,7 @@ reservation_read_by_id(int64 id, Reservation *r)
 {
 	Datum		k[1] = {Int64GetDatum(id)};
 
-	return reservation_read(ie_catalog()->reservation_pkey, 1, k, int8key, r);
+	return reservation_read(ie_catalog()->reservation_pkey, 1, k, ie_int8_key, r);
 }
 
 /*
@@ -212,7 +209,7 @@ lock_reservation(text *channel, text *ref, Reservation *r)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", channel == NULL ? "channel" : "ref")));
-	if (!reservation_read(ie_catalog()->reservation_channel_ref_idx, 2, keys, text2, r))
+	if (!reservation_read(ie_catalog()->reservation_channel_ref_idx, 2, keys, ie_text_keys, r))
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("no reservation \"%s\" on channel \"%s\"",
@@ -251,7 +248,7 @@ allocations_read(int64 reservation_id, int *n)
 	Relation	idx = index_open(c->allocation_reservation_idx, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Datum		k[1] = {Int64GetDatum(reservation_id)};
-	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, k, int8key);
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, k, ie_int8_key);
 	int			max = 4;
 	RowCopy    *rows = palloc(sizeof(RowCopy) * max);
 

@@ -19,7 +19,6 @@
 
 #include "funcapi.h"
 
-
 #include "access/genam.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -161,8 +160,6 @@ bucket_name(int b)
 	return b == IE_BUCKET_OUTSIDE ? "outside" : ie_bucket_names[b];
 }
 
-static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
-
 static void
 unknown_master(const char *what, const char *value, const char *table)
 {
@@ -254,7 +251,7 @@ idempotent_lookup(Relation rel, text *source, text *key, TupleTableSlot *slot)
 
 	ie_lock_key(IE_LOCK_IDEMPOTENCY, 2, keys);
 	idx = index_open(ie_catalog()->event_idempotency_idx, AccessShareLock);
-	found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, text2, slot);
+	found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot);
 	index_close(idx, AccessShareLock);
 	return found;
 }
@@ -339,7 +336,7 @@ ie_event_by_key(text *source, text *key, bool lock, IeMovement *m)
 		Datum		keys[2] = {PointerGetDatum(source), PointerGetDatum(key)};
 		Relation	idx = index_open(ie_catalog()->event_idempotency_idx, AccessShareLock);
 
-		found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, text2, slot);
+		found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot);
 		index_close(idx, AccessShareLock);
 	}
 	if (found)
@@ -422,8 +419,7 @@ on_hand_as_of(const IeStreamKey *key, TimestampTz t)
 	Relation	idx = index_open(c->event_stream_idx, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Datum		keys[3] = {key->sku, key->location, key->lot};
-	static const RegProcedure text3[3] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ};
-	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 3, keys, text3);
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 3, keys, ie_text_keys);
 	StockPosition sum;
 
 	memset(&sum, 0, sizeof(sum));
@@ -490,7 +486,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 							sku, text_to_cstring(in->lot))));
 		keys[0] = PointerGetDatum(in->sku);
 		keys[1] = PointerGetDatum(in->lot);
-		if (!ie_lookup_row(c->lot_rel, c->lot_pkey, 2, keys, text2, 0, NULL, NULL))
+		if (!ie_lookup_row(c->lot_rel, c->lot_pkey, 2, keys, ie_text_keys, 0, NULL, NULL))
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("unknown lot \"%s\" of sku \"%s\"", text_to_cstring(in->lot), sku),
@@ -516,7 +512,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	{
 		keys[0] = PointerGetDatum(in->sku);
 		keys[1] = PointerGetDatum(in->uom);
-		if (!ie_lookup_row(c->item_uom_rel, c->item_uom_pkey, 2, keys, text2, 1, factor_att, &factor_datum))
+		if (!ie_lookup_row(c->item_uom_rel, c->item_uom_pkey, 2, keys, ie_text_keys, 1, factor_att, &factor_datum))
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("unknown unit of measure \"%s\" for sku \"%s\"", text_to_cstring(in->uom), sku),
@@ -768,10 +764,10 @@ ie_insert_event(const IePreparedEvent *p)
 	{
 		Datum		k[1] = {p->key.sku};
 
-		if (!ie_lock_referenced_row(c->item_rel, c->item_pkey, 1, k, text2))
+		if (!ie_lock_referenced_row(c->item_rel, c->item_pkey, 1, k, ie_text_keys))
 			unknown_master("sku", TextDatumGetCString(p->key.sku), "item");
 		k[0] = p->key.location;
-		if (!ie_lock_referenced_row(c->location_rel, c->location_pkey, 1, k, text2))
+		if (!ie_lock_referenced_row(c->location_rel, c->location_pkey, 1, k, ie_text_keys))
 			unknown_master("location", TextDatumGetCString(p->key.location), "location");
 	}
 

@@ -44,15 +44,13 @@
 #include "catalog.h"
 #include "channel.h"
 #include "errors.h"
+#include "fields.h"
 #include "log.h"
 #include "reserve.h"
 #include "standby.h"
 #include "locks.h"
 #include "stock.h"
 #include "writer.h"
-
-static const RegProcedure text2[2] = {F_TEXTEQ, F_TEXTEQ};
-static const RegProcedure int8key[1] = {F_INT8EQ};
 
 /* One order line to reserve. */
 typedef struct ReserveLine
@@ -424,7 +422,7 @@ replay(const ReserveLine *l, List **outcomes)
 	Relation	rel = table_open(c->reservation_rel, AccessShareLock);
 	Relation	idx = index_open(c->reservation_idempotency_idx, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	bool		found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, text2, slot);
+	bool		found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot);
 	int64		id = 0;
 	int64		backordered = 0;
 
@@ -468,7 +466,7 @@ replay(const ReserveLine *l, List **outcomes)
 	slot = table_slot_create(rel, NULL);
 	{
 		Datum		k[1] = {Int64GetDatum(id)};
-		IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, k, int8key);
+		IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, k, ie_int8_key);
 
 		while (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
@@ -522,7 +520,7 @@ lock_referenced(const ReserveLine *l)
 		Datum		k[1] = {PointerGetDatum(refs[i].value)};
 
 		if (refs[i].value != NULL &&
-			!ie_lock_referenced_row(refs[i].rel, refs[i].pkey, 1, k, text2))
+			!ie_lock_referenced_row(refs[i].rel, refs[i].pkey, 1, k, ie_text_keys))
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("unknown %s \"%s\"", refs[i].what, text_to_cstring(refs[i].value)),
@@ -658,7 +656,7 @@ first_allocation_location(int64 reservation_id)
 	Datum		k[1] = {Int64GetDatum(reservation_id)};
 	text	   *location = NULL;
 
-	if (ie_index_lookup(rel, idx, SnapshotSelf, 1, k, int8key, slot))
+	if (ie_index_lookup(rel, idx, SnapshotSelf, 1, k, ie_int8_key, slot))
 	{
 		bool		isnull;
 
@@ -701,7 +699,6 @@ ie_fill_backorders(text *sku)
 	List	   *ids = NIL;
 	ListCell   *lc;
 	int64		filled = 0;
-	static const RegProcedure text1[1] = {F_TEXTEQ};
 	MemoryContext cxt;
 	MemoryContext old;
 
@@ -722,7 +719,7 @@ ie_fill_backorders(text *sku)
 	}
 	rel = table_open(c->reservation_rel, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
-	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, text1);
+	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, ie_text_keys);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
@@ -759,7 +756,7 @@ ie_fill_backorders(text *sku)
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(cxt);
 		old = MemoryContextSwitchTo(cxt);
-		if (!ie_index_lookup(rel, idx, SnapshotSelf, 1, k, int8key, slot))
+		if (!ie_index_lookup(rel, idx, SnapshotSelf, 1, k, ie_int8_key, slot))
 		{
 			MemoryContextSwitchTo(old);
 			continue;
@@ -902,22 +899,16 @@ ie_reserve(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-static text *
-line_text(JsonbValue *v, const char *field)
-{
-	if (v->type == jbvNull)
-		return NULL;
-	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("field \"%s\" must be a string", field)));
-	return cstring_to_text_with_len(v->val.string.val, v->val.string.len);
-}
-
+/*
+ * One line of reserve_lines(): a JSON object read field by field with the
+ * parser ingest() uses (fields.c), so that both take the same values (a qty
+ * as a JSON number or a string of digits, JSON null as absent).
+ */
 static void
 parse_line(JsonbValue *elem, int ordinal, ReserveLine *l)
 {
 	JsonbIterator *it;
+	JsonbValue	k;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 	bool		has_qty = false;
@@ -929,49 +920,47 @@ parse_line(JsonbValue *elem, int ordinal, ReserveLine *l)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("line %d is not a JSON object", ordinal)));
 	it = JsonbIteratorInit(elem->val.binary.data);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
 	{
 		char	   *key;
+		FieldValue	fv = {&v, (Datum) 0, InvalidOid};
 
 		if (tok != WJB_KEY)
 			continue;
-		key = pnstrdup(v.val.string.val, v.val.string.len);
+		key = pnstrdup(k.val.string.val, k.val.string.len);
 		(void) JsonbIteratorNext(&it, &v, true);
-		if (strcmp(key, "channel") == 0)
-			l->channel = line_text(&v, key);
-		else if (strcmp(key, "sku") == 0)
-			l->sku = line_text(&v, key);
-		else if (strcmp(key, "ref") == 0)
-			l->ref = line_text(&v, key);
-		else if (strcmp(key, "location") == 0)
-			l->location = line_text(&v, key);
-		else if (strcmp(key, "source") == 0)
-			l->source = line_text(&v, key);
-		else if (strcmp(key, "idempotency_key") == 0)
-			l->key = line_text(&v, key);
-		else if (strcmp(key, "qty") == 0 && v.type == jbvNumeric)
-		{
-			l->qty = DatumGetInt64(DirectFunctionCall1(int8in,
-													   DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric))));
-			has_qty = true;
-		}
-		else if (strcmp(key, "expires_at") == 0 && v.type == jbvString)
-		{
-			l->expires_at = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-																	CStringGetDatum(pnstrdup(v.val.string.val, v.val.string.len)),
-																	ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-			l->has_expiry = true;
-		}
-		else if (strcmp(key, "qty") == 0 || strcmp(key, "expires_at") == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("field \"%s\" of line %d must be %s", key, ordinal,
-							strcmp(key, "qty") == 0 ? "an integer" : "a timestamp string")));
-		else
+		if (strcmp(key, "channel") != 0 && strcmp(key, "sku") != 0 && strcmp(key, "ref") != 0 &&
+			strcmp(key, "location") != 0 && strcmp(key, "source") != 0 &&
+			strcmp(key, "idempotency_key") != 0 && strcmp(key, "qty") != 0 &&
+			strcmp(key, "expires_at") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown field \"%s\" in line %d", key, ordinal),
 					 errhint("Fields are channel, sku, qty, ref, location, expires_at, source and idempotency_key.")));
+		if (v.type == jbvNull)
+			continue;
+		if (strcmp(key, "channel") == 0)
+			l->channel = ie_field_text(&fv, key);
+		else if (strcmp(key, "sku") == 0)
+			l->sku = ie_field_text(&fv, key);
+		else if (strcmp(key, "ref") == 0)
+			l->ref = ie_field_text(&fv, key);
+		else if (strcmp(key, "location") == 0)
+			l->location = ie_field_text(&fv, key);
+		else if (strcmp(key, "source") == 0)
+			l->source = ie_field_text(&fv, key);
+		else if (strcmp(key, "idempotency_key") == 0)
+			l->key = ie_field_text(&fv, key);
+		else if (strcmp(key, "qty") == 0)
+		{
+			l->qty = ie_field_int64(&fv, key);
+			has_qty = true;
+		}
+		else
+		{
+			l->expires_at = ie_field_timestamptz(&fv, key);
+			l->has_expiry = true;
+		}
 	}
 	if (!has_qty)
 		ereport(ERROR,

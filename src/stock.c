@@ -52,8 +52,6 @@
 #include "stock.h"
 #include "writer.h"
 
-static const RegProcedure stream_keyprocs[3] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ};
-
 static void
 row_from_slot(TupleTableSlot *slot, IeStockRow *row)
 {
@@ -75,7 +73,7 @@ read_stock_into(Relation stock, const IeStreamKey *key, TupleTableSlot *slot, Ie
 	Datum		keys[3] = {key->sku, key->location, key->lot};
 	bool		found;
 
-	found = ie_index_lookup(stock, pkey, SnapshotSelf, 3, keys, stream_keyprocs, slot);
+	found = ie_index_lookup(stock, pkey, SnapshotSelf, 3, keys, ie_text_keys, slot);
 	index_close(pkey, AccessShareLock);
 
 	memset(row, 0, sizeof(*row));
@@ -182,12 +180,11 @@ static bool
 stream_has_version(const IeStreamKey *key, int64 version)
 {
 	const IeCatalog *c = ie_catalog();
-	static const RegProcedure procs[4] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ, F_INT8EQ};
 	Datum		keys[4] = {key->sku, key->location, key->lot, Int64GetDatum(version)};
 	Relation	rel = table_open(c->event_rel, AccessShareLock);
 	Relation	idx = index_open(c->event_stream_idx, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	bool		found = ie_index_lookup(rel, idx, SnapshotSelf, 4, keys, procs, slot);
+	bool		found = ie_index_lookup(rel, idx, SnapshotSelf, 4, keys, ie_stream_version_keys, slot);
 
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);

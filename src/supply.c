@@ -70,7 +70,6 @@ open_quantity(text *sku, text *location, text *lot, text *ref, IeBucket bucket)
 	Relation	idx;
 	TupleTableSlot *slot;
 	IndexScanDesc scan;
-	static const RegProcedure keyprocs[3] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ};
 	Datum		keys[3] = {PointerGetDatum(sku), PointerGetDatum(location),
 	lot ? PointerGetDatum(lot) : CStringGetTextDatum("")};
 	int64		open = 0;
@@ -80,7 +79,7 @@ open_quantity(text *sku, text *location, text *lot, text *ref, IeBucket bucket)
 	rel = table_open(c->event_rel, AccessShareLock);
 	idx = index_open(c->event_stream_idx, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
-	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 3, keys, keyprocs);
+	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 3, keys, ie_text_keys);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
