@@ -2476,3 +2476,88 @@ SET search_path = pg_catalog, pg_temp;
 ALTER TABLE inventory_events.reservation SET (fillfactor = 90);
 ALTER TABLE inventory_events.allocation SET (fillfactor = 70);
 -- === end of lifecycle and supply in C ===
+-- === Channel rule changes publish themselves (issue 14) ===
+-- A change of a channel's rules, of its sourcing locations or of a kit's bill
+-- of materials moves no event, yet changes what channels show: the skus it
+-- may change are marked pending in the same transaction, as republish()
+-- would, and the publisher's next step publishes what differs. (A change of
+-- a channel's description, kind or publish_interval alone marks nothing.)
+CREATE FUNCTION inventory_events.rules_changed()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keys text[] := '{}';   -- channels (channel, channel_location) or kits (kit_component)
+    more text[];
+BEGIN
+    -- Each transition table is named only in the branch of the event that has it.
+    IF TG_TABLE_NAME = 'channel' AND TG_OP = 'UPDATE' THEN
+        SELECT array_agg(n.code) INTO more
+          FROM new_rows n JOIN old_rows o ON o.code = n.code
+         WHERE (pg_catalog.to_jsonb(n) - '{description,kind,publish_interval}'::text[])
+               IS DISTINCT FROM (pg_catalog.to_jsonb(o) - '{description,kind,publish_interval}'::text[]);
+        keys := keys || more;
+    ELSIF TG_TABLE_NAME = 'channel' THEN
+        SELECT array_agg(n.code) INTO more FROM new_rows n;
+        keys := keys || more;
+    ELSIF TG_TABLE_NAME = 'channel_location' THEN
+        IF TG_OP <> 'DELETE' THEN
+            SELECT array_agg(n.channel) INTO more FROM new_rows n;
+            keys := keys || more;
+        END IF;
+        IF TG_OP <> 'INSERT' THEN
+            SELECT array_agg(o.channel) INTO more FROM old_rows o;
+            keys := keys || more;
+        END IF;
+    ELSE
+        IF TG_OP <> 'DELETE' THEN
+            SELECT array_agg(n.kit) INTO more FROM new_rows n;
+            keys := keys || more;
+        END IF;
+        IF TG_OP <> 'INSERT' THEN
+            SELECT array_agg(o.kit) INTO more FROM old_rows o;
+            keys := keys || more;
+        END IF;
+    END IF;
+    IF cardinality(keys) = 0 THEN
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'kit_component' THEN
+        INSERT INTO inventory_events.publication_pending (channel, sku)
+        SELECT ch.code, i.sku
+          FROM inventory_events.item i CROSS JOIN inventory_events.channel ch
+         WHERE i.sku = ANY (keys)
+        ON CONFLICT DO NOTHING;
+    ELSE
+        INSERT INTO inventory_events.publication_pending (channel, sku)
+        SELECT ch.code, i.sku
+          FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
+         WHERE ch.code = ANY (keys)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER channel_rules_inserted AFTER INSERT ON inventory_events.channel
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.rules_changed();
+CREATE TRIGGER channel_rules_updated AFTER UPDATE ON inventory_events.channel
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.rules_changed();
+CREATE TRIGGER channel_location_inserted AFTER INSERT ON inventory_events.channel_location
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.rules_changed();
+CREATE TRIGGER channel_location_updated AFTER UPDATE ON inventory_events.channel_location
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.rules_changed();
+CREATE TRIGGER channel_location_deleted AFTER DELETE ON inventory_events.channel_location
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.rules_changed();
+CREATE TRIGGER kit_component_inserted AFTER INSERT ON inventory_events.kit_component
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.rules_changed();
+CREATE TRIGGER kit_component_updated AFTER UPDATE ON inventory_events.kit_component
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.rules_changed();
+CREATE TRIGGER kit_component_deleted AFTER DELETE ON inventory_events.kit_component
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.rules_changed();
+
+REVOKE EXECUTE ON FUNCTION inventory_events.rules_changed() FROM PUBLIC;
+-- === end of channel rule changes ===

@@ -57,11 +57,29 @@ SELECT seq, sku, available FROM publications_since('web', 3);
 SELECT channel, count(*) = max(seq) AS gap_free FROM publication GROUP BY channel ORDER BY channel;
 SELECT count(*) FROM publications_since('web', 1000);
 
--- After a rule change (no event moves), republish() marks the channel's skus.
+-- A rule change moves no event: the change itself marks the channel's skus
+-- pending (republish() finds nothing left to mark), and the next step
+-- publishes what differs. A new description marks nothing.
+SELECT count(*) AS pending_before FROM publication_pending;
+UPDATE channel SET description = 'the web shop' WHERE code = 'web';
+SELECT count(*) AS pending_after_description FROM publication_pending;
 UPDATE channel SET buffer_fixed = 3 WHERE code = 'web';
-SELECT republish('web') > 0;
+SELECT count(*) > 0 AS web_marked, bool_and(channel = 'web') AS only_web FROM publication_pending;
+SELECT republish('web') AS left_to_mark;
 SELECT events, publications FROM publish();
 SELECT sku, available FROM channel_shown WHERE channel = 'web' ORDER BY sku;
+-- So do a change of sourcing and of a kit's bill of materials.
+BEGIN;
+DELETE FROM channel_location WHERE channel = 'web';
+SELECT count(*) > 0 AS web_marked, bool_and(channel = 'web') AS only_web FROM publication_pending;
+ROLLBACK;
+BEGIN;
+INSERT INTO item (sku) VALUES ('PAIR');
+DELETE FROM publication_pending;
+INSERT INTO kit_component (kit, component, qty) SELECT 'PAIR', min(sku), 2 FROM item WHERE sku <> 'PAIR';
+SELECT DISTINCT sku FROM publication_pending;
+SELECT count(*) = (SELECT count(*) FROM channel) AS every_channel FROM publication_pending;
+ROLLBACK;
 
 -- Many skus in one step: all logged, one wake-up per channel whatever their
 -- number (the NOTIFY carries only the latest sequence number).

@@ -7,7 +7,9 @@
 # transaction, in two settings: CPU-bound (synchronous_commit off, set for
 # the server while they run) and with every commit flushed (the server's
 # default); then ingest() of 1,000-event batches against COPY of the same
-# rows into (a).
+# rows into (a). The publisher is stopped meanwhile: this part measures the
+# append path, which the baselines share with it; what the publisher costs
+# appenders is the publisher part.
 
 # A pgbench script, $1 events per transaction, sku draw $2 ("uniform" or
 # "zipf"), statement template $3 with @S@ @L@. The i-th event's sku comes from
@@ -31,6 +33,7 @@ append_script() {
 part_append() {
 	local bare_sql plpgsql_sql append_sql floor_sql workload per_tx r a b c d
 	psql_ -f "$IE_WORK/src/test/bench/append_baselines.sql" >/dev/null
+	psql_ -c "SELECT inventory_events.publisher_stop()" -c "SELECT pg_sleep(0.5)" >/dev/null
 	bare_sql="INSERT INTO bench.bare_event (sku, location, lot, version, event_type, to_bucket, qty, uom, uom_qty, effect, occurred_at, correlation_id, causation_id) VALUES ('SKU' || @S@, 'W' || @L@, '', nextval('bench.bare_version'), 'received', 'available', :q, 'EA', :q, inventory_events.stock_position(available => :q), now(), gen_random_uuid(), gen_random_uuid());"
 	plpgsql_sql="INSERT INTO bench.plpgsql_event (sku, location, lot, event_type, to_bucket, qty, uom, uom_qty, occurred_at, correlation_id, causation_id) VALUES ('SKU' || @S@, 'W' || @L@, '', 'received', 'available', :q, 'EA', :q, now(), gen_random_uuid(), gen_random_uuid());"
 	append_sql="SELECT inventory_events.append('SKU' || @S@, 'W' || @L@, 'received', :q);"
@@ -93,6 +96,7 @@ part_append() {
 			"$(echo "scale=0; $bench_batches * 1000 / $ti" | bc)" "$(echo "scale=0; $bench_batches * 1000 / $tc" | bc)" ">= 0.7"
 	done
 	consistency append
+	psql_ -c "SELECT inventory_events.publisher_start()" >/dev/null
 }
 
 timed_psql() { local t0 t1; t0=$(date +%s.%N); psql_ -o /dev/null -f "$1"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
