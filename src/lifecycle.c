@@ -4,7 +4,7 @@
  *		pick short and expiry, each on the prepared-event path of append().
  *
  * An operation on an order line (channel, ref) takes, in the global lock order
- * (state.h), the lock of its idempotency key, then the sku lock of the line's
+ * (locks.h), the lock of its idempotency key, then the sku lock of the line's
  * sku and of a kit's components, then, one event at a time, the stream lock of
  * each allocation it moves (ie_prepare_event). Every writer of a reservation or
  * of its allocations holds one of those sku locks, so under them the rows are
@@ -174,11 +174,47 @@ reservation_reread(Reservation *r)
 	return found;
 }
 
-/* The sku locks of a reservation: its kit's components and the kit, or its sku. */
+/* The allocations of a reservation, in the order they were made. */
+static RowCopy *
+allocations_read(int64 reservation_id, int *n)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel = table_open(c->allocation_rel, AccessShareLock);
+	Relation	idx = index_open(c->allocation_reservation_idx, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Datum		k[1] = {Int64GetDatum(reservation_id)};
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, k, ie_int8_key);
+	int			max = 4;
+	RowCopy    *rows = palloc(sizeof(RowCopy) * max);
+
+	*n = 0;
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		if (*n == max)
+		{
+			max *= 2;
+			rows = repalloc(rows, sizeof(RowCopy) * max);
+		}
+		row_copy(slot, &rows[(*n)++]);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return rows;
+}
+
+/*
+ * The sku locks of a reservation: its sku, or a kit and its components, and
+ * for a kit the skus its allocations name (a component since taken out of
+ * the kit still has its allocations moved).
+ */
 static void
 lock_reservation_skus(Reservation *r)
 {
-	LOCKTAG    *tags = palloc(sizeof(LOCKTAG) * (r->comp.n + 1));
+	int			nallocs = 0;
+	RowCopy    *allocs = r->comp.is_kit ? allocations_read(r->id, &nallocs) : NULL;
+	LOCKTAG    *tags = palloc(sizeof(LOCKTAG) * (r->comp.n + 1 + nallocs));
 	Datum		k[1];
 	int			n = 0;
 
@@ -190,6 +226,11 @@ lock_reservation_skus(Reservation *r)
 	if (r->comp.is_kit)
 	{
 		k[0] = PointerGetDatum(r->sku);
+		ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[n++]);
+	}
+	for (int i = 0; i < nallocs; i++)
+	{
+		k[0] = allocs[i].values[Anum_ie_allocation_sku - 1];
 		ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[n++]);
 	}
 	ie_lock_tags_in_order(tags, n);
@@ -237,36 +278,6 @@ reservation_write(Reservation *r)
 	if (!reservation_read_by_id(id, r))
 		elog(ERROR, "reservation %lld vanished under its sku lock", (long long) id);
 	r->comp = comp;
-}
-
-/* The allocations of a reservation, in the order they were made. */
-static RowCopy *
-allocations_read(int64 reservation_id, int *n)
-{
-	const IeCatalog *c = ie_catalog();
-	Relation	rel = table_open(c->allocation_rel, AccessShareLock);
-	Relation	idx = index_open(c->allocation_reservation_idx, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	Datum		k[1] = {Int64GetDatum(reservation_id)};
-	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, k, ie_int8_key);
-	int			max = 4;
-	RowCopy    *rows = palloc(sizeof(RowCopy) * max);
-
-	*n = 0;
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
-	{
-		if (*n == max)
-		{
-			max *= 2;
-			rows = repalloc(rows, sizeof(RowCopy) * max);
-		}
-		row_copy(slot, &rows[(*n)++]);
-	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return rows;
 }
 
 static bool
@@ -694,7 +705,7 @@ PG_FUNCTION_INFO_V1(ie_expire_reservations);
 Datum
 ie_expire_reservations(PG_FUNCTION_ARGS)
 {
-	int32		max = PG_ARGISNULL(0) ? 1000 : PG_GETARG_INT32(0);
+	int32		max = PG_ARGISNULL(0) ? PG_INT32_MAX : PG_GETARG_INT32(0);
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext per_line;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -709,7 +720,11 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 	text	   *reason = cstring_to_text("expired");
 
 	ie_require_writable("inventory_events.expire_reservations()");
-	if (max <= 0)
+	if (max < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_reservations must not be negative")));
+	if (max == 0)
 		PG_RETURN_INT32(0);
 
 	/* The due reservations, oldest first: one query, not one per line. */
@@ -803,8 +818,12 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 			RollbackAndReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(per_line);
 			CurrentResourceOwner = owner;
-			/* A cancel or shutdown is not a property of this reservation. */
-			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			/*
+			 * Only a property of this reservation's data (classes 22, 23,
+			 * IE) is isolated; a cancel, a lock timeout, a deadlock or an
+			 * internal error fails the run, which the worker retries.
+			 */
+			if (!ie_is_data_error(edata->sqlerrcode))
 				ReThrowError(edata);
 		}
 		PG_END_TRY();

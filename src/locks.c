@@ -152,13 +152,15 @@ ie_lock_tags_in_order(LOCKTAG *tags, int ntags)
 {
 	int			distinct = 0;
 
+	if (ntags == 0)
+		return;
 	qsort(tags, ntags, sizeof(LOCKTAG), locktag_cmp);
 	for (int i = 0; i < ntags; i++)
 		if (i == 0 || locktag_cmp(&tags[i - 1], &tags[i]) != 0)
 			distinct++;
 	if (distinct > ie_lock_limit())
 		ie_lock_limit_exceeded(distinct, false);
-	if (ie_before_locks_hook && ntags > 0)
+	if (ie_before_locks_hook)
 		ie_before_locks_hook();
 	for (int i = 0; i < ntags; i++)
 	{

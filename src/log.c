@@ -750,6 +750,7 @@ ie_insert_event(const IePreparedEvent *p)
 	bool	   *nulls;
 	pg_uuid_t  *correlation;
 	StockPosition *effect = palloc(sizeof(StockPosition));
+	MemoryContext old;
 
 	/*
 	 * A new stream: its stock row will reference the item and the location.
@@ -824,7 +825,13 @@ ie_insert_event(const IePreparedEvent *p)
 	ie_stock_expect_append(id);
 	AfterTriggerBeginQuery();
 	ExecSimpleRelationInsert(w->rri, w->estate, slot);
+	/*
+	 * In the writer's memory, as the executor fires them: a trigger function
+	 * caches its lookups there (fn_mcxt) for the writer's next rows.
+	 */
+	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
 	AfterTriggerEndQuery(w->estate);
+	MemoryContextSwitchTo(old);
 	ie_stock_expect_append(0);
 	ie_writer_done(w);
 

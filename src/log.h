@@ -13,7 +13,6 @@
 #include "utils/uuid.h"
 
 #include "types.h"
-#include "types.h"
 
 /* One event as given by a caller (SQL arguments or a JSON object). */
 typedef struct IeEventInput

@@ -3,7 +3,7 @@
  *		Reservations: reserve(), reserve_lines(), backorders, exceptions.
  *
  * A reservation is an order line (channel, ref) for a quantity of a sku or a
- * kit. reserve() takes, in the global lock order (state.h), the idempotency
+ * kit. reserve() takes, in the global lock order (locks.h), the idempotency
  * lock of the line, the sku lock of every sku involved (a kit's components),
  * then the stream lock of every stream of those skus at the channel's
  * sourcing locations. Every operation that can raise a sku's ATP takes the

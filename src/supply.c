@@ -3,7 +3,7 @@
  *		Operations that append a few related events: transfers between
  *		locations and receipts against transfers and purchase-order lines.
  *
- * Each takes, in the global lock order (state.h), its idempotency key's lock
+ * Each takes, in the global lock order (locks.h), its idempotency key's lock
  * (through ie_replay_operation), then the sku lock (a receipt raises the
  * sku's ATP and fills its backorders, which lock the sku's streams at the
  * channels' locations under it), then the stream locks of the streams it

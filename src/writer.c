@@ -122,17 +122,31 @@ check_exprs(Relation rel, MemoryContext estate_cxt)
 	return exprs;
 }
 
+/*
+ * Releases a kept writer's resource owner: what is left in it (nothing after
+ * writer_close, everything after a failed writer_open), its locks handed to
+ * the top transaction on success (they are held to its end anyway).
+ */
 static void
-writer_open(IeWriter *w, Oid relid, bool kept)
+release_owner(ResourceOwner owner, bool success)
 {
-	RangeTblEntry *rte = makeNode(RangeTblEntry);
-	ResourceOwner owner = CurrentResourceOwner;
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_BEFORE_LOCKS, success, false);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_LOCKS, success, false);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_AFTER_LOCKS, success, false);
+	ResourceOwnerDelete(owner);
+}
 
-	if (kept)
-		CurrentResourceOwner = TopTransactionResourceOwner;
+static void
+writer_build(IeWriter *w, Oid relid)
+{
+	RangeTblEntry *rte;
+	MemoryContext old;
 
 	w->rel = table_open(relid, RowExclusiveLock);
 	w->estate = CreateExecutorState();
+	/* Everything else with the executor state: FreeExecutorState frees it. */
+	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
 	rte->relid = relid;
 	rte->relkind = w->rel->rd_rel->relkind;
@@ -157,31 +171,65 @@ writer_open(IeWriter *w, Oid relid, bool kept)
 		(void) ExecGetTriggerOldSlot(w->estate, w->rri);
 		(void) ExecGetTriggerNewSlot(w->estate, w->rri);
 	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Opens a writer. A kept one (the transaction's) holds its relations, tuple
+ * descriptors and locks in a resource owner of its own under the top
+ * transaction's: released whole if opening fails half-way, and when the
+ * writer is closed.
+ */
+static void
+writer_open(IeWriter *w, Oid relid, bool kept)
+{
+	ResourceOwner saved = CurrentResourceOwner;
+
+	memset(w, 0, sizeof(*w));
+	if (kept)
+	{
+		w->owner = ResourceOwnerCreate(TopTransactionResourceOwner, "inventory_events writer");
+		CurrentResourceOwner = w->owner;
+		PG_TRY();
+		{
+			writer_build(w, relid);
+		}
+		PG_CATCH();
+		{
+			CurrentResourceOwner = saved;
+			release_owner(w->owner, false);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		CurrentResourceOwner = saved;
+	}
+	else
+		writer_build(w, relid);
 	w->kept = kept;
-	w->in_use = false;
-	w->stale = false;
-	CurrentResourceOwner = owner;
 }
 
 static void
 writer_close(IeWriter *w)
 {
-	ResourceOwner owner = CurrentResourceOwner;
+	ResourceOwner saved = CurrentResourceOwner;
 
 	if (w->kept)
-		CurrentResourceOwner = TopTransactionResourceOwner;
+		CurrentResourceOwner = w->owner;
 	/* Indexes of the result relation, and relations opened for triggers. */
 	ExecCloseResultRelations(w->estate);
 	ExecCloseRangeTableRelations(w->estate);
 	ExecResetTupleTable(w->estate->es_tupleTable, false);	/* drops the slots */
 	FreeExecutorState(w->estate);
 	table_close(w->rel, NoLock);
-	CurrentResourceOwner = owner;
+	CurrentResourceOwner = saved;
+	if (w->kept)
+		release_owner(w->owner, true);
 }
 
 /*
  * The writers of the current transaction, at most one per relation, opened
- * on first use in TopTransactionContext. More relations than this are written
+ * on first use in TopTransactionContext (the array entries: callers hold
+ * pointers into it, so an entry is reopened in place, never moved). More relations than this are written
  * through writers opened and closed for each row.
  */
 static IeWriter xact_writers[8];
@@ -227,17 +275,24 @@ writers_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * A subtransaction that aborts released the buffer pins its uses of writers
+ * took: those writers are reopened before their next use. Writers in use by
+ * an outer level (a trigger's subtransaction inside an append) keep going.
+ */
 static void
 writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						 SubTransactionId parentSubid, void *arg)
 {
-	if (event != SUBXACT_EVENT_ABORT_SUB)
-		return;
 	for (int i = 0; i < n_xact_writers; i++)
 	{
 		IeWriter   *w = &xact_writers[i];
 
-		if (w->in_use)
+		if (w->rel == NULL || !w->in_use || w->use_subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			w->use_subid = parentSubid;
+		else if (event == SUBXACT_EVENT_ABORT_SUB)
 		{
 			drop_slot_pins(w);
 			w->in_use = false;
@@ -249,6 +304,7 @@ writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 static void
 writers_relcache_callback(Datum arg, Oid relid)
 {
+	check_cache_callback(arg, relid);
 	for (int i = 0; i < n_xact_writers; i++)
 		if (xact_writers[i].rel != NULL &&
 			(relid == InvalidOid || RelationGetRelid(xact_writers[i].rel) == relid))
@@ -274,12 +330,40 @@ writers_close_idle(void)
 		}
 }
 
+/* Utility statements that cannot change or drop a relation. */
+static bool
+leaves_relations_alone(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_TransactionStmt:
+		case T_VariableSetStmt:
+		case T_VariableShowStmt:
+		case T_FetchStmt:
+		case T_ClosePortalStmt:
+		case T_DeclareCursorStmt:
+		case T_PrepareStmt:
+		case T_ExecuteStmt:
+		case T_DeallocateStmt:
+		case T_NotifyStmt:
+		case T_ListenStmt:
+		case T_UnlistenStmt:
+		case T_CopyStmt:
+		case T_ExplainStmt:
+		case T_CallStmt:
+		case T_DoStmt:
+			return true;
+		default:
+			return false;
+	}
+}
+
 static void
 writers_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 						ProcessUtilityContext context, ParamListInfo params,
 						QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
-	if (n_xact_writers > 0 && IsTransactionState())
+	if (n_xact_writers > 0 && IsTransactionState() && !leaves_relations_alone(pstmt->utilityStmt))
 		writers_close_idle();
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
@@ -292,7 +376,6 @@ ie_writer_init(void)
 {
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = writers_process_utility;
-	CacheRegisterRelcacheCallback(check_cache_callback, (Datum) 0);
 	CacheRegisterRelcacheCallback(writers_relcache_callback, (Datum) 0);
 	RegisterXactCallback(writers_xact_callback, NULL);
 	RegisterSubXactCallback(writers_subxact_callback, NULL);
@@ -349,6 +432,7 @@ ie_writer_get(Oid relid, IeWriter *local)
 		writer_open(w, relid, false);
 	}
 	w->in_use = true;
+	w->use_subid = GetCurrentSubTransactionId();
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
 	ExecClearTuple(w->slot);

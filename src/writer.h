@@ -9,6 +9,7 @@
 #include "nodes/execnodes.h"
 #include "storage/itemptr.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 
 /*
  * A relation open for writing, with its executor state and two slots: the
@@ -24,6 +25,8 @@ typedef struct IeWriter
 	bool		kept;			/* the transaction's: do not close after the row */
 	bool		in_use;			/* between ie_writer_get and ie_writer_done */
 	bool		stale;			/* to be reopened before its next use */
+	SubTransactionId use_subid; /* the (sub)transaction of the current use */
+	ResourceOwner owner;		/* a kept writer's relations, descriptors, locks */
 } IeWriter;
 
 extern void ie_writer_init(void);

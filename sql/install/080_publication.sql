@@ -250,7 +250,8 @@ END;
 -- of materials moves no event, yet changes what channels show: the skus it
 -- may change are marked pending in the same transaction, as republish()
 -- would, and the publisher's next step publishes what differs. (A change of
--- a channel's description, kind or publish_interval alone marks nothing.)
+-- a channel's description, kind or publish_interval alone marks nothing; nor
+-- does anything before the database's first write, see log_adopted().)
 CREATE FUNCTION inventory_events.rules_changed()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -260,6 +261,12 @@ DECLARE
     keys text[] := '{}';   -- channels (channel, channel_location) or kits (kit_component)
     more text[];
 BEGIN
+    -- Before the database's first write (a fresh install, or a restore that is
+    -- loading these tables and publication_pending itself) nothing has been
+    -- published that a rule could change.
+    IF NOT inventory_events.log_adopted() THEN
+        RETURN NULL;
+    END IF;
     -- Each transition table is named only in the branch of the event that has it.
     IF TG_TABLE_NAME = 'channel' AND TG_OP = 'UPDATE' THEN
         SELECT array_agg(n.code) INTO more

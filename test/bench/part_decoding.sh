@@ -15,6 +15,9 @@
 #                     wal2json user can ask for
 #   test_decoding     its defaults; it cannot filter by table, so its figures
 #                     include the stock rows
+#   pgoutput floor    pgoutput with a publication of no tables: the WAL is read,
+#                     reordered and decoded, and nothing is written; the floor
+#                     of any output plugin (target: ours within 1.5x of it)
 
 part_decoding() {
 	local r c m l b
@@ -27,6 +30,17 @@ part_decoding() {
 		    ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
 		    RETURN NEXT;
 		END \$\$" \
+		-c "CREATE FUNCTION bench_peek_binary(slot name, VARIADIC options text[])
+		RETURNS TABLE (ms numeric, lines bigint, bytes bigint) LANGUAGE plpgsql AS \$\$
+		DECLARE t0 timestamptz := clock_timestamp();
+		BEGIN
+		    SELECT count(*), coalesce(sum(octet_length(data)), 0) INTO lines, bytes
+		      FROM pg_logical_slot_peek_binary_changes(slot, NULL, NULL, VARIADIC options);
+		    ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+		    RETURN NEXT;
+		END \$\$" \
+		-c "CREATE PUBLICATION bench_none" \
+		-c "SELECT pg_create_logical_replication_slot('bench_po', 'pgoutput')" \
 		-c "SELECT pg_create_logical_replication_slot('bench_ie', 'inventory_events')" \
 		-c "SELECT pg_create_logical_replication_slot('bench_w2j', 'wal2json')" \
 		-c "SELECT pg_create_logical_replication_slot('bench_td', 'test_decoding')" >/dev/null
@@ -51,6 +65,9 @@ part_decoding() {
 			IFS='|' read -r m l b < <(psql_ -At -c "SELECT * FROM bench_peek(${options[$c]})")
 			ms[$c]=$m; bytes[$c]=$b
 		done
+		IFS='|' read -r m l b < <(psql_ -At -c "SELECT * FROM bench_peek_binary('bench_po', 'proto_version', '1', 'publication_names', 'bench_none')")
+		ms[pgoutput]=$m
+		record decoding "$label" "inventory_events / pgoutput floor (no tables), time" "$r" "${ms[inventory_events]}" "${ms[pgoutput]}" "<= 1.5"
 		record decoding "$label" "wal2json / inventory_events, time" "$r" "${ms[wal2json]}" "${ms[inventory_events]}" ">= 1.5"
 		record decoding "$label" "wal2json lean / inventory_events, time" "$r" "${ms[wal2json_lean]}" "${ms[inventory_events]}" ""
 		record decoding "$label" "test_decoding / inventory_events, time" "$r" "${ms[test_decoding]}" "${ms[inventory_events]}" ""
@@ -58,5 +75,6 @@ part_decoding() {
 		record decoding "$label" "inventory_events / wal2json lean, bytes" "$r" "${bytes[inventory_events]}" "${bytes[wal2json_lean]}" ""
 		record decoding "$label" "inventory_events / test_decoding, bytes" "$r" "${bytes[inventory_events]}" "${bytes[test_decoding]}" ""
 	done
-	psql_ -c "SELECT pg_drop_replication_slot(s) FROM unnest(ARRAY['bench_ie', 'bench_w2j', 'bench_td']) s" >/dev/null
+	psql_ -c "SELECT pg_drop_replication_slot(s) FROM unnest(ARRAY['bench_ie', 'bench_w2j', 'bench_td', 'bench_po']) s" \
+		-c "DROP PUBLICATION bench_none" >/dev/null
 }
