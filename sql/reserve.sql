@@ -219,6 +219,29 @@ SELECT sku, available, reserved FROM stock WHERE sku LIKE 'EXP-%' ORDER BY sku;
 SELECT expire_reservations() AS expired_once_allowed;
 SELECT count(*) AS open_expiry_errors FROM worker_error WHERE task = 'expire' AND cleared_at IS NULL;
 
+-- A DBA's trigger on the log that catches an error of its own (a
+-- subtransaction that aborts while append() is writing the event) leaves the
+-- append's writer alone: the events and their stock are written, nothing
+-- leaks (a leak would be a WARNING at COMMIT).
+CREATE FUNCTION public.catching() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        PERFORM 1 / 0;
+    EXCEPTION WHEN division_by_zero THEN
+        NULL;
+    END;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER catching AFTER INSERT ON event FOR EACH ROW EXECUTE FUNCTION public.catching();
+BEGIN;
+SELECT append('EXP-B', 'DAL', 'received', 1) > 0 AND append('EXP-B', 'DAL', 'received', 1) > 0 AS appended;
+SELECT count(*) FROM reserve('exp-b', 'EXP-B', 1, 'EX-3');
+SELECT event_type, qty FROM pick('exp-b', 'EX-3');
+COMMIT;
+DROP TRIGGER catching ON event;
+DROP FUNCTION public.catching();
+SELECT sku, available, version FROM stock WHERE sku = 'EXP-B';
+
 -- Every event above kept the books: positions equal their events.
 SELECT count(*) AS inconsistent_streams FROM verify();
 -- Allocations agree with the stock: reserved and picked per stream.
