@@ -156,7 +156,7 @@ psql_ -At -c "\\copy (SELECT benchmark, workload, measure, rounds, contender, ba
 	echo "# inventory_events benchmarks ($mode mode)"
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, PostgreSQL $(psql_ -At -c 'SHOW server_version'), \`bash test/bench/run.sh $mode\`" \
-		"in $(( ($(date +%s) - began) / 60 )) min; $bench_rounds rounds of ${bench_seconds} s per figure; fsync and synchronous_commit on."
+		"in $(( ($(date +%s) - began) / 60 )) min; $bench_rounds rounds of ${bench_seconds} s per figure; fsync and synchronous_commit on (the append part's CPU-bound rows: synchronous_commit off)."
 	echo "Ratio: contender / baseline (for a figure that stands alone, the figure); min / median / max over the rounds."
 	echo "contender and baseline: medians of the rounds, in the measure's unit. met: the median meets the target."
 	echo
