@@ -72,14 +72,17 @@ master_cache_reset(void)
 static void
 ie_catalog_relcache_callback(Datum arg, Oid relid)
 {
-	if (!cat_valid)
-	{
-		master_cache_reset();
-		return;
-	}
+	/*
+	 * The master data, and the channel and kit entries kept with it, follow
+	 * their own tables only: an invalidation of the log or the stock table,
+	 * which every VACUUM and ANALYZE of them sends, leaves them alone (it
+	 * used to drop them all, and a backend then looked every sku up again).
+	 */
 	if (relid == InvalidOid || relid == cat.item_rel || relid == cat.location_rel ||
-		relid == cat.channel_rel)
+		relid == cat.channel_rel || relid == cat.channel_location_rel ||
+		relid == cat.kit_component_rel)
 		master_cache_reset();
+	/* The OIDs: any of these relations may have been dropped and created again. */
 	if (relid == InvalidOid ||
 		relid == cat.event_rel || relid == cat.stock_rel || relid == cat.item_rel ||
 		relid == cat.item_uom_rel || relid == cat.location_rel || relid == cat.lot_rel ||
@@ -87,10 +90,7 @@ ie_catalog_relcache_callback(Datum arg, Oid relid)
 		relid == cat.kit_component_rel || relid == cat.channel_location_rel || relid == cat.reservation_rel ||
 		relid == cat.allocation_rel || relid == cat.exception_rel ||
 		(OidIsValid(cat.log_home_rel) && relid == cat.log_home_rel))
-	{
 		cat_valid = false;
-		master_cache_reset();
-	}
 }
 
 static void
@@ -337,7 +337,7 @@ ie_master_channel(text *code)
 {
 	const IeCatalog *c = ie_catalog();
 
-	return master_exists('c', c->channel_rel, c->channel_pkey, code);
+	return master_exists('C', c->channel_rel, c->channel_pkey, code);
 }
 
 /*
