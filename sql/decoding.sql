@@ -145,6 +145,17 @@ SELECT d->>'kind' AS kind, d->>'operation' AS operation, d->>'relation' AS relat
   FROM (SELECT data::jsonb AS d FROM pg_logical_slot_get_changes('ie', NULL, NULL,
         'event-types', 'received', 'sku-prefix', 'NOTHING')) x;
 
+-- uuid and xid8 columns are written without their output functions, and
+-- must read exactly as their text forms do.
+SELECT count(*) FROM pg_logical_slot_get_changes('ie', NULL, NULL);
+SELECT append('TEE-1', 'W1', 'received', 1, correlation_id => '0ba6be43-1ced-4bf1-ac1a-9c77bb65683c') > 0;
+SELECT d->>'correlation_id' AS correlation_id,
+       d->>'correlation_id' = e.correlation_id::text AND d->>'causation_id' = e.causation_id::text
+           AND d->>'xid' = e.xid::text AS as_text
+  FROM (SELECT data::jsonb AS d FROM pg_logical_slot_get_changes('ie', NULL, NULL)) x
+  JOIN event e ON e.id = (d->>'event_id')::bigint
+ WHERE d->>'kind' = 'event';
+
 SELECT pg_drop_replication_slot('ie');
 DROP TABLE unrelated;
 DROP EXTENSION inventory_events;
