@@ -84,7 +84,9 @@ sub start_server
 	my $deadline = time + 120;
 	while (1)
 	{
-		my @pidfile = -e "$datadir/postmaster.pid" ? split(/\n/, slurp_file("$datadir/postmaster.pid")) : ();
+		# The file may vanish between the test and the read (a restart): retry.
+		my $pid_text = -e "$datadir/postmaster.pid" ? eval { slurp_file("$datadir/postmaster.pid") } : undef;
+		my @pidfile = defined $pid_text ? split(/\n/, $pid_text) : ();
 		last if @pidfile >= 8 && $pidfile[0] eq $postmaster && $pidfile[7] =~ /^ready/;
 		if (waitpid($postmaster, POSIX::WNOHANG) == $postmaster || time > $deadline)
 		{
