@@ -205,35 +205,39 @@ allocations_read(int64 reservation_id, int *n)
 }
 
 /*
- * The sku locks of a reservation: its sku, or a kit and its components, and
- * for a kit the skus its allocations name (a component since taken out of
- * the kit still has its allocations moved).
+ * Appends to *tags (n of them, room for *max) the sku lock tags of a
+ * reservation: its sku, or a kit and its components, and for a kit the skus
+ * its allocations name (a component since taken out of the kit still has its
+ * allocations moved). Its components must be loaded.
  */
 static void
-lock_reservation_skus(Reservation *r)
+reservation_sku_tags(const Reservation *r, LOCKTAG **tags, int *n, int *max)
 {
 	int			nallocs = 0;
 	RowCopy    *allocs = r->comp.is_kit ? allocations_read(r->id, &nallocs) : NULL;
-	LOCKTAG    *tags = palloc(sizeof(LOCKTAG) * (r->comp.n + 1 + nallocs));
+	int			need = *n + r->comp.n + 1 + nallocs;
 	Datum		k[1];
-	int			n = 0;
 
+	if (need > *max)
+	{
+		*max = Max(need, 2 * *max);
+		*tags = *tags ? repalloc(*tags, sizeof(LOCKTAG) * *max) : palloc(sizeof(LOCKTAG) * *max);
+	}
 	for (int i = 0; i < r->comp.n; i++)
 	{
 		k[0] = PointerGetDatum(r->comp.sku[i]);
-		ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[n++]);
+		ie_lock_tag(IE_LOCK_SKU, 1, k, &(*tags)[(*n)++]);
 	}
 	if (r->comp.is_kit)
 	{
 		k[0] = PointerGetDatum(r->sku);
-		ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[n++]);
+		ie_lock_tag(IE_LOCK_SKU, 1, k, &(*tags)[(*n)++]);
 	}
 	for (int i = 0; i < nallocs; i++)
 	{
 		k[0] = allocs[i].values[Anum_ie_allocation_sku - 1];
-		ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[n++]);
+		ie_lock_tag(IE_LOCK_SKU, 1, k, &(*tags)[(*n)++]);
 	}
-	ie_lock_tags_in_order(tags, n);
 }
 
 /*
@@ -245,6 +249,9 @@ lock_reservation(text *channel, text *ref, Reservation *r)
 {
 	Datum		keys[2] = {PointerGetDatum(channel), PointerGetDatum(ref)};
 	int64		id;
+	LOCKTAG    *tags = NULL;
+	int			ntags = 0;
+	int			max = 0;
 
 	if (channel == NULL || ref == NULL)
 		ereport(ERROR,
@@ -258,7 +265,8 @@ lock_reservation(text *channel, text *ref, Reservation *r)
 				 errhint("Reserve the order line with inventory_events.reserve() first.")));
 	id = r->id;
 	ie_components(r->sku, &r->comp);
-	lock_reservation_skus(r);
+	reservation_sku_tags(r, &tags, &ntags, &max);
+	ie_lock_tags_in_order(tags, ntags);
 	if (!reservation_reread(r) && !reservation_read_by_id(id, r))
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -267,17 +275,14 @@ lock_reservation(text *channel, text *ref, Reservation *r)
 				 errdetail("It was deleted while this operation waited for it.")));
 }
 
-/* Replaces the reservation row with r's values and reads it back (new tid). */
+/*
+ * Replaces the reservation row with r's values. Afterwards r's tid names the
+ * old version: no caller writes the row twice.
+ */
 static void
 reservation_write(Reservation *r)
 {
-	int64		id = r->id;
-	IeComponents comp = r->comp;
-
 	ie_row_update(ie_catalog()->reservation_rel, &r->row.tid, r->row.values, r->row.nulls);
-	if (!reservation_read_by_id(id, r))
-		elog(ERROR, "reservation %lld vanished under its sku lock", (long long) id);
-	r->comp = comp;
 }
 
 static bool
@@ -603,16 +608,16 @@ ie_pick_short(PG_FUNCTION_ARGS)
 			detail = psprintf("%s: %s", detail, text_to_cstring(reason));
 		ie_record_exception("pick_short", m->sku, m->location, r.channel, r.ref, detail);
 	}
+	/*
+	 * The row read under the sku locks is still the current one: a pick
+	 * short moves allocations only, and raises no ATP that could fill a
+	 * backorder.
+	 */
 	if (!r.comp.is_kit && ie_channel_load(r.channel, &ch) && ch.allow_backorders)
 	{
-		Reservation now;
-
-		if (!reservation_read_by_id(r.id, &now))
-			elog(ERROR, "reservation %lld vanished under its sku lock", (long long) r.id);
-		now.comp = r.comp;
-		now.row.values[Anum_ie_reservation_backordered - 1] =
-			Int64GetDatum(ROW_INT64(&now.row, Anum_ie_reservation_backordered) + qty);
-		reservation_write(&now);
+		r.row.values[Anum_ie_reservation_backordered - 1] =
+			Int64GetDatum(ROW_INT64(&r.row, Anum_ie_reservation_backordered) + qty);
+		reservation_write(&r);
 		(void) ie_fill_backorders(r.sku);
 	}
 	ie_emit_movements(fcinfo, moves);
@@ -715,6 +720,7 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 	int			expired = 0;
 	LOCKTAG    *tags = NULL;
 	int			ntags = 0;
+	int			maxtags = 0;
 	List	   *outcomes = NIL;
 	ListCell   *lc;
 	text	   *reason = cstring_to_text("expired");
@@ -761,23 +767,11 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 	for (int i = 0; i < ndue; i++)
 	{
 		Reservation r;
-		Datum		k[1];
 
 		if (!reservation_read_by_id(due[i], &r))
 			continue;
 		ie_components(r.sku, &r.comp);
-		tags = tags ? repalloc(tags, sizeof(LOCKTAG) * (ntags + r.comp.n + 1)) :
-			palloc(sizeof(LOCKTAG) * (r.comp.n + 1));
-		for (int c = 0; c < r.comp.n; c++)
-		{
-			k[0] = PointerGetDatum(r.comp.sku[c]);
-			ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[ntags++]);
-		}
-		if (r.comp.is_kit)
-		{
-			k[0] = PointerGetDatum(r.sku);
-			ie_lock_tag(IE_LOCK_SKU, 1, k, &tags[ntags++]);
-		}
+		reservation_sku_tags(&r, &tags, &ntags, &maxtags);
 	}
 	ie_lock_tags_in_order(tags, ntags);
 
