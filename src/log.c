@@ -295,25 +295,14 @@ PG_FUNCTION_INFO_V1(ie_idempotent_event);
 Datum
 ie_idempotent_event(PG_FUNCTION_ARGS)
 {
-	Relation	rel;
-	TupleTableSlot *slot;
-	bool		found;
-	bool		isnull;
-	int64		id = 0;
+	IeMovement	m;
 
 	if (PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	rel = table_open(ie_catalog()->event_rel, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	found = idempotent_lookup(rel, PG_ARGISNULL(0) ? cstring_to_text("") : PG_GETARG_TEXT_PP(0),
-							  PG_GETARG_TEXT_PP(1), slot);
-	if (found)
-		id = DatumGetInt64(slot_getattr(slot, Anum_ie_event_id, &isnull));
-	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, AccessShareLock);
-	if (!found)
+	if (!ie_event_by_key(PG_ARGISNULL(0) ? cstring_to_text("") : PG_GETARG_TEXT_PP(0),
+						 PG_GETARG_TEXT_PP(1), true, &m))
 		PG_RETURN_NULL();
-	PG_RETURN_INT64(id);
+	PG_RETURN_INT64(m.event_id);
 }
 
 /*
