@@ -899,6 +899,13 @@ ie_reserve(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* A text field of a line: JSON null is absent. */
+static text *
+line_text(const FieldValue *fv, const char *field)
+{
+	return fv->json->type == jbvNull ? NULL : ie_field_text(fv, field);
+}
+
 /*
  * One line of reserve_lines(): a JSON object read field by field with the
  * parser ingest() uses (fields.c), so that both take the same values (a qty
@@ -929,38 +936,35 @@ parse_line(JsonbValue *elem, int ordinal, ReserveLine *l)
 			continue;
 		key = pnstrdup(k.val.string.val, k.val.string.len);
 		(void) JsonbIteratorNext(&it, &v, true);
-		if (strcmp(key, "channel") != 0 && strcmp(key, "sku") != 0 && strcmp(key, "ref") != 0 &&
-			strcmp(key, "location") != 0 && strcmp(key, "source") != 0 &&
-			strcmp(key, "idempotency_key") != 0 && strcmp(key, "qty") != 0 &&
-			strcmp(key, "expires_at") != 0)
+		if (strcmp(key, "channel") == 0)
+			l->channel = line_text(&fv, key);
+		else if (strcmp(key, "sku") == 0)
+			l->sku = line_text(&fv, key);
+		else if (strcmp(key, "ref") == 0)
+			l->ref = line_text(&fv, key);
+		else if (strcmp(key, "location") == 0)
+			l->location = line_text(&fv, key);
+		else if (strcmp(key, "source") == 0)
+			l->source = line_text(&fv, key);
+		else if (strcmp(key, "idempotency_key") == 0)
+			l->key = line_text(&fv, key);
+		else if (strcmp(key, "qty") == 0)
+		{
+			has_qty = (v.type != jbvNull);
+			if (has_qty)
+				l->qty = ie_field_int64(&fv, key);
+		}
+		else if (strcmp(key, "expires_at") == 0)
+		{
+			l->has_expiry = (v.type != jbvNull);
+			if (l->has_expiry)
+				l->expires_at = ie_field_timestamptz(&fv, key);
+		}
+		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown field \"%s\" in line %d", key, ordinal),
 					 errhint("Fields are channel, sku, qty, ref, location, expires_at, source and idempotency_key.")));
-		if (v.type == jbvNull)
-			continue;
-		if (strcmp(key, "channel") == 0)
-			l->channel = ie_field_text(&fv, key);
-		else if (strcmp(key, "sku") == 0)
-			l->sku = ie_field_text(&fv, key);
-		else if (strcmp(key, "ref") == 0)
-			l->ref = ie_field_text(&fv, key);
-		else if (strcmp(key, "location") == 0)
-			l->location = ie_field_text(&fv, key);
-		else if (strcmp(key, "source") == 0)
-			l->source = ie_field_text(&fv, key);
-		else if (strcmp(key, "idempotency_key") == 0)
-			l->key = ie_field_text(&fv, key);
-		else if (strcmp(key, "qty") == 0)
-		{
-			l->qty = ie_field_int64(&fv, key);
-			has_qty = true;
-		}
-		else
-		{
-			l->expires_at = ie_field_timestamptz(&fv, key);
-			l->has_expiry = true;
-		}
 	}
 	if (!has_qty)
 		ereport(ERROR,
