@@ -278,10 +278,15 @@ SELECT ch.code AS channel,
   LEFT JOIN inventory_events.worker_error w ON w.task = 'publish' AND w.channel = ch.code
   LEFT JOIN LATERAL (SELECT count(*) AS pending_skus, min(x.since) AS oldest_pending
                        FROM inventory_events.publication_pending x WHERE x.channel = ch.code) pend ON true
+  -- The checkpoint as two scalar subqueries: a condition of the index scan
+  -- on (xid, id), which starts at the checkpoint (joined, it would filter
+  -- every event before it: the whole log once the publisher has caught up).
   LEFT JOIN LATERAL (SELECT e.recorded_at
-                       FROM inventory_events.event e, inventory_events.publisher_checkpoint c
-                      WHERE (e.xid, e.id) > (split_part(c.checkpoint, ':', 1)::xid8,
-                                             split_part(c.checkpoint, ':', 2)::bigint)
+                       FROM inventory_events.event e
+                      WHERE (e.xid, e.id) > ((SELECT split_part(c.checkpoint, ':', 1)::xid8
+                                                FROM inventory_events.publisher_checkpoint c),
+                                             (SELECT split_part(c.checkpoint, ':', 2)::bigint
+                                                FROM inventory_events.publisher_checkpoint c))
                       ORDER BY e.xid, e.id LIMIT 1) unread ON true
   LEFT JOIN LATERAL (SELECT a.pid, a.datname, a.xact_start
                        FROM pg_catalog.pg_stat_activity a
@@ -2145,45 +2150,6 @@ REVOKE ALL ON inventory_events.kpi_throughput FROM PUBLIC;
 ALTER TABLE inventory_events.worker_error
     DROP CONSTRAINT worker_error_task_check,
     ADD CONSTRAINT worker_error_task_check CHECK (task IN ('publish', 'expire', 'metrics', 'reconcile'));
-
--- channel_health reads the log from the publisher's checkpoint through the
--- index instead of filtering every event before it (refresh_metrics() reads
--- it at every interval).
-CREATE OR REPLACE VIEW inventory_events.channel_health AS
-SELECT ch.code AS channel,
-       coalesce(pend.pending_skus, 0) AS pending_skus,
-       least(pend.oldest_pending, unread.recorded_at) AS oldest_unpublished,
-       coalesce(extract(epoch FROM clock_timestamp() - least(pend.oldest_pending, unread.recorded_at)), 0)
-           ::double precision AS lag_seconds,
-       coalesce(p.last_seq, 0) AS last_seq,
-       p.last_published_at,
-       w.sqlstate AS last_error_sqlstate,
-       w.message AS last_error,
-       w.last_seen AS last_error_at,
-       CASE WHEN w.cleared_at IS NULL THEN coalesce(w.failures, 0) ELSE 0 END AS failures,
-       CASE WHEN w.cleared_at IS NULL THEN w.retry_at END AS retry_at,
-       horizon.pid AS horizon_pid,
-       horizon.datname AS horizon_database,
-       horizon.xact_start AS horizon_xact_start
-  FROM inventory_events.channel ch
-  LEFT JOIN inventory_events.channel_publisher p ON p.channel = ch.code
-  LEFT JOIN inventory_events.worker_error w ON w.task = 'publish' AND w.channel = ch.code
-  LEFT JOIN LATERAL (SELECT count(*) AS pending_skus, min(x.since) AS oldest_pending
-                       FROM inventory_events.publication_pending x WHERE x.channel = ch.code) pend ON true
-  -- The checkpoint as two scalar subqueries: a condition of the index scan
-  -- on (xid, id), which starts at the checkpoint (joined, it would filter
-  -- every event before it: the whole log once the publisher has caught up).
-  LEFT JOIN LATERAL (SELECT e.recorded_at
-                       FROM inventory_events.event e
-                      WHERE (e.xid, e.id) > ((SELECT split_part(c.checkpoint, ':', 1)::xid8
-                                                FROM inventory_events.publisher_checkpoint c),
-                                             (SELECT split_part(c.checkpoint, ':', 2)::bigint
-                                                FROM inventory_events.publisher_checkpoint c))
-                      ORDER BY e.xid, e.id LIMIT 1) unread ON true
-  LEFT JOIN LATERAL (SELECT a.pid, a.datname, a.xact_start
-                       FROM pg_catalog.pg_stat_activity a
-                      WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid()
-                      ORDER BY pg_catalog.age(a.backend_xid) DESC LIMIT 1) horizon ON true;
 
 -- ---------------------------------------------------------------------------
 -- Metrics for Prometheus (monitoring/queries.yaml, doc/reference.md#metrics)
