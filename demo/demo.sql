@@ -188,6 +188,14 @@ SELECT pg_sleep(0.5);
 SELECT seq, sku, available FROM publications_since('shopify', 0) ORDER BY seq DESC LIMIT 3;
 SELECT database, state, runs, publications FROM publisher_status();
 UNLISTEN *;
+\echo 'A rule change moves no event, yet reaches the channel: shopify now keeps 2 of every sku back,'
+\echo 'and the publisher sends the new values without a republish() (then the rule is set back):'
+SELECT coalesce(max(seq), 0) AS shopify_seq FROM publications_since('shopify', 0) \gset
+UPDATE channel SET buffer_fixed = 2 WHERE code = 'shopify';
+SELECT pg_sleep(1.5);
+SELECT seq, sku, available FROM publications_since('shopify', :shopify_seq) ORDER BY seq;
+UPDATE channel SET buffer_fixed = 0 WHERE code = 'shopify';
+SELECT pg_sleep(1.5);
 \echo
 \echo 'The reference connector (tools/connector.py: LISTEN, catch up, acknowledge in a state file) run with --once;'
 \echo 'the first run reads everything:'
