@@ -124,15 +124,23 @@ reservation_from_slot(TupleTableSlot *slot, Reservation *r)
 	r->sku = ROW_TEXT(&r->row, Anum_ie_reservation_sku);
 }
 
-/* The reservation found through index (nkeys keys), read with SnapshotSelf. */
+/*
+ * The reservation found through index (nkeys keys), read with snapshot:
+ * SnapshotSelf under the reservation's sku locks (every writer of it holds one
+ * of them, so none is in progress), an MVCC snapshot before them (a scan with
+ * SnapshotSelf can miss a row whose update commits while it runs: the new
+ * version not yet committed when its index entry is passed, the old one no
+ * longer visible when its entry is reached).
+ */
 static bool
-reservation_read(Oid index, int nkeys, const Datum *keys, const RegProcedure *procs, Reservation *r)
+reservation_read(Oid index, int nkeys, const Datum *keys, const RegProcedure *procs,
+				 Snapshot snapshot, Reservation *r)
 {
 	const IeCatalog *c = ie_catalog();
 	Relation	rel = table_open(c->reservation_rel, AccessShareLock);
 	Relation	idx = index_open(index, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	bool		found = ie_index_lookup(rel, idx, SnapshotSelf, nkeys, keys, procs, slot);
+	bool		found = ie_index_lookup(rel, idx, snapshot, nkeys, keys, procs, slot);
 
 	if (found)
 		reservation_from_slot(slot, r);
@@ -143,11 +151,11 @@ reservation_read(Oid index, int nkeys, const Datum *keys, const RegProcedure *pr
 }
 
 static bool
-reservation_read_by_id(int64 id, Reservation *r)
+reservation_read_by_id(int64 id, Snapshot snapshot, Reservation *r)
 {
 	Datum		k[1] = {Int64GetDatum(id)};
 
-	return reservation_read(ie_catalog()->reservation_pkey, 1, k, ie_int8_key, r);
+	return reservation_read(ie_catalog()->reservation_pkey, 1, k, ie_int8_key, snapshot, r);
 }
 
 /*
@@ -176,14 +184,14 @@ reservation_reread(Reservation *r)
 
 /* The allocations of a reservation, in the order they were made. */
 static RowCopy *
-allocations_read(int64 reservation_id, int *n)
+allocations_read(int64 reservation_id, Snapshot snapshot, int *n)
 {
 	const IeCatalog *c = ie_catalog();
 	Relation	rel = table_open(c->allocation_rel, AccessShareLock);
 	Relation	idx = index_open(c->allocation_reservation_idx, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Datum		k[1] = {Int64GetDatum(reservation_id)};
-	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, k, ie_int8_key);
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, snapshot, 1, k, ie_int8_key);
 	int			max = 4;
 	RowCopy    *rows = palloc(sizeof(RowCopy) * max);
 
@@ -208,13 +216,14 @@ allocations_read(int64 reservation_id, int *n)
  * Appends to *tags (n of them, room for *max) the sku lock tags of a
  * reservation: its sku, or a kit and its components, and for a kit the skus
  * its allocations name (a component since taken out of the kit still has its
- * allocations moved). Its components must be loaded.
+ * allocations moved). Its components must be loaded; snapshot as for
+ * reservation_read().
  */
 static void
-reservation_sku_tags(const Reservation *r, LOCKTAG **tags, int *n, int *max)
+reservation_sku_tags(const Reservation *r, Snapshot snapshot, LOCKTAG **tags, int *n, int *max)
 {
 	int			nallocs = 0;
-	RowCopy    *allocs = r->comp.is_kit ? allocations_read(r->id, &nallocs) : NULL;
+	RowCopy    *allocs = r->comp.is_kit ? allocations_read(r->id, snapshot, &nallocs) : NULL;
 	int			need = *n + r->comp.n + 1 + nallocs;
 	Datum		k[1];
 
@@ -252,12 +261,17 @@ lock_reservation(text *channel, text *ref, Reservation *r)
 	LOCKTAG    *tags = NULL;
 	int			ntags = 0;
 	int			max = 0;
+	Snapshot	snapshot;
+	bool		found;
 
 	if (channel == NULL || ref == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", channel == NULL ? "channel" : "ref")));
-	if (!reservation_read(ie_catalog()->reservation_channel_ref_idx, 2, keys, ie_text_keys, r))
+	/* Before the sku locks: an MVCC snapshot, as fresh as it gets. */
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	found = reservation_read(ie_catalog()->reservation_channel_ref_idx, 2, keys, ie_text_keys, snapshot, r);
+	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("no reservation \"%s\" on channel \"%s\"",
@@ -265,9 +279,10 @@ lock_reservation(text *channel, text *ref, Reservation *r)
 				 errhint("Reserve the order line with inventory_events.reserve() first.")));
 	id = r->id;
 	ie_components(r->sku, &r->comp);
-	reservation_sku_tags(r, &tags, &ntags, &max);
+	reservation_sku_tags(r, snapshot, &tags, &ntags, &max);
+	UnregisterSnapshot(snapshot);
 	ie_lock_tags_in_order(tags, ntags);
-	if (!reservation_reread(r) && !reservation_read_by_id(id, r))
+	if (!reservation_reread(r) && !reservation_read_by_id(id, SnapshotSelf, r))
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("no reservation \"%s\" on channel \"%s\"",
@@ -411,7 +426,7 @@ move_allocations(Reservation *r, LifecycleOp op, bool has_units, int64 units, te
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid quantity %lld", (long long) units),
 				 errdetail("The quantity must be positive.")));
-	allocs = allocations_read(r->id, &nallocs);
+	allocs = allocations_read(r->id, SnapshotSelf, &nallocs);
 	if (has_units)
 		check_held(r, op, units, location, allocs, nallocs);
 
@@ -633,7 +648,7 @@ holds_releasable(const Reservation *r)
 
 	if (ROW_INT64(&r->row, Anum_ie_reservation_backordered) > 0)
 		return true;
-	allocs = allocations_read(r->id, &n);
+	allocs = allocations_read(r->id, SnapshotSelf, &n);
 	for (int i = 0; i < n; i++)
 		if (ROW_INT64(&allocs[i], Anum_ie_allocation_reserved) > 0)
 			return true;
@@ -721,6 +736,8 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 	LOCKTAG    *tags = NULL;
 	int			ntags = 0;
 	int			maxtags = 0;
+	bool	   *locked;
+	Snapshot	snapshot;
 	List	   *outcomes = NIL;
 	ListCell   *lc;
 	text	   *reason = cstring_to_text("expired");
@@ -763,16 +780,24 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 		PG_RETURN_INT32(0);
 	}
 
-	/* Every sku involved, locked at once in the global order. */
+	/*
+	 * Every sku involved, locked at once in the global order; read before the
+	 * locks, so with an MVCC snapshot (reservation_read). A reservation not
+	 * found then is not touched.
+	 */
+	locked = palloc0(sizeof(bool) * ndue);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	for (int i = 0; i < ndue; i++)
 	{
 		Reservation r;
 
-		if (!reservation_read_by_id(due[i], &r))
+		if (!reservation_read_by_id(due[i], snapshot, &r))
 			continue;
 		ie_components(r.sku, &r.comp);
-		reservation_sku_tags(&r, &tags, &ntags, &maxtags);
+		reservation_sku_tags(&r, snapshot, &tags, &ntags, &maxtags);
+		locked[i] = true;
 	}
+	UnregisterSnapshot(snapshot);
 	ie_lock_tags_in_order(tags, ntags);
 
 	per_line = AllocSetContextCreate(caller, "inventory_events expiry", ALLOCSET_DEFAULT_SIZES);
@@ -786,7 +811,7 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 		MemoryContextReset(per_line);
 		MemoryContextSwitchTo(per_line);
 		/* Picked, released or extended meanwhile? Then nothing (more) goes. */
-		if (!reservation_read_by_id(due[i], &r) ||
+		if (!locked[i] || !reservation_read_by_id(due[i], SnapshotSelf, &r) ||
 			r.row.nulls[Anum_ie_reservation_expires_at - 1] ||
 			DatumGetTimestampTz(r.row.values[Anum_ie_reservation_expires_at - 1]) > now ||
 			!holds_releasable(&r))
