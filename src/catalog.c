@@ -17,6 +17,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/indexing.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_extension.h"
 #include "access/tableam.h"
@@ -86,7 +87,7 @@ ie_catalog_relcache_callback(Datum arg, Oid relid)
 	if (relid == InvalidOid ||
 		relid == cat.event_rel || relid == cat.stock_rel || relid == cat.item_rel ||
 		relid == cat.item_uom_rel || relid == cat.location_rel || relid == cat.lot_rel ||
-		relid == cat.channel_rel || relid == cat.dead_letter_rel ||
+		relid == cat.channel_rel || relid == cat.dead_letter_rel || relid == cat.publication_rel ||
 		relid == cat.kit_component_rel || relid == cat.channel_location_rel || relid == cat.reservation_rel ||
 		relid == cat.allocation_rel || relid == cat.exception_rel ||
 		(OidIsValid(cat.log_home_rel) && relid == cat.log_home_rel))
@@ -273,7 +274,7 @@ bool
 ie_master_item(text *sku, text **base_uom, bool *lot_controlled)
 {
 	const IeCatalog *c = ie_catalog();
-	static const int atts[2] = {Anum_ie_item_base_uom, Anum_ie_item_lot_controlled};
+	const int	atts[2] = {Anum_ie_item_base_uom, Anum_ie_item_lot_controlled};
 	uint64		key;
 	bool		hit;
 	MasterEntry *e = master_cache_find('i', sku, &key, &hit);
@@ -398,58 +399,143 @@ lookup_label(Oid typid, const char *label)
 	return oid;
 }
 
-/* The C code relies on the event and stock column order; make sure of it. */
-static void
-check_columns(Oid relid, int natts, const char *const *names)
-{
-	Relation	rel = table_open(relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
+/* The column names and tables of IeColumn, in its order. */
+#define IE_COLUMN_NAME(table, column) #column,
+static const char *const column_names[IE_NUM_COLUMNS] = {IE_ALL_COLUMNS(IE_COLUMN_NAME)};
+#undef IE_COLUMN_NAME
+#define IE_COLUMN_TABLE(table, column) IE_TABLE_##table,
+static const IeTable column_tables[IE_NUM_COLUMNS] = {IE_ALL_COLUMNS(IE_COLUMN_TABLE)};
+#undef IE_COLUMN_TABLE
 
-	if (desc->natts != natts)
-		elog(ERROR, "relation %s has %d columns, expected %d",
-			 RelationGetRelationName(rel), desc->natts, natts);
-	for (int i = 0; i < natts; i++)
-		if (strcmp(NameStr(TupleDescAttr(desc, i)->attname), names[i]) != 0)
-			elog(ERROR, "column %d of %s is \"%s\", expected \"%s\"", i + 1,
-				 RelationGetRelationName(rel), NameStr(TupleDescAttr(desc, i)->attname), names[i]);
-	table_close(rel, AccessShareLock);
+StaticAssertDecl(IE_COL_stock_inbound - IE_COL_stock_available == IE_BUCKET_INBOUND,
+				 "the stock table's bucket columns follow IeBucket");
+
+AttrNumber	ie_attnums[IE_NUM_COLUMNS];
+
+/*
+ * Per table: its number of attributes (dropped ones included) and the nulls
+ * of a new row, true wherever C writes nothing (dropped columns, and columns
+ * a DBA added, which get NULL: their defaults are not applied). In
+ * TopMemoryContext, rebuilt with the cache.
+ */
+static Oid	table_relids[IE_NUM_TABLES];
+static int	table_natts[IE_NUM_TABLES];
+static bool *table_new_nulls[IE_NUM_TABLES];
+
+/*
+ * Looks up the attribute number of every column C uses, by name, in the
+ * installed tables (relids: per IeTable; InvalidOid for a table that this
+ * version of the SQL objects does not have).
+ */
+static void
+resolve_columns(const Oid *relids)
+{
+	for (int t = 0; t < IE_NUM_TABLES; t++)
+	{
+		table_relids[t] = relids[t];
+		table_natts[t] = 0;
+		if (OidIsValid(relids[t]))
+		{
+			HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relids[t]));
+
+			if (!HeapTupleIsValid(tuple))
+				elog(ERROR, "cache lookup failed for relation %u", relids[t]);
+			table_natts[t] = ((Form_pg_class) GETSTRUCT(tuple))->relnatts;
+			ReleaseSysCache(tuple);
+		}
+		if (table_new_nulls[t] != NULL)
+			pfree(table_new_nulls[t]);
+		table_new_nulls[t] = NULL;
+		if (table_natts[t] > 0)
+		{
+			table_new_nulls[t] = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * table_natts[t]);
+			memset(table_new_nulls[t], true, sizeof(bool) * table_natts[t]);
+		}
+	}
+	for (int i = 0; i < IE_NUM_COLUMNS; i++)
+	{
+		Oid			relid = relids[column_tables[i]];
+		AttrNumber	attnum;
+
+		ie_attnums[i] = InvalidAttrNumber;
+		if (!OidIsValid(relid))
+			continue;
+		attnum = get_attnum(relid, column_names[i]);
+		if (attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("column \"%s\" of relation \"inventory_events.%s\" does not exist",
+							column_names[i], get_rel_name(relid)),
+					 errdetail("The inventory_events library reads and writes this column."),
+					 errhint("Restore the column, or reinstall the extension's SQL objects.")));
+		ie_attnums[i] = attnum;
+		table_new_nulls[column_tables[i]][attnum - 1] = false;
+	}
 }
 
-static const char *const event_columns[Natts_ie_event] = {
-	"id", "sku", "location", "lot", "version", "event_type", "from_bucket", "to_bucket",
-	"qty", "uom", "uom_qty", "effect", "occurred_at", "recorded_at", "source", "source_seq",
-	"idempotency_key", "correlation_id", "causation_id", "channel", "ref", "reason",
-	"expected_date", "xid", "payload"
-};
+const char *
+ie_column_name(IeColumn column)
+{
+	return column_names[column];
+}
 
-static const char *const stock_columns[Natts_ie_stock] = {
-	"sku", "location", "lot", "available", "reserved", "picked", "damaged", "quarantine",
-	"in_transit", "inbound", "on_hand", "safety_stock", "version", "last_event_id", "updated_at"
-};
+IeTable
+ie_column_table(IeColumn column)
+{
+	return column_tables[column];
+}
 
-static const char *const channel_columns[Natts_ie_channel] = {
-	"code", "kind", "description", "buffer_fixed", "buffer_pct", "allocation_pct", "cap",
-	"publish_interval", "allow_backorders", "allow_split", "future_view", "horizon",
-	"velocity_buffer", "velocity_window"
-};
+/*
+ * Does C write this attribute of relid? False for a dropped column and one a
+ * DBA added to one of the tables above (whose default the writer applies);
+ * true for every attribute of any other relation.
+ */
+bool
+ie_attribute_written(Oid relid, AttrNumber attnum)
+{
+	(void) ie_catalog();
+	for (int t = 0; t < IE_NUM_TABLES; t++)
+		if (table_relids[t] == relid && OidIsValid(relid))
+			return attnum <= table_natts[t] && !table_new_nulls[t][attnum - 1];
+	return true;
+}
 
-static const char *const reservation_columns[Natts_ie_reservation] = {
-	"id", "channel", "ref", "sku", "qty", "backordered", "cancelled", "location", "expires_at",
-	"source", "idempotency_key", "created_at"
-};
+/* IE_ATTNUM before the cache was loaded in this backend. */
+AttrNumber
+ie_attnum_load(IeColumn column)
+{
+	(void) ie_catalog();
+	return ie_attnums[column];
+}
 
-static const char *const allocation_columns[Natts_ie_allocation] = {
-	"id", "reservation_id", "sku", "location", "lot", "per_unit", "qty", "reserved", "picked",
-	"shipped", "released", "short", "event_id", "created_at"
-};
+int
+ie_table_natts(IeTable table)
+{
+	(void) ie_catalog();
+	return table_natts[table];
+}
 
-static const char *const log_home_columns[Natts_ie_log_home] = {
-	"home", "system_identifier", "database_oid", "xid_offset", "first_xid", "adopted_at"
-};
+/*
+ * The arrays of a new row of table (palloc'd in the current memory context):
+ * values zeroed, nulls false for every column C writes and true for the
+ * others; the caller sets the values and the nulls of its nullable columns.
+ */
+void
+ie_row_alloc(IeTable table, Datum **values, bool **nulls)
+{
+	int			natts = ie_table_natts(table);
 
-static const char *const exception_columns[Natts_ie_exception] = {
-	"id", "kind", "sku", "location", "channel", "ref", "detail", "created_at", "resolved_at"
-};
+	*values = palloc0(sizeof(Datum) * natts);
+	*nulls = palloc(sizeof(bool) * natts);
+	ie_row_new_nulls(table, *nulls);
+}
+
+/* The same nulls, into an array of ie_table_natts(table) elements. */
+void
+ie_row_new_nulls(IeTable table, bool *nulls)
+{
+	memcpy(nulls, table_new_nulls[table], sizeof(bool) * ie_table_natts(table));
+}
 
 /* The installed version of the extension (palloc'd), or NULL when it is not installed. */
 static char *
@@ -577,6 +663,7 @@ ie_catalog(void)
 	cat.channel_rel = lookup_rel("channel");
 	cat.channel_pkey = lookup_rel("channel_pkey");
 	cat.dead_letter_rel = lookup_rel("dead_letter");
+	cat.publication_rel = lookup_rel("publication");
 	cat.channel_location_rel = lookup_rel("channel_location");
 	cat.channel_location_pkey = lookup_rel("channel_location_pkey");
 	cat.kit_component_rel = lookup_rel("kit_component");
@@ -606,15 +693,26 @@ ie_catalog(void)
 		cat.event_type_label[i] = lookup_label(cat.event_type_typid, ie_event_type_names[i]);
 	for (int i = 0; i < IE_NUM_BUCKETS; i++)
 		cat.bucket_label[i] = lookup_label(cat.bucket_typid, ie_bucket_names[i]);
-	check_columns(cat.event_rel, Natts_ie_event, event_columns);
-	check_columns(cat.stock_rel, Natts_ie_stock, stock_columns);
-	check_columns(cat.channel_rel, Natts_ie_channel, channel_columns);
-	check_columns(cat.reservation_rel, Natts_ie_reservation, reservation_columns);
-	check_columns(cat.allocation_rel, Natts_ie_allocation, allocation_columns);
-	check_columns(cat.exception_rel, Natts_ie_exception, exception_columns);
-	if (OidIsValid(cat.log_home_rel))
-		check_columns(cat.log_home_rel, Natts_ie_log_home, log_home_columns);
+	{
+		Oid			relids[IE_NUM_TABLES];
 
+		relids[IE_TABLE_event] = cat.event_rel;
+		relids[IE_TABLE_log_home] = cat.log_home_rel;
+		relids[IE_TABLE_stock] = cat.stock_rel;
+		relids[IE_TABLE_channel] = cat.channel_rel;
+		relids[IE_TABLE_reservation] = cat.reservation_rel;
+		relids[IE_TABLE_allocation] = cat.allocation_rel;
+		relids[IE_TABLE_exception] = cat.exception_rel;
+		relids[IE_TABLE_dead_letter] = cat.dead_letter_rel;
+		relids[IE_TABLE_publication] = cat.publication_rel;
+		relids[IE_TABLE_log_home_written] = cat.log_home_written_rel;
+		relids[IE_TABLE_channel_location] = cat.channel_location_rel;
+		relids[IE_TABLE_kit_component] = cat.kit_component_rel;
+		relids[IE_TABLE_lot] = cat.lot_rel;
+		relids[IE_TABLE_item] = cat.item_rel;
+		relids[IE_TABLE_item_uom] = cat.item_uom_rel;
+		resolve_columns(relids);
+	}
 	cat_valid = true;
 	cat_generation++;
 	return &cat;

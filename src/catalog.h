@@ -70,155 +70,246 @@ typedef struct IeCatalog
 	Oid			identity_rel[4];
 	Oid			identity_seq[4];
 	Oid			dead_letter_rel;
+	Oid			publication_rel;
 	Oid			event_type_typid;
 	Oid			bucket_typid;
 	Oid			event_type_label[IE_NUM_EVENT_TYPES];	/* pg_enum OIDs */
 	Oid			bucket_label[IE_NUM_BUCKETS];
 } IeCatalog;
 
-/* Attribute numbers of inventory_events.event (checked when the cache loads). */
-enum
+/*
+ * The columns of the extension's tables that C reads or writes. Their
+ * attribute numbers are looked up by name each time the catalog cache loads
+ * (ie_catalog), never assumed from the column order: a column a DBA drops or
+ * adds, or one an upgrade adds, moves nothing. Anum_ie_<table>_<column> is the
+ * attribute number in the installed table, valid once ie_catalog() has been
+ * called in the transaction; rows are built with ie_row_alloc(), whose arrays
+ * cover every attribute of the table (columns C does not know are NULL).
+ *
+ * One list per table: IE_COLUMN(table, column). The stock table's bucket
+ * columns follow the order of IeBucket.
+ */
+#define IE_EVENT_COLUMNS(C) \
+	C(event, id) C(event, sku) C(event, location) C(event, lot) C(event, version) \
+	C(event, event_type) C(event, from_bucket) C(event, to_bucket) C(event, qty) \
+	C(event, uom) C(event, uom_qty) C(event, effect) C(event, occurred_at) \
+	C(event, recorded_at) C(event, source) C(event, source_seq) \
+	C(event, idempotency_key) C(event, correlation_id) C(event, causation_id) \
+	C(event, channel) C(event, ref) C(event, reason) C(event, expected_date) \
+	C(event, xid) C(event, payload)
+#define IE_LOG_HOME_COLUMNS(C) \
+	C(log_home, home) C(log_home, system_identifier) C(log_home, database_oid) \
+	C(log_home, xid_offset) C(log_home, first_xid) C(log_home, adopted_at)
+#define IE_STOCK_COLUMNS(C) \
+	C(stock, sku) C(stock, location) C(stock, lot) \
+	C(stock, available) C(stock, reserved) C(stock, picked) C(stock, damaged) \
+	C(stock, quarantine) C(stock, in_transit) C(stock, inbound) \
+	C(stock, on_hand) C(stock, safety_stock) C(stock, version) C(stock, last_event_id) \
+	C(stock, updated_at)
+#define IE_CHANNEL_COLUMNS(C) \
+	C(channel, code) C(channel, kind) C(channel, description) C(channel, buffer_fixed) \
+	C(channel, buffer_pct) C(channel, allocation_pct) C(channel, cap) \
+	C(channel, publish_interval) C(channel, allow_backorders) C(channel, allow_split) \
+	C(channel, future_view) C(channel, horizon) C(channel, velocity_buffer) \
+	C(channel, velocity_window)
+#define IE_RESERVATION_COLUMNS(C) \
+	C(reservation, id) C(reservation, channel) C(reservation, ref) C(reservation, sku) \
+	C(reservation, qty) C(reservation, backordered) C(reservation, cancelled) \
+	C(reservation, location) C(reservation, expires_at) C(reservation, source) \
+	C(reservation, idempotency_key) C(reservation, created_at)
+#define IE_ALLOCATION_COLUMNS(C) \
+	C(allocation, id) C(allocation, reservation_id) C(allocation, sku) \
+	C(allocation, location) C(allocation, lot) C(allocation, per_unit) C(allocation, qty) \
+	C(allocation, reserved) C(allocation, picked) C(allocation, shipped) \
+	C(allocation, released) C(allocation, short) C(allocation, event_id) \
+	C(allocation, created_at)
+#define IE_EXCEPTION_COLUMNS(C) \
+	C(exception, id) C(exception, kind) C(exception, sku) C(exception, location) \
+	C(exception, channel) C(exception, ref) C(exception, detail) C(exception, created_at) \
+	C(exception, resolved_at)
+#define IE_DEAD_LETTER_COLUMNS(C) \
+	C(dead_letter, id) C(dead_letter, failed_at) C(dead_letter, source) \
+	C(dead_letter, idempotency_key) C(dead_letter, batch_ordinal) C(dead_letter, sqlstate) \
+	C(dead_letter, message) C(dead_letter, detail) C(dead_letter, payload)
+#define IE_OTHER_COLUMNS(C) \
+	C(publication, channel) \
+	C(log_home_written, written_at) C(log_home_written, pid) \
+	C(channel_location, location) C(channel_location, priority) \
+	C(kit_component, component) C(kit_component, qty) \
+	C(lot, expires_on) \
+	C(item, base_uom) C(item, lot_controlled) \
+	C(item_uom, factor)
+#define IE_ALL_COLUMNS(C) \
+	IE_EVENT_COLUMNS(C) IE_LOG_HOME_COLUMNS(C) IE_STOCK_COLUMNS(C) IE_CHANNEL_COLUMNS(C) \
+	IE_RESERVATION_COLUMNS(C) IE_ALLOCATION_COLUMNS(C) IE_EXCEPTION_COLUMNS(C) \
+	IE_DEAD_LETTER_COLUMNS(C) IE_OTHER_COLUMNS(C)
+
+/* The tables those columns belong to. */
+typedef enum IeTable
 {
-	Anum_ie_event_id = 1,
-	Anum_ie_event_sku,
-	Anum_ie_event_location,
-	Anum_ie_event_lot,
-	Anum_ie_event_version,
-	Anum_ie_event_event_type,
-	Anum_ie_event_from_bucket,
-	Anum_ie_event_to_bucket,
-	Anum_ie_event_qty,
-	Anum_ie_event_uom,
-	Anum_ie_event_uom_qty,
-	Anum_ie_event_effect,
-	Anum_ie_event_occurred_at,
-	Anum_ie_event_recorded_at,
-	Anum_ie_event_source,
-	Anum_ie_event_source_seq,
-	Anum_ie_event_idempotency_key,
-	Anum_ie_event_correlation_id,
-	Anum_ie_event_causation_id,
-	Anum_ie_event_channel,
-	Anum_ie_event_ref,
-	Anum_ie_event_reason,
-	Anum_ie_event_expected_date,
-	Anum_ie_event_xid,
-	Anum_ie_event_payload,
-	Natts_ie_event = Anum_ie_event_payload
-};
+	IE_TABLE_event,
+	IE_TABLE_log_home,			/* from 0.2.0 */
+	IE_TABLE_stock,
+	IE_TABLE_channel,
+	IE_TABLE_reservation,
+	IE_TABLE_allocation,
+	IE_TABLE_exception,
+	IE_TABLE_dead_letter,
+	IE_TABLE_log_home_written,	/* from 0.2.0 */
+	IE_TABLE_publication,
+	IE_TABLE_channel_location,
+	IE_TABLE_kit_component,
+	IE_TABLE_lot,
+	IE_TABLE_item,
+	IE_TABLE_item_uom,
+	IE_NUM_TABLES
+} IeTable;
 
-/* ... of inventory_events.log_home */
-enum
+/* One id per column of the lists above: IE_COL_<table>_<column>. */
+#define IE_COLUMN_ID(table, column) IE_COL_##table##_##column,
+typedef enum IeColumn
 {
-	Anum_ie_log_home_home = 1,
-	Anum_ie_log_home_system_identifier,
-	Anum_ie_log_home_database_oid,
-	Anum_ie_log_home_xid_offset,
-	Anum_ie_log_home_first_xid,
-	Anum_ie_log_home_adopted_at,
-	Natts_ie_log_home = Anum_ie_log_home_adopted_at
-};
+	IE_ALL_COLUMNS(IE_COLUMN_ID)
+	IE_NUM_COLUMNS
+} IeColumn;
+#undef IE_COLUMN_ID
 
-/* Attribute numbers of inventory_events.stock. */
-enum
-{
-	Anum_ie_stock_sku = 1,
-	Anum_ie_stock_location,
-	Anum_ie_stock_lot,
-	Anum_ie_stock_available,	/* then one column per bucket, in bucket order */
-	Anum_ie_stock_on_hand = Anum_ie_stock_available + IE_NUM_BUCKETS,
-	Anum_ie_stock_safety_stock,
-	Anum_ie_stock_version,
-	Anum_ie_stock_last_event_id,
-	Anum_ie_stock_updated_at,
-	Natts_ie_stock = Anum_ie_stock_updated_at
-};
+/* Attribute numbers by column id, filled by ie_catalog(). */
+extern AttrNumber ie_attnums[IE_NUM_COLUMNS];
 
-/* Attribute numbers of inventory_events.channel (checked when the cache loads). */
-enum
-{
-	Anum_ie_channel_code = 1,
-	Anum_ie_channel_kind,
-	Anum_ie_channel_description,
-	Anum_ie_channel_buffer_fixed,
-	Anum_ie_channel_buffer_pct,
-	Anum_ie_channel_allocation_pct,
-	Anum_ie_channel_cap,
-	Anum_ie_channel_publish_interval,
-	Anum_ie_channel_allow_backorders,
-	Anum_ie_channel_allow_split,
-	Anum_ie_channel_future_view,
-	Anum_ie_channel_horizon,
-	Anum_ie_channel_velocity_buffer,
-	Anum_ie_channel_velocity_window,
-	Natts_ie_channel = Anum_ie_channel_velocity_window
-};
+extern AttrNumber ie_attnum_load(IeColumn column);
+extern const char *ie_column_name(IeColumn column);
+extern IeTable ie_column_table(IeColumn column);
 
-/* ... of inventory_events.reservation */
-enum
-{
-	Anum_ie_reservation_id = 1,
-	Anum_ie_reservation_channel,
-	Anum_ie_reservation_ref,
-	Anum_ie_reservation_sku,
-	Anum_ie_reservation_qty,
-	Anum_ie_reservation_backordered,
-	Anum_ie_reservation_cancelled,
-	Anum_ie_reservation_location,
-	Anum_ie_reservation_expires_at,
-	Anum_ie_reservation_source,
-	Anum_ie_reservation_idempotency_key,
-	Anum_ie_reservation_created_at,
-	Natts_ie_reservation = Anum_ie_reservation_created_at
-};
+/* Loads the catalog cache if nothing has yet (the attribute number is then 0). */
+#define IE_ATTNUM(column) \
+	(likely(ie_attnums[(column)] > 0) ? ie_attnums[(column)] : ie_attnum_load(column))
 
-/* ... of inventory_events.allocation */
-enum
-{
-	Anum_ie_allocation_id = 1,
-	Anum_ie_allocation_reservation_id,
-	Anum_ie_allocation_sku,
-	Anum_ie_allocation_location,
-	Anum_ie_allocation_lot,
-	Anum_ie_allocation_per_unit,
-	Anum_ie_allocation_qty,
-	Anum_ie_allocation_reserved,
-	Anum_ie_allocation_picked,
-	Anum_ie_allocation_shipped,
-	Anum_ie_allocation_released,
-	Anum_ie_allocation_short,
-	Anum_ie_allocation_event_id,
-	Anum_ie_allocation_created_at,
-	Natts_ie_allocation = Anum_ie_allocation_created_at
-};
+#define Anum_ie_event_id IE_ATTNUM(IE_COL_event_id)
+#define Anum_ie_event_sku IE_ATTNUM(IE_COL_event_sku)
+#define Anum_ie_event_location IE_ATTNUM(IE_COL_event_location)
+#define Anum_ie_event_lot IE_ATTNUM(IE_COL_event_lot)
+#define Anum_ie_event_version IE_ATTNUM(IE_COL_event_version)
+#define Anum_ie_event_event_type IE_ATTNUM(IE_COL_event_event_type)
+#define Anum_ie_event_from_bucket IE_ATTNUM(IE_COL_event_from_bucket)
+#define Anum_ie_event_to_bucket IE_ATTNUM(IE_COL_event_to_bucket)
+#define Anum_ie_event_qty IE_ATTNUM(IE_COL_event_qty)
+#define Anum_ie_event_uom IE_ATTNUM(IE_COL_event_uom)
+#define Anum_ie_event_uom_qty IE_ATTNUM(IE_COL_event_uom_qty)
+#define Anum_ie_event_effect IE_ATTNUM(IE_COL_event_effect)
+#define Anum_ie_event_occurred_at IE_ATTNUM(IE_COL_event_occurred_at)
+#define Anum_ie_event_recorded_at IE_ATTNUM(IE_COL_event_recorded_at)
+#define Anum_ie_event_source IE_ATTNUM(IE_COL_event_source)
+#define Anum_ie_event_source_seq IE_ATTNUM(IE_COL_event_source_seq)
+#define Anum_ie_event_idempotency_key IE_ATTNUM(IE_COL_event_idempotency_key)
+#define Anum_ie_event_correlation_id IE_ATTNUM(IE_COL_event_correlation_id)
+#define Anum_ie_event_causation_id IE_ATTNUM(IE_COL_event_causation_id)
+#define Anum_ie_event_channel IE_ATTNUM(IE_COL_event_channel)
+#define Anum_ie_event_ref IE_ATTNUM(IE_COL_event_ref)
+#define Anum_ie_event_reason IE_ATTNUM(IE_COL_event_reason)
+#define Anum_ie_event_expected_date IE_ATTNUM(IE_COL_event_expected_date)
+#define Anum_ie_event_xid IE_ATTNUM(IE_COL_event_xid)
+#define Anum_ie_event_payload IE_ATTNUM(IE_COL_event_payload)
+#define Anum_ie_log_home_home IE_ATTNUM(IE_COL_log_home_home)
+#define Anum_ie_log_home_system_identifier IE_ATTNUM(IE_COL_log_home_system_identifier)
+#define Anum_ie_log_home_database_oid IE_ATTNUM(IE_COL_log_home_database_oid)
+#define Anum_ie_log_home_xid_offset IE_ATTNUM(IE_COL_log_home_xid_offset)
+#define Anum_ie_log_home_first_xid IE_ATTNUM(IE_COL_log_home_first_xid)
+#define Anum_ie_log_home_adopted_at IE_ATTNUM(IE_COL_log_home_adopted_at)
+#define Anum_ie_stock_sku IE_ATTNUM(IE_COL_stock_sku)
+#define Anum_ie_stock_location IE_ATTNUM(IE_COL_stock_location)
+#define Anum_ie_stock_lot IE_ATTNUM(IE_COL_stock_lot)
+#define Anum_ie_stock_available IE_ATTNUM(IE_COL_stock_available)
+#define Anum_ie_stock_reserved IE_ATTNUM(IE_COL_stock_reserved)
+#define Anum_ie_stock_picked IE_ATTNUM(IE_COL_stock_picked)
+#define Anum_ie_stock_damaged IE_ATTNUM(IE_COL_stock_damaged)
+#define Anum_ie_stock_quarantine IE_ATTNUM(IE_COL_stock_quarantine)
+#define Anum_ie_stock_in_transit IE_ATTNUM(IE_COL_stock_in_transit)
+#define Anum_ie_stock_inbound IE_ATTNUM(IE_COL_stock_inbound)
+#define Anum_ie_stock_on_hand IE_ATTNUM(IE_COL_stock_on_hand)
+#define Anum_ie_stock_safety_stock IE_ATTNUM(IE_COL_stock_safety_stock)
+#define Anum_ie_stock_version IE_ATTNUM(IE_COL_stock_version)
+#define Anum_ie_stock_last_event_id IE_ATTNUM(IE_COL_stock_last_event_id)
+#define Anum_ie_stock_updated_at IE_ATTNUM(IE_COL_stock_updated_at)
+#define Anum_ie_channel_code IE_ATTNUM(IE_COL_channel_code)
+#define Anum_ie_channel_kind IE_ATTNUM(IE_COL_channel_kind)
+#define Anum_ie_channel_description IE_ATTNUM(IE_COL_channel_description)
+#define Anum_ie_channel_buffer_fixed IE_ATTNUM(IE_COL_channel_buffer_fixed)
+#define Anum_ie_channel_buffer_pct IE_ATTNUM(IE_COL_channel_buffer_pct)
+#define Anum_ie_channel_allocation_pct IE_ATTNUM(IE_COL_channel_allocation_pct)
+#define Anum_ie_channel_cap IE_ATTNUM(IE_COL_channel_cap)
+#define Anum_ie_channel_publish_interval IE_ATTNUM(IE_COL_channel_publish_interval)
+#define Anum_ie_channel_allow_backorders IE_ATTNUM(IE_COL_channel_allow_backorders)
+#define Anum_ie_channel_allow_split IE_ATTNUM(IE_COL_channel_allow_split)
+#define Anum_ie_channel_future_view IE_ATTNUM(IE_COL_channel_future_view)
+#define Anum_ie_channel_horizon IE_ATTNUM(IE_COL_channel_horizon)
+#define Anum_ie_channel_velocity_buffer IE_ATTNUM(IE_COL_channel_velocity_buffer)
+#define Anum_ie_channel_velocity_window IE_ATTNUM(IE_COL_channel_velocity_window)
+#define Anum_ie_reservation_id IE_ATTNUM(IE_COL_reservation_id)
+#define Anum_ie_reservation_channel IE_ATTNUM(IE_COL_reservation_channel)
+#define Anum_ie_reservation_ref IE_ATTNUM(IE_COL_reservation_ref)
+#define Anum_ie_reservation_sku IE_ATTNUM(IE_COL_reservation_sku)
+#define Anum_ie_reservation_qty IE_ATTNUM(IE_COL_reservation_qty)
+#define Anum_ie_reservation_backordered IE_ATTNUM(IE_COL_reservation_backordered)
+#define Anum_ie_reservation_cancelled IE_ATTNUM(IE_COL_reservation_cancelled)
+#define Anum_ie_reservation_location IE_ATTNUM(IE_COL_reservation_location)
+#define Anum_ie_reservation_expires_at IE_ATTNUM(IE_COL_reservation_expires_at)
+#define Anum_ie_reservation_source IE_ATTNUM(IE_COL_reservation_source)
+#define Anum_ie_reservation_idempotency_key IE_ATTNUM(IE_COL_reservation_idempotency_key)
+#define Anum_ie_reservation_created_at IE_ATTNUM(IE_COL_reservation_created_at)
+#define Anum_ie_allocation_id IE_ATTNUM(IE_COL_allocation_id)
+#define Anum_ie_allocation_reservation_id IE_ATTNUM(IE_COL_allocation_reservation_id)
+#define Anum_ie_allocation_sku IE_ATTNUM(IE_COL_allocation_sku)
+#define Anum_ie_allocation_location IE_ATTNUM(IE_COL_allocation_location)
+#define Anum_ie_allocation_lot IE_ATTNUM(IE_COL_allocation_lot)
+#define Anum_ie_allocation_per_unit IE_ATTNUM(IE_COL_allocation_per_unit)
+#define Anum_ie_allocation_qty IE_ATTNUM(IE_COL_allocation_qty)
+#define Anum_ie_allocation_reserved IE_ATTNUM(IE_COL_allocation_reserved)
+#define Anum_ie_allocation_picked IE_ATTNUM(IE_COL_allocation_picked)
+#define Anum_ie_allocation_shipped IE_ATTNUM(IE_COL_allocation_shipped)
+#define Anum_ie_allocation_released IE_ATTNUM(IE_COL_allocation_released)
+#define Anum_ie_allocation_short IE_ATTNUM(IE_COL_allocation_short)
+#define Anum_ie_allocation_event_id IE_ATTNUM(IE_COL_allocation_event_id)
+#define Anum_ie_allocation_created_at IE_ATTNUM(IE_COL_allocation_created_at)
+#define Anum_ie_exception_id IE_ATTNUM(IE_COL_exception_id)
+#define Anum_ie_exception_kind IE_ATTNUM(IE_COL_exception_kind)
+#define Anum_ie_exception_sku IE_ATTNUM(IE_COL_exception_sku)
+#define Anum_ie_exception_location IE_ATTNUM(IE_COL_exception_location)
+#define Anum_ie_exception_channel IE_ATTNUM(IE_COL_exception_channel)
+#define Anum_ie_exception_ref IE_ATTNUM(IE_COL_exception_ref)
+#define Anum_ie_exception_detail IE_ATTNUM(IE_COL_exception_detail)
+#define Anum_ie_exception_created_at IE_ATTNUM(IE_COL_exception_created_at)
+#define Anum_ie_exception_resolved_at IE_ATTNUM(IE_COL_exception_resolved_at)
+#define Anum_ie_channel_location_location IE_ATTNUM(IE_COL_channel_location_location)
+#define Anum_ie_channel_location_priority IE_ATTNUM(IE_COL_channel_location_priority)
+#define Anum_ie_kit_component_component IE_ATTNUM(IE_COL_kit_component_component)
+#define Anum_ie_kit_component_qty IE_ATTNUM(IE_COL_kit_component_qty)
+#define Anum_ie_lot_expires_on IE_ATTNUM(IE_COL_lot_expires_on)
+#define Anum_ie_item_base_uom IE_ATTNUM(IE_COL_item_base_uom)
+#define Anum_ie_item_lot_controlled IE_ATTNUM(IE_COL_item_lot_controlled)
+#define Anum_ie_item_uom_factor IE_ATTNUM(IE_COL_item_uom_factor)
+#define Anum_ie_dead_letter_id IE_ATTNUM(IE_COL_dead_letter_id)
+#define Anum_ie_dead_letter_failed_at IE_ATTNUM(IE_COL_dead_letter_failed_at)
+#define Anum_ie_dead_letter_source IE_ATTNUM(IE_COL_dead_letter_source)
+#define Anum_ie_dead_letter_idempotency_key IE_ATTNUM(IE_COL_dead_letter_idempotency_key)
+#define Anum_ie_dead_letter_batch_ordinal IE_ATTNUM(IE_COL_dead_letter_batch_ordinal)
+#define Anum_ie_dead_letter_sqlstate IE_ATTNUM(IE_COL_dead_letter_sqlstate)
+#define Anum_ie_dead_letter_message IE_ATTNUM(IE_COL_dead_letter_message)
+#define Anum_ie_dead_letter_detail IE_ATTNUM(IE_COL_dead_letter_detail)
+#define Anum_ie_dead_letter_payload IE_ATTNUM(IE_COL_dead_letter_payload)
+#define Anum_ie_log_home_written_written_at IE_ATTNUM(IE_COL_log_home_written_written_at)
+#define Anum_ie_log_home_written_pid IE_ATTNUM(IE_COL_log_home_written_pid)
 
-/* ... of inventory_events.exception */
-enum
-{
-	Anum_ie_exception_id = 1,
-	Anum_ie_exception_kind,
-	Anum_ie_exception_sku,
-	Anum_ie_exception_location,
-	Anum_ie_exception_channel,
-	Anum_ie_exception_ref,
-	Anum_ie_exception_detail,
-	Anum_ie_exception_created_at,
-	Anum_ie_exception_resolved_at,
-	Natts_ie_exception = Anum_ie_exception_resolved_at
-};
+#define Anum_ie_publication_channel IE_ATTNUM(IE_COL_publication_channel)
 
-/* ... of channel_location, kit_component and lot */
-#define Anum_ie_channel_location_location 2
-#define Anum_ie_channel_location_priority 3
-#define Anum_ie_kit_component_component 2
-#define Anum_ie_kit_component_qty 3
-#define Anum_ie_lot_expires_on 3
+/* The stock column of bucket b. */
+#define Anum_ie_stock_bucket(b) IE_ATTNUM(IE_COL_stock_available + (b))
 
-/* Attribute numbers of inventory_events.item used in C. */
-#define Anum_ie_item_base_uom 3
-#define Anum_ie_item_lot_controlled 4
-/* ... and of inventory_events.item_uom. */
-#define Anum_ie_item_uom_factor 3
+/* Number of attributes of a table, dropped ones included (the length of its rows' arrays). */
+extern int	ie_table_natts(IeTable table);
+extern void ie_row_alloc(IeTable table, Datum **values, bool **nulls);
+extern void ie_row_new_nulls(IeTable table, bool *nulls);
+extern bool ie_attribute_written(Oid relid, AttrNumber attnum);
 
 extern void ie_catalog_init(void);
 extern bool ie_lock_referenced_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,

@@ -94,6 +94,7 @@ typedef struct ColumnPlan
 
 typedef struct RelationPlan
 {
+	AttrNumber	att[IE_NUM_COLUMNS];	/* of the columns C reads, by name */
 	int			ncols;
 	ColumnPlan *cols;
 	Datum	   *values;			/* the current tuple, deformed */
@@ -184,12 +185,34 @@ plan_enum_labels(ColumnPlan *col, Oid typid)
 	ReleaseSysCacheList(list);
 }
 
-/* The plan of a relation's columns; skip_attnum (or 0) is left out. */
+/*
+ * The plan of a relation's columns; skip (a column of table, or -1) is left
+ * out. The attribute numbers of table's columns that the decoder reads are
+ * looked up by name, in this version of the relation.
+ */
 static RelationPlan *
-plan_relation(TupleDesc desc, AttrNumber skip_attnum)
+plan_relation(TupleDesc desc, int table, int skip)
 {
 	MemoryContext old = MemoryContextSwitchTo(rels.context);
 	RelationPlan *plan = palloc0(sizeof(RelationPlan));
+	AttrNumber	skip_attnum = InvalidAttrNumber;
+
+	for (int c = 0; c < IE_NUM_COLUMNS; c++)
+	{
+		if ((int) ie_column_table(c) != table)
+			continue;
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (!att->attisdropped && strcmp(NameStr(att->attname), ie_column_name(c)) == 0)
+				plan->att[c] = att->attnum;
+		}
+		if (plan->att[c] == InvalidAttrNumber)
+			elog(ERROR, "column \"%s\" of a decoded relation does not exist", ie_column_name(c));
+	}
+	if (skip >= 0)
+		skip_attnum = plan->att[skip];
 
 	plan->cols = palloc0(sizeof(ColumnPlan) * desc->natts);
 	plan->values = palloc(sizeof(Datum) * desc->natts);
@@ -646,8 +669,10 @@ append_columns(StringInfo out, RelationPlan *plan)
 }
 
 static char *
-text_at(RelationPlan *plan, int attnum)
+text_at(RelationPlan *plan, IeColumn column)
 {
+	AttrNumber	attnum = plan->att[column];
+
 	return plan->nulls[attnum - 1] ? NULL : TextDatumGetCString(plan->values[attnum - 1]);
 }
 
@@ -684,18 +709,19 @@ skip_change(LogicalDecodingContext *ctx, IeDecodingData *data)
 
 /* The plan of a relation, made on first use; the tuple deformed into it. */
 static RelationPlan *
-plan_tuple(RelationPlan **plan, Relation relation, AttrNumber skip_attnum, HeapTuple tuple)
+plan_tuple(RelationPlan **plan, Relation relation, int table, int skip, HeapTuple tuple)
 {
 	if (*plan == NULL)
-		*plan = plan_relation(RelationGetDescr(relation), skip_attnum);
+		*plan = plan_relation(RelationGetDescr(relation), table, skip);
 	heap_deform_tuple(tuple, RelationGetDescr(relation), (*plan)->values, (*plan)->nulls);
 	return *plan;
 }
 
 /* The label of an enum column's value, for the event-types filter. */
 static const char *
-enum_name(RelationPlan *plan, AttrNumber attnum)
+enum_name(RelationPlan *plan, IeColumn column)
 {
+	AttrNumber	attnum = plan->att[column];
 	Datum		value = plan->values[attnum - 1];
 
 	for (int i = 0; i < plan->ncols; i++)
@@ -716,14 +742,14 @@ decode_event(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN
 			 Relation relation, HeapTuple tuple, XLogRecPtr lsn)
 {
 	/* "id" goes out first, as "event_id", so it is left out of the columns. */
-	RelationPlan *plan = plan_tuple(&rels.event_plan, relation, Anum_ie_event_id, tuple);
-	char	   *sku = text_at(plan, Anum_ie_event_sku);
+	RelationPlan *plan = plan_tuple(&rels.event_plan, relation, IE_TABLE_event, IE_COL_event_id, tuple);
+	char	   *sku = text_at(plan, IE_COL_event_sku);
 	StringInfo	out;
 
-	if ((data->event_types != NIL && !in_list(data->event_types, enum_name(plan, Anum_ie_event_event_type))) ||
+	if ((data->event_types != NIL && !in_list(data->event_types, enum_name(plan, IE_COL_event_event_type))) ||
 		(data->sku_prefix && strncmp(sku, data->sku_prefix, strlen(data->sku_prefix)) != 0) ||
-		!in_list(data->locations, text_at(plan, Anum_ie_event_location)) ||
-		!in_list(data->channels, text_at(plan, Anum_ie_event_channel)))
+		!in_list(data->locations, text_at(plan, IE_COL_event_location)) ||
+		!in_list(data->channels, text_at(plan, IE_COL_event_channel)))
 	{
 		skip_change(ctx, data);
 		return;
@@ -735,8 +761,8 @@ decode_event(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN
 		/* Held back until the stream's stock row change arrives. */
 		out = &data->pending;
 		resetStringInfo(out);
-		stream_key(&data->pending_key, sku, text_at(plan, Anum_ie_event_location),
-				   text_at(plan, Anum_ie_event_lot));
+		stream_key(&data->pending_key, sku, text_at(plan, IE_COL_event_location),
+				   text_at(plan, IE_COL_event_lot));
 		data->has_pending = true;
 	}
 	else
@@ -747,7 +773,7 @@ decode_event(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN
 	appendStringInfoString(out, "{\"kind\":\"event\"");
 	lsn_field(out, "lsn", lsn);
 	appendStringInfoString(out, ",\"event_id\":");
-	append_int64(out, DatumGetInt64(plan->values[Anum_ie_event_id - 1]));
+	append_int64(out, DatumGetInt64(plan->values[plan->att[IE_COL_event_id] - 1]));
 	append_columns(out, plan);
 	if (!data->include_position)
 	{
@@ -769,10 +795,10 @@ decode_stock(LogicalDecodingContext *ctx, IeDecodingData *data, Relation relatio
 		skip_change(ctx, data);
 		return;
 	}
-	plan = plan_tuple(&rels.stock_plan, relation, 0, tuple);
+	plan = plan_tuple(&rels.stock_plan, relation, IE_TABLE_stock, -1, tuple);
 	initStringInfo(&key);		/* in the per-change context */
-	stream_key(&key, text_at(plan, Anum_ie_stock_sku), text_at(plan, Anum_ie_stock_location),
-			   text_at(plan, Anum_ie_stock_lot));
+	stream_key(&key, text_at(plan, IE_COL_stock_sku), text_at(plan, IE_COL_stock_location),
+			   text_at(plan, IE_COL_stock_lot));
 	if (strcmp(data->pending_key.data, key.data) != 0)
 	{
 		skip_change(ctx, data);
@@ -782,14 +808,14 @@ decode_stock(LogicalDecodingContext *ctx, IeDecodingData *data, Relation relatio
 	for (int b = 0; b < IE_NUM_BUCKETS; b++)
 	{
 		appendStringInfo(out, "%s\"%s\":", b ? "," : "", ie_bucket_names[b]);
-		append_int64(out, DatumGetInt64(plan->values[Anum_ie_stock_available + b - 1]));
+		append_int64(out, DatumGetInt64(plan->values[plan->att[IE_COL_stock_available + b] - 1]));
 	}
 	appendStringInfoString(out, ",\"on_hand\":");
-	append_int64(out, DatumGetInt64(plan->values[Anum_ie_stock_on_hand - 1]));
+	append_int64(out, DatumGetInt64(plan->values[plan->att[IE_COL_stock_on_hand] - 1]));
 	appendStringInfoString(out, ",\"safety_stock\":");
-	append_int64(out, DatumGetInt64(plan->values[Anum_ie_stock_safety_stock - 1]));
+	append_int64(out, DatumGetInt64(plan->values[plan->att[IE_COL_stock_safety_stock] - 1]));
 	appendStringInfoString(out, ",\"version\":");
-	append_int64(out, DatumGetInt64(plan->values[Anum_ie_stock_version - 1]));
+	append_int64(out, DatumGetInt64(plan->values[plan->att[IE_COL_stock_version] - 1]));
 	appendStringInfoChar(out, '}');
 	flush_pending(ctx, data);
 }
@@ -805,8 +831,8 @@ decode_publication(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBuf
 		skip_change(ctx, data);
 		return;
 	}
-	plan = plan_tuple(&rels.publication_plan, relation, 0, tuple);
-	if (!in_list(data->channels, text_at(plan, 1)))
+	plan = plan_tuple(&rels.publication_plan, relation, IE_TABLE_publication, -1, tuple);
+	if (!in_list(data->channels, text_at(plan, IE_COL_publication_channel)))
 	{
 		skip_change(ctx, data);
 		return;
@@ -849,11 +875,11 @@ decode_rewrite(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferT
 	if (buf != NULL)
 	{
 		/* A delete carries the replica identity: the primary key, the id. */
-		plan = plan_tuple(&rels.event_plan, relation, Anum_ie_event_id, &buf->tuple);
-		if (!plan->nulls[Anum_ie_event_id - 1])
+		plan = plan_tuple(&rels.event_plan, relation, IE_TABLE_event, IE_COL_event_id, &buf->tuple);
+		if (!plan->nulls[plan->att[IE_COL_event_id] - 1])
 		{
 			appendStringInfoString(ctx->out, ",\"event_id\":");
-			append_int64(ctx->out, DatumGetInt64(plan->values[Anum_ie_event_id - 1]));
+			append_int64(ctx->out, DatumGetInt64(plan->values[plan->att[IE_COL_event_id] - 1]));
 		}
 		if (update)
 			append_columns(ctx->out, plan);

@@ -283,19 +283,20 @@ dead_letter(const BatchElement *el, int ordinal, ErrorData *edata)
 	text	   *source = element_string(el, "source");
 	text	   *key = element_string(el, "idempotency_key");
 
-	memset(nulls, 0, sizeof(bool) * RelationGetDescr(w->rel)->natts);
-	values[0] = Int64GetDatum(ie_next_identity(relid));
-	values[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	values[2] = PointerGetDatum(source);
-	nulls[2] = (source == NULL);
-	values[3] = PointerGetDatum(key);
-	nulls[3] = (key == NULL);
-	values[4] = Int32GetDatum(ordinal);
-	values[5] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	values[6] = CStringGetTextDatum(edata->message ? edata->message : "");
-	values[7] = edata->detail ? CStringGetTextDatum(edata->detail) : (Datum) 0;
-	nulls[7] = (edata->detail == NULL);
-	values[8] = JsonbPGetDatum(element_payload(el));
+	ie_row_new_nulls(IE_TABLE_dead_letter, nulls);
+	values[Anum_ie_dead_letter_id - 1] = Int64GetDatum(ie_next_identity(relid));
+	values[Anum_ie_dead_letter_failed_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[Anum_ie_dead_letter_source - 1] = PointerGetDatum(source);
+	nulls[Anum_ie_dead_letter_source - 1] = (source == NULL);
+	values[Anum_ie_dead_letter_idempotency_key - 1] = PointerGetDatum(key);
+	nulls[Anum_ie_dead_letter_idempotency_key - 1] = (key == NULL);
+	values[Anum_ie_dead_letter_batch_ordinal - 1] = Int32GetDatum(ordinal);
+	values[Anum_ie_dead_letter_sqlstate - 1] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[Anum_ie_dead_letter_message - 1] = CStringGetTextDatum(edata->message ? edata->message : "");
+	values[Anum_ie_dead_letter_detail - 1] = edata->detail ? CStringGetTextDatum(edata->detail) : (Datum) 0;
+	nulls[Anum_ie_dead_letter_detail - 1] = (edata->detail == NULL);
+	values[Anum_ie_dead_letter_payload - 1] = JsonbPGetDatum(element_payload(el));
+	ie_writer_fill_defaults(w);
 	ExecStoreVirtualTuple(slot);
 
 	ExecSimpleRelationInsert(w->rri, w->estate, slot);

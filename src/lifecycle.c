@@ -62,15 +62,18 @@ static const struct
 {
 	const char *name;
 	const char *from_name;
-	int			from_att;
-	int			to_att;
+	IeColumn	from_col;		/* allocation columns */
+	IeColumn	to_col;
 	IeEventType event_type;
 }			ops[] = {
-	[OP_RELEASE] = {"release", "reserved", Anum_ie_allocation_reserved, Anum_ie_allocation_released, IE_EV_RELEASED},
-	[OP_PICK] = {"pick", "reserved", Anum_ie_allocation_reserved, Anum_ie_allocation_picked, IE_EV_PICKED},
-	[OP_SHIP] = {"ship", "picked", Anum_ie_allocation_picked, Anum_ie_allocation_shipped, IE_EV_SHIPPED},
-	[OP_PICK_SHORT] = {"pick_short", "reserved", Anum_ie_allocation_reserved, Anum_ie_allocation_short, IE_EV_PICK_SHORT},
+	[OP_RELEASE] = {"release", "reserved", IE_COL_allocation_reserved, IE_COL_allocation_released, IE_EV_RELEASED},
+	[OP_PICK] = {"pick", "reserved", IE_COL_allocation_reserved, IE_COL_allocation_picked, IE_EV_PICKED},
+	[OP_SHIP] = {"ship", "picked", IE_COL_allocation_picked, IE_COL_allocation_shipped, IE_EV_SHIPPED},
+	[OP_PICK_SHORT] = {"pick_short", "reserved", IE_COL_allocation_reserved, IE_COL_allocation_short, IE_EV_PICK_SHORT},
 };
+
+#define FROM_ATT(op) IE_ATTNUM(ops[op].from_col)
+#define TO_ATT(op) IE_ATTNUM(ops[op].to_col)
 
 /* A row read for replacement: its values (copied) and where it is. */
 typedef struct RowCopy
@@ -346,7 +349,7 @@ check_held(const Reservation *r, LifecycleOp op, int64 units, text *location,
 				ie_text_equal(ROW_TEXT(&allocs[j], Anum_ie_allocation_sku), sku))
 			{
 				seen[j] = true;
-				held += ROW_INT64(&allocs[j], ops[op].from_att);
+				held += ROW_INT64(&allocs[j], FROM_ATT(op));
 			}
 		need = units_of_component(units, per_unit);
 		if (held >= need)
@@ -453,7 +456,7 @@ move_allocations(Reservation *r, LifecycleOp op, bool has_units, int64 units, te
 			done[i] = true;
 			if (has_units && want == 0)
 				continue;
-			take = ROW_INT64(a, ops[op].from_att);
+			take = ROW_INT64(a, FROM_ATT(op));
 			if (take <= 0 || !allocation_at(a, location))
 				continue;
 			if (has_units)
@@ -470,8 +473,8 @@ move_allocations(Reservation *r, LifecycleOp op, bool has_units, int64 units, te
 			m->qty = take;
 			m->event_id = append_lifecycle_event(m->event_type, sku, m->location, m->lot, take,
 												 source, ie_nth_key(key, n), r->ref, r->channel, reason);
-			a->values[ops[op].from_att - 1] = Int64GetDatum(ROW_INT64(a, ops[op].from_att) - take);
-			a->values[ops[op].to_att - 1] = Int64GetDatum(ROW_INT64(a, ops[op].to_att) + take);
+			a->values[FROM_ATT(op) - 1] = Int64GetDatum(ROW_INT64(a, FROM_ATT(op)) - take);
+			a->values[TO_ATT(op) - 1] = Int64GetDatum(ROW_INT64(a, TO_ATT(op)) + take);
 			ie_row_update(c->allocation_rel, &a->tid, a->values, a->nulls);
 			moves = lappend(moves, m);
 		}

@@ -434,7 +434,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	text	   *base_uom;
 	Datum		keys[3];
 	Datum		factor_datum;
-	static const int factor_att[1] = {Anum_ie_item_uom_factor};
+	const int	factor_att[1] = {Anum_ie_item_uom_factor};
 	int64		factor = 1;
 	bool		lot_controlled;
 	IeEventType type;
@@ -774,7 +774,7 @@ ie_insert_event(const IePreparedEvent *p)
 	slot = w->slot;
 	values = slot->tts_values;
 	nulls = slot->tts_isnull;
-	memset(nulls, 0, sizeof(bool) * Natts_ie_event);
+	ie_row_new_nulls(IE_TABLE_event, nulls);
 
 	memcpy(effect, &p->effect, sizeof(StockPosition));
 	correlation = in->correlation_id ? in->correlation_id : new_uuid();
@@ -808,6 +808,7 @@ ie_insert_event(const IePreparedEvent *p)
 	values[Anum_ie_event_xid - 1] = FullTransactionIdGetDatum(fxid);
 	nulls[Anum_ie_event_payload - 1] = (in->payload == NULL);
 	values[Anum_ie_event_payload - 1] = JsonbPGetDatum(in->payload);
+	ie_writer_fill_defaults(w);
 	ExecStoreVirtualTuple(slot);
 
 	/* Fire the stock trigger now, not at the end of the calling statement. */
@@ -851,13 +852,14 @@ ie_record_exception(const char *kind, text *sku, text *location, text *channel,
 					text *ref, const char *detail)
 {
 	Oid			relid = ie_catalog()->exception_rel;
-	Datum		values[Natts_ie_exception];
-	bool		nulls[Natts_ie_exception];
+	Datum	   *values;
+	bool	   *nulls;
 
-	memset(nulls, 0, sizeof(nulls));
+	ie_row_alloc(IE_TABLE_exception, &values, &nulls);
 	values[Anum_ie_exception_id - 1] = Int64GetDatum(ie_next_identity(relid));
 	values[Anum_ie_exception_kind - 1] = CStringGetTextDatum(kind);
-#define SET_TEXT(att, t) (values[(att) - 1] = PointerGetDatum(t), nulls[(att) - 1] = ((t) == NULL))
+#define SET_TEXT(att, t) \
+	do { values[(att) - 1] = PointerGetDatum(t); nulls[(att) - 1] = ((t) == NULL); } while (0)
 	SET_TEXT(Anum_ie_exception_sku, sku);
 	SET_TEXT(Anum_ie_exception_location, location);
 	SET_TEXT(Anum_ie_exception_channel, channel);

@@ -175,8 +175,8 @@ max_log_xid(const IeCatalog *c)
 static void
 adopt(const IeCatalog *c, LogHome *h)
 {
-	Datum		values[Natts_ie_log_home];
-	bool		nulls[Natts_ie_log_home] = {0};
+	Datum	   *values;
+	bool	   *nulls;
 	uint64		max;
 	uint64		xmin;
 	uint64		offset;
@@ -200,6 +200,7 @@ adopt(const IeCatalog *c, LogHome *h)
 	offset = max >= xmin ? max - xmin + 1 : 0;
 
 	home = Max(h->home, 0) + 1;
+	ie_row_alloc(IE_TABLE_log_home, &values, &nulls);
 	values[Anum_ie_log_home_home - 1] = Int32GetDatum(home);
 	values[Anum_ie_log_home_system_identifier - 1] = Int64GetDatum((int64) GetSystemIdentifier());
 	values[Anum_ie_log_home_database_oid - 1] = ObjectIdGetDatum(MyDatabaseId);
@@ -245,10 +246,12 @@ settle_home(void)
 		adopt(c, &h);
 	if (!ie_relation_has_rows(c->log_home_written_rel, SnapshotSelf))
 	{
-		Datum		values[2] = {TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-		Int32GetDatum(MyProcPid)};
-		bool		nulls[2] = {false, false};
+		Datum	   *values;
+		bool	   *nulls;
 
+		ie_row_alloc(IE_TABLE_log_home_written, &values, &nulls);
+		values[Anum_ie_log_home_written_written_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		values[Anum_ie_log_home_written_pid - 1] = Int32GetDatum(MyProcPid);
 		ie_row_insert(c->log_home_written_rel, values, nulls);
 	}
 	home_cache.xid_offset = h.xid_offset;

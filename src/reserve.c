@@ -345,8 +345,8 @@ apply_plan(const AllocPlan *plan, int64 reservation_id, text *channel, text *ref
 		IeEventInput in;
 		IePreparedEvent p;
 		int64		event_id;
-		Datum		values[Natts_ie_allocation];
-		bool		nulls[Natts_ie_allocation];
+		Datum	   *values;
+		bool	   *nulls;
 
 		ie_input_init(&in);
 		in.sku = pk->sku;
@@ -362,7 +362,7 @@ apply_plan(const AllocPlan *plan, int64 reservation_id, text *channel, text *ref
 		ie_prepare_event(&in, &p);
 		event_id = ie_insert_event(&p);
 
-		memset(nulls, 0, sizeof(nulls));
+		ie_row_alloc(IE_TABLE_allocation, &values, &nulls);
 		values[Anum_ie_allocation_id - 1] = Int64GetDatum(ie_next_identity(c->allocation_rel));
 		values[Anum_ie_allocation_reservation_id - 1] = Int64GetDatum(reservation_id);
 		values[Anum_ie_allocation_sku - 1] = PointerGetDatum(pk->sku);
@@ -532,11 +532,11 @@ static int64
 insert_reservation(const ReserveLine *l, int64 backordered)
 {
 	const IeCatalog *c = ie_catalog();
-	Datum		values[Natts_ie_reservation];
-	bool		nulls[Natts_ie_reservation];
+	Datum	   *values;
+	bool	   *nulls;
 	int64		id = ie_next_identity(c->reservation_rel);
 
-	memset(nulls, 0, sizeof(nulls));
+	ie_row_alloc(IE_TABLE_reservation, &values, &nulls);
 	values[Anum_ie_reservation_id - 1] = Int64GetDatum(id);
 	values[Anum_ie_reservation_channel - 1] = PointerGetDatum(l->channel);
 	values[Anum_ie_reservation_ref - 1] = PointerGetDatum(l->ref);
@@ -743,8 +743,9 @@ ie_fill_backorders(text *sku)
 	{
 		Datum		k[1] = {Int64GetDatum(*(int64 *) lfirst(lc))};
 		ReserveLine l;
-		Datum		values[Natts_ie_reservation];
-		bool		nulls[Natts_ie_reservation];
+		int			natts;
+		Datum	   *values;
+		bool	   *nulls;
 		int64		backordered;
 		int64		pool;
 		int64		vbuf;
@@ -762,9 +763,12 @@ ie_fill_backorders(text *sku)
 			continue;
 		}
 		slot_getallattrs(slot);
-		memcpy(values, slot->tts_values, sizeof(values));
-		memcpy(nulls, slot->tts_isnull, sizeof(nulls));
-		for (int a = 0; a < Natts_ie_reservation; a++)
+		natts = slot->tts_tupleDescriptor->natts;
+		values = palloc(sizeof(Datum) * natts);
+		nulls = palloc(sizeof(bool) * natts);
+		memcpy(values, slot->tts_values, sizeof(Datum) * natts);
+		memcpy(nulls, slot->tts_isnull, sizeof(bool) * natts);
+		for (int a = 0; a < natts; a++)
 			if (!nulls[a] && TupleDescAttr(slot->tts_tupleDescriptor, a)->attlen == -1)
 				values[a] = PointerGetDatum(PG_DETOAST_DATUM_COPY(values[a]));
 		backordered = DatumGetInt64(values[Anum_ie_reservation_backordered - 1]);

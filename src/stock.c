@@ -59,7 +59,7 @@ row_from_slot(TupleTableSlot *slot, IeStockRow *row)
 
 	row->exists = true;
 	for (int b = 0; b < IE_NUM_BUCKETS; b++)
-		row->pos.q[b] = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_available + b, &isnull));
+		row->pos.q[b] = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_bucket(b), &isnull));
 	row->safety_stock = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_safety_stock, &isnull));
 	row->version = DatumGetInt64(slot_getattr(slot, Anum_ie_stock_version, &isnull));
 	row->tid = slot->tts_tid;
@@ -353,18 +353,28 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 	ExecClearTuple(newslot);
 	values = newslot->tts_values;
 	nulls = newslot->tts_isnull;
-	memset(nulls, 0, sizeof(bool) * Natts_ie_stock);
+	if (row.exists)
+	{
+		/* Columns a DBA added keep their values. */
+		int			natts = newslot->tts_tupleDescriptor->natts;
+
+		slot_getallattrs(oldslot);
+		memcpy(values, oldslot->tts_values, sizeof(Datum) * natts);
+		memcpy(nulls, oldslot->tts_isnull, sizeof(bool) * natts);
+	}
+	else
+		ie_row_new_nulls(IE_TABLE_stock, nulls);
 	values[Anum_ie_stock_sku - 1] = key.sku;
 	values[Anum_ie_stock_location - 1] = key.location;
 	values[Anum_ie_stock_lot - 1] = key.lot;
 	for (int b = 0; b < IE_NUM_BUCKETS; b++)
-		values[Anum_ie_stock_available - 1 + b] = Int64GetDatum(row.pos.q[b]);
+		values[Anum_ie_stock_bucket(b) - 1] = Int64GetDatum(row.pos.q[b]);
 	values[Anum_ie_stock_on_hand - 1] = Int64GetDatum(ie_position_on_hand(&row.pos));
 	values[Anum_ie_stock_safety_stock - 1] = Int64GetDatum(row.safety_stock);
 	values[Anum_ie_stock_version - 1] = Int64GetDatum(row.version);
 	values[Anum_ie_stock_last_event_id - 1] = Int64GetDatum(last_event_id);
 	values[Anum_ie_stock_updated_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	ExecStoreVirtualTuple(newslot);
+	ie_writer_store(w, row.exists ? CMD_UPDATE : CMD_INSERT);
 
 	/*
 	 * Write the row and its index entries directly. The stock table's only

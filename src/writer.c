@@ -31,8 +31,10 @@
 #include "catalog/dependency.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
 #include "tcop/utility.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -162,6 +164,30 @@ writer_build(IeWriter *w, Oid relid)
 
 	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
 	w->oldslot = table_slot_create(w->rel, &w->estate->es_tupleTable);
+
+	/*
+	 * Columns a DBA added to a table C writes get their defaults, as an
+	 * INSERT would give them (C names only its own columns).
+	 */
+	for (int i = 0; i < RelationGetDescr(w->rel)->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(w->rel), i);
+		Node	   *expr;
+
+		if (att->attisdropped || att->attgenerated || ie_attribute_written(relid, att->attnum))
+			continue;
+		expr = build_column_default(w->rel, att->attnum);
+		if (expr == NULL)
+			continue;
+		if (w->default_atts == NULL)
+		{
+			w->default_atts = palloc(sizeof(AttrNumber) * RelationGetDescr(w->rel)->natts);
+			w->default_exprs = palloc(sizeof(ExprState *) * RelationGetDescr(w->rel)->natts);
+		}
+		w->default_atts[w->ndefaults] = att->attnum;
+		w->default_exprs[w->ndefaults] = ExecPrepareExpr((Expr *) expr, w->estate);
+		w->ndefaults++;
+	}
 	/*
 	 * The slots the event's triggers fire with, made now under the writer's
 	 * resource owner rather than lazily under a statement's.
@@ -486,12 +512,50 @@ ie_row_insert(Oid relid, const Datum *values, const bool *nulls)
 
 	memcpy(w->slot->tts_values, values, sizeof(Datum) * natts);
 	memcpy(w->slot->tts_isnull, nulls, sizeof(bool) * natts);
-	ExecStoreVirtualTuple(w->slot);
+	ie_writer_store(w, CMD_INSERT);
 	if (w->rel->rd_att->constr)
 		ExecConstraints(w->rri, w->slot, w->estate);
 	simple_table_tuple_insert(w->rel, w->slot);
 	ExecInsertIndexTuples(w->rri, w->slot, w->estate, false, false, NULL, NIL);
 	ie_writer_done(w);
+}
+
+/*
+ * Sets, in the writer's slot (not yet stored), the defaults of the columns
+ * that C does not write (see writer_build); evaluated in the per-tuple
+ * context, reset here for each row.
+ */
+void
+ie_writer_fill_defaults(IeWriter *w)
+{
+	ExprContext *econtext;
+
+	if (w->ndefaults == 0)
+		return;
+	ResetPerTupleExprContext(w->estate);
+	econtext = GetPerTupleExprContext(w->estate);
+	for (int i = 0; i < w->ndefaults; i++)
+	{
+		AttrNumber	a = w->default_atts[i] - 1;
+
+		w->slot->tts_values[a] = ExecEvalExprSwitchContext(w->default_exprs[i], econtext,
+														   &w->slot->tts_isnull[a]);
+	}
+}
+
+/*
+ * Stores the row set in the writer's slot: with the defaults of the columns
+ * C does not write for an insert, and the stored generated columns a DBA
+ * added computed.
+ */
+void
+ie_writer_store(IeWriter *w, CmdType operation)
+{
+	if (operation == CMD_INSERT)
+		ie_writer_fill_defaults(w);
+	ExecStoreVirtualTuple(w->slot);
+	if (w->rel->rd_att->constr && w->rel->rd_att->constr->has_generated_stored)
+		ExecComputeStoredGenerated(w->rri, w->estate, w->slot, operation);
 }
 
 /*
@@ -510,7 +574,7 @@ ie_row_update(Oid relid, ItemPointer tid, const Datum *values, const bool *nulls
 
 	memcpy(w->slot->tts_values, values, sizeof(Datum) * natts);
 	memcpy(w->slot->tts_isnull, nulls, sizeof(bool) * natts);
-	ExecStoreVirtualTuple(w->slot);
+	ie_writer_store(w, CMD_UPDATE);
 	if (w->rel->rd_att->constr)
 		ExecConstraints(w->rri, w->slot, w->estate);
 	simple_table_tuple_update(w->rel, tid, w->slot, w->estate->es_snapshot, &update_indexes);

@@ -27,11 +27,16 @@ typedef struct IeWriter
 	bool		stale;			/* to be reopened before its next use */
 	SubTransactionId use_subid; /* the (sub)transaction of the current use */
 	ResourceOwner owner;		/* a kept writer's relations, descriptors, locks */
+	int			ndefaults;		/* columns C does not write that have a default */
+	AttrNumber *default_atts;
+	ExprState **default_exprs;
 } IeWriter;
 
 extern void ie_writer_init(void);
 extern IeWriter *ie_writer_get(Oid relid, IeWriter *local);
 extern void ie_writer_done(IeWriter *w);
+extern void ie_writer_fill_defaults(IeWriter *w);
+extern void ie_writer_store(IeWriter *w, CmdType operation);
 
 extern int64 ie_next_identity(Oid relid);
 extern void ie_row_insert(Oid relid, const Datum *values, const bool *nulls);
