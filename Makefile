@@ -28,6 +28,7 @@ OBJS = \
 	src/reserve.o \
 	src/lifecycle.o \
 	src/supply.o \
+	src/publisher.o \
 	src/worker.o \
 	src/decoder.o
 

@@ -2534,3 +2534,29 @@ CREATE TRIGGER kit_component_deleted AFTER DELETE ON inventory_events.kit_compon
 
 REVOKE EXECUTE ON FUNCTION inventory_events.rules_changed() FROM PUBLIC;
 -- === end of channel rule changes ===
+
+-- Publisher step in C (issue 14)
+-- One publisher step, in the caller's transaction (C, src/publisher.c):
+-- reads the events after the checkpoint (only below the snapshot's xmin, as
+-- events_after() does, so nothing committed out of order is missed) and the
+-- skus they may have changed (a kit when one of its components moved). A
+-- channel whose publish_interval is not up, or that failed and waits for its
+-- retry, gets those skus as pending rows; every other channel takes its
+-- pending skus and those of this step, computes what it shows for each
+-- (channel_availability(); the ATP of each location computed once per step
+-- and shared by every channel that sources from it), appends those that
+-- differ from what the channel was last sent to the publication log, and
+-- wakes the channel's listeners with a NOTIFY (at commit) whose payload is
+-- only the channel's latest sequence number, {"seq": N}: any role that can
+-- connect can NOTIFY, so listeners read the values themselves with
+-- publications_since(). Each channel in a subtransaction of its own: a
+-- failure is recorded in worker_error (record_worker_error()) and its skus
+-- stay pending. Returns the events read, the publications made, and in how
+-- many milliseconds a throttled or failing channel with pending skus is due
+-- (null: none).
+CREATE OR REPLACE FUNCTION inventory_events.publish(max_events integer DEFAULT 10000)
+RETURNS TABLE (events integer, publications integer, next_due_ms bigint)
+AS 'MODULE_PATHNAME', 'ie_publish'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+-- === end of publisher step in C ===

@@ -104,129 +104,29 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN 'inventory_events.' || channel;
 
--- One publisher step, in the caller's transaction: reads the events after
--- the checkpoint (only below the snapshot's xmin, so nothing committed out of
--- order is missed), marks every (channel, sku) they may have changed as
--- pending (a kit when one of its components moved), then, for every channel
--- whose publish_interval is up, computes channel_availability() of its
--- pending skus, appends those that differ from what the channel was last
--- sent to the publication log, and wakes the channel's listeners with a
--- NOTIFY (at commit) whose payload is only the channel's latest sequence
--- number, {"seq": N}: any role that can connect can NOTIFY, so listeners read
--- the values themselves with publications_since(). Returns the events read,
--- the publications made, and in how many milliseconds a throttled or failing
--- channel with pending skus is due (null: none).
+-- One publisher step, in the caller's transaction (C, src/publisher.c):
+-- reads the events after the checkpoint (only below the snapshot's xmin, as
+-- events_after() does, so nothing committed out of order is missed) and the
+-- skus they may have changed (a kit when one of its components moved). A
+-- channel whose publish_interval is not up, or that failed and waits for its
+-- retry, gets those skus as pending rows; every other channel takes its
+-- pending skus and those of this step, computes what it shows for each
+-- (channel_availability(); the ATP of each location computed once per step
+-- and shared by every channel that sources from it), appends those that
+-- differ from what the channel was last sent to the publication log, and
+-- wakes the channel's listeners with a NOTIFY (at commit) whose payload is
+-- only the channel's latest sequence number, {"seq": N}: any role that can
+-- connect can NOTIFY, so listeners read the values themselves with
+-- publications_since(). Each channel in a subtransaction of its own: a
+-- failure is recorded in worker_error (record_worker_error()) and its skus
+-- stay pending. Returns the events read, the publications made, and in how
+-- many milliseconds a throttled or failing channel with pending skus is due
+-- (null: none).
 CREATE FUNCTION inventory_events.publish(max_events integer DEFAULT 10000)
 RETURNS TABLE (events integer, publications integer, next_due_ms bigint)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    cp       text;
-    next_cp  text;
-    skus     text[] := '{}';
-    c        record;
-    n        integer;
-    err_state    text;
-    err_message  text;
-    err_detail   text;
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.publish()');
-    events := 0;
-    publications := 0;
-    -- Restored or moved here and not written since (see log_home): a restore
-    -- may still be loading the tables below, so write nothing yet.
-    IF NOT inventory_events.log_adopted() THEN
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    -- One publisher at a time.
-    INSERT INTO inventory_events.publisher_checkpoint DEFAULT VALUES ON CONFLICT DO NOTHING;
-    SELECT p.checkpoint INTO cp FROM inventory_events.publisher_checkpoint p FOR UPDATE;
-    SELECT count(*)::integer, coalesce(array_agg(DISTINCT e.sku), '{}'),
-           (array_agg(e.next_checkpoint ORDER BY e.ordinality DESC))[1]
-      INTO events, skus, next_cp
-      FROM inventory_events.events_after(cp, max_events) WITH ORDINALITY e;
-    IF events > 0 THEN
-        INSERT INTO inventory_events.publication_pending (channel, sku)
-        SELECT ch.code, s.sku
-          FROM inventory_events.channel ch,
-               (SELECT DISTINCT u.sku FROM unnest(skus) u(sku)
-                UNION SELECT k.kit FROM inventory_events.kit_component k WHERE k.component = ANY (skus)) s
-        ON CONFLICT DO NOTHING;
-        UPDATE inventory_events.publisher_checkpoint SET checkpoint = next_cp, updated_at = now();
-    END IF;
-
-    -- Each channel in a subtransaction of its own: a channel that fails is
-    -- recorded in worker_error and tried again after a backoff, and its
-    -- pending skus stay pending; the other channels go on.
-    FOR c IN
-        SELECT ch.code, coalesce(cp2.last_seq, 0) AS last_seq, w.channel IS NOT NULL AS failing
-          FROM inventory_events.channel ch
-          LEFT JOIN inventory_events.channel_publisher cp2 ON cp2.channel = ch.code
-          LEFT JOIN inventory_events.worker_error w
-                 ON w.task = 'publish' AND w.channel = ch.code AND w.cleared_at IS NULL
-         WHERE EXISTS (SELECT FROM inventory_events.publication_pending p WHERE p.channel = ch.code)
-           AND (cp2.last_published_at IS NULL OR cp2.last_published_at + ch.publish_interval <= clock_timestamp())
-           AND (w.retry_at IS NULL OR w.retry_at <= clock_timestamp())
-         ORDER BY ch.code
-    LOOP
-        BEGIN
-            WITH due AS (
-                DELETE FROM inventory_events.publication_pending p WHERE p.channel = c.code RETURNING p.sku
-            ), current AS (
-                SELECT d.sku, inventory_events.channel_availability(c.code, d.sku) AS available FROM due d
-            ), changed AS (
-                SELECT cur.sku, cur.available, c.last_seq + row_number() OVER (ORDER BY cur.sku) AS seq
-                  FROM current cur
-                  LEFT JOIN inventory_events.channel_shown s ON s.channel = c.code AND s.sku = cur.sku
-                 WHERE s.available IS DISTINCT FROM cur.available
-            ), logged AS (
-                INSERT INTO inventory_events.publication (channel, seq, sku, available, published_at)
-                SELECT c.code, ch.seq, ch.sku, ch.available, clock_timestamp() FROM changed ch
-                RETURNING 1
-            ), shown AS (
-                INSERT INTO inventory_events.channel_shown AS s (channel, sku, available, seq)
-                SELECT c.code, ch.sku, ch.available, ch.seq FROM changed ch
-                ON CONFLICT (channel, sku) DO UPDATE SET available = excluded.available, seq = excluded.seq
-            )
-            SELECT count(*) INTO n FROM logged;
-            IF n > 0 THEN
-                INSERT INTO inventory_events.channel_publisher AS p (channel, last_seq, last_published_at)
-                VALUES (c.code, c.last_seq + n, clock_timestamp())
-                ON CONFLICT (channel) DO UPDATE SET last_seq = excluded.last_seq,
-                                                    last_published_at = excluded.last_published_at;
-                publications := publications + n;
-                -- A wake-up, not data: listeners read publications_since().
-                PERFORM pg_notify(inventory_events.notify_channel(c.code),
-                                  format('{"seq":%s}', c.last_seq + n));
-            END IF;
-            IF c.failing THEN
-                UPDATE inventory_events.worker_error w SET cleared_at = clock_timestamp()
-                 WHERE w.task = 'publish' AND w.channel = c.code;
-            END IF;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
-                                    err_detail = PG_EXCEPTION_DETAIL;
-            PERFORM inventory_events.record_worker_error('publish', c.code, err_state, err_message,
-                                                         nullif(err_detail, ''));
-        END;
-    END LOOP;
-
-    -- When the next throttled or failing channel with pending skus is due.
-    SELECT CASE WHEN count(*) > 0 THEN
-                greatest(0, ceil(extract(epoch FROM min(greatest(cp2.last_published_at + ch.publish_interval, w.retry_at))
-                                                    - clock_timestamp()) * 1000))::bigint END
-      INTO next_due_ms
-      FROM inventory_events.channel ch
-      LEFT JOIN inventory_events.channel_publisher cp2 ON cp2.channel = ch.code
-      LEFT JOIN inventory_events.worker_error w
-             ON w.task = 'publish' AND w.channel = ch.code AND w.cleared_at IS NULL
-     WHERE (cp2.channel IS NOT NULL OR w.channel IS NOT NULL)
-       AND EXISTS (SELECT FROM inventory_events.publication_pending p WHERE p.channel = ch.code);
-    RETURN NEXT;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'ie_publish'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION inventory_events.publish(integer) IS
   'One publisher step: pending changes from the event log, published to every channel that is due';
 

@@ -1,0 +1,791 @@
+/*
+ * publisher.c
+ *		One publisher step: inventory_events.publish(max_events).
+ *
+ * The step reads the events after the publisher's checkpoint (only below the
+ * readers' horizon, log_xmin(), as events_after() does), and collects the
+ * skus they touched, with every kit one of them is a component of. Then, for
+ * every channel in code order:
+ *
+ *	- a channel that is not due (its publish_interval is not up, or it failed
+ *	  and its retry_at is in the future) gets the touched skus as
+ *	  publication_pending rows, published when it is due;
+ *	- a due channel takes its pending rows of earlier steps (if it has any)
+ *	  and, with the touched skus, computes what it shows for each, appends the
+ *	  values that differ from channel_shown to the publication log with the
+ *	  next sequence numbers (in sku order), updates channel_shown and
+ *	  channel_publisher, and queues a NOTIFY {"seq":N}. Each due channel runs
+ *	  in a subtransaction of its own: a failure is recorded with
+ *	  record_worker_error() (its backoff), the channel's pending rows stay, and
+ *	  the touched skus are added to them; the other channels go on.
+ *
+ * A due channel that publishes never writes and deletes pending rows for the
+ * skus of this step: only a throttled or failing channel collects them.
+ *
+ * Sharing. What a channel shows for a sku is its rules (allocation, buffers,
+ * velocity buffer, cap: ie_channel_rules) over a pool, the sum of the ATP of
+ * its sourcing locations; a kit shows the least, over its components, of the
+ * channel's rules over the component's pool, divided by the quantity per kit.
+ * The ATP of a sku at a location (available of its unexpired lots less
+ * safety stock, never below zero: ie_location_stock) depends on nothing of
+ * the channel: not on location priorities (they order reservation sourcing,
+ * not the sum), not on lot rules (expiry is the lot's, by today's date), not
+ * on kits (a kit's components are looked up by sku). So the ATP is computed
+ * once per (location, sku) in a step and kept for the step: the pool of a
+ * (set of sourcing locations, sku) is computed once, and channels with the
+ * same set share all of it (channels whose sets overlap share the common
+ * locations). Everything channel-specific is applied per channel: the
+ * velocity buffer (the channel's window and interval), the allocation, the
+ * buffers and the cap, and for a kit the rules per component before the
+ * minimum. Reads are those of channel_availability() (SnapshotSelf), so a
+ * channel shows exactly what channel_availability() returns.
+ *
+ * Writes go through SPI with plans prepared once per backend, one statement
+ * per channel for its publications and channel_shown (arrays): the
+ * publication table may carry a DBA's triggers and its foreign keys, which
+ * the executor-free writers (writer.c) would not fire.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/varlena.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
+
+#include "catalog.h"
+#include "channel.h"
+#include "loghome.h"
+#include "publisher.h"
+#include "standby.h"
+
+/* The statements of a step, prepared once per backend. */
+enum
+{
+	P_CP_INIT,
+	P_CP_LOCK,
+	P_EVENTS,
+	P_CP_UPDATE,
+	P_CHANNELS,
+	P_PENDING_ADD,
+	P_PENDING_TAKE,
+	P_SHOWN,
+	P_WRITE,
+	P_PUBLISHER,
+	P_CLEAR,
+	P_RECORD,
+	P_NEXT_DUE,
+	P_COUNT
+};
+
+typedef struct PlanDef
+{
+	const char *sql;
+	int			nargs;
+	Oid			types[4];
+} PlanDef;
+
+static const PlanDef plan_defs[P_COUNT] = {
+	[P_CP_INIT] = {
+		"INSERT INTO inventory_events.publisher_checkpoint DEFAULT VALUES ON CONFLICT DO NOTHING",
+		0, {0}
+	},
+	[P_CP_LOCK] = {
+		"SELECT p.checkpoint FROM inventory_events.publisher_checkpoint p FOR UPDATE",
+		0, {0}
+	},
+	/* events_after($1:$2, $4) below the horizon $3: count, next checkpoint, skus and their kits */
+	[P_EVENTS] = {
+		"WITH e AS MATERIALIZED ("
+		"  SELECT e.xid, e.id, e.sku FROM inventory_events.event e"
+		"   WHERE (e.xid, e.id) > ($1, $2) AND e.xid < $3"
+		"   ORDER BY e.xid, e.id LIMIT $4),"
+		" s AS (SELECT DISTINCT e.sku FROM e)"
+		" SELECT (SELECT count(*)::integer FROM e),"
+		"        (SELECT e.xid::text || ':' || e.id FROM e ORDER BY e.xid DESC, e.id DESC LIMIT 1),"
+		"        ARRAY(SELECT s.sku FROM s"
+		"              UNION SELECT k.kit FROM inventory_events.kit_component k"
+		"                     WHERE k.component IN (SELECT s.sku FROM s))",
+		4, {XID8OID, INT8OID, XID8OID, INT4OID}
+	},
+	[P_CP_UPDATE] = {
+		"UPDATE inventory_events.publisher_checkpoint SET checkpoint = $1, updated_at = now()",
+		1, {TEXTOID}
+	},
+	/* code, last_seq, failing, due, has pending rows */
+	[P_CHANNELS] = {
+		"SELECT ch.code, coalesce(cp.last_seq, 0), w.channel IS NOT NULL,"
+		"       (cp.last_published_at IS NULL OR cp.last_published_at + ch.publish_interval <= clock_timestamp())"
+		"       AND (w.retry_at IS NULL OR w.retry_at <= clock_timestamp()),"
+		"       EXISTS (SELECT FROM inventory_events.publication_pending p WHERE p.channel = ch.code)"
+		"  FROM inventory_events.channel ch"
+		"  LEFT JOIN inventory_events.channel_publisher cp ON cp.channel = ch.code"
+		"  LEFT JOIN inventory_events.worker_error w"
+		"         ON w.task = 'publish' AND w.channel = ch.code AND w.cleared_at IS NULL"
+		" ORDER BY ch.code",
+		0, {0}
+	},
+	[P_PENDING_ADD] = {
+		"INSERT INTO inventory_events.publication_pending (channel, sku)"
+		" SELECT c.c, s.s FROM unnest($1) c(c), unnest($2) s(s) ON CONFLICT DO NOTHING",
+		2, {TEXTARRAYOID, TEXTARRAYOID}
+	},
+	[P_PENDING_TAKE] = {
+		"DELETE FROM inventory_events.publication_pending p WHERE p.channel = $1 RETURNING p.sku",
+		1, {TEXTOID}
+	},
+	[P_SHOWN] = {
+		"SELECT s.sku, s.available FROM inventory_events.channel_shown s"
+		" WHERE s.channel = $1 AND s.sku = ANY ($2)",
+		2, {TEXTOID, TEXTARRAYOID}
+	},
+	[P_WRITE] = {
+		"WITH u AS (SELECT * FROM unnest($2, $3, $4) u(seq, sku, available)),"
+		" logged AS (INSERT INTO inventory_events.publication (channel, seq, sku, available, published_at)"
+		"            SELECT $1, u.seq, u.sku, u.available, clock_timestamp() FROM u)"
+		" INSERT INTO inventory_events.channel_shown AS s (channel, sku, available, seq)"
+		" SELECT $1, u.sku, u.available, u.seq FROM u"
+		" ON CONFLICT (channel, sku) DO UPDATE SET available = excluded.available, seq = excluded.seq",
+		4, {TEXTOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID}
+	},
+	[P_PUBLISHER] = {
+		"INSERT INTO inventory_events.channel_publisher AS p (channel, last_seq, last_published_at)"
+		" VALUES ($1, $2, clock_timestamp())"
+		" ON CONFLICT (channel) DO UPDATE SET last_seq = excluded.last_seq,"
+		"                                     last_published_at = excluded.last_published_at",
+		2, {TEXTOID, INT8OID}
+	},
+	[P_CLEAR] = {
+		"UPDATE inventory_events.worker_error w SET cleared_at = clock_timestamp()"
+		" WHERE w.task = 'publish' AND w.channel = $1",
+		1, {TEXTOID}
+	},
+	[P_RECORD] = {
+		"SELECT inventory_events.record_worker_error('publish', $1, $2, $3, $4)",
+		4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}
+	},
+	/* When the next throttled or failing channel with pending skus is due. */
+	[P_NEXT_DUE] = {
+		"SELECT CASE WHEN count(*) > 0 THEN"
+		"       greatest(0, ceil(extract(epoch FROM min(greatest(cp.last_published_at + ch.publish_interval, w.retry_at))"
+		"                                           - clock_timestamp()) * 1000))::bigint END"
+		"  FROM inventory_events.channel ch"
+		"  LEFT JOIN inventory_events.channel_publisher cp ON cp.channel = ch.code"
+		"  LEFT JOIN inventory_events.worker_error w"
+		"         ON w.task = 'publish' AND w.channel = ch.code AND w.cleared_at IS NULL"
+		" WHERE (cp.channel IS NOT NULL OR w.channel IS NOT NULL)"
+		"   AND EXISTS (SELECT FROM inventory_events.publication_pending p WHERE p.channel = ch.code)",
+		0, {0}
+	},
+};
+
+static SPIPlanPtr plans[P_COUNT];
+
+/* Runs a prepared statement (preparing it on first use); returns SPI_processed. */
+static uint64
+run_plan(int p, Datum *values, const char *nulls, int expected)
+{
+	int			rc;
+
+	if (plans[p] == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(plan_defs[p].sql, plan_defs[p].nargs, (Oid *) plan_defs[p].types);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", plan_defs[p].sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		plans[p] = plan;
+	}
+	rc = SPI_execute_plan(plans[p], values, nulls, false, 0);
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_plan returned %s for \"%s\"", SPI_result_code_string(rc),
+			 plan_defs[p].sql);
+	return SPI_processed;
+}
+
+/* One channel as the step found it. */
+typedef struct PubChannel
+{
+	text	   *code;
+	int64		last_seq;
+	bool		failing;		/* an open streak of failures */
+	bool		due;			/* interval up, no retry pending */
+	bool		has_pending;	/* pending rows of earlier steps */
+} PubChannel;
+
+/* The ATP of a sku at a location, computed once per step: (location, sku). */
+typedef struct AtpKey
+{
+	int			location;		/* index into PubStep.locations */
+	int			len;
+	const char *data;			/* the sku's bytes */
+} AtpKey;
+
+typedef struct AtpEntry
+{
+	AtpKey		key;
+	int64		atp;
+} AtpEntry;
+
+typedef struct PubStep
+{
+	MemoryContext cxt;			/* the step's: the cache, the touched skus */
+	MemoryContext scratch;		/* reset after each ATP computation */
+	HTAB	   *atp;
+	int			nlocations;
+	int			maxlocations;
+	text	  **locations;
+	int			ntouched;
+	text	  **touched;		/* sorted, distinct */
+	int64		atp_computed;	/* (location, sku) reads */
+	int64		atp_shared;		/* reuses */
+} PubStep;
+
+static uint32
+atp_hash(const void *key, Size keysize)
+{
+	const AtpKey *k = key;
+
+	return hash_bytes((const unsigned char *) k->data, k->len) ^ murmurhash32((uint32) k->location);
+}
+
+static int
+atp_match(const void *key1, const void *key2, Size keysize)
+{
+	const AtpKey *a = key1;
+	const AtpKey *b = key2;
+
+	if (a->location != b->location || a->len != b->len)
+		return 1;
+	return memcmp(a->data, b->data, a->len);
+}
+
+/* Skus in the order of ORDER BY sku (the database's default collation). */
+static int
+sku_cmp(const void *a, const void *b)
+{
+	const text *x = *(text *const *) a;
+	const text *y = *(text *const *) b;
+
+	return varstr_cmp(VARDATA_ANY(x), VARSIZE_ANY_EXHDR(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(y),
+					  DEFAULT_COLLATION_OID);
+}
+
+static bool
+text_equal(const text *x, const text *y)
+{
+	return VARSIZE_ANY_EXHDR(x) == VARSIZE_ANY_EXHDR(y) &&
+		memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0;
+}
+
+/* Sorts and removes duplicates (equal bytes: the default collation is deterministic); the new count. */
+static int
+sort_distinct(text **skus, int n)
+{
+	int			m = 0;
+
+	if (n == 0)
+		return 0;
+	qsort(skus, n, sizeof(text *), sku_cmp);
+	for (int i = 1; i < n; i++)
+		if (!text_equal(skus[i], skus[m]))
+			skus[++m] = skus[i];
+	return m + 1;
+}
+
+static int
+location_index(PubStep *st, text *location)
+{
+	MemoryContext old;
+
+	for (int i = 0; i < st->nlocations; i++)
+		if (text_equal(st->locations[i], location))
+			return i;
+	if (st->nlocations == st->maxlocations)
+	{
+		st->maxlocations *= 2;
+		st->locations = repalloc(st->locations, sizeof(text *) * st->maxlocations);
+	}
+	old = MemoryContextSwitchTo(st->cxt);
+	st->locations[st->nlocations] = DatumGetTextPCopy(PointerGetDatum(location));
+	MemoryContextSwitchTo(old);
+	return st->nlocations++;
+}
+
+/* The ATP of sku at location (index loc), computed at most once per step. */
+static int64
+location_atp(PubStep *st, int loc, text *sku)
+{
+	AtpKey		key;
+	AtpEntry   *e;
+	IeLocationStock ls;
+	MemoryContext old;
+	char	   *data;
+	bool		found;
+
+	key.location = loc;
+	key.len = VARSIZE_ANY_EXHDR(sku);
+	key.data = VARDATA_ANY(sku);
+	e = hash_search(st->atp, &key, HASH_FIND, NULL);
+	if (e)
+	{
+		st->atp_shared++;
+		return e->atp;
+	}
+	old = MemoryContextSwitchTo(st->scratch);
+	ie_location_stock(sku, st->locations[loc], &ls);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->scratch);
+	st->atp_computed++;
+
+	/* Nothing can fail from here on: the entry is whole once entered. */
+	data = MemoryContextAlloc(st->cxt, Max(key.len, 1));
+	memcpy(data, key.data, key.len);
+	e = hash_search(st->atp, &key, HASH_ENTER, &found);
+	e->key.data = data;
+	e->atp = ls.atp;
+	return ls.atp;
+}
+
+/*
+ * What the channel shows for sku: channel_availability(channel, sku), with
+ * the pools of its location set taken from the step's ATPs.
+ */
+static int64
+sku_availability(PubStep *st, const IeChannel *ch, const int *locs, text *sku)
+{
+	IeComponents comp;
+	text	   *base_uom;
+	bool		lot_controlled;
+	int64		result = PG_INT64_MAX;
+
+	if (!ie_master_item(sku, &base_uom, &lot_controlled))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("unknown sku \"%s\"", text_to_cstring(sku)),
+				 errhint("Add it to inventory_events.item first; the ERP is the master of this data.")));
+	ie_components(sku, &comp);
+	for (int i = 0; i < comp.n; i++)
+	{
+		int64		pool = 0;
+
+		for (int j = 0; j < ch->nsources; j++)
+			pool += location_atp(st, locs[j], comp.sku[i]);
+		result = Min(result, ie_channel_rules(ch, pool, ie_velocity_buffer(ch, comp.sku[i])) / comp.per_unit[i]);
+	}
+	return result;
+}
+
+static Datum
+text_array(text **items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = PointerGetDatum(items[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+static Datum
+int8_array(int64 *items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(items[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * Publishes one due channel: its pending skus of earlier steps and the
+ * step's touched skus. Returns the publications made. In the caller's
+ * subtransaction and a memory context reset after it.
+ */
+static int64
+publish_channel(PubStep *st, const PubChannel *pc)
+{
+	IeChannel	ch;
+	int		   *locs;
+	text	  **skus;
+	int			nskus = st->ntouched;
+	int64	   *shown;
+	bool	   *has_shown;
+	int64	   *seq;
+	text	  **csku;
+	int64	   *cavail;
+	int			nchanged = 0;
+	Datum		args[4];
+
+	ie_channel_require(pc->code, &ch);
+	locs = palloc(sizeof(int) * Max(ch.nsources, 1));
+	for (int i = 0; i < ch.nsources; i++)
+		locs[i] = location_index(st, ch.sources[i].location);
+
+	/* The touched skus, and the channel's pending ones (consumed). */
+	if (pc->has_pending)
+	{
+		uint64		n;
+
+		args[0] = PointerGetDatum(pc->code);
+		n = run_plan(P_PENDING_TAKE, args, NULL, SPI_OK_DELETE_RETURNING);
+		skus = palloc(sizeof(text *) * (st->ntouched + n + 1));
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+			skus[nskus + i] = DatumGetTextPCopy(d);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		memcpy(skus, st->touched, sizeof(text *) * st->ntouched);
+		nskus = sort_distinct(skus, st->ntouched + (int) n);
+	}
+	else
+		skus = st->touched;
+	if (nskus == 0)
+		return 0;
+
+	/* What the channel was last sent for them. */
+	shown = palloc(sizeof(int64) * nskus);
+	has_shown = palloc0(sizeof(bool) * nskus);
+	args[0] = PointerGetDatum(pc->code);
+	args[1] = text_array(skus, nskus);
+	{
+		uint64		n = run_plan(P_SHOWN, args, NULL, SPI_OK_SELECT);
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+			text	   *sku = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			int64		available = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			text	  **hit = bsearch(&sku, skus, nskus, sizeof(text *), sku_cmp);
+
+			if (hit)
+			{
+				shown[hit - skus] = available;
+				has_shown[hit - skus] = true;
+			}
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+
+	/* The values that differ, numbered in sku order. */
+	seq = palloc(sizeof(int64) * nskus);
+	csku = palloc(sizeof(text *) * nskus);
+	cavail = palloc(sizeof(int64) * nskus);
+	for (int i = 0; i < nskus; i++)
+	{
+		int64		available;
+
+		CHECK_FOR_INTERRUPTS();
+		available = sku_availability(st, &ch, locs, skus[i]);
+		if (has_shown[i] && shown[i] == available)
+			continue;
+		csku[nchanged] = skus[i];
+		cavail[nchanged] = available;
+		seq[nchanged] = pc->last_seq + nchanged + 1;
+		nchanged++;
+	}
+	if (nchanged == 0)
+		return 0;
+
+	args[0] = PointerGetDatum(pc->code);
+	args[1] = int8_array(seq, nchanged);
+	args[2] = text_array(csku, nchanged);
+	args[3] = int8_array(cavail, nchanged);
+	run_plan(P_WRITE, args, NULL, SPI_OK_INSERT);
+	args[1] = Int64GetDatum(pc->last_seq + nchanged);
+	run_plan(P_PUBLISHER, args, NULL, SPI_OK_INSERT);
+	/* A wake-up, not data: listeners read publications_since(). */
+	Async_Notify(psprintf("inventory_events.%s", text_to_cstring(pc->code)),
+				 psprintf("{\"seq\":" INT64_FORMAT "}", pc->last_seq + nchanged));
+	return nchanged;
+}
+
+/*
+ * publish_channel() in a subtransaction of its own, in memory context cxt:
+ * NULL, or the error that rolled it back (as PL/pgSQL's WHEN OTHERS catches
+ * it: a cancel or an assertion failure is thrown on).
+ */
+static ErrorData *
+publish_isolated(PubStep *st, const PubChannel *pc, MemoryContext cxt, int64 *published)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		*published = publish_channel(st, pc);
+		if (pc->failing)
+		{
+			Datum		code = PointerGetDatum(pc->code);
+
+			run_plan(P_CLEAR, &code, NULL, SPI_OK_UPDATE);
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ASSERT_FAILURE)
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/* Records a failure of a channel, as the PL/pgSQL handler did. */
+static void
+record_channel_error(text *code, ErrorData *edata)
+{
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	args[0] = PointerGetDatum(code);
+	args[1] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	args[2] = CStringGetTextDatum(edata->message ? edata->message : "");
+	if (edata->detail && edata->detail[0] != '\0')
+		args[3] = CStringGetTextDatum(edata->detail);
+	else
+		nulls[3] = 'n';
+	run_plan(P_RECORD, args, nulls, SPI_OK_SELECT);
+}
+
+static void
+add_pending(text **channels, int nchannels, PubStep *st)
+{
+	Datum		args[2];
+
+	if (nchannels == 0 || st->ntouched == 0)
+		return;
+	args[0] = text_array(channels, nchannels);
+	args[1] = text_array(st->touched, st->ntouched);
+	run_plan(P_PENDING_ADD, args, NULL, SPI_OK_INSERT);
+}
+
+/* A checkpoint as events_after() accepts it: digits{1,20}:digits{1,19}. */
+static void
+parse_checkpoint(const char *cp, Datum *xid, Datum *id)
+{
+	const char *colon = strchr(cp, ':');
+	size_t		before = colon ? (size_t) (colon - cp) : 0;
+	size_t		after = colon ? strlen(colon + 1) : 0;
+	bool		ok = colon != NULL && before >= 1 && before <= 20 && after >= 1 && after <= 19 &&
+		strspn(cp, "0123456789") == before && strspn(colon + 1, "0123456789") == after;
+
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid checkpoint \"%s\"", cp),
+				 errhint("A checkpoint is '0:0' or the next_checkpoint of a row read before.")));
+	*xid = DirectFunctionCall1(xid8in, CStringGetDatum(pnstrdup(cp, before)));
+	*id = DirectFunctionCall1(int8in, CStringGetDatum(colon + 1));
+}
+
+/*
+ * inventory_events.publish(max_events integer) returns table (events integer,
+ * publications integer, next_due_ms bigint): one publisher step.
+ */
+PG_FUNCTION_INFO_V1(ie_publish);
+Datum
+ie_publish(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		result[3] = {Int32GetDatum(0), Int32GetDatum(0), (Datum) 0};
+	bool		rnulls[3] = {false, false, true};
+	MemoryContext caller = CurrentMemoryContext;
+	PubStep		st;
+	MemoryContext per_channel;
+	HASHCTL		hctl;
+	PubChannel *channels;
+	int			nchannels;
+	text	  **waiting;
+	int			nwaiting = 0;
+	int32		events = 0;
+	int64		publications = 0;
+	bool		adopted;
+
+	InitMaterializedSRF(fcinfo, 0);
+	ie_require_writable("inventory_events.publish()");
+
+	/*
+	 * Restored or moved here and not written since (see log_home): a restore
+	 * may still be loading the tables below, so write nothing yet.
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	adopted = ie_log_adopted();
+	PopActiveSnapshot();
+	if (!adopted)
+	{
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, result, rnulls);
+		return (Datum) 0;
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	memset(&st, 0, sizeof(st));
+	st.cxt = AllocSetContextCreate(caller, "inventory_events publish", ALLOCSET_DEFAULT_SIZES);
+	st.scratch = AllocSetContextCreate(st.cxt, "inventory_events publish scratch", ALLOCSET_DEFAULT_SIZES);
+	per_channel = AllocSetContextCreate(st.cxt, "inventory_events publish channel", ALLOCSET_DEFAULT_SIZES);
+	memset(&hctl, 0, sizeof(hctl));
+	hctl.keysize = sizeof(AtpKey);
+	hctl.entrysize = sizeof(AtpEntry);
+	hctl.hash = atp_hash;
+	hctl.match = atp_match;
+	hctl.hcxt = st.cxt;
+	st.atp = hash_create("inventory_events publish ATP", 1024, &hctl,
+						 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	st.maxlocations = 8;
+	st.locations = MemoryContextAlloc(st.cxt, sizeof(text *) * st.maxlocations);
+	MemoryContextSwitchTo(st.cxt);
+
+	/* One publisher at a time. */
+	run_plan(P_CP_INIT, NULL, NULL, SPI_OK_INSERT);
+	if (run_plan(P_CP_LOCK, NULL, NULL, SPI_OK_SELECT) != 1)
+		elog(ERROR, "inventory_events.publisher_checkpoint has no row");
+	{
+		bool		isnull;
+		char	   *cp = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		args[4];
+		char		nulls[4] = {' ', ' ', ' ', PG_ARGISNULL(0) ? 'n' : ' '};
+		Datum		skus;
+
+		SPI_freetuptable(SPI_tuptable);
+		parse_checkpoint(cp, &args[0], &args[1]);
+
+		/*
+		 * The horizon in a snapshot taken after the checkpoint was locked, as
+		 * events_after() takes it after publish() locked it; the events are
+		 * read in a later one, which sees every event below it.
+		 */
+		PushActiveSnapshot(GetTransactionSnapshot());
+		args[2] = FullTransactionIdGetDatum(ie_log_xmin());
+		PopActiveSnapshot();
+		args[3] = PG_ARGISNULL(0) ? (Datum) 0 : Int32GetDatum(PG_GETARG_INT32(0));
+		run_plan(P_EVENTS, args, nulls, SPI_OK_SELECT);
+		events = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (events > 0)
+		{
+			Datum		next_cp = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			Datum	   *elems;
+			int			n;
+
+			next_cp = PointerGetDatum(DatumGetTextPCopy(next_cp));
+			skus = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+			deconstruct_array(DatumGetArrayTypeP(skus), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, NULL, &n);
+			st.touched = palloc(sizeof(text *) * Max(n, 1));
+			for (int i = 0; i < n; i++)
+				st.touched[i] = DatumGetTextPCopy(elems[i]);	/* 4-byte headers */
+			st.ntouched = sort_distinct(st.touched, n);
+			SPI_freetuptable(SPI_tuptable);
+			run_plan(P_CP_UPDATE, &next_cp, NULL, SPI_OK_UPDATE);
+		}
+		else
+			SPI_freetuptable(SPI_tuptable);
+	}
+
+	/* The channels, and which of them are due. */
+	nchannels = (int) run_plan(P_CHANNELS, NULL, NULL, SPI_OK_SELECT);
+	channels = palloc(sizeof(PubChannel) * Max(nchannels, 1));
+	waiting = palloc(sizeof(text *) * Max(nchannels, 1));
+	for (int i = 0; i < nchannels; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		channels[i].code = DatumGetTextPCopy(SPI_getbinval(tup, desc, 1, &isnull));
+		channels[i].last_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		channels[i].failing = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		channels[i].due = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)) && !isnull;
+		channels[i].has_pending = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		if (!channels[i].due)
+			waiting[nwaiting++] = channels[i].code;
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/* Throttled and failing channels collect the touched skus. */
+	add_pending(waiting, nwaiting, &st);
+
+	/*
+	 * Each due channel in a subtransaction of its own: a channel that fails
+	 * is recorded in worker_error and tried again after a backoff, and its
+	 * skus stay pending; the other channels go on.
+	 */
+	for (int i = 0; i < nchannels; i++)
+	{
+		PubChannel *pc = &channels[i];
+		int64		n = 0;
+		ErrorData  *edata;
+
+		if (!pc->due || (!pc->has_pending && st.ntouched == 0))
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(per_channel);
+		edata = publish_isolated(&st, pc, per_channel, &n);
+
+		if (edata)
+		{
+			record_channel_error(pc->code, edata);
+			/* Its pending rows stayed (rolled back); the step's skus join them. */
+			add_pending(&pc->code, 1, &st);
+			FreeErrorData(edata);
+		}
+		else
+			publications += n;
+	}
+	MemoryContextReset(per_channel);
+
+	run_plan(P_NEXT_DUE, NULL, NULL, SPI_OK_SELECT);
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		rnulls[2] = isnull;
+		result[2] = isnull ? (Datum) 0 : d;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	elog(DEBUG1, "inventory_events publish: %d events, " INT64_FORMAT " publications, "
+		 "ATP read " INT64_FORMAT " times, shared " INT64_FORMAT " times",
+		 events, publications, st.atp_computed, st.atp_shared);
+
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(st.cxt);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	result[0] = Int32GetDatum(events);
+	if (publications > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("integer out of range")));
+	result[1] = Int32GetDatum((int32) publications);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, result, rnulls);
+	return (Datum) 0;
+}
