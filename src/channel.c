@@ -229,6 +229,21 @@ ie_components(text *sku, IeComponents *out)
 	ie_cache_put('k', sku, cached);
 }
 
+/* The components of a sku or kit that the item master knows; 23503 for one it does not. */
+void
+ie_sku_components(text *sku, IeComponents *out)
+{
+	text	   *base_uom;
+	bool		lot_controlled;
+
+	if (!ie_master_item(sku, &base_uom, &lot_controlled))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("unknown sku \"%s\"", text_to_cstring(sku)),
+				 errhint("Add it to inventory_events.item first; the ERP is the master of this data.")));
+	ie_components(sku, out);
+}
+
 void
 ie_channel_require(text *code, IeChannel *ch)
 {
@@ -524,17 +539,10 @@ channel_availability(text *channel, text *sku, int64 *pool, int64 *vbuf)
 {
 	IeChannel	ch;
 	IeComponents comp;
-	text	   *base_uom;
-	bool		lot_controlled;
 	int64		result = PG_INT64_MAX;
 
 	ie_channel_require(channel, &ch);
-	if (!ie_master_item(sku, &base_uom, &lot_controlled))
-		ereport(ERROR,
-				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("unknown sku \"%s\"", text_to_cstring(sku)),
-				 errhint("Add it to inventory_events.item first; the ERP is the master of this data.")));
-	ie_components(sku, &comp);
+	ie_sku_components(sku, &comp);
 	*pool = *vbuf = 0;
 	for (int i = 0; i < comp.n; i++)
 	{

@@ -75,6 +75,7 @@ extern int64 ie_channel_pool(const IeChannel *ch, text *sku, IeLocationStock *lo
 extern int64 ie_sku_channel_availability(const IeChannel *ch, text *sku, IeLocationStock *locs,
 										 int64 *pool, int64 *vbuf);
 extern void ie_components(text *sku, IeComponents *out);
+extern void ie_sku_components(text *sku, IeComponents *out);
 extern List *ie_stream_tags(text *sku, text *location, List *tags);
 
 #endif							/* IE_CHANNEL_H */

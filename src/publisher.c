@@ -370,16 +370,9 @@ static int64
 sku_availability(PubStep *st, const IeChannel *ch, const int *locs, text *sku)
 {
 	IeComponents comp;
-	text	   *base_uom;
-	bool		lot_controlled;
 	int64		result = PG_INT64_MAX;
 
-	if (!ie_master_item(sku, &base_uom, &lot_controlled))
-		ereport(ERROR,
-				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("unknown sku \"%s\"", text_to_cstring(sku)),
-				 errhint("Add it to inventory_events.item first; the ERP is the master of this data.")));
-	ie_components(sku, &comp);
+	ie_sku_components(sku, &comp);
 	for (int i = 0; i < comp.n; i++)
 	{
 		int64		pool = 0;

@@ -124,8 +124,6 @@ cstr(const text *t)
 static void
 line_load(ReserveLine *l)
 {
-	text	   *base_uom;
-	bool		lot_controlled;
 	const char *missing = l->channel == NULL ? "channel" : l->sku == NULL ? "sku" :
 		l->ref == NULL ? "ref" : NULL;
 
@@ -139,11 +137,7 @@ line_load(ReserveLine *l)
 				 errmsg("invalid reservation quantity " INT64_FORMAT, l->qty),
 				 errdetail("The quantity must be positive.")));
 	ie_channel_require(l->channel, &l->ch);
-	if (!ie_master_item(l->sku, &base_uom, &lot_controlled))
-		ereport(ERROR,
-				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("unknown sku \"%s\"", text_to_cstring(l->sku)),
-				 errhint("Add it to inventory_events.item first; the ERP is the master of this data.")));
+	ie_sku_components(l->sku, &l->comp);
 	if (l->location)
 	{
 		bool		sources = false;
@@ -157,7 +151,6 @@ line_load(ReserveLine *l)
 							text_to_cstring(l->location), text_to_cstring(l->channel)),
 					 errhint("Add it to inventory_events.channel_location, or reserve without a location.")));
 	}
-	ie_components(l->sku, &l->comp);
 	if (l->source == NULL)
 		l->source = l->channel;
 	if (l->key == NULL)
