@@ -88,6 +88,7 @@ ie_catalog_relcache_callback(Datum arg, Oid relid)
 		relid == cat.event_rel || relid == cat.stock_rel || relid == cat.item_rel ||
 		relid == cat.item_uom_rel || relid == cat.location_rel || relid == cat.lot_rel ||
 		relid == cat.channel_rel || relid == cat.dead_letter_rel || relid == cat.publication_rel ||
+		relid == cat.channel_shown_rel ||
 		relid == cat.kit_component_rel || relid == cat.channel_location_rel || relid == cat.reservation_rel ||
 		relid == cat.allocation_rel || relid == cat.exception_rel ||
 		(OidIsValid(cat.log_home_rel) && relid == cat.log_home_rel))
@@ -664,6 +665,8 @@ ie_catalog(void)
 	cat.channel_pkey = lookup_rel("channel_pkey");
 	cat.dead_letter_rel = lookup_rel("dead_letter");
 	cat.publication_rel = lookup_rel("publication");
+	cat.channel_shown_rel = lookup_rel("channel_shown");
+	cat.channel_shown_pkey = lookup_rel("channel_shown_pkey");
 	cat.channel_location_rel = lookup_rel("channel_location");
 	cat.channel_location_pkey = lookup_rel("channel_location_pkey");
 	cat.kit_component_rel = lookup_rel("kit_component");
@@ -705,6 +708,7 @@ ie_catalog(void)
 		relids[IE_TABLE_exception] = cat.exception_rel;
 		relids[IE_TABLE_dead_letter] = cat.dead_letter_rel;
 		relids[IE_TABLE_publication] = cat.publication_rel;
+		relids[IE_TABLE_channel_shown] = cat.channel_shown_rel;
 		relids[IE_TABLE_log_home_written] = cat.log_home_written_rel;
 		relids[IE_TABLE_channel_location] = cat.channel_location_rel;
 		relids[IE_TABLE_kit_component] = cat.kit_component_rel;

@@ -71,6 +71,8 @@ typedef struct IeCatalog
 	Oid			identity_seq[4];
 	Oid			dead_letter_rel;
 	Oid			publication_rel;
+	Oid			channel_shown_rel;
+	Oid			channel_shown_pkey; /* (channel, sku) */
 	Oid			event_type_typid;
 	Oid			bucket_typid;
 	Oid			event_type_label[IE_NUM_EVENT_TYPES];	/* pg_enum OIDs */
@@ -131,8 +133,11 @@ typedef struct IeCatalog
 	C(dead_letter, id) C(dead_letter, failed_at) C(dead_letter, source) \
 	C(dead_letter, idempotency_key) C(dead_letter, batch_ordinal) C(dead_letter, sqlstate) \
 	C(dead_letter, message) C(dead_letter, detail) C(dead_letter, payload)
+#define IE_PUBLICATION_COLUMNS(C) \
+	C(publication, channel) C(publication, seq) C(publication, sku) C(publication, available) \
+	C(publication, published_at) \
+	C(channel_shown, channel) C(channel_shown, sku) C(channel_shown, available) C(channel_shown, seq)
 #define IE_OTHER_COLUMNS(C) \
-	C(publication, channel) \
 	C(log_home_written, written_at) C(log_home_written, pid) \
 	C(channel_location, location) C(channel_location, priority) \
 	C(kit_component, component) C(kit_component, qty) \
@@ -142,7 +147,7 @@ typedef struct IeCatalog
 #define IE_ALL_COLUMNS(C) \
 	IE_EVENT_COLUMNS(C) IE_LOG_HOME_COLUMNS(C) IE_STOCK_COLUMNS(C) IE_CHANNEL_COLUMNS(C) \
 	IE_RESERVATION_COLUMNS(C) IE_ALLOCATION_COLUMNS(C) IE_EXCEPTION_COLUMNS(C) \
-	IE_DEAD_LETTER_COLUMNS(C) IE_OTHER_COLUMNS(C)
+	IE_DEAD_LETTER_COLUMNS(C) IE_PUBLICATION_COLUMNS(C) IE_OTHER_COLUMNS(C)
 
 /* The tables those columns belong to. */
 typedef enum IeTable
@@ -157,6 +162,7 @@ typedef enum IeTable
 	IE_TABLE_dead_letter,
 	IE_TABLE_log_home_written,	/* from 0.2.0 */
 	IE_TABLE_publication,
+	IE_TABLE_channel_shown,
 	IE_TABLE_channel_location,
 	IE_TABLE_kit_component,
 	IE_TABLE_lot,
@@ -301,6 +307,14 @@ extern IeTable ie_column_table(IeColumn column);
 #define Anum_ie_log_home_written_pid IE_ATTNUM(IE_COL_log_home_written_pid)
 
 #define Anum_ie_publication_channel IE_ATTNUM(IE_COL_publication_channel)
+#define Anum_ie_publication_seq IE_ATTNUM(IE_COL_publication_seq)
+#define Anum_ie_publication_sku IE_ATTNUM(IE_COL_publication_sku)
+#define Anum_ie_publication_available IE_ATTNUM(IE_COL_publication_available)
+#define Anum_ie_publication_published_at IE_ATTNUM(IE_COL_publication_published_at)
+#define Anum_ie_channel_shown_channel IE_ATTNUM(IE_COL_channel_shown_channel)
+#define Anum_ie_channel_shown_sku IE_ATTNUM(IE_COL_channel_shown_sku)
+#define Anum_ie_channel_shown_available IE_ATTNUM(IE_COL_channel_shown_available)
+#define Anum_ie_channel_shown_seq IE_ATTNUM(IE_COL_channel_shown_seq)
 
 /* The stock column of bucket b. */
 #define Anum_ie_stock_bucket(b) IE_ATTNUM(IE_COL_stock_available + (b))

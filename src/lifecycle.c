@@ -100,21 +100,8 @@ typedef struct Reservation
 static void
 row_copy(TupleTableSlot *slot, RowCopy *row)
 {
-	TupleDesc	desc = slot->tts_tupleDescriptor;
-
-	slot_getallattrs(slot);
 	row->tid = slot->tts_tid;
-	row->values = palloc(sizeof(Datum) * desc->natts);
-	row->nulls = palloc(sizeof(bool) * desc->natts);
-	for (int a = 0; a < desc->natts; a++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, a);
-
-		row->nulls[a] = slot->tts_isnull[a];
-		row->values[a] = row->nulls[a] ? (Datum) 0 :
-			att->attlen == -1 ? PointerGetDatum(PG_DETOAST_DATUM_COPY(slot->tts_values[a])) :
-			datumCopy(slot->tts_values[a], att->attbyval, att->attlen);
-	}
+	ie_slot_copy(slot, &row->values, &row->nulls);
 }
 
 static void

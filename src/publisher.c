@@ -40,13 +40,19 @@
  * minimum. Reads are those of channel_availability() (SnapshotSelf), so a
  * channel shows exactly what channel_availability() returns.
  *
- * Writes go through SPI with plans prepared once per backend, one statement
- * per channel for its publications and channel_shown (arrays): the
- * publication table may carry a DBA's triggers and its foreign keys, which
- * the executor-free writers (writer.c) would not fire.
+ * The step's reads of the log, the channels and the pending rows are SPI
+ * statements prepared once per backend. The publications and channel_shown
+ * are written without SQL (writer.c), as the lifecycle writes reservations:
+ * one index probe of channel_shown per (channel, sku), a heap insert into
+ * publication, and channel_shown replaced in place (HOT: its fillfactor
+ * leaves room, and no indexed column changes). Their CHECK and NOT NULL
+ * constraints and indexes are kept; triggers on them do not fire, and the
+ * foreign key to channel is kept by locking the channel's row FOR KEY SHARE
+ * once per channel and step instead of once per row.
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
@@ -64,6 +70,7 @@
 #include "utils/varlena.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/xid8.h"
 
 #include "catalog.h"
@@ -71,6 +78,7 @@
 #include "loghome.h"
 #include "publisher.h"
 #include "standby.h"
+#include "writer.h"
 
 /* The statements of a step, prepared once per backend. */
 enum
@@ -82,8 +90,6 @@ enum
 	P_CHANNELS,
 	P_PENDING_ADD,
 	P_PENDING_TAKE,
-	P_SHOWN,
-	P_WRITE,
 	P_PUBLISHER,
 	P_CLEAR,
 	P_RECORD,
@@ -146,20 +152,6 @@ static const PlanDef plan_defs[P_COUNT] = {
 	[P_PENDING_TAKE] = {
 		"DELETE FROM inventory_events.publication_pending p WHERE p.channel = $1 RETURNING p.sku",
 		1, {TEXTOID}
-	},
-	[P_SHOWN] = {
-		"SELECT s.sku, s.available FROM inventory_events.channel_shown s"
-		" WHERE s.channel = $1 AND s.sku = ANY ($2)",
-		2, {TEXTOID, TEXTARRAYOID}
-	},
-	[P_WRITE] = {
-		"WITH u AS (SELECT * FROM unnest($2, $3, $4) u(seq, sku, available)),"
-		" logged AS (INSERT INTO inventory_events.publication (channel, seq, sku, available, published_at)"
-		"            SELECT $1, u.seq, u.sku, u.available, clock_timestamp() FROM u)"
-		" INSERT INTO inventory_events.channel_shown AS s (channel, sku, available, seq)"
-		" SELECT $1, u.sku, u.available, u.seq FROM u"
-		" ON CONFLICT (channel, sku) DO UPDATE SET available = excluded.available, seq = excluded.seq",
-		4, {TEXTOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID}
 	},
 	[P_PUBLISHER] = {
 		"INSERT INTO inventory_events.channel_publisher AS p (channel, last_seq, last_published_at)"
@@ -394,16 +386,6 @@ text_array(text **items, int n)
 	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-static Datum
-int8_array(int64 *items, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = Int64GetDatum(items[i]);
-	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
 /*
  * Publishes one due channel: its pending skus of earlier steps and the
  * step's touched skus. Returns the publications made. In the caller's
@@ -412,17 +394,17 @@ int8_array(int64 *items, int n)
 static int64
 publish_channel(PubStep *st, const PubChannel *pc)
 {
+	const IeCatalog *c = ie_catalog();
 	IeChannel	ch;
 	int		   *locs;
 	text	  **skus;
 	int			nskus = st->ntouched;
-	int64	   *shown;
-	bool	   *has_shown;
-	int64	   *seq;
-	text	  **csku;
-	int64	   *cavail;
-	int			nchanged = 0;
+	int64		nchanged = 0;
 	Datum		args[4];
+	Datum		key[2];
+	Relation	shown_rel;
+	Relation	shown_idx;
+	TupleTableSlot *slot;
 
 	ie_channel_require(pc->code, &ch);
 	locs = palloc(sizeof(int) * Max(ch.nsources, 1));
@@ -453,55 +435,76 @@ publish_channel(PubStep *st, const PubChannel *pc)
 	if (nskus == 0)
 		return 0;
 
-	/* What the channel was last sent for them. */
-	shown = palloc(sizeof(int64) * nskus);
-	has_shown = palloc0(sizeof(bool) * nskus);
-	args[0] = PointerGetDatum(pc->code);
-	args[1] = text_array(skus, nskus);
-	{
-		uint64		n = run_plan(P_SHOWN, args, NULL, SPI_OK_SELECT);
+	/*
+	 * The channel row, locked FOR KEY SHARE: the foreign key of publication
+	 * and channel_shown, whose rows are written below without triggers.
+	 */
+	key[0] = PointerGetDatum(pc->code);
+	if (!ie_lock_referenced_row(c->channel_rel, c->channel_pkey, 1, key, ie_text_keys))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("channel \"%s\" was deleted while it was being published", text_to_cstring(pc->code))));
 
-		for (uint64 i = 0; i < n; i++)
-		{
-			bool		isnull;
-			text	   *sku = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-			int64		available = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-			text	  **hit = bsearch(&sku, skus, nskus, sizeof(text *), sku_cmp);
-
-			if (hit)
-			{
-				shown[hit - skus] = available;
-				has_shown[hit - skus] = true;
-			}
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-
-	/* The values that differ, numbered in sku order. */
-	seq = palloc(sizeof(int64) * nskus);
-	csku = palloc(sizeof(text *) * nskus);
-	cavail = palloc(sizeof(int64) * nskus);
+	/*
+	 * For each sku, in sku order: what the channel was last sent for it
+	 * (channel_shown, under the checkpoint lock that serialises its writers),
+	 * and, when the value differs, the publication with the next sequence
+	 * number and channel_shown replaced.
+	 */
+	shown_rel = table_open(c->channel_shown_rel, AccessShareLock);
+	shown_idx = index_open(c->channel_shown_pkey, AccessShareLock);
+	slot = table_slot_create(shown_rel, NULL);
 	for (int i = 0; i < nskus; i++)
 	{
 		int64		available;
+		bool		found;
+		bool		isnull;
+		Datum	   *values;
+		bool	   *nulls;
 
 		CHECK_FOR_INTERRUPTS();
+		key[1] = PointerGetDatum(skus[i]);
+		found = ie_index_lookup(shown_rel, shown_idx, SnapshotSelf, 2, key, ie_text_keys, slot);
 		available = sku_availability(st, &ch, locs, skus[i]);
-		if (has_shown[i] && shown[i] == available)
+		if (found && DatumGetInt64(slot_getattr(slot, Anum_ie_channel_shown_available, &isnull)) == available)
 			continue;
-		csku[nchanged] = skus[i];
-		cavail[nchanged] = available;
-		seq[nchanged] = pc->last_seq + nchanged + 1;
 		nchanged++;
+
+		ie_row_alloc(IE_TABLE_publication, &values, &nulls);
+		values[Anum_ie_publication_channel - 1] = PointerGetDatum(pc->code);
+		values[Anum_ie_publication_seq - 1] = Int64GetDatum(pc->last_seq + nchanged);
+		values[Anum_ie_publication_sku - 1] = PointerGetDatum(skus[i]);
+		values[Anum_ie_publication_available - 1] = Int64GetDatum(available);
+		values[Anum_ie_publication_published_at - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
+		ie_row_insert(c->publication_rel, values, nulls);
+
+		if (found)
+		{
+			ItemPointerData tid = slot->tts_tid;
+
+			ie_slot_copy(slot, &values, &nulls);
+			ExecClearTuple(slot);
+			values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(available);
+			values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(pc->last_seq + nchanged);
+			ie_row_update(c->channel_shown_rel, &tid, values, nulls);
+		}
+		else
+		{
+			ie_row_alloc(IE_TABLE_channel_shown, &values, &nulls);
+			values[Anum_ie_channel_shown_channel - 1] = PointerGetDatum(pc->code);
+			values[Anum_ie_channel_shown_sku - 1] = PointerGetDatum(skus[i]);
+			values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(available);
+			values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(pc->last_seq + nchanged);
+			ie_row_insert(c->channel_shown_rel, values, nulls);
+		}
 	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(shown_idx, AccessShareLock);
+	table_close(shown_rel, AccessShareLock);
 	if (nchanged == 0)
 		return 0;
 
 	args[0] = PointerGetDatum(pc->code);
-	args[1] = int8_array(seq, nchanged);
-	args[2] = text_array(csku, nchanged);
-	args[3] = int8_array(cavail, nchanged);
-	run_plan(P_WRITE, args, NULL, SPI_OK_INSERT);
 	args[1] = Int64GetDatum(pc->last_seq + nchanged);
 	run_plan(P_PUBLISHER, args, NULL, SPI_OK_INSERT);
 	/* A wake-up, not data: listeners read publications_since(). */

@@ -736,7 +736,6 @@ ie_fill_backorders(text *sku)
 	{
 		Datum		k[1] = {Int64GetDatum(*(int64 *) lfirst(lc))};
 		ReserveLine l;
-		int			natts;
 		Datum	   *values;
 		bool	   *nulls;
 		int64		backordered;
@@ -755,15 +754,7 @@ ie_fill_backorders(text *sku)
 			MemoryContextSwitchTo(old);
 			continue;
 		}
-		slot_getallattrs(slot);
-		natts = slot->tts_tupleDescriptor->natts;
-		values = palloc(sizeof(Datum) * natts);
-		nulls = palloc(sizeof(bool) * natts);
-		memcpy(values, slot->tts_values, sizeof(Datum) * natts);
-		memcpy(nulls, slot->tts_isnull, sizeof(bool) * natts);
-		for (int a = 0; a < natts; a++)
-			if (!nulls[a] && TupleDescAttr(slot->tts_tupleDescriptor, a)->attlen == -1)
-				values[a] = PointerGetDatum(PG_DETOAST_DATUM_COPY(values[a]));
+		ie_slot_copy(slot, &values, &nulls);
 		backordered = DatumGetInt64(values[Anum_ie_reservation_backordered - 1]);
 		if (backordered <= 0 ||
 			(!nulls[Anum_ie_reservation_expires_at - 1] &&

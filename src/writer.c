@@ -36,6 +36,7 @@
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "tcop/utility.h"
+#include "utils/datum.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -518,6 +519,30 @@ ie_row_insert(Oid relid, const Datum *values, const bool *nulls)
 	simple_table_tuple_insert(w->rel, w->slot);
 	ExecInsertIndexTuples(w->rri, w->slot, w->estate, false, false, NULL, NIL);
 	ie_writer_done(w);
+}
+
+/*
+ * The values and nulls of the row in slot, every attribute, copied into the
+ * current memory context (palloc'd arrays): a row read to be replaced with
+ * ie_row_update, which outlives the slot's next use.
+ */
+void
+ie_slot_copy(TupleTableSlot *slot, Datum **values, bool **nulls)
+{
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+
+	slot_getallattrs(slot);
+	*values = palloc(sizeof(Datum) * desc->natts);
+	*nulls = palloc(sizeof(bool) * desc->natts);
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		(*nulls)[a] = slot->tts_isnull[a];
+		(*values)[a] = (*nulls)[a] ? (Datum) 0 :
+			att->attlen == -1 ? PointerGetDatum(PG_DETOAST_DATUM_COPY(slot->tts_values[a])) :
+			datumCopy(slot->tts_values[a], att->attbyval, att->attlen);
+	}
 }
 
 /*
