@@ -2563,3 +2563,22 @@ SET search_path = pg_catalog, pg_temp;
 -- each page lets those updates be HOT.
 ALTER TABLE inventory_events.channel_shown SET (fillfactor = 70);
 -- === end of publisher step in C ===
+
+-- Replay of operations that record no event (issue 14)
+-- The idempotency keys of operations that recorded no event: a release that
+-- only cancelled backordered units. A retry with the same source and key is
+-- recognised by its events or by this row, and changes nothing.
+CREATE TABLE inventory_events.operation_key (
+    source           text NOT NULL,
+    idempotency_key  text NOT NULL,
+    operation        text NOT NULL CHECK (operation IN ('release')),
+    reservation_id   bigint NOT NULL REFERENCES inventory_events.reservation,
+    qty              bigint NOT NULL CHECK (qty > 0),
+    recorded_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, idempotency_key)
+);
+COMMENT ON TABLE inventory_events.operation_key IS
+  'Idempotency keys of operations that recorded no event (a release of backordered units only)';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.operation_key', '');
+REVOKE ALL ON inventory_events.operation_key FROM PUBLIC;
+-- === end of replay of operations that record no event ===

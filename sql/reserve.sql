@@ -119,6 +119,21 @@ SELECT backordered, cancelled, reserved, released FROM reservation_status WHERE 
 SELECT event_type, qty FROM release('edi', 'E-4');
 SELECT status, backordered, cancelled, reserved, released FROM reservation_status WHERE ref = 'E-4';
 
+-- A release with a key that only cancels backordered units records no event:
+-- its key is kept in operation_key, and a retry changes nothing.
+SELECT status, qty FROM reserve('edi', 'TEE', 50, 'E-5');
+SELECT backordered, cancelled FROM reservation WHERE ref = 'E-5';
+SELECT count(*) AS movements FROM release('edi', 'E-5', 10, source => 'oms', idempotency_key => 'cancel-E-5-1');
+SELECT count(*) AS movements FROM release('edi', 'E-5', 10, source => 'oms', idempotency_key => 'cancel-E-5-1');
+SELECT backordered, cancelled FROM reservation WHERE ref = 'E-5';
+SELECT source, idempotency_key, operation, qty FROM operation_key;
+-- A new key cancels again; without a key nothing is recorded.
+SELECT count(*) AS movements FROM release('edi', 'E-5', 10, source => 'oms', idempotency_key => 'cancel-E-5-2');
+SELECT count(*) AS movements FROM release('edi', 'E-5', 5);
+SELECT backordered, cancelled FROM reservation WHERE ref = 'E-5';
+SELECT count(*) AS keys FROM operation_key;
+SELECT event_type, qty FROM release('edi', 'E-5');
+
 -- Expiry: expired reservations and backorders are released with reason expired.
 SELECT status, qty FROM reserve('web', 'TEE', 1, 'X-1', expires_at => now() - interval '1 minute');
 SELECT status, qty FROM reserve('edi', 'TEE', 50, 'X-2', expires_at => now() - interval '1 minute');

@@ -23,6 +23,7 @@
 #include "access/tableam.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
+#include "storage/lmgr.h"
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -70,6 +71,9 @@ master_cache_reset(void)
 		MemoryContextReset(master_cxt);
 }
 
+static uint64 cat_invalidations = 0;	/* relevant relcache invalidations seen */
+static int	catalog_table_of(Oid relid);
+
 static void
 ie_catalog_relcache_callback(Datum arg, Oid relid)
 {
@@ -83,16 +87,18 @@ ie_catalog_relcache_callback(Datum arg, Oid relid)
 		relid == cat.channel_rel || relid == cat.channel_location_rel ||
 		relid == cat.kit_component_rel)
 		master_cache_reset();
-	/* The OIDs: any of these relations may have been dropped and created again. */
-	if (relid == InvalidOid ||
-		relid == cat.event_rel || relid == cat.stock_rel || relid == cat.item_rel ||
-		relid == cat.item_uom_rel || relid == cat.location_rel || relid == cat.lot_rel ||
-		relid == cat.channel_rel || relid == cat.dead_letter_rel || relid == cat.publication_rel ||
-		relid == cat.channel_shown_rel ||
-		relid == cat.kit_component_rel || relid == cat.channel_location_rel || relid == cat.reservation_rel ||
-		relid == cat.allocation_rel || relid == cat.exception_rel ||
-		(OidIsValid(cat.log_home_rel) && relid == cat.log_home_rel))
+	/*
+	 * The OIDs: any of these relations may have been dropped and created
+	 * again; and the attribute numbers of their columns, which an ALTER TABLE
+	 * may have moved. Zeroed, they are looked up again at their next use
+	 * (IE_ATTNUM), and a load in progress starts over (ie_catalog).
+	 */
+	if (relid == InvalidOid || relid == cat.location_rel || catalog_table_of(relid) >= 0)
+	{
 		cat_valid = false;
+		cat_invalidations++;
+		memset(ie_attnums, 0, sizeof(ie_attnums));
+	}
 }
 
 static void
@@ -416,12 +422,24 @@ AttrNumber	ie_attnums[IE_NUM_COLUMNS];
 /*
  * Per table: its number of attributes (dropped ones included) and the nulls
  * of a new row, true wherever C writes nothing (dropped columns, and columns
- * a DBA added, which get NULL: their defaults are not applied). In
- * TopMemoryContext, rebuilt with the cache.
+ * a DBA added, whose defaults the writer applies). In TopMemoryContext,
+ * rebuilt with the cache.
  */
 static Oid	table_relids[IE_NUM_TABLES];
 static int	table_natts[IE_NUM_TABLES];
 static bool *table_new_nulls[IE_NUM_TABLES];
+
+/* The IeTable of a relation, or -1. */
+static int
+catalog_table_of(Oid relid)
+{
+	if (!OidIsValid(relid))
+		return -1;
+	for (int t = 0; t < IE_NUM_TABLES; t++)
+		if (table_relids[t] == relid)
+			return t;
+	return -1;
+}
 
 /*
  * Looks up the attribute number of every column C uses, by name, in the
@@ -524,18 +542,39 @@ ie_table_natts(IeTable table)
 void
 ie_row_alloc(IeTable table, Datum **values, bool **nulls)
 {
-	int			natts = ie_table_natts(table);
+	int			natts;
 
+	/*
+	 * The lock the row's writer takes, taken now: an ALTER TABLE that
+	 * committed meanwhile is seen (its invalidation processed, the cache
+	 * loaded again below), and none can commit until the transaction ends,
+	 * so the arrays and attribute numbers stay those of the table written.
+	 */
+	LockRelationOid(ie_catalog_table_relid(table), RowExclusiveLock);
+	natts = ie_table_natts(table);
 	*values = palloc0(sizeof(Datum) * natts);
 	*nulls = palloc(sizeof(bool) * natts);
 	ie_row_new_nulls(table, *nulls);
 }
 
-/* The same nulls, into an array of ie_table_natts(table) elements. */
+/*
+ * The same nulls, into an array of ie_table_natts(table) elements: for a
+ * writer's slot, once the writer (so the table's lock) is held.
+ */
 void
 ie_row_new_nulls(IeTable table, bool *nulls)
 {
-	memcpy(nulls, table_new_nulls[table], sizeof(bool) * ie_table_natts(table));
+	int			natts = ie_table_natts(table);	/* may load the cache */
+
+	memcpy(nulls, table_new_nulls[table], sizeof(bool) * natts);
+}
+
+/* The relation of an IeTable (InvalidOid when this version has none). */
+Oid
+ie_catalog_table_relid(IeTable table)
+{
+	(void) ie_catalog();
+	return table_relids[table];
 }
 
 /* The installed version of the extension (palloc'd), or NULL when it is not installed. */
@@ -620,10 +659,13 @@ ie_catalog(void)
 {
 	IeCatalog	c;
 	char	   *version;
+	uint64		invalidations;
 
 	if (cat_valid)
 		return &cat;
 
+reload:
+	invalidations = cat_invalidations;
 	memset(&c, 0, sizeof(c));
 	c.namespace = get_namespace_oid("inventory_events", true);
 	version = installed_version();
@@ -667,6 +709,11 @@ ie_catalog(void)
 	cat.publication_rel = lookup_rel("publication");
 	cat.channel_shown_rel = lookup_rel("channel_shown");
 	cat.channel_shown_pkey = lookup_rel("channel_shown_pkey");
+	if (cat.sql_version >= IE_SQL_0_3_0)
+	{
+		cat.operation_key_rel = lookup_rel("operation_key");
+		cat.operation_key_pkey = lookup_rel("operation_key_pkey");
+	}
 	cat.channel_location_rel = lookup_rel("channel_location");
 	cat.channel_location_pkey = lookup_rel("channel_location_pkey");
 	cat.kit_component_rel = lookup_rel("kit_component");
@@ -709,6 +756,7 @@ ie_catalog(void)
 		relids[IE_TABLE_dead_letter] = cat.dead_letter_rel;
 		relids[IE_TABLE_publication] = cat.publication_rel;
 		relids[IE_TABLE_channel_shown] = cat.channel_shown_rel;
+		relids[IE_TABLE_operation_key] = cat.operation_key_rel;
 		relids[IE_TABLE_log_home_written] = cat.log_home_written_rel;
 		relids[IE_TABLE_channel_location] = cat.channel_location_rel;
 		relids[IE_TABLE_kit_component] = cat.kit_component_rel;
@@ -717,6 +765,9 @@ ie_catalog(void)
 		relids[IE_TABLE_item_uom] = cat.item_uom_rel;
 		resolve_columns(relids);
 	}
+	/* Invalidated while loading (a lock taken above processes them): again. */
+	if (invalidations != cat_invalidations)
+		goto reload;
 	cat_valid = true;
 	cat_generation++;
 	return &cat;

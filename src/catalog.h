@@ -73,6 +73,8 @@ typedef struct IeCatalog
 	Oid			publication_rel;
 	Oid			channel_shown_rel;
 	Oid			channel_shown_pkey; /* (channel, sku) */
+	Oid			operation_key_rel;	/* from 0.3.0 */
+	Oid			operation_key_pkey; /* (source, idempotency_key) */
 	Oid			event_type_typid;
 	Oid			bucket_typid;
 	Oid			event_type_label[IE_NUM_EVENT_TYPES];	/* pg_enum OIDs */
@@ -137,6 +139,9 @@ typedef struct IeCatalog
 	C(publication, channel) C(publication, seq) C(publication, sku) C(publication, available) \
 	C(publication, published_at) \
 	C(channel_shown, channel) C(channel_shown, sku) C(channel_shown, available) C(channel_shown, seq)
+#define IE_OPERATION_KEY_COLUMNS(C) \
+	C(operation_key, source) C(operation_key, idempotency_key) C(operation_key, operation) \
+	C(operation_key, reservation_id) C(operation_key, qty) C(operation_key, recorded_at)
 #define IE_OTHER_COLUMNS(C) \
 	C(log_home_written, written_at) C(log_home_written, pid) \
 	C(channel_location, location) C(channel_location, priority) \
@@ -147,7 +152,8 @@ typedef struct IeCatalog
 #define IE_ALL_COLUMNS(C) \
 	IE_EVENT_COLUMNS(C) IE_LOG_HOME_COLUMNS(C) IE_STOCK_COLUMNS(C) IE_CHANNEL_COLUMNS(C) \
 	IE_RESERVATION_COLUMNS(C) IE_ALLOCATION_COLUMNS(C) IE_EXCEPTION_COLUMNS(C) \
-	IE_DEAD_LETTER_COLUMNS(C) IE_PUBLICATION_COLUMNS(C) IE_OTHER_COLUMNS(C)
+	IE_DEAD_LETTER_COLUMNS(C) IE_PUBLICATION_COLUMNS(C) IE_OPERATION_KEY_COLUMNS(C) \
+	IE_OTHER_COLUMNS(C)
 
 /* The tables those columns belong to. */
 typedef enum IeTable
@@ -163,6 +169,7 @@ typedef enum IeTable
 	IE_TABLE_log_home_written,	/* from 0.2.0 */
 	IE_TABLE_publication,
 	IE_TABLE_channel_shown,
+	IE_TABLE_operation_key,		/* from 0.3.0 */
 	IE_TABLE_channel_location,
 	IE_TABLE_kit_component,
 	IE_TABLE_lot,
@@ -315,6 +322,12 @@ extern IeTable ie_column_table(IeColumn column);
 #define Anum_ie_channel_shown_sku IE_ATTNUM(IE_COL_channel_shown_sku)
 #define Anum_ie_channel_shown_available IE_ATTNUM(IE_COL_channel_shown_available)
 #define Anum_ie_channel_shown_seq IE_ATTNUM(IE_COL_channel_shown_seq)
+#define Anum_ie_operation_key_source IE_ATTNUM(IE_COL_operation_key_source)
+#define Anum_ie_operation_key_idempotency_key IE_ATTNUM(IE_COL_operation_key_idempotency_key)
+#define Anum_ie_operation_key_operation IE_ATTNUM(IE_COL_operation_key_operation)
+#define Anum_ie_operation_key_reservation_id IE_ATTNUM(IE_COL_operation_key_reservation_id)
+#define Anum_ie_operation_key_qty IE_ATTNUM(IE_COL_operation_key_qty)
+#define Anum_ie_operation_key_recorded_at IE_ATTNUM(IE_COL_operation_key_recorded_at)
 
 /* The stock column of bucket b. */
 #define Anum_ie_stock_bucket(b) IE_ATTNUM(IE_COL_stock_available + (b))
@@ -324,6 +337,7 @@ extern int	ie_table_natts(IeTable table);
 extern void ie_row_alloc(IeTable table, Datum **values, bool **nulls);
 extern void ie_row_new_nulls(IeTable table, bool *nulls);
 extern bool ie_attribute_written(Oid relid, AttrNumber attnum);
+extern Oid	ie_catalog_table_relid(IeTable table);
 
 extern void ie_catalog_init(void);
 extern bool ie_lock_referenced_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,

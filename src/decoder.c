@@ -191,8 +191,9 @@ plan_enum_labels(ColumnPlan *col, Oid typid)
  * looked up by name, in this version of the relation.
  */
 static RelationPlan *
-plan_relation(TupleDesc desc, int table, int skip)
+plan_relation(Relation relation, int table, int skip)
 {
+	TupleDesc	desc = RelationGetDescr(relation);
 	MemoryContext old = MemoryContextSwitchTo(rels.context);
 	RelationPlan *plan = palloc0(sizeof(RelationPlan));
 	AttrNumber	skip_attnum = InvalidAttrNumber;
@@ -209,7 +210,11 @@ plan_relation(TupleDesc desc, int table, int skip)
 				plan->att[c] = att->attnum;
 		}
 		if (plan->att[c] == InvalidAttrNumber)
-			elog(ERROR, "column \"%s\" of a decoded relation does not exist", ie_column_name(c));
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("column \"%s\" of relation \"%s\" does not exist",
+							ie_column_name(c), RelationGetRelationName(relation)),
+					 errdetail("The inventory_events output plugin reads this column.")));
 	}
 	if (skip >= 0)
 		skip_attnum = plan->att[skip];
@@ -712,7 +717,7 @@ static RelationPlan *
 plan_tuple(RelationPlan **plan, Relation relation, int table, int skip, HeapTuple tuple)
 {
 	if (*plan == NULL)
-		*plan = plan_relation(RelationGetDescr(relation), table, skip);
+		*plan = plan_relation(relation, table, skip);
 	heap_deform_tuple(tuple, RelationGetDescr(relation), (*plan)->values, (*plan)->nulls);
 	return *plan;
 }

@@ -474,11 +474,13 @@ move_allocations(Reservation *r, LifecycleOp op, bool has_units, int64 units, te
  * backorder first, then its allocations, latest first.
  */
 static List *
-release_reservation(Reservation *r, bool has_units, int64 units, text *reason, text *source, text *key)
+release_reservation(Reservation *r, bool has_units, int64 units, text *reason, text *source, text *key,
+					int64 *cancelled)
 {
 	int64		backordered = ROW_INT64(&r->row, Anum_ie_reservation_backordered);
 	int64		cancel = has_units ? Min(units, backordered) : backordered;
 
+	*cancelled = cancel;
 	if (cancel > 0)
 	{
 		r->row.values[Anum_ie_reservation_backordered - 1] = Int64GetDatum(backordered - cancel);
@@ -489,6 +491,55 @@ release_reservation(Reservation *r, bool has_units, int64 units, text *reason, t
 	if (has_units && units <= cancel)
 		return NIL;
 	return move_allocations(r, OP_RELEASE, has_units, units - cancel, NULL, reason, source, key);
+}
+
+/*
+ * Was an operation with this key recorded without an event (a release of
+ * backordered units only)? Asked after ie_replay_operation found no event,
+ * under the key's lock it took, so a committed first call is seen.
+ */
+static bool
+operation_key_recorded(text *source, text *key)
+{
+	const IeCatalog *c = ie_catalog();
+	Datum		keys[2];
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	bool		found;
+
+	if (key == NULL || !OidIsValid(c->operation_key_rel))
+		return false;
+	keys[0] = PointerGetDatum(source ? source : cstring_to_text(""));
+	keys[1] = PointerGetDatum(key);
+	rel = table_open(c->operation_key_rel, AccessShareLock);
+	idx = index_open(c->operation_key_pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* Records the key of an operation that changed a reservation without an event. */
+static void
+record_operation_key(text *source, text *key, const char *operation, int64 reservation_id, int64 qty)
+{
+	const IeCatalog *c = ie_catalog();
+	Datum	   *values;
+	bool	   *nulls;
+
+	if (key == NULL || !OidIsValid(c->operation_key_rel))
+		return;
+	ie_row_alloc(IE_TABLE_operation_key, &values, &nulls);
+	values[Anum_ie_operation_key_source - 1] = PointerGetDatum(source ? source : cstring_to_text(""));
+	values[Anum_ie_operation_key_idempotency_key - 1] = PointerGetDatum(key);
+	values[Anum_ie_operation_key_operation - 1] = CStringGetTextDatum(operation);
+	values[Anum_ie_operation_key_reservation_id - 1] = Int64GetDatum(reservation_id);
+	values[Anum_ie_operation_key_qty - 1] = Int64GetDatum(qty);
+	values[Anum_ie_operation_key_recorded_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	ie_row_insert(c->operation_key_rel, values, nulls);
 }
 
 #define ARG_TEXT(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_TEXT_PP(n))
@@ -519,11 +570,16 @@ ie_release(PG_FUNCTION_ARGS)
 	ie_require_writable("inventory_events.release()");
 	InitMaterializedSRF(fcinfo, 0);
 	check_positive(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
-	if (!ie_replay_operation(source, key, &moves))
+	if (!ie_replay_operation(source, key, &moves) && !operation_key_recorded(source, key))
 	{
+		int64		cancelled;
+
 		lock_reservation(ARG_TEXT(0), ARG_TEXT(1), &r);
 		moves = release_reservation(&r, !PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2),
-									ARG_TEXT(3), source, key);
+									ARG_TEXT(3), source, key, &cancelled);
+		/* Backordered units only: no event carries the key, this row does. */
+		if (moves == NIL && cancelled > 0)
+			record_operation_key(source, key, "release", r.id, cancelled);
 	}
 	ie_emit_movements(fcinfo, moves);
 	return (Datum) 0;
@@ -814,7 +870,9 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(per_line);
 		PG_TRY();
 		{
-			(void) release_reservation(&r, false, 0, reason, NULL, NULL);
+			int64		cancelled;
+
+			(void) release_reservation(&r, false, 0, reason, NULL, NULL, &cancelled);
 			ReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(per_line);
 			CurrentResourceOwner = owner;

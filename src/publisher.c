@@ -144,9 +144,11 @@ static const PlanDef plan_defs[P_COUNT] = {
 		" ORDER BY ch.code",
 		0, {0}
 	},
+	/* For the channels that still exist (one deleted meanwhile is skipped, not an error). */
 	[P_PENDING_ADD] = {
-		"INSERT INTO inventory_events.publication_pending (channel, sku)"
-		" SELECT c.c, s.s FROM unnest($1) c(c), unnest($2) s(s) ON CONFLICT DO NOTHING",
+		"WITH c AS (SELECT ch.code FROM inventory_events.channel ch WHERE ch.code = ANY ($1) FOR KEY SHARE)"
+		" INSERT INTO inventory_events.publication_pending (channel, sku)"
+		" SELECT c.code, s.s FROM c, unnest($2) s(s) ON CONFLICT DO NOTHING",
 		2, {TEXTARRAYOID, TEXTARRAYOID}
 	},
 	[P_PENDING_TAKE] = {
@@ -405,6 +407,7 @@ publish_channel(PubStep *st, const PubChannel *pc)
 	Relation	shown_rel;
 	Relation	shown_idx;
 	TupleTableSlot *slot;
+	MemoryContext per_sku;
 
 	ie_channel_require(pc->code, &ch);
 	locs = palloc(sizeof(int) * Max(ch.nsources, 1));
@@ -447,27 +450,45 @@ publish_channel(PubStep *st, const PubChannel *pc)
 
 	/*
 	 * For each sku, in sku order: what the channel was last sent for it
-	 * (channel_shown, under the checkpoint lock that serialises its writers),
-	 * and, when the value differs, the publication with the next sequence
-	 * number and channel_shown replaced.
+	 * (channel_shown, which only the publisher writes, under the checkpoint
+	 * lock: a row deleted meanwhile, by republish_drift() or a DBA, is
+	 * written again), and, when the value differs, the publication with the
+	 * next sequence number and channel_shown replaced. A sku deleted from
+	 * the item master since it was marked (it never had stock) is skipped:
+	 * it would fail the channel at every try. Each sku in a memory context
+	 * of its own, reset for the next.
 	 */
+	per_sku = AllocSetContextCreate(CurrentMemoryContext, "inventory_events publish sku",
+									ALLOCSET_DEFAULT_SIZES);
 	shown_rel = table_open(c->channel_shown_rel, AccessShareLock);
 	shown_idx = index_open(c->channel_shown_pkey, AccessShareLock);
 	slot = table_slot_create(shown_rel, NULL);
 	for (int i = 0; i < nskus; i++)
 	{
+		MemoryContext old = MemoryContextSwitchTo(per_sku);
 		int64		available;
 		bool		found;
 		bool		isnull;
 		Datum	   *values;
 		bool	   *nulls;
+		text	   *base_uom;
+		bool		lot_controlled;
 
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(per_sku);
+		if (!ie_master_item(skus[i], &base_uom, &lot_controlled))
+		{
+			MemoryContextSwitchTo(old);
+			continue;
+		}
 		key[1] = PointerGetDatum(skus[i]);
 		found = ie_index_lookup(shown_rel, shown_idx, SnapshotSelf, 2, key, ie_text_keys, slot);
 		available = sku_availability(st, &ch, locs, skus[i]);
 		if (found && DatumGetInt64(slot_getattr(slot, Anum_ie_channel_shown_available, &isnull)) == available)
+		{
+			MemoryContextSwitchTo(old);
 			continue;
+		}
 		nchanged++;
 
 		ie_row_alloc(IE_TABLE_publication, &values, &nulls);
@@ -486,9 +507,9 @@ publish_channel(PubStep *st, const PubChannel *pc)
 			ExecClearTuple(slot);
 			values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(available);
 			values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(pc->last_seq + nchanged);
-			ie_row_update(c->channel_shown_rel, &tid, values, nulls);
+			found = ie_row_update_unless_deleted(c->channel_shown_rel, &tid, values, nulls);
 		}
-		else
+		if (!found)
 		{
 			ie_row_alloc(IE_TABLE_channel_shown, &values, &nulls);
 			values[Anum_ie_channel_shown_channel - 1] = PointerGetDatum(pc->code);
@@ -497,7 +518,9 @@ publish_channel(PubStep *st, const PubChannel *pc)
 			values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(pc->last_seq + nchanged);
 			ie_row_insert(c->channel_shown_rel, values, nulls);
 		}
+		MemoryContextSwitchTo(old);
 	}
+	MemoryContextDelete(per_sku);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(shown_idx, AccessShareLock);
 	table_close(shown_rel, AccessShareLock);

@@ -583,6 +583,41 @@ ie_writer_store(IeWriter *w, CmdType operation)
 		ExecComputeStoredGenerated(w->rri, w->estate, w->slot, operation);
 }
 
+static bool
+row_update(Oid relid, ItemPointer tid, const Datum *values, const bool *nulls, bool may_be_deleted)
+{
+	IeWriter	local;
+	IeWriter   *w = ie_writer_get(relid, &local);
+	int			natts = RelationGetDescr(w->rel)->natts;
+	bool		update_indexes;
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	TM_Result	result;
+
+	memcpy(w->slot->tts_values, values, sizeof(Datum) * natts);
+	memcpy(w->slot->tts_isnull, nulls, sizeof(bool) * natts);
+	ie_writer_store(w, CMD_UPDATE);
+	if (w->rel->rd_att->constr)
+		ExecConstraints(w->rri, w->slot, w->estate);
+	result = table_tuple_update(w->rel, tid, w->slot, GetCurrentCommandId(true), w->estate->es_snapshot,
+								InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+	if (result == TM_Deleted && may_be_deleted)
+	{
+		ie_writer_done(w);
+		return false;
+	}
+	if (result != TM_Ok)
+		elog(ERROR, "could not replace row of relation \"%s\": %s", RelationGetRelationName(w->rel),
+			 result == TM_Deleted ? "deleted concurrently" :
+			 result == TM_Updated ? "updated concurrently" :
+			 result == TM_SelfModified ? "already replaced by this command" : "not updatable");
+	if (update_indexes)
+		ExecInsertIndexTuples(w->rri, w->slot, w->estate, true, false, NULL, NIL);
+	ie_writer_done(w);
+	CommandCounterIncrement();
+	return true;
+}
+
 /*
  * Replaces the row at tid, which the caller read with SnapshotSelf while
  * holding the lock that serialises every writer of that row (a sku lock).
@@ -592,19 +627,16 @@ ie_writer_store(IeWriter *w, CmdType operation)
 void
 ie_row_update(Oid relid, ItemPointer tid, const Datum *values, const bool *nulls)
 {
-	IeWriter	local;
-	IeWriter   *w = ie_writer_get(relid, &local);
-	int			natts = RelationGetDescr(w->rel)->natts;
-	bool		update_indexes;
+	(void) row_update(relid, tid, values, nulls, false);
+}
 
-	memcpy(w->slot->tts_values, values, sizeof(Datum) * natts);
-	memcpy(w->slot->tts_isnull, nulls, sizeof(bool) * natts);
-	ie_writer_store(w, CMD_UPDATE);
-	if (w->rel->rd_att->constr)
-		ExecConstraints(w->rri, w->slot, w->estate);
-	simple_table_tuple_update(w->rel, tid, w->slot, w->estate->es_snapshot, &update_indexes);
-	if (update_indexes)
-		ExecInsertIndexTuples(w->rri, w->slot, w->estate, true, false, NULL, NIL);
-	ie_writer_done(w);
-	CommandCounterIncrement();
+/*
+ * The same for a row that someone may delete without the lock (a DBA, or
+ * republish_drift() forgetting what a channel was shown): false, and nothing
+ * written, when a transaction that deleted it committed meanwhile.
+ */
+bool
+ie_row_update_unless_deleted(Oid relid, ItemPointer tid, const Datum *values, const bool *nulls)
+{
+	return row_update(relid, tid, values, nulls, true);
 }

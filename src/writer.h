@@ -42,5 +42,6 @@ extern int64 ie_next_identity(Oid relid);
 extern void ie_slot_copy(TupleTableSlot *slot, Datum **values, bool **nulls);
 extern void ie_row_insert(Oid relid, const Datum *values, const bool *nulls);
 extern void ie_row_update(Oid relid, ItemPointer tid, const Datum *values, const bool *nulls);
+extern bool ie_row_update_unless_deleted(Oid relid, ItemPointer tid, const Datum *values, const bool *nulls);
 
 #endif							/* IE_WRITER_H */

@@ -2,7 +2,7 @@
 -- Reservations
 -- ---------------------------------------------------------------------------
 
--- One order line on a channel (column order matters: src/reserve.c mirrors it).
+-- One order line on a channel.
 -- Backorder fills and cancels update it in place (fillfactor: room for HOT).
 CREATE TABLE inventory_events.reservation (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -55,6 +55,22 @@ COMMENT ON TABLE inventory_events.allocation IS
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.allocation', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.allocation_id_seq', '');
 CREATE INDEX allocation_reservation_idx ON inventory_events.allocation (reservation_id, id);
+
+-- The idempotency keys of operations that recorded no event: a release that
+-- only cancelled backordered units. A retry with the same source and key is
+-- recognised by its events or by this row, and changes nothing.
+CREATE TABLE inventory_events.operation_key (
+    source           text NOT NULL,
+    idempotency_key  text NOT NULL,
+    operation        text NOT NULL CHECK (operation IN ('release')),
+    reservation_id   bigint NOT NULL REFERENCES inventory_events.reservation,
+    qty              bigint NOT NULL CHECK (qty > 0),
+    recorded_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, idempotency_key)
+);
+COMMENT ON TABLE inventory_events.operation_key IS
+  'Idempotency keys of operations that recorded no event (a release of backordered units only)';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.operation_key', '');
 
 CREATE TABLE inventory_events.exception (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -53,12 +53,15 @@ my $node = ie_node('crashloop');
 # The throw-away config turns fsync off; this test wants it on. Crash
 # recovery starts by syncing the data directory: syncfs() does it in one call
 # instead of an fsync per file, which keeps 20 recoveries short. The
-# cluster_name is in every server process's title (server_processes()).
-$node->append_conf('postgresql.conf', q{
+# cluster_name is in every server process's title (server_processes()); it
+# carries this test's pid, so that another run of the suite on the same
+# machine keeps its processes.
+my $cluster_name = "crashloop$$";
+$node->append_conf('postgresql.conf', qq{
 fsync = on
 synchronous_commit = on
 recovery_init_sync_method = syncfs
-cluster_name = 'crashloop'
+cluster_name = '$cluster_name'
 log_statement = none
 inventory_events.publisher_naptime = 200
 inventory_events.expire_interval = 3600
@@ -110,7 +113,7 @@ sub server_processes
 		my $cmd = do { local $/; <$fh> } // '';
 		close $fh;
 		push @pids, $proc =~ s{^/proc/}{}r
-		  if $cmd =~ /^postgres: crashloop: / || index($cmd, $datadir) >= 0;
+		  if $cmd =~ /^postgres: \Q$cluster_name\E: / || index($cmd, $datadir) >= 0;
 	}
 	return @pids;
 }
