@@ -170,7 +170,8 @@ CREATE FUNCTION baseline.reset(units bigint) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     SET LOCAL inventory_events.allow_history_rewrite = on;
     TRUNCATE inventory_events.allocation, inventory_events.reservation, inventory_events.exception,
-             inventory_events.event, inventory_events.stock, inventory_events.publication_pending;
+             inventory_events.event, inventory_events.stock, inventory_events.publication_pending,
+             inventory_events.operation_key;
     IF units > 0 THEN
         ALTER TABLE inventory_events.event DISABLE TRIGGER event_stock;
         INSERT INTO inventory_events.event (sku, location, lot, version, event_type, to_bucket, qty, uom, uom_qty,
