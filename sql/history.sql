@@ -61,4 +61,24 @@ SELECT count(*) AS own_uncommitted_not_read FROM events_after(:'last');
 COMMIT;
 SELECT count(*) AS read_after_commit FROM events_after(:'last');
 
+-- A lot's trail for a recall: its receipts (origin, with their documents),
+-- where its units are now per location and bucket, returns and shipments.
+INSERT INTO channel (code) VALUES ('web');
+SELECT append('L', 'W2', 'received', 3, lot => 'L1', source => 'erp', ref => 'PO-9',
+              occurred_at => '2026-03-02 10:00Z') > 0 AS received;
+SELECT append_lifecycle('L', 'W1', 'reserved', 4, lot => 'L1', occurred_at => '2026-03-05 08:00Z') > 0 AS reserved;
+SELECT append_lifecycle('L', 'W1', 'picked', 4, lot => 'L1', occurred_at => '2026-03-05 09:00Z') > 0 AS picked;
+SELECT append_lifecycle('L', 'W1', 'shipped', 3, lot => 'L1', ref => 'SO-77', channel => 'web',
+                        occurred_at => '2026-03-05 10:00Z') > 0 AS shipped;
+SELECT append('L', 'W1', 'returned', 1, lot => 'L1', ref => 'RMA-5', occurred_at => '2026-03-07 10:00Z') > 0 AS returned;
+SELECT section, location, bucket, qty, event_type, ref, channel, source, occurred_at
+  FROM lot_trace('L', 'L1');
+SELECT section, location, bucket, qty FROM lot_trace('L', 'L2');
+SELECT * FROM lot_trace('L', 'L9');
+SELECT * FROM lot_trace('A', 'L1');
+-- The lot's events come from its own index, not a scan of the log.
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM event e WHERE e.sku = 'L' AND e.lot = 'L1' AND e.lot <> '';
+RESET enable_seqscan;
+
 DROP EXTENSION inventory_events;

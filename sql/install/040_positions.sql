@@ -62,6 +62,52 @@ BEGIN ATOMIC
      ORDER BY e.location, e.lot;
 END;
 
+-- A lot's events, for lot_trace(): only events of lot-controlled items.
+CREATE INDEX event_lot_idx ON inventory_events.event (sku, lot) WHERE lot <> '';
+-- A lot's trail for a recall, in one call: where its units came from
+-- (receipts, with their source documents in ref and source; and customer
+-- returns), where they are now (per location and physical bucket, from the
+-- stock rows), and where they went (shipments, with their orders and
+-- channels). The lot's events are read through event_lot_idx, so the cost
+-- grows with the lot's events, not with the log.
+CREATE FUNCTION inventory_events.lot_trace(sku text, lot text)
+RETURNS TABLE (section text, location text, bucket inventory_events.bucket, qty bigint,
+               event_id bigint, event_type inventory_events.event_type, ref text, channel text,
+               source text, occurred_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM inventory_events.lot l WHERE l.sku = lot_trace.sku AND l.lot = lot_trace.lot) THEN
+        RAISE EXCEPTION 'unknown lot "%" of sku "%"', lot_trace.lot, lot_trace.sku
+              USING ERRCODE = 'foreign_key_violation',
+                    HINT = 'Lots are the rows of inventory_events.lot.';
+    END IF;
+    RETURN QUERY
+    SELECT t.section, t.location, t.bucket, t.qty, t.event_id, t.event_type, t.ref, t.channel,
+           t.source, t.occurred_at
+      FROM (SELECT CASE e.event_type WHEN 'received' THEN 'origin' WHEN 'returned' THEN 'returned'
+                                     ELSE 'shipped' END AS section,
+                   e.location, NULL::inventory_events.bucket AS bucket, e.qty, e.id AS event_id,
+                   e.event_type, e.ref, e.channel, e.source, e.occurred_at
+              FROM inventory_events.event e
+             WHERE e.sku = lot_trace.sku AND e.lot = lot_trace.lot AND e.lot <> ''
+               AND e.event_type IN ('received', 'returned', 'shipped')
+            UNION ALL
+            SELECT 'on_hand', s.location, b.bucket, b.qty, NULL, NULL, NULL, NULL, NULL, NULL
+              FROM inventory_events.stock s
+             CROSS JOIN LATERAL (VALUES ('available'::inventory_events.bucket, s.available),
+                                        ('reserved', s.reserved), ('picked', s.picked),
+                                        ('damaged', s.damaged), ('quarantine', s.quarantine),
+                                        ('in_transit', s.in_transit)) b(bucket, qty)
+             WHERE s.sku = lot_trace.sku AND s.lot = lot_trace.lot AND b.qty <> 0) t
+     ORDER BY array_position(ARRAY['origin', 'on_hand', 'returned', 'shipped'], t.section),
+              t.occurred_at, t.event_id, t.location, t.bucket;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.lot_trace(text, text) IS
+  'A lot''s trail for a recall: receipts (origin), where its units are (on_hand), returns, shipments';
+
 -- ---------------------------------------------------------------------------
 -- Catch-up reads for polling consumers
 -- ---------------------------------------------------------------------------

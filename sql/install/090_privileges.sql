@@ -56,6 +56,7 @@ BEGIN
     EXECUTE format('GRANT SELECT ON ALL SEQUENCES IN SCHEMA inventory_events TO %s', r);
     EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.position_as_of(text, text, timestamptz, text),
                     inventory_events.sku_position_as_of(text, timestamptz),
+                    inventory_events.lot_trace(text, text),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
