@@ -52,7 +52,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
@@ -373,6 +372,23 @@ lock_batch_in_order(Jsonb *events, int n)
 	pfree(tags);
 }
 
+/* The first half of an element, in ingest_element's subtransaction. */
+typedef struct ElementPrepare
+{
+	const BatchElement *el;
+	IeEventInput in;
+	IePreparedEvent p;
+} ElementPrepare;
+
+static void
+element_prepare(void *arg)
+{
+	ElementPrepare *ep = arg;
+
+	element_parse(ep->el, &ep->in);
+	ie_prepare_event(&ep->in, &ep->p);
+}
+
 /*
  * Validates one element in a read-only subtransaction, then applies it or
  * dead-letters it, and adds its outcome to the result, whose first column is
@@ -380,38 +396,16 @@ lock_batch_in_order(Jsonb *events, int n)
  * context.
  */
 static void
-ingest_element(const BatchElement *el, int ordinal, Datum id, ResourceOwner owner, ReturnSetInfo *rsinfo)
+ingest_element(const BatchElement *el, int ordinal, Datum id, ReturnSetInfo *rsinfo)
 {
-	MemoryContext rowctx = CurrentMemoryContext;
-	IeEventInput in;
-	IePreparedEvent p;
-	ErrorData  *edata = NULL;
+	ElementPrepare ep = {.el = el};
+	IePreparedEvent *p = &ep.p;
+	ErrorData  *edata;
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, true, true};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(rowctx);
-	PG_TRY();
-	{
-		element_parse(el, &in);
-		ie_prepare_event(&in, &p);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(rowctx);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(rowctx);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(rowctx);
-		CurrentResourceOwner = owner;
-		/* A transient or system error is not a property of the event. */
-		if (!ie_is_data_error(edata->sqlerrcode))
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
+	/* A transient or system error is not a property of the event: thrown on. */
+	edata = ie_subxact_run(element_prepare, &ep, CurrentMemoryContext, ie_is_data_error);
 
 	values[0] = id;
 	if (edata)
@@ -423,17 +417,17 @@ ingest_element(const BatchElement *el, int ordinal, Datum id, ResourceOwner owne
 		values[5] = CStringGetTextDatum(edata->message ? edata->message : "");
 		nulls[4] = nulls[5] = false;
 	}
-	else if (p.duplicate)
+	else if (p->duplicate)
 	{
 		values[1] = CStringGetTextDatum("duplicate");
-		values[2] = Int64GetDatum(p.existing_id);
-		values[3] = Int64GetDatum(p.version);
+		values[2] = Int64GetDatum(p->existing_id);
+		values[3] = Int64GetDatum(p->version);
 	}
 	else
 	{
-		values[2] = Int64GetDatum(ie_insert_event(&p));
+		values[2] = Int64GetDatum(ie_insert_event(p));
 		values[1] = CStringGetTextDatum("applied");
-		values[3] = Int64GetDatum(p.version);
+		values[3] = Int64GetDatum(p->version);
 	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
@@ -453,7 +447,6 @@ ie_ingest(PG_FUNCTION_ARGS)
 	int			n;
 	MemoryContext callctx = CurrentMemoryContext;
 	MemoryContext rowctx;
-	ResourceOwner owner = CurrentResourceOwner;
 
 	ie_require_writable("inventory_events.ingest()");
 	if (PG_ARGISNULL(0))
@@ -483,7 +476,7 @@ ie_ingest(PG_FUNCTION_ARGS)
 		MemoryContextReset(rowctx);
 		MemoryContextSwitchTo(rowctx);
 		el.json = getIthJsonbValueFromContainer(&events->root, i);
-		ingest_element(&el, i + 1, Int32GetDatum(i + 1), owner, rsinfo);
+		ingest_element(&el, i + 1, Int32GetDatum(i + 1), rsinfo);
 	}
 	MemoryContextSwitchTo(callctx);
 	MemoryContextDelete(rowctx);
@@ -650,7 +643,6 @@ ie_ingest_staged(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext callctx = CurrentMemoryContext;
 	MemoryContext rowctx;
-	ResourceOwner owner = CurrentResourceOwner;
 	StagedRows	s;
 	HASHCTL		hctl;
 	TupleTableSlot *slot;
@@ -704,7 +696,7 @@ ie_ingest_staged(PG_FUNCTION_ARGS)
 		if (!tuplestore_gettupleslot(s.rows, true, false, slot))
 			break;
 		slot_getallattrs(slot);
-		ingest_element(&el, ordinal, slot->tts_values[s.staged_id], owner, rsinfo);
+		ingest_element(&el, ordinal, slot->tts_values[s.staged_id], rsinfo);
 	}
 	MemoryContextSwitchTo(callctx);
 	if (slot)

@@ -35,7 +35,6 @@
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -760,6 +759,22 @@ note_outcome(List **outcomes, text *channel, bool ok)
 	*outcomes = lappend(*outcomes, o);
 }
 
+/* A reservation released by expire_reservations(), in a subtransaction. */
+typedef struct ExpiringReservation
+{
+	Reservation *r;
+	text	   *reason;
+} ExpiringReservation;
+
+static void
+expire_one(void *arg)
+{
+	ExpiringReservation *e = arg;
+	int64		cancelled;
+
+	(void) release_reservation(e->r, false, 0, e->reason, NULL, NULL, &cancelled);
+}
+
 /*
  * inventory_events.expire_reservations(max_reservations) returns integer:
  * releases, with reason expired, up to max_reservations reservations whose
@@ -774,7 +789,7 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 	int32		max = PG_ARGISNULL(0) ? PG_INT32_MAX : PG_GETARG_INT32(0);
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext per_line;
-	ResourceOwner owner = CurrentResourceOwner;
+	ExpiringReservation expiring;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int64	   *due;
 	int			ndue;
@@ -850,7 +865,7 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 	for (int i = 0; i < ndue; i++)
 	{
 		Reservation r;
-		ErrorData  *volatile edata = NULL;
+		ErrorData  *edata;
 		text	   *channel;
 
 		CHECK_FOR_INTERRUPTS();
@@ -866,34 +881,14 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 		channel = MemoryContextAlloc(caller, VARSIZE_ANY(r.channel));
 		memcpy(channel, r.channel, VARSIZE_ANY(r.channel));
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(per_line);
-		PG_TRY();
-		{
-			int64		cancelled;
-
-			(void) release_reservation(&r, false, 0, reason, NULL, NULL, &cancelled);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(per_line);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(caller);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(per_line);
-			CurrentResourceOwner = owner;
-			/*
-			 * Only a property of this reservation's data (classes 22, 23,
-			 * IE) is isolated; a cancel, a lock timeout, a deadlock or an
-			 * internal error fails the run, which the worker retries.
-			 */
-			if (!ie_is_data_error(edata->sqlerrcode))
-				ReThrowError(edata);
-		}
-		PG_END_TRY();
+		/*
+		 * Only a property of this reservation's data (classes 22, 23, IE) is
+		 * isolated; a cancel, a lock timeout, a deadlock or an internal error
+		 * fails the run, which the worker retries.
+		 */
+		expiring.r = &r;
+		expiring.reason = reason;
+		edata = ie_subxact_run(expire_one, &expiring, per_line, ie_is_data_error);
 
 		MemoryContextSwitchTo(caller);
 		if (edata)

@@ -68,7 +68,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
-#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
@@ -536,47 +535,33 @@ publish_channel(PubStep *st, const PubChannel *pc)
 	return nchanged;
 }
 
-/*
- * publish_channel() in a subtransaction of its own, in memory context cxt:
- * NULL, or the error that rolled it back (as PL/pgSQL's WHEN OTHERS catches
- * it: a cancel or an assertion failure is thrown on).
- */
-static ErrorData *
-publish_isolated(PubStep *st, const PubChannel *pc, MemoryContext cxt, int64 *published)
+/* A due channel, published in a subtransaction of its own. */
+typedef struct ChannelStep
 {
-	MemoryContext caller = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
+	PubStep    *st;
+	const PubChannel *pc;
+	int64		published;
+} ChannelStep;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		*published = publish_channel(st, pc);
-		if (pc->failing)
-		{
-			Datum		code = PointerGetDatum(pc->code);
+static void
+channel_step(void *arg)
+{
+	ChannelStep *cs = arg;
 
-			run_plan(P_CLEAR, &code, NULL, SPI_OK_UPDATE);
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
+	cs->published = publish_channel(cs->st, cs->pc);
+	if (cs->pc->failing)
 	{
-		MemoryContextSwitchTo(caller);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ASSERT_FAILURE)
-			ReThrowError(edata);
+		Datum		code = PointerGetDatum(cs->pc->code);
+
+		run_plan(P_CLEAR, &code, NULL, SPI_OK_UPDATE);
 	}
-	PG_END_TRY();
-	return edata;
+}
+
+/* Errors a channel's subtransaction keeps, as PL/pgSQL's WHEN OTHERS catches them. */
+static bool
+channel_error_kept(int sqlerrcode)
+{
+	return sqlerrcode != ERRCODE_QUERY_CANCELED && sqlerrcode != ERRCODE_ASSERT_FAILURE;
 }
 
 /* Records a failure of a channel, as the PL/pgSQL handler did. */
@@ -761,14 +746,20 @@ ie_publish(PG_FUNCTION_ARGS)
 	for (int i = 0; i < nchannels; i++)
 	{
 		PubChannel *pc = &channels[i];
-		int64		n = 0;
+		ChannelStep cs;
+		int64		n;
 		ErrorData  *edata;
 
 		if (!pc->due || (!pc->has_pending && st.ntouched == 0))
 			continue;
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(per_channel);
-		edata = publish_isolated(&st, pc, per_channel, &n);
+		cs.st = &st;
+		cs.pc = pc;
+		cs.published = 0;
+		edata = ie_subxact_run(channel_step, &cs, per_channel, channel_error_kept);
+		MemoryContextSwitchTo(st.cxt);
+		n = cs.published;
 
 		if (edata)
 		{

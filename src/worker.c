@@ -54,6 +54,7 @@
 #include "loghome.h"
 #include "shmem.h"
 #include "worker.h"
+#include "writer.h"
 
 PGDLLEXPORT void ie_launcher_main(Datum arg);
 PGDLLEXPORT void ie_publisher_main(Datum arg);
@@ -350,30 +351,18 @@ record_worker_error(const char *task, ErrorData *edata)
  * Runs one SQL statement of a worker task in a subtransaction: an error is
  * logged and recorded in worker_error, and the step goes on. False on error.
  */
+static void
+run_task_sql(void *sql)
+{
+	if (SPI_execute((const char *) sql, false, 0) < 0)
+		elog(ERROR, "SPI_execute failed: %s", (const char *) sql);
+}
+
 static bool
 run_task_isolated(const char *task, const char *sql)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
+	ErrorData  *edata = ie_subxact_run(run_task_sql, unconstify(char *, sql), CurrentMemoryContext, NULL);
 
-	BeginInternalSubTransaction(NULL);
-	PG_TRY();
-	{
-		if (SPI_execute(sql, false, 0) < 0)
-			elog(ERROR, "SPI_execute failed: %s", sql);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
 	if (edata == NULL)
 		return true;
 	ereport(LOG,

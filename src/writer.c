@@ -522,6 +522,41 @@ ie_row_insert(Oid relid, const Datum *values, const bool *nulls)
 }
 
 /*
+ * Runs fn(arg) in a subtransaction of its own, in memory context cxt.
+ * Returns NULL when it committed, or the error that rolled it back, copied
+ * into cxt; the current memory context is cxt and the caller's resource
+ * owner is restored either way. An error that keep(sqlerrcode) does not
+ * accept is thrown on after the rollback (keep NULL: every error returned).
+ */
+ErrorData *
+ie_subxact_run(void (*fn) (void *arg), void *arg, MemoryContext cxt, bool (*keep) (int sqlerrcode))
+{
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (edata != NULL && keep != NULL && !keep(edata->sqlerrcode))
+		ReThrowError(edata);
+	return edata;
+}
+
+/*
  * The values and nulls of the row in slot, every attribute, copied into the
  * current memory context (palloc'd arrays): a row read to be replaced with
  * ie_row_update, which outlives the slot's next use.

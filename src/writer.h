@@ -39,6 +39,8 @@ extern void ie_writer_fill_defaults(IeWriter *w);
 extern void ie_writer_store(IeWriter *w, CmdType operation);
 
 extern int64 ie_next_identity(Oid relid);
+extern ErrorData *ie_subxact_run(void (*fn) (void *arg), void *arg, MemoryContext cxt,
+								 bool (*keep) (int sqlerrcode));
 extern void ie_slot_copy(TupleTableSlot *slot, Datum **values, bool **nulls);
 extern void ie_row_insert(Oid relid, const Datum *values, const bool *nulls);
 extern void ie_row_update(Oid relid, ItemPointer tid, const Datum *values, const bool *nulls);
