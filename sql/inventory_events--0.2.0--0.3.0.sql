@@ -1848,6 +1848,7 @@ BEGIN
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON inventory_events.item, inventory_events.item_uom,
                         inventory_events.location, inventory_events.lot, inventory_events.channel,
                         inventory_events.channel_location, inventory_events.kit_component,
+                        inventory_events.channel_item,
                         inventory_events.recon_source, inventory_events.recon_tolerance TO %s', r);
         EXECUTE format('GRANT UPDATE (resolved_at) ON inventory_events.exception TO %s', r);
         EXECUTE format('GRANT DELETE ON inventory_events.dead_letter TO %s', r);
@@ -2634,3 +2635,245 @@ COMMENT ON FUNCTION inventory_events.lot_trace(text, text) IS
   'A lot''s trail for a recall: receipts (origin), where its units are (on_hand), returns, shipments';
 REVOKE EXECUTE ON FUNCTION inventory_events.lot_trace(text, text) FROM PUBLIC;
 -- === end of lot traceability ===
+
+-- Listings and channel identifiers (issue 15, part 1)
+-- Listings: what a channel sells, and under which identifier (an Amazon
+-- seller SKU or ASIN, a Shopify inventory item id, a retailer's part number).
+-- A channel with at least one row here sells only the skus it lists (listed);
+-- a channel with none sells every item of its sourcing locations under our
+-- sku. A listing may override the channel's buffers, allocation and cap for
+-- its sku. One identifier names one sku per channel: channel_sku, or our sku
+-- where it is null.
+CREATE TABLE inventory_events.channel_item (
+    channel         text NOT NULL REFERENCES inventory_events.channel ON DELETE CASCADE,
+    sku             text NOT NULL REFERENCES inventory_events.item ON DELETE CASCADE,
+    channel_sku     text CHECK (channel_sku <> ''),
+    listed          boolean NOT NULL DEFAULT true,
+    buffer_fixed    bigint CHECK (buffer_fixed >= 0),
+    buffer_pct      numeric CHECK (buffer_pct BETWEEN 0 AND 100),
+    allocation_pct  numeric CHECK (allocation_pct BETWEEN 0 AND 100),
+    cap             bigint CHECK (cap >= 0),
+    PRIMARY KEY (channel, sku)
+);
+CREATE UNIQUE INDEX channel_item_channel_sku_key
+    ON inventory_events.channel_item (channel, (coalesce(channel_sku, sku)));
+COMMENT ON TABLE inventory_events.channel_item IS
+  'Listings: the skus a channel sells (a channel without rows sells all), its identifiers and rule overrides';
+COMMENT ON COLUMN inventory_events.channel_item.channel_sku IS
+  'The channel''s identifier of the item; null: our sku';
+COMMENT ON COLUMN inventory_events.channel_item.listed IS
+  'false: delisted (published as 0 once; reservations refused with IE008)';
+
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel_item', '');
+REVOKE ALL ON inventory_events.channel_item FROM PUBLIC;
+CREATE TRIGGER channel_item_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.channel_item
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+ALTER TABLE inventory_events.channel_item ENABLE ALWAYS TRIGGER channel_item_changed;
+
+-- The identifier of each reservation, publication and last value shown on a
+-- channel with listings. Nullable: adding them rewrites no table.
+ALTER TABLE inventory_events.reservation ADD COLUMN channel_sku text;
+COMMENT ON COLUMN inventory_events.reservation.channel_sku IS
+  'The item''s identifier on the channel (its listing''s channel_sku) when reserved; null: our sku';
+ALTER TABLE inventory_events.publication ADD COLUMN channel_sku text;
+COMMENT ON COLUMN inventory_events.publication.channel_sku IS
+  'The sku''s identifier on the channel (its listing''s channel_sku); null: our sku';
+ALTER TABLE inventory_events.channel_shown ADD COLUMN channel_sku text;
+
+-- publications_since() returns the identifier too: a new result column,
+-- which CREATE OR REPLACE cannot add. It is dropped and created again, and
+-- every role keeps its EXECUTE on it. Its ACL is kept across the DROP (in a
+-- setting local to this transaction); the new function gets a fresh
+-- install's initial privileges (the REVOKE below records them), then the
+-- kept grants are made again. A GRANT inside ALTER EXTENSION is also
+-- recorded as an initial privilege, which pg_dump would then leave out, so
+-- the initial privileges are put back to the fresh install's afterwards
+-- (on PostgreSQL 15, pg_init_privs has no dependencies to keep in step).
+SELECT pg_catalog.set_config('inventory_events_upgrade.publications_since_acl',
+                             coalesce(p.proacl::text, ''), true)
+  FROM pg_catalog.pg_proc p
+ WHERE p.oid = 'inventory_events.publications_since(text,bigint)'::pg_catalog.regprocedure;
+DROP FUNCTION inventory_events.publications_since(text, bigint);
+-- channel_sku: the identifier the channel knows the sku by (its listing's,
+-- or our sku on a channel without listings).
+CREATE FUNCTION inventory_events.publications_since(channel text, seq bigint)
+RETURNS TABLE (seq bigint, sku text, available bigint, published_at timestamptz, channel_sku text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT p.seq, p.sku, p.available, p.published_at, coalesce(p.channel_sku, p.sku)
+      FROM inventory_events.publication p
+     WHERE p.channel = publications_since.channel AND p.seq > publications_since.seq
+     ORDER BY p.seq;
+END;
+COMMENT ON FUNCTION inventory_events.publications_since(text, bigint) IS
+  'The publications of a channel after a sequence number, in order: what a disconnected listener missed';
+REVOKE EXECUTE ON FUNCTION inventory_events.publications_since(text, bigint) FROM PUBLIC;
+DO $kept$
+DECLARE
+    f pg_catalog.regprocedure := 'inventory_events.publications_since(text,bigint)'::pg_catalog.regprocedure;
+    kept text := pg_catalog.current_setting('inventory_events_upgrade.publications_since_acl');
+    fresh pg_catalog.aclitem[];
+    g record;
+BEGIN
+    IF kept = '' THEN
+        RETURN;     -- the default ACL: nobody had a grant of their own
+    END IF;
+    SELECT i.initprivs INTO fresh FROM pg_catalog.pg_init_privs i
+     WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
+    FOR g IN
+        SELECT a.grantee, a.is_grantable
+          FROM pg_catalog.aclexplode(kept::pg_catalog.aclitem[]) a
+          JOIN pg_catalog.pg_proc p ON p.oid = f
+         WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s', f,
+                                  CASE WHEN g.grantee = 0 THEN 'PUBLIC'
+                                       ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END,
+                                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    UPDATE pg_catalog.pg_init_privs i SET initprivs = fresh
+     WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
+END;
+$kept$;
+
+-- A change of a channel's listings (channel_item) marks the (channel, sku)
+-- pairs it changes pending, as rules_changed() does for the rules: a delisted
+-- sku is published as 0 once, a relisted one with its current value, a
+-- new identifier or override with what it shows now. A channel that gains
+-- its first listing, or loses its last one, changes what it sells at all:
+-- every sku becomes pending for it.
+CREATE FUNCTION inventory_events.listings_changed()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pair_channels text[] := '{}';   -- the (channel, sku) pairs changed, old and new
+    pair_skus text[] := '{}';
+    new_channels text[] := '{}';    -- the channel of each new row
+    old_channels text[] := '{}';    -- the channel of each old row
+    more_skus text[];
+BEGIN
+    IF NOT inventory_events.log_adopted() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'TRUNCATE' THEN
+        INSERT INTO inventory_events.publication_pending (channel, sku)
+        SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
+        ON CONFLICT DO NOTHING;
+        RETURN NULL;
+    END IF;
+    -- Each transition table is named only in the branch of the event that has it.
+    IF TG_OP <> 'DELETE' THEN
+        SELECT coalesce(array_agg(n.channel), '{}'), coalesce(array_agg(n.sku), '{}')
+          INTO new_channels, pair_skus FROM new_rows n;
+        pair_channels := new_channels;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        SELECT coalesce(array_agg(o.channel), '{}'), coalesce(array_agg(o.sku), '{}')
+          INTO old_channels, more_skus FROM old_rows o;
+        pair_channels := pair_channels || old_channels;
+        pair_skus := pair_skus || more_skus;
+    END IF;
+    INSERT INTO inventory_events.publication_pending (channel, sku)
+    SELECT ch.code, p.sku
+      FROM unnest(pair_channels, pair_skus) p(channel, sku)
+      JOIN inventory_events.channel ch ON ch.code = p.channel
+    UNION
+    -- A channel that lost its last listing, or whose every listing is new.
+    SELECT ch.code, i.sku
+      FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
+     WHERE ch.code = ANY (pair_channels)
+       AND (NOT EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = ch.code)
+            OR (NOT ch.code = ANY (old_channels)
+                AND (SELECT count(*) FROM inventory_events.channel_item x WHERE x.channel = ch.code)
+                    = cardinality(array_positions(new_channels, ch.code))))
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER channel_item_inserted AFTER INSERT ON inventory_events.channel_item
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.listings_changed();
+CREATE TRIGGER channel_item_updated AFTER UPDATE ON inventory_events.channel_item
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.listings_changed();
+CREATE TRIGGER channel_item_deleted AFTER DELETE ON inventory_events.channel_item
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.listings_changed();
+CREATE TRIGGER channel_item_truncated AFTER TRUNCATE ON inventory_events.channel_item
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.listings_changed();
+
+REVOKE EXECUTE ON FUNCTION inventory_events.listings_changed() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION inventory_events.availability_timeline(channel text, sku text, horizon interval DEFAULT NULL)
+RETURNS TABLE (available_on date, supply bigint, demand bigint, cumulative bigint, available bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c        inventory_events.channel;
+    li       inventory_events.channel_item;
+    sells    boolean;
+    pos      record;
+    pending  bigint;
+    total    bigint := 0;
+    d        record;
+    last_day date;
+BEGIN
+    SELECT * INTO c FROM inventory_events.channel x WHERE x.code = availability_timeline.channel;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown channel "%"', availability_timeline.channel
+              USING ERRCODE = 'foreign_key_violation', HINT = 'Add it to inventory_events.channel first.';
+    END IF;
+    IF NOT c.future_view THEN
+        RAISE EXCEPTION 'channel "%" has no future view', c.code
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Set future_view (and horizon) on the channel.';
+    END IF;
+    IF horizon < interval '0' THEN
+        RAISE EXCEPTION 'invalid horizon %', horizon USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    last_day := (current_date + least(coalesce(horizon, c.horizon), c.horizon))::date;
+    -- The listing, as ie_channel_listing() (src/channel.c) applies it: a
+    -- channel with listings sells only the skus it lists, each with the
+    -- listing's overrides of the channel's rules.
+    SELECT * INTO li FROM inventory_events.channel_item x
+     WHERE x.channel = c.code AND x.sku = availability_timeline.sku;
+    sells := coalesce(li.listed, NOT EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = c.code));
+    c.buffer_fixed := coalesce(li.buffer_fixed, c.buffer_fixed);
+    c.buffer_pct := coalesce(li.buffer_pct, c.buffer_pct);
+    c.allocation_pct := coalesce(li.allocation_pct, c.allocation_pct);
+    c.cap := coalesce(li.cap, c.cap);
+    pos := inventory_events.channel_position(c.code, sku);
+    SELECT coalesce(sum(x.backordered), 0) INTO pending
+      FROM inventory_events.reservation x WHERE x.sku = availability_timeline.sku;
+
+    FOR d IN
+        WITH open_refs AS (
+            SELECT e.location, e.lot, e.ref, max(e.expected_date) AS expected_date,
+                   sum(inventory_events.inbound(e.effect) + inventory_events.in_transit(e.effect)) AS open
+              FROM inventory_events.event e
+              JOIN inventory_events.channel_location cl ON cl.location = e.location AND cl.channel = c.code
+             WHERE e.sku = availability_timeline.sku
+               AND (inventory_events.inbound(e.effect) <> 0 OR inventory_events.in_transit(e.effect) <> 0)
+             GROUP BY e.location, e.lot, e.ref
+        ), supply AS (
+            SELECT current_date AS day, pos.pool AS qty
+            UNION ALL
+            SELECT greatest(coalesce(o.expected_date, current_date), current_date), o.open
+              FROM open_refs o
+             WHERE o.open > 0 AND coalesce(o.expected_date, current_date) <= last_day
+        )
+        SELECT s.day, sum(s.qty)::bigint AS qty FROM supply s GROUP BY s.day ORDER BY s.day
+    LOOP
+        available_on := d.day;
+        supply := d.qty;
+        demand := least(d.qty, pending);
+        pending := pending - demand;
+        total := total + supply - demand;
+        cumulative := total;
+        available := CASE WHEN sells THEN inventory_events.channel_rules(total, c, pos.velocity_buffer) ELSE 0 END;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+-- === end of listings and channel identifiers ===

@@ -154,7 +154,7 @@ SELECT status, sku, location, qty FROM reserve('web', 'GIFT', 2, 'K-1');
 SELECT pg_temp.try($$SELECT * FROM reserve('web', 'GIFT', 3, 'K-2')$$);
 SELECT pg_temp.avail('MUG');
 SELECT event_type, sku, qty FROM pick('web', 'K-1', 1);
-SELECT a.sku, a.reserved, a.picked FROM allocation a JOIN reservation r ON r.id = a.reservation_id WHERE r.ref = 'K-1' ORDER BY a.sku;
+SELECT a.sku, a.reserved, a.picked FROM allocation a JOIN reservation r ON r.id = a.reservation_id WHERE r.ref = 'K-1' ORDER BY a.sku, a.id;
 -- A kit is never backordered, even where the channel allows backorders.
 SELECT pg_temp.try($$SELECT * FROM reserve('edi', 'DUO', 50, 'K-3')$$);
 

@@ -45,8 +45,8 @@ static uint64 cat_generation = 0;	/* counts the loads of cat */
  * Master data cache: items (sku -> base unit, lot-controlled) and locations
  * that exist, so that an append does not search two indexes for them, and the
  * entries other subsystems keep here (channels and bills of materials, see
- * channel.c). Writes to item, location, channel, channel_location and
- * kit_component fire a statement trigger (ie_master_data_changed) that sends
+ * channel.c). Writes to item, location, channel, channel_location,
+ * channel_item and kit_component fire a statement trigger (ie_master_data_changed) that sends
  * a relcache invalidation for the table; every backend then drops the whole
  * cache in the callback below, at the latest when its next transaction
  * starts.
@@ -85,7 +85,7 @@ ie_catalog_relcache_callback(Datum arg, Oid relid)
 	 */
 	if (relid == InvalidOid || relid == cat.item_rel || relid == cat.location_rel ||
 		relid == cat.channel_rel || relid == cat.channel_location_rel ||
-		relid == cat.kit_component_rel)
+		relid == cat.kit_component_rel || relid == cat.channel_item_rel)
 		master_cache_reset();
 	/*
 	 * The OIDs: any of these relations may have been dropped and created
@@ -413,6 +413,9 @@ static const char *const column_names[IE_NUM_COLUMNS] = {IE_ALL_COLUMNS(IE_COLUM
 #define IE_COLUMN_TABLE(table, column) IE_TABLE_##table,
 static const IeTable column_tables[IE_NUM_COLUMNS] = {IE_ALL_COLUMNS(IE_COLUMN_TABLE)};
 #undef IE_COLUMN_TABLE
+#define IE_COLUMN_LATE(table, column) [IE_COL_##table##_##column] = true,
+static const bool column_from_0_3_0[IE_NUM_COLUMNS] = {IE_COLUMNS_FROM_0_3_0(IE_COLUMN_LATE)};
+#undef IE_COLUMN_LATE
 
 StaticAssertDecl(IE_COL_stock_inbound - IE_COL_stock_available == IE_BUCKET_INBOUND,
 				 "the stock table's bucket columns follow IeBucket");
@@ -447,7 +450,7 @@ catalog_table_of(Oid relid)
  * version of the SQL objects does not have).
  */
 static void
-resolve_columns(const Oid *relids)
+resolve_columns(const Oid *relids, IeSqlVersion version)
 {
 	for (int t = 0; t < IE_NUM_TABLES; t++)
 	{
@@ -477,7 +480,7 @@ resolve_columns(const Oid *relids)
 		AttrNumber	attnum;
 
 		ie_attnums[i] = InvalidAttrNumber;
-		if (!OidIsValid(relid))
+		if (!OidIsValid(relid) || (column_from_0_3_0[i] && version < IE_SQL_0_3_0))
 			continue;
 		attnum = get_attnum(relid, column_names[i]);
 		if (attnum <= 0)
@@ -502,6 +505,13 @@ IeTable
 ie_column_table(IeColumn column)
 {
 	return column_tables[column];
+}
+
+/* Is this a column that tables made before 0.3.0 do not have? */
+bool
+ie_column_from_0_3_0(IeColumn column)
+{
+	return column_from_0_3_0[column];
 }
 
 /*
@@ -713,6 +723,9 @@ reload:
 	{
 		cat.operation_key_rel = lookup_rel("operation_key");
 		cat.operation_key_pkey = lookup_rel("operation_key_pkey");
+		cat.channel_item_rel = lookup_rel("channel_item");
+		cat.channel_item_pkey = lookup_rel("channel_item_pkey");
+		cat.channel_item_channel_sku_idx = lookup_rel("channel_item_channel_sku_key");
 	}
 	cat.channel_location_rel = lookup_rel("channel_location");
 	cat.channel_location_pkey = lookup_rel("channel_location_pkey");
@@ -757,13 +770,14 @@ reload:
 		relids[IE_TABLE_publication] = cat.publication_rel;
 		relids[IE_TABLE_channel_shown] = cat.channel_shown_rel;
 		relids[IE_TABLE_operation_key] = cat.operation_key_rel;
+		relids[IE_TABLE_channel_item] = cat.channel_item_rel;
 		relids[IE_TABLE_log_home_written] = cat.log_home_written_rel;
 		relids[IE_TABLE_channel_location] = cat.channel_location_rel;
 		relids[IE_TABLE_kit_component] = cat.kit_component_rel;
 		relids[IE_TABLE_lot] = cat.lot_rel;
 		relids[IE_TABLE_item] = cat.item_rel;
 		relids[IE_TABLE_item_uom] = cat.item_uom_rel;
-		resolve_columns(relids);
+		resolve_columns(relids, cat.sql_version);
 	}
 	/* Invalidated while loading (a lock taken above processes them): again. */
 	if (invalidations != cat_invalidations)

@@ -75,6 +75,9 @@ typedef struct IeCatalog
 	Oid			channel_shown_pkey; /* (channel, sku) */
 	Oid			operation_key_rel;	/* from 0.3.0 */
 	Oid			operation_key_pkey; /* (source, idempotency_key) */
+	Oid			channel_item_rel;	/* from 0.3.0 */
+	Oid			channel_item_pkey;	/* (channel, sku) */
+	Oid			channel_item_channel_sku_idx;	/* (channel, coalesce(channel_sku, sku)) */
 	Oid			event_type_typid;
 	Oid			bucket_typid;
 	Oid			event_type_label[IE_NUM_EVENT_TYPES];	/* pg_enum OIDs */
@@ -142,6 +145,13 @@ typedef struct IeCatalog
 #define IE_OPERATION_KEY_COLUMNS(C) \
 	C(operation_key, source) C(operation_key, idempotency_key) C(operation_key, operation) \
 	C(operation_key, reservation_id) C(operation_key, qty) C(operation_key, recorded_at)
+#define IE_CHANNEL_ITEM_COLUMNS(C) \
+	C(channel_item, channel) C(channel_item, sku) C(channel_item, channel_sku) \
+	C(channel_item, listed) C(channel_item, buffer_fixed) C(channel_item, buffer_pct) \
+	C(channel_item, allocation_pct) C(channel_item, cap)
+/* Columns of older tables that the SQL objects have from 0.3.0 on (0 before). */
+#define IE_COLUMNS_FROM_0_3_0(C) \
+	C(publication, channel_sku) C(channel_shown, channel_sku) C(reservation, channel_sku)
 #define IE_OTHER_COLUMNS(C) \
 	C(log_home_written, written_at) C(log_home_written, pid) \
 	C(channel_location, location) C(channel_location, priority) \
@@ -153,7 +163,7 @@ typedef struct IeCatalog
 	IE_EVENT_COLUMNS(C) IE_LOG_HOME_COLUMNS(C) IE_STOCK_COLUMNS(C) IE_CHANNEL_COLUMNS(C) \
 	IE_RESERVATION_COLUMNS(C) IE_ALLOCATION_COLUMNS(C) IE_EXCEPTION_COLUMNS(C) \
 	IE_DEAD_LETTER_COLUMNS(C) IE_PUBLICATION_COLUMNS(C) IE_OPERATION_KEY_COLUMNS(C) \
-	IE_OTHER_COLUMNS(C)
+	IE_CHANNEL_ITEM_COLUMNS(C) IE_COLUMNS_FROM_0_3_0(C) IE_OTHER_COLUMNS(C)
 
 /* The tables those columns belong to. */
 typedef enum IeTable
@@ -170,6 +180,7 @@ typedef enum IeTable
 	IE_TABLE_publication,
 	IE_TABLE_channel_shown,
 	IE_TABLE_operation_key,		/* from 0.3.0 */
+	IE_TABLE_channel_item,		/* from 0.3.0 */
 	IE_TABLE_channel_location,
 	IE_TABLE_kit_component,
 	IE_TABLE_lot,
@@ -193,6 +204,7 @@ extern AttrNumber ie_attnums[IE_NUM_COLUMNS];
 extern AttrNumber ie_attnum_load(IeColumn column);
 extern const char *ie_column_name(IeColumn column);
 extern IeTable ie_column_table(IeColumn column);
+extern bool ie_column_from_0_3_0(IeColumn column);
 
 /* Loads the catalog cache if nothing has yet (the attribute number is then 0). */
 #define IE_ATTNUM(column) \
@@ -328,6 +340,17 @@ extern IeTable ie_column_table(IeColumn column);
 #define Anum_ie_operation_key_reservation_id IE_ATTNUM(IE_COL_operation_key_reservation_id)
 #define Anum_ie_operation_key_qty IE_ATTNUM(IE_COL_operation_key_qty)
 #define Anum_ie_operation_key_recorded_at IE_ATTNUM(IE_COL_operation_key_recorded_at)
+#define Anum_ie_channel_item_channel_sku IE_ATTNUM(IE_COL_channel_item_channel_sku)
+#define Anum_ie_channel_item_sku IE_ATTNUM(IE_COL_channel_item_sku)
+#define Anum_ie_channel_item_listed IE_ATTNUM(IE_COL_channel_item_listed)
+#define Anum_ie_channel_item_buffer_fixed IE_ATTNUM(IE_COL_channel_item_buffer_fixed)
+#define Anum_ie_channel_item_buffer_pct IE_ATTNUM(IE_COL_channel_item_buffer_pct)
+#define Anum_ie_channel_item_allocation_pct IE_ATTNUM(IE_COL_channel_item_allocation_pct)
+#define Anum_ie_channel_item_cap IE_ATTNUM(IE_COL_channel_item_cap)
+/* 0 (InvalidAttrNumber) when the SQL objects are older than 0.3.0. */
+#define Anum_ie_publication_channel_sku IE_ATTNUM(IE_COL_publication_channel_sku)
+#define Anum_ie_channel_shown_channel_sku IE_ATTNUM(IE_COL_channel_shown_channel_sku)
+#define Anum_ie_reservation_channel_sku IE_ATTNUM(IE_COL_reservation_channel_sku)
 
 /* The stock column of bucket b. */
 #define Anum_ie_stock_bucket(b) IE_ATTNUM(IE_COL_stock_available + (b))

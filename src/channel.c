@@ -31,6 +31,7 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/numeric.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -136,6 +137,18 @@ channel_read(text *code, IeChannel *ch)
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	qsort(ch->sources, ch->nsources, sizeof(IeSource), source_cmp);
+
+	/* Has it any listing (from 0.3.0)? Then it sells only what it lists. */
+	if (OidIsValid(c->channel_item_rel))
+	{
+		rel = table_open(c->channel_item_rel, AccessShareLock);
+		idx = index_open(c->channel_item_pkey, AccessShareLock);
+		slot = table_slot_create(rel, NULL);
+		ch->has_listings = ie_index_lookup(rel, idx, SnapshotSelf, 1, keys, ie_text_keys, slot);
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(idx, AccessShareLock);
+		table_close(rel, AccessShareLock);
+	}
 	return true;
 }
 
@@ -205,6 +218,24 @@ ie_channel_load(text *code, IeChannel *ch)
 }
 
 /*
+ * Has the channel any listing now? For a caller that read the channel before
+ * it took its locks: the invalidations of listings committed meanwhile are
+ * processed first, so the cache answers as of now (and without a copy).
+ */
+bool
+ie_channel_has_listings(text *code)
+{
+	IeChannel  *cached;
+	IeChannel	ch;
+
+	AcceptInvalidationMessages();
+	cached = ie_cache_get('c', code);
+	if (cached)
+		return cached->has_listings;
+	return ie_channel_load(code, &ch) && ch.has_listings;
+}
+
+/*
  * A kit's components; a sku that is no kit is its own single component.
  * Cached per backend (kind 'k'), "not a kit" included.
  */
@@ -252,6 +283,103 @@ ie_channel_require(text *code, IeChannel *ch)
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("unknown channel \"%s\"", text_to_cstring(code)),
 				 errhint("Add it to inventory_events.channel first.")));
+}
+
+/*
+ * The listing of sku on channel ch (inventory_events.channel_item): whether
+ * the channel sells it, its identifier there, and in *rules the channel's
+ * rules with the listing's overrides of buffer, allocation and cap applied.
+ * A channel without listings sells every sku under ours, with its own rules,
+ * and nothing is read. A listing row with listed = false still names the
+ * identifier (a delisting is published under it). Read with SnapshotSelf, as
+ * the channel is. Returns listing->sells.
+ */
+bool
+ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *listing)
+{
+	const IeCatalog *c;
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	Datum		keys[2] = {PointerGetDatum(ch->code), PointerGetDatum(sku)};
+
+	*rules = *ch;
+	listing->sells = true;
+	listing->channel_sku = NULL;
+	if (!ch->has_listings)
+		return true;
+
+	c = ie_catalog();
+	listing->sells = false;
+	rel = table_open(c->channel_item_rel, AccessShareLock);
+	idx = index_open(c->channel_item_pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	if (ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot))
+	{
+		bool		isnull;
+		Datum		d;
+
+		slot_getallattrs(slot);
+#define ATT(name) (d = slot->tts_values[Anum_ie_channel_item_##name - 1], \
+				   isnull = slot->tts_isnull[Anum_ie_channel_item_##name - 1], !isnull)
+		listing->sells = ATT(listed) && DatumGetBool(d);
+		listing->channel_sku = ATT(channel_sku) ? DatumGetTextPCopy(d) : text_copy(sku);
+		if (ATT(buffer_fixed))
+			rules->buffer_fixed = DatumGetInt64(d);
+		if (ATT(buffer_pct))
+		{
+			rules->buffer_pct = PointerGetDatum(DatumGetNumericCopy(d));
+			rules->no_pct_buffer = numeric_equals(rules->buffer_pct, 0);
+		}
+		if (ATT(allocation_pct))
+		{
+			rules->allocation_pct = PointerGetDatum(DatumGetNumericCopy(d));
+			rules->full_allocation = numeric_equals(rules->allocation_pct, 100);
+		}
+		if (ATT(cap))
+		{
+			rules->has_cap = true;
+			rules->cap = DatumGetInt64(d);
+		}
+#undef ATT
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return listing->sells;
+}
+
+/*
+ * Our sku for a channel's identifier: the listing of channel ch whose
+ * channel_sku (or, where that is null, sku) is channel_sku; NULL when the
+ * channel has no listings or none with that identifier.
+ */
+text *
+ie_listing_sku(const IeChannel *ch, text *channel_sku)
+{
+	const IeCatalog *c;
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	Datum		keys[2] = {PointerGetDatum(ch->code), PointerGetDatum(channel_sku)};
+	text	   *sku = NULL;
+
+	if (!ch->has_listings)
+		return NULL;
+	c = ie_catalog();
+	rel = table_open(c->channel_item_rel, AccessShareLock);
+	idx = index_open(c->channel_item_channel_sku_idx, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	if (ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot))
+	{
+		bool		isnull;
+
+		sku = DatumGetTextPCopy(slot_getattr(slot, Anum_ie_channel_item_sku, &isnull));
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return sku;
 }
 
 static int64
@@ -537,13 +665,16 @@ ie_stream_tags(text *sku, text *location, List *tags)
 static int64
 channel_availability(text *channel, text *sku, int64 *pool, int64 *vbuf)
 {
+	IeChannel	base;
 	IeChannel	ch;
 	IeComponents comp;
+	IeListing	listing;
 	int64		result = PG_INT64_MAX;
 
-	ie_channel_require(channel, &ch);
+	ie_channel_require(channel, &base);
 	ie_sku_components(sku, &comp);
 	*pool = *vbuf = 0;
+	(void) ie_channel_listing(&base, sku, &ch, &listing);
 	for (int i = 0; i < comp.n; i++)
 	{
 		IeLocationStock *locs = palloc(sizeof(IeLocationStock) * Max(ch.nsources, 1));
@@ -558,7 +689,8 @@ channel_availability(text *channel, text *sku, int64 *pool, int64 *vbuf)
 			*vbuf = v;
 		}
 	}
-	return result;
+	/* A sku the channel does not list shows nothing there (its pool is still told). */
+	return listing.sells ? result : 0;
 }
 
 PG_FUNCTION_INFO_V1(ie_channel_availability);

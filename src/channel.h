@@ -35,7 +35,15 @@ typedef struct IeChannel
 	int64		velocity_window_us;
 	int			nsources;
 	IeSource   *sources;		/* by priority, then location code */
+	bool		has_listings;	/* sells only what channel_item lists */
 } IeChannel;
+
+/* Where the channel sells a sku, and under which identifier. */
+typedef struct IeListing
+{
+	bool		sells;			/* the channel has no listings, or lists the sku */
+	text	   *channel_sku;	/* its listing's identifier; NULL: the channel has no listings */
+} IeListing;
 
 /* The stock of one stream at a location, as reservations see it. */
 typedef struct IeLotStock
@@ -68,6 +76,9 @@ typedef struct IeComponents
 
 extern bool ie_channel_load(text *code, IeChannel *ch);
 extern void ie_channel_require(text *code, IeChannel *ch);
+extern bool ie_channel_has_listings(text *code);
+extern bool ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *listing);
+extern text *ie_listing_sku(const IeChannel *ch, text *channel_sku);
 extern int64 ie_channel_rules(const IeChannel *ch, int64 pool, int64 velocity_buffer);
 extern int64 ie_velocity_buffer(const IeChannel *ch, text *sku);
 extern void ie_location_stock(text *sku, text *location, IeLocationStock *out);

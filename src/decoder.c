@@ -209,7 +209,8 @@ plan_relation(Relation relation, int table, int skip)
 			if (!att->attisdropped && strcmp(NameStr(att->attname), ie_column_name(c)) == 0)
 				plan->att[c] = att->attnum;
 		}
-		if (plan->att[c] == InvalidAttrNumber)
+		/* A column added in 0.3.0 is absent from the log of older versions. */
+		if (plan->att[c] == InvalidAttrNumber && !ie_column_from_0_3_0(c))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("column \"%s\" of relation \"%s\" does not exist",

@@ -28,6 +28,11 @@
  * needs approval (approve_recon_line(), raised by the SQL functions) */
 #define ERRCODE_IE_APPROVAL_REQUIRED	MAKE_SQLSTATE('I','E','0','0','7')
 
+/* IE008: a reservation of a sku the channel does not list (a channel with
+ * listings sells only what channel_item lists), or of a channel identifier
+ * that no listing of the channel has */
+#define ERRCODE_IE_NOT_LISTED			MAKE_SQLSTATE('I','E','0','0','8')
+
 /* Class IE as a whole */
 #define ERRCODE_IE_CLASS				MAKE_SQLSTATE('I','E','0','0','0')
 

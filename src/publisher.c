@@ -388,6 +388,60 @@ text_array(text **items, int n)
 }
 
 /*
+ * Stores the identifier of sku on a channel in a channel_sku column: null
+ * where it is our sku (a channel without listings, a listing without its own
+ * identifier), so that a publication costs no more bytes than before
+ * listings, and rows written before 0.3.0 read the same.
+ */
+static void
+set_identifier(Datum *values, bool *nulls, AttrNumber attnum, text *sku, text *identifier)
+{
+	bool		ours = identifier == NULL || text_equal(identifier, sku);
+
+	values[attnum - 1] = ours ? (Datum) 0 : PointerGetDatum(identifier);
+	nulls[attnum - 1] = ours;
+}
+
+/* Appends one publication of a channel to the log. */
+static void
+insert_publication(const PubChannel *pc, int64 seq, text *sku, text *channel_sku, int64 available)
+{
+	const IeCatalog *c = ie_catalog();
+	Datum	   *values;
+	bool	   *nulls;
+
+	ie_row_alloc(IE_TABLE_publication, &values, &nulls);
+	values[Anum_ie_publication_channel - 1] = PointerGetDatum(pc->code);
+	values[Anum_ie_publication_seq - 1] = Int64GetDatum(seq);
+	values[Anum_ie_publication_sku - 1] = PointerGetDatum(sku);
+	values[Anum_ie_publication_available - 1] = Int64GetDatum(available);
+	values[Anum_ie_publication_published_at - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
+	if (Anum_ie_publication_channel_sku != InvalidAttrNumber)
+		set_identifier(values, nulls, Anum_ie_publication_channel_sku, sku, channel_sku);
+	ie_row_insert(c->publication_rel, values, nulls);
+}
+
+/* Are a and b the same identifier of sku on a channel (NULL: our sku, in rows from before 0.3.0)? */
+static bool
+same_identifier(text *sku, text *a, text *b)
+{
+	return text_equal(a ? a : sku, b ? b : sku);
+}
+
+/*
+ * Is identifier still sku's on the channel, or nobody's? A 0 under an
+ * identifier that another listing of the channel has taken would tell the
+ * channel that the other item has nothing: it is not published.
+ */
+static bool
+identifier_is_own(const IeChannel *ch, text *sku, text *identifier)
+{
+	text	   *owner = ie_listing_sku(ch, identifier);
+
+	return owner == NULL || text_equal(owner, sku);
+}
+
+/*
  * Publishes one due channel: its pending skus of earlier steps and the
  * step's touched skus. Returns the publications made. In the caller's
  * subtransaction and a memory context reset after it.
@@ -456,6 +510,12 @@ publish_channel(PubStep *st, const PubChannel *pc)
 	 * the item master since it was marked (it never had stock) is skipped:
 	 * it would fail the channel at every try. Each sku in a memory context
 	 * of its own, reset for the next.
+	 *
+	 * Listings: a channel with listings shows a sku it does not list as 0,
+	 * published once (when it was shown something else) and never for a sku
+	 * it was never shown. Each publication carries the channel's identifier
+	 * (channel_shown keeps the last one told); when a listing's identifier
+	 * changes, the old identifier is told 0 before the new one its value.
 	 */
 	per_sku = AllocSetContextCreate(CurrentMemoryContext, "inventory_events publish sku",
 									ALLOCSET_DEFAULT_SIZES);
@@ -472,6 +532,12 @@ publish_channel(PubStep *st, const PubChannel *pc)
 		bool	   *nulls;
 		text	   *base_uom;
 		bool		lot_controlled;
+		IeChannel	rules;
+		IeListing	listing;
+		int64		shown = 0;
+		text	   *shown_as = NULL;
+		text	   *told_as;
+		bool		tell;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(per_sku);
@@ -482,21 +548,51 @@ publish_channel(PubStep *st, const PubChannel *pc)
 		}
 		key[1] = PointerGetDatum(skus[i]);
 		found = ie_index_lookup(shown_rel, shown_idx, SnapshotSelf, 2, key, ie_text_keys, slot);
-		available = sku_availability(st, &ch, locs, skus[i]);
-		if (found && DatumGetInt64(slot_getattr(slot, Anum_ie_channel_shown_available, &isnull)) == available)
+		if (found)
+		{
+			shown = DatumGetInt64(slot_getattr(slot, Anum_ie_channel_shown_available, &isnull));
+			if (Anum_ie_channel_shown_channel_sku != InvalidAttrNumber)
+			{
+				Datum		d = slot_getattr(slot, Anum_ie_channel_shown_channel_sku, &isnull);
+
+				shown_as = isnull ? NULL : DatumGetTextPCopy(d);
+			}
+		}
+		if (ie_channel_listing(&ch, skus[i], &rules, &listing))
+		{
+			available = sku_availability(st, &rules, locs, skus[i]);
+			told_as = listing.channel_sku ? listing.channel_sku : skus[i];
+			tell = true;
+		}
+		else
+		{
+			/* Not listed: 0, once, under the identifier the channel knew. */
+			if (!found || shown == 0)
+			{
+				MemoryContextSwitchTo(old);
+				continue;
+			}
+			available = 0;
+			told_as = listing.channel_sku ? listing.channel_sku : shown_as ? shown_as : skus[i];
+			tell = identifier_is_own(&ch, skus[i], told_as);
+		}
+		if (found && shown == available && same_identifier(skus[i], shown_as, told_as))
 		{
 			MemoryContextSwitchTo(old);
 			continue;
 		}
-		nchanged++;
-
-		ie_row_alloc(IE_TABLE_publication, &values, &nulls);
-		values[Anum_ie_publication_channel - 1] = PointerGetDatum(pc->code);
-		values[Anum_ie_publication_seq - 1] = Int64GetDatum(pc->last_seq + nchanged);
-		values[Anum_ie_publication_sku - 1] = PointerGetDatum(skus[i]);
-		values[Anum_ie_publication_available - 1] = Int64GetDatum(available);
-		values[Anum_ie_publication_published_at - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
-		ie_row_insert(c->publication_rel, values, nulls);
+		if (found && shown != 0 && !same_identifier(skus[i], shown_as, told_as) &&
+			identifier_is_own(&ch, skus[i], shown_as ? shown_as : skus[i]))
+		{
+			/* Another identifier now: the old one has nothing any more. */
+			nchanged++;
+			insert_publication(pc, pc->last_seq + nchanged, skus[i], shown_as ? shown_as : skus[i], 0);
+		}
+		if (tell)
+		{
+			nchanged++;
+			insert_publication(pc, pc->last_seq + nchanged, skus[i], told_as, available);
+		}
 
 		if (found)
 		{
@@ -505,7 +601,10 @@ publish_channel(PubStep *st, const PubChannel *pc)
 			ie_slot_copy(slot, &values, &nulls);
 			ExecClearTuple(slot);
 			values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(available);
-			values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(pc->last_seq + nchanged);
+			if (tell)
+				values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(pc->last_seq + nchanged);
+			if (Anum_ie_channel_shown_channel_sku != InvalidAttrNumber)
+				set_identifier(values, nulls, Anum_ie_channel_shown_channel_sku, skus[i], told_as);
 			found = ie_row_update_unless_deleted(c->channel_shown_rel, &tid, values, nulls);
 		}
 		if (!found)
@@ -515,6 +614,8 @@ publish_channel(PubStep *st, const PubChannel *pc)
 			values[Anum_ie_channel_shown_sku - 1] = PointerGetDatum(skus[i]);
 			values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(available);
 			values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(pc->last_seq + nchanged);
+			if (Anum_ie_channel_shown_channel_sku != InvalidAttrNumber)
+				set_identifier(values, nulls, Anum_ie_channel_shown_channel_sku, skus[i], told_as);
 			ie_row_insert(c->channel_shown_rel, values, nulls);
 		}
 		MemoryContextSwitchTo(old);

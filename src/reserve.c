@@ -65,7 +65,9 @@ typedef struct ReserveLine
 	TimestampTz expires_at;
 	text	   *source;			/* default: the channel */
 	text	   *key;			/* default: the ref */
-	IeChannel	ch;
+	text	   *channel_sku;	/* the item named by the channel's identifier */
+	text	   *listed_as;		/* its identifier on a channel with listings */
+	IeChannel	ch;				/* its rules, with the listing's overrides */
 	IeComponents comp;
 } ReserveLine;
 
@@ -98,6 +100,7 @@ typedef struct Outcome
 	int64		qty;
 	int64		event_id;		/* 0: none */
 	bool		replayed;
+	const char *sqlstate;		/* refused only */
 	char	   *message;		/* refused only */
 } Outcome;
 
@@ -120,12 +123,61 @@ cstr(const text *t)
 	return t ? text_to_cstring(t) : "";
 }
 
+/*
+ * The sku of a line. reserve_lines()' channel_sku names the item by its
+ * identifier on the channel. A sku on a channel with listings may be either
+ * the channel's identifier of an item or ours: the identifier is tried first
+ * (a channel speaks its own), and a value that is both the channel's
+ * identifier of one item and our sku of another item the channel lists is
+ * an error rather than a guess.
+ */
+static void
+resolve_sku(ReserveLine *l)
+{
+	text	   *mapped;
+	text	   *base_uom;
+	bool		lot_controlled;
+	IeChannel	rules;
+	IeListing	own;
+
+	if (l->channel_sku)
+	{
+		mapped = ie_listing_sku(&l->ch, l->channel_sku);
+		if (mapped == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_IE_NOT_LISTED),
+					 errmsg("channel \"%s\" lists no item as \"%s\"", cstr(l->channel), cstr(l->channel_sku)),
+					 errhint("A channel's identifiers are the channel_sku of its rows in inventory_events.channel_item.")));
+		if (l->sku && !ie_text_equal(l->sku, mapped))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("channel_sku \"%s\" of channel \"%s\" is sku \"%s\", not \"%s\"",
+							cstr(l->channel_sku), cstr(l->channel), cstr(mapped), cstr(l->sku)),
+					 errhint("Give the sku or the channel_sku of a line, or both of the same item.")));
+		l->sku = mapped;
+		return;
+	}
+	mapped = ie_listing_sku(&l->ch, l->sku);
+	if (mapped == NULL || ie_text_equal(mapped, l->sku))
+		return;
+	if (ie_master_item(l->sku, &base_uom, &lot_controlled) &&
+		ie_channel_listing(&l->ch, l->sku, &rules, &own))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sku \"%s\" is ambiguous on channel \"%s\"", cstr(l->sku), cstr(l->channel)),
+				 errdetail("It is the channel's identifier of sku \"%s\", and our sku of an item the channel lists as \"%s\".",
+						   cstr(mapped), cstr(own.channel_sku)),
+				 errhint("Name the item by its identifier on the channel.")));
+	l->channel_sku = l->sku;
+	l->sku = mapped;
+}
+
 /* Validates a line and reads its channel and components. */
 static void
 line_load(ReserveLine *l)
 {
-	const char *missing = l->channel == NULL ? "channel" : l->sku == NULL ? "sku" :
-		l->ref == NULL ? "ref" : NULL;
+	const char *missing = l->channel == NULL ? "channel" :
+		(l->sku == NULL && l->channel_sku == NULL) ? "sku" : l->ref == NULL ? "ref" : NULL;
 
 	if (missing)
 		ereport(ERROR,
@@ -137,6 +189,7 @@ line_load(ReserveLine *l)
 				 errmsg("invalid reservation quantity " INT64_FORMAT, l->qty),
 				 errdetail("The quantity must be positive.")));
 	ie_channel_require(l->channel, &l->ch);
+	resolve_sku(l);
 	ie_sku_components(l->sku, &l->comp);
 	if (l->location)
 	{
@@ -544,9 +597,60 @@ insert_reservation(const ReserveLine *l, int64 backordered)
 	values[Anum_ie_reservation_source - 1] = PointerGetDatum(l->source);
 	values[Anum_ie_reservation_idempotency_key - 1] = PointerGetDatum(l->key);
 	values[Anum_ie_reservation_created_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (Anum_ie_reservation_channel_sku != InvalidAttrNumber)
+	{
+		/* As publications store it: null where the channel knows our sku. */
+		bool		ours = l->listed_as == NULL || ie_text_equal(l->listed_as, l->sku);
+
+		values[Anum_ie_reservation_channel_sku - 1] = ours ? (Datum) 0 : PointerGetDatum(l->listed_as);
+		nulls[Anum_ie_reservation_channel_sku - 1] = ours;
+	}
 	lock_referenced(l);
 	ie_row_insert(c->reservation_rel, values, nulls);
 	return id;
+}
+
+/*
+ * Does the line's channel sell its sku? Then the line takes the listing's
+ * rules and identifier. Else the line is refused (IE008): raised when
+ * raise_refusal, else reported as a refused outcome.
+ */
+static bool
+line_listed(ReserveLine *l, bool raise_refusal, List **outcomes)
+{
+	IeChannel	rules;
+	IeListing	listing;
+	char	   *msg;
+	const char *detail;
+	Outcome    *o;
+
+	/* The locks are held: a first listing committed since line_load() counts. */
+	l->ch.has_listings = ie_channel_has_listings(l->channel);
+	if (ie_channel_listing(&l->ch, l->sku, &rules, &listing))
+	{
+		l->ch = rules;
+		l->listed_as = listing.channel_sku;
+		return true;
+	}
+	msg = psprintf("sku \"%s\" is not listed on channel \"%s\"", cstr(l->sku), cstr(l->channel));
+	detail = listing.channel_sku ? "Its listing there is delisted (listed is false)." :
+		"The channel has listings, and sells only the skus they list.";
+	if (raise_refusal)
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_NOT_LISTED),
+				 errmsg("%s", msg),
+				 errdetail("%s", detail),
+				 errhint("List it in inventory_events.channel_item, or reserve it on another channel.")));
+	o = palloc0(sizeof(Outcome));
+	o->ordinal = l->ordinal;
+	o->status = "refused";
+	o->sku = l->sku;
+	o->location = l->location;
+	o->qty = l->qty;
+	o->sqlstate = "IE008";
+	o->message = psprintf("%s: %s", msg, detail);
+	*outcomes = lappend(*outcomes, o);
+	return false;
 }
 
 /*
@@ -564,6 +668,8 @@ reserve_line(ReserveLine *l, bool raise_refusal, List **outcomes)
 	AllocPlan		plan = {0};
 
 	if (replay(l, outcomes))
+		return;
+	if (!line_listed(l, raise_refusal, outcomes))
 		return;
 
 	/* What the channel shows for the line's sku or kit, now. */
@@ -623,6 +729,7 @@ reserve_line(ReserveLine *l, bool raise_refusal, List **outcomes)
 			o->sku = l->sku;
 			o->location = l->location;
 			o->qty = l->qty;
+			o->sqlstate = "IE005";
 			o->message = psprintf("%s: %s", msg, detail);
 			*outcomes = lappend(*outcomes, o);
 		}
@@ -839,7 +946,7 @@ emit_outcomes(ReturnSetInfo *rsinfo, List *outcomes, bool with_ordinal)
 		if (with_ordinal)
 		{
 			nulls[a] = (o->message == NULL);
-			values[a++] = CStringGetTextDatum(o->message ? "IE005" : "");
+			values[a++] = CStringGetTextDatum(o->message ? o->sqlstate : "");
 			nulls[a] = (o->message == NULL);
 			values[a++] = o->message ? CStringGetTextDatum(o->message) : (Datum) 0;
 		}
@@ -928,6 +1035,8 @@ parse_line(JsonbValue *elem, int ordinal, ReserveLine *l)
 			l->channel = line_text(&fv, key);
 		else if (strcmp(key, "sku") == 0)
 			l->sku = line_text(&fv, key);
+		else if (strcmp(key, "channel_sku") == 0)
+			l->channel_sku = line_text(&fv, key);
 		else if (strcmp(key, "ref") == 0)
 			l->ref = line_text(&fv, key);
 		else if (strcmp(key, "location") == 0)
@@ -952,7 +1061,7 @@ parse_line(JsonbValue *elem, int ordinal, ReserveLine *l)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown field \"%s\" in line %d", key, ordinal),
-					 errhint("Fields are channel, sku, qty, ref, location, expires_at, source and idempotency_key.")));
+					 errhint("Fields are channel, sku or channel_sku, qty, ref, location, expires_at, source and idempotency_key.")));
 	}
 	if (!has_qty)
 		ereport(ERROR,

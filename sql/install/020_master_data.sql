@@ -82,6 +82,33 @@ CREATE TABLE inventory_events.kit_component (
 );
 COMMENT ON TABLE inventory_events.kit_component IS 'Bill of materials: qty of component per kit';
 
+-- Listings: what a channel sells, and under which identifier (an Amazon
+-- seller SKU or ASIN, a Shopify inventory item id, a retailer's part number).
+-- A channel with at least one row here sells only the skus it lists (listed);
+-- a channel with none sells every item of its sourcing locations under our
+-- sku. A listing may override the channel's buffers, allocation and cap for
+-- its sku. One identifier names one sku per channel: channel_sku, or our sku
+-- where it is null.
+CREATE TABLE inventory_events.channel_item (
+    channel         text NOT NULL REFERENCES inventory_events.channel ON DELETE CASCADE,
+    sku             text NOT NULL REFERENCES inventory_events.item ON DELETE CASCADE,
+    channel_sku     text CHECK (channel_sku <> ''),
+    listed          boolean NOT NULL DEFAULT true,
+    buffer_fixed    bigint CHECK (buffer_fixed >= 0),
+    buffer_pct      numeric CHECK (buffer_pct BETWEEN 0 AND 100),
+    allocation_pct  numeric CHECK (allocation_pct BETWEEN 0 AND 100),
+    cap             bigint CHECK (cap >= 0),
+    PRIMARY KEY (channel, sku)
+);
+CREATE UNIQUE INDEX channel_item_channel_sku_key
+    ON inventory_events.channel_item (channel, (coalesce(channel_sku, sku)));
+COMMENT ON TABLE inventory_events.channel_item IS
+  'Listings: the skus a channel sells (a channel without rows sells all), its identifiers and rule overrides';
+COMMENT ON COLUMN inventory_events.channel_item.channel_sku IS
+  'The channel''s identifier of the item; null: our sku';
+COMMENT ON COLUMN inventory_events.channel_item.listed IS
+  'false: delisted (published as 0 once; reservations refused with IE008)';
+
 -- pg_dump dumps the rows of these tables (CREATE EXTENSION makes the tables).
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.item', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.item_uom', '');
@@ -90,6 +117,7 @@ SELECT pg_catalog.pg_extension_config_dump('inventory_events.lot', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel_location', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.kit_component', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel_item', '');
 
 -- append() caches items and locations per backend; changing or removing one
 -- tells every backend to drop that cache.
@@ -107,6 +135,8 @@ CREATE TRIGGER channel_location_changed AFTER INSERT OR UPDATE OR DELETE OR TRUN
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
 CREATE TRIGGER kit_component_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.kit_component
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+CREATE TRIGGER channel_item_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.channel_item
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
 -- Also in replica mode: on a logical replication subscriber applying master
 -- data, and in a parallel restore (doc/operations.md).
 ALTER TABLE inventory_events.item ENABLE ALWAYS TRIGGER item_changed;
@@ -114,4 +144,5 @@ ALTER TABLE inventory_events.location ENABLE ALWAYS TRIGGER location_changed;
 ALTER TABLE inventory_events.channel ENABLE ALWAYS TRIGGER channel_changed;
 ALTER TABLE inventory_events.channel_location ENABLE ALWAYS TRIGGER channel_location_changed;
 ALTER TABLE inventory_events.kit_component ENABLE ALWAYS TRIGGER kit_component_changed;
+ALTER TABLE inventory_events.channel_item ENABLE ALWAYS TRIGGER channel_item_changed;
 

@@ -17,11 +17,14 @@ CREATE TABLE inventory_events.reservation (
     source           text NOT NULL,
     idempotency_key  text NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
+    channel_sku      text,
     CONSTRAINT reservation_channel_ref_key UNIQUE (channel, ref),
     CONSTRAINT reservation_idempotency_key UNIQUE (source, idempotency_key)
 ) WITH (fillfactor = 90);
 COMMENT ON TABLE inventory_events.reservation IS
   'Order lines reserved on a channel: qty = allocated + backordered + cancelled (in units of sku)';
+COMMENT ON COLUMN inventory_events.reservation.channel_sku IS
+  'The item''s identifier on the channel (its listing''s channel_sku) when reserved; null: our sku';
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.reservation', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.reservation_id_seq', '');
 -- The backorder queue, first come first served.

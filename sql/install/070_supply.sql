@@ -90,6 +90,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     c        inventory_events.channel;
+    li       inventory_events.channel_item;
+    sells    boolean;
     pos      record;
     pending  bigint;
     total    bigint := 0;
@@ -110,6 +112,16 @@ BEGIN
         RAISE EXCEPTION 'invalid horizon %', horizon USING ERRCODE = 'invalid_parameter_value';
     END IF;
     last_day := (current_date + least(coalesce(horizon, c.horizon), c.horizon))::date;
+    -- The listing, as ie_channel_listing() (src/channel.c) applies it: a
+    -- channel with listings sells only the skus it lists, each with the
+    -- listing's overrides of the channel's rules.
+    SELECT * INTO li FROM inventory_events.channel_item x
+     WHERE x.channel = c.code AND x.sku = availability_timeline.sku;
+    sells := coalesce(li.listed, NOT EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = c.code));
+    c.buffer_fixed := coalesce(li.buffer_fixed, c.buffer_fixed);
+    c.buffer_pct := coalesce(li.buffer_pct, c.buffer_pct);
+    c.allocation_pct := coalesce(li.allocation_pct, c.allocation_pct);
+    c.cap := coalesce(li.cap, c.cap);
     pos := inventory_events.channel_position(c.code, sku);
     SELECT coalesce(sum(x.backordered), 0) INTO pending
       FROM inventory_events.reservation x WHERE x.sku = availability_timeline.sku;
@@ -138,7 +150,7 @@ BEGIN
         pending := pending - demand;
         total := total + supply - demand;
         cumulative := total;
-        available := inventory_events.channel_rules(total, c, pos.velocity_buffer);
+        available := CASE WHEN sells THEN inventory_events.channel_rules(total, c, pos.velocity_buffer) ELSE 0 END;
         RETURN NEXT;
     END LOOP;
 END;

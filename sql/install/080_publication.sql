@@ -9,10 +9,13 @@ CREATE TABLE inventory_events.publication (
     sku           text NOT NULL,
     available     bigint NOT NULL,
     published_at  timestamptz NOT NULL,
+    channel_sku   text,
     PRIMARY KEY (channel, seq)
 );
 COMMENT ON TABLE inventory_events.publication IS
   'Every availability sent to a channel, with a gap-free sequence number per channel';
+COMMENT ON COLUMN inventory_events.publication.channel_sku IS
+  'The sku''s identifier on the channel (its listing''s channel_sku); null: our sku';
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.publication', '');
 
 -- Per channel: the last sequence number and when it was last published to.
@@ -31,6 +34,7 @@ CREATE TABLE inventory_events.channel_shown (
     sku        text NOT NULL,
     available  bigint NOT NULL,
     seq        bigint NOT NULL,
+    channel_sku text,
     PRIMARY KEY (channel, sku)
 ) WITH (fillfactor = 70);
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel_shown', '');
@@ -237,6 +241,72 @@ CREATE TRIGGER kit_component_updated AFTER UPDATE ON inventory_events.kit_compon
 CREATE TRIGGER kit_component_deleted AFTER DELETE ON inventory_events.kit_component
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.rules_changed();
 
+-- A change of a channel's listings (channel_item) marks the (channel, sku)
+-- pairs it changes pending, as rules_changed() does for the rules: a delisted
+-- sku is published as 0 once, a relisted one with its current value, a
+-- new identifier or override with what it shows now. A channel that gains
+-- its first listing, or loses its last one, changes what it sells at all:
+-- every sku becomes pending for it.
+CREATE FUNCTION inventory_events.listings_changed()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pair_channels text[] := '{}';   -- the (channel, sku) pairs changed, old and new
+    pair_skus text[] := '{}';
+    new_channels text[] := '{}';    -- the channel of each new row
+    old_channels text[] := '{}';    -- the channel of each old row
+    more_skus text[];
+BEGIN
+    IF NOT inventory_events.log_adopted() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'TRUNCATE' THEN
+        INSERT INTO inventory_events.publication_pending (channel, sku)
+        SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
+        ON CONFLICT DO NOTHING;
+        RETURN NULL;
+    END IF;
+    -- Each transition table is named only in the branch of the event that has it.
+    IF TG_OP <> 'DELETE' THEN
+        SELECT coalesce(array_agg(n.channel), '{}'), coalesce(array_agg(n.sku), '{}')
+          INTO new_channels, pair_skus FROM new_rows n;
+        pair_channels := new_channels;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        SELECT coalesce(array_agg(o.channel), '{}'), coalesce(array_agg(o.sku), '{}')
+          INTO old_channels, more_skus FROM old_rows o;
+        pair_channels := pair_channels || old_channels;
+        pair_skus := pair_skus || more_skus;
+    END IF;
+    INSERT INTO inventory_events.publication_pending (channel, sku)
+    SELECT ch.code, p.sku
+      FROM unnest(pair_channels, pair_skus) p(channel, sku)
+      JOIN inventory_events.channel ch ON ch.code = p.channel
+    UNION
+    -- A channel that lost its last listing, or whose every listing is new.
+    SELECT ch.code, i.sku
+      FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
+     WHERE ch.code = ANY (pair_channels)
+       AND (NOT EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = ch.code)
+            OR (NOT ch.code = ANY (old_channels)
+                AND (SELECT count(*) FROM inventory_events.channel_item x WHERE x.channel = ch.code)
+                    = cardinality(array_positions(new_channels, ch.code))))
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER channel_item_inserted AFTER INSERT ON inventory_events.channel_item
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.listings_changed();
+CREATE TRIGGER channel_item_updated AFTER UPDATE ON inventory_events.channel_item
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.listings_changed();
+CREATE TRIGGER channel_item_deleted AFTER DELETE ON inventory_events.channel_item
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.listings_changed();
+CREATE TRIGGER channel_item_truncated AFTER TRUNCATE ON inventory_events.channel_item
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.listings_changed();
+
 -- The publisher background workers (shared_preload_libraries).
 CREATE FUNCTION inventory_events.publisher_status(
     OUT database text, OUT enabled boolean, OUT pid integer, OUT state text,
@@ -266,11 +336,13 @@ COMMENT ON FUNCTION inventory_events.publisher_stop(text) IS
 -- (BEGIN ATOMIC), and without one the planner inlines it, so that
 -- publications_since(c, s) LIMIT n reads n rows by the primary key instead
 -- of the whole backlog.
+-- channel_sku: the identifier the channel knows the sku by (its listing's,
+-- or our sku on a channel without listings).
 CREATE FUNCTION inventory_events.publications_since(channel text, seq bigint)
-RETURNS TABLE (seq bigint, sku text, available bigint, published_at timestamptz)
+RETURNS TABLE (seq bigint, sku text, available bigint, published_at timestamptz, channel_sku text)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT p.seq, p.sku, p.available, p.published_at
+    SELECT p.seq, p.sku, p.available, p.published_at, coalesce(p.channel_sku, p.sku)
       FROM inventory_events.publication p
      WHERE p.channel = publications_since.channel AND p.seq > publications_since.seq
      ORDER BY p.seq;

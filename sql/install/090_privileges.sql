@@ -102,6 +102,7 @@ BEGIN
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON inventory_events.item, inventory_events.item_uom,
                         inventory_events.location, inventory_events.lot, inventory_events.channel,
                         inventory_events.channel_location, inventory_events.kit_component,
+                        inventory_events.channel_item,
                         inventory_events.recon_source, inventory_events.recon_tolerance TO %s', r);
         EXECUTE format('GRANT UPDATE (resolved_at) ON inventory_events.exception TO %s', r);
         EXECUTE format('GRANT DELETE ON inventory_events.dead_letter TO %s', r);
