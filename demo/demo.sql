@@ -104,6 +104,9 @@ INSERT INTO channel_location (channel, location, priority) VALUES
     ('amazon', 'DAL', 1), ('amazon', 'RNO', 2), ('amazon', 'ATL', 3),
     ('target-edi', 'ATL', 1),
     ('b2b-portal', 'DAL', 1), ('b2b-portal', 'RNO', 1);
+-- Amazon knows items by its own identifiers (ASINs), and sells only what it lists.
+INSERT INTO channel_item (channel, sku, channel_sku) VALUES
+    ('amazon', 'TSHIRT-BLK-M', 'B0CX1TSHRT'), ('amazon', 'MUG-WHT', 'B0CX2MUGWT');
 -- A gift set sold on the web shop: one T-shirt and two mugs.
 INSERT INTO item (sku, description) VALUES ('GIFT-SET', 'T-shirt and two mugs');
 INSERT INTO kit_component (kit, component, qty) VALUES ('GIFT-SET', 'TSHIRT-BLK-M', 1), ('GIFT-SET', 'MUG-WHT', 2);
@@ -121,10 +124,12 @@ SELECT channel, sku, shown FROM shown_before ORDER BY channel, sku;
 SELECT status, location, qty FROM reserve('shopify', 'TSHIRT-BLK-M', 200, 'SHOP-1001/1');
 \echo 'Shopify: two gift sets (all components or nothing)'
 SELECT status, sku, location, qty FROM reserve('shopify', 'GIFT-SET', 2, 'SHOP-1002/1');
-\echo 'Amazon: a cart that expires in 15 minutes, and an order beyond what Amazon is shown (refused, IE005)'
-SELECT status, location, qty FROM reserve('amazon', 'MUG-WHT', 4, 'AMZ-77/1', expires_at => now() + interval '15 minutes');
+\echo 'Amazon: a cart by ASIN that expires in 15 minutes, an order beyond what Amazon is shown (refused, IE005),'
+\echo 'and an order for something Amazon does not list (refused, IE008)'
+SELECT status, sku, location, qty FROM reserve('amazon', 'B0CX2MUGWT', 4, 'AMZ-77/1', expires_at => now() + interval '15 minutes');
 \set ON_ERROR_STOP off
 SELECT * FROM reserve('amazon', 'TSHIRT-BLK-M', 500, 'AMZ-78/1');
+SELECT * FROM reserve('amazon', 'GIFT-SET', 1, 'AMZ-79/1');
 \set ON_ERROR_STOP on
 \echo 'Target (EDI): a two-line purchase order, locks taken for both lines at once; one line refused and recorded'
 SELECT ordinal, status, sku, location, qty, message FROM reserve_lines($$[

@@ -92,9 +92,11 @@ class StdoutSink:
     def __init__(self, latency):
         self.latency = latency
 
-    def send(self, channel, seq, sku, available, published_at):
-        row = {'channel': channel, 'seq': seq, 'sku': sku, 'available': available,
-               'published_at': published_at.isoformat()}
+    def send(self, channel, seq, sku, channel_sku, available, published_at):
+        # channel_sku: the identifier the channel knows the sku by (its
+        # listing's; our sku on a channel without listings).
+        row = {'channel': channel, 'seq': seq, 'sku': sku, 'channel_sku': channel_sku,
+               'available': available, 'published_at': published_at.isoformat()}
         if self.latency:
             # For test/bench: when this row reached the connector (epoch s).
             row['received_at'] = round(time.time(), 6)
@@ -126,18 +128,18 @@ def catch_up(conn, channel, state, sink):
     # calling it again per batch with a LIMIT would make it compute the whole
     # rest of the backlog every time.
     cur = conn.cursor(name='catch_up')
-    cur.execute('SELECT seq, sku, available, published_at'
+    cur.execute('SELECT seq, sku, channel_sku, available, published_at'
                 '  FROM inventory_events.publications_since(%s, %s)', (channel, state.seq[channel]))
     expected = acked = state.seq[channel] + 1
     try:
         while True:
             rows = cur.fetchmany(BATCH)
-            for seq, sku, available, published_at in rows:
+            for seq, sku, channel_sku, available, published_at in rows:
                 if seq != expected:
                     # Cannot happen while the publication log is gap-free; if
                     # it ever does, stop rather than acknowledge past a hole.
                     raise GapError(f'{channel}: expected seq {expected}, got {seq}')
-                sink.send(channel, seq, sku, available, published_at)
+                sink.send(channel, seq, sku, channel_sku, available, published_at)
                 expected = seq + 1
             if len(rows) < BATCH:
                 break
