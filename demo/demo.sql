@@ -211,6 +211,12 @@ SELECT pg_sleep(0.5);
 \! /usr/bin/python3 "$IE_DEMO_CONNECTOR" --dsn 'port=5432 user=postgres dbname=postgres' --channel shopify --once --state-file "$HOME/shopify.state"
 
 \echo
+\echo 'Target is a retail EDI partner: it receives an X12 846 Inventory Inquiry/Advice built from what its'
+\echo 'channel shows (one segment per line here; the document itself has none):'
+INSERT INTO edi_partner (channel, sender_id, receiver_id, by_location) VALUES ('target-edi', 'DISTRIB', '0049TARGET', true);
+SELECT regexp_split_to_table(rtrim(edi_846('target-edi'), '~'), '~') AS "edi 846";
+
+\echo
 \echo '=== 19. A polling consumer catches up from its checkpoint (never skipping a late commit)'
 SELECT next_checkpoint, id, sku, location, event_type, qty FROM events_after('0:0', 3);
 SELECT next_checkpoint AS checkpoint FROM events_after('0:0', 3) ORDER BY id DESC LIMIT 1 \gset

@@ -1837,7 +1837,8 @@ BEGIN
                         inventory_events.reconcile(text, timestamptz, jsonb, boolean, text),
                         inventory_events.reconcile_staged(text, timestamptz, boolean, text),
                         inventory_events.resolve_recon_line(bigint, text, text),
-                        inventory_events.republish_drift(bigint)
+                        inventory_events.republish_drift(bigint),
+                        inventory_events.edi_846(text, boolean)
                         TO %s', r);
         EXECUTE format('GRANT INSERT ON inventory_events.event_staging TO %s', r);
         -- Not load_xid: a snapshot's lines are those its own transaction staged.
@@ -1848,7 +1849,7 @@ BEGIN
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON inventory_events.item, inventory_events.item_uom,
                         inventory_events.location, inventory_events.lot, inventory_events.channel,
                         inventory_events.channel_location, inventory_events.kit_component,
-                        inventory_events.channel_item,
+                        inventory_events.channel_item, inventory_events.edi_partner,
                         inventory_events.recon_source, inventory_events.recon_tolerance TO %s', r);
         EXECUTE format('GRANT UPDATE (resolved_at) ON inventory_events.exception TO %s', r);
         EXECUTE format('GRANT DELETE ON inventory_events.dead_letter TO %s', r);
@@ -2877,3 +2878,192 @@ BEGIN
 END;
 $$;
 -- === end of listings and channel identifiers ===
+
+-- EDI 846 from channel availability (issue 15, part 5)
+-- A channel that is an EDI trading partner: the interchange identifiers of
+-- both sides, the qualifier of the partner's item identifiers (LIN), whether
+-- it wants quantities per location (SDQ), the last control number used and
+-- how far the last 846 covered the channel's publications.
+CREATE TABLE inventory_events.edi_partner (
+    channel               text PRIMARY KEY REFERENCES inventory_events.channel ON DELETE CASCADE,
+    sender_qualifier      text NOT NULL DEFAULT 'ZZ' CHECK (sender_qualifier ~ '^[0-9A-Z]{2}$'),
+    sender_id             text NOT NULL CHECK (sender_id ~ '^[0-9A-Za-z .&/()-]{1,15}$'),
+    receiver_qualifier    text NOT NULL DEFAULT 'ZZ' CHECK (receiver_qualifier ~ '^[0-9A-Z]{2}$'),
+    receiver_id           text NOT NULL CHECK (receiver_id ~ '^[0-9A-Za-z .&/()-]{1,15}$'),
+    application_sender    text CHECK (application_sender ~ '^[0-9A-Za-z .&/()-]{2,15}$'),
+    application_receiver  text CHECK (application_receiver ~ '^[0-9A-Za-z .&/()-]{2,15}$'),
+    usage                 text NOT NULL DEFAULT 'P' CHECK (usage IN ('P', 'T')),
+    item_qualifier        text NOT NULL DEFAULT 'BP' CHECK (item_qualifier ~ '^[0-9A-Z]{2}$'),
+    by_location           boolean NOT NULL DEFAULT false,
+    last_control          bigint NOT NULL DEFAULT 0 CHECK (last_control BETWEEN 0 AND 999999999),
+    last_seq              bigint NOT NULL DEFAULT 0 CHECK (last_seq >= 0),
+    last_sent_at          timestamptz
+);
+COMMENT ON TABLE inventory_events.edi_partner IS
+  'Channels that are EDI trading partners: interchange identifiers, control numbers, what the last 846 covered';
+COMMENT ON COLUMN inventory_events.edi_partner.application_sender IS 'GS02; null: sender_id';
+COMMENT ON COLUMN inventory_events.edi_partner.application_receiver IS 'GS03; null: receiver_id';
+COMMENT ON COLUMN inventory_events.edi_partner.usage IS 'ISA15: P production, T test';
+COMMENT ON COLUMN inventory_events.edi_partner.item_qualifier IS
+  'LIN qualifier of the partner''s item identifier (channel_item.channel_sku): BP buyer''s part number, UP UPC, ...';
+COMMENT ON COLUMN inventory_events.edi_partner.by_location IS 'SDQ segments: each sourcing location''s ATP';
+COMMENT ON COLUMN inventory_events.edi_partner.last_control IS
+  'The control number of the last 846 (ISA13, GS06 and ST02), 1 to 999999999, then 1 again';
+COMMENT ON COLUMN inventory_events.edi_partner.last_seq IS
+  'The channel''s publication sequence number the last 846 covered: an incremental 846 reports what was published after it';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.edi_partner', '');
+
+-- A value as an X12 data element: refused when it holds a delimiter of ours
+-- (element *, segment ~, component >) or a control character.
+CREATE FUNCTION inventory_events.x12_element(what text, value text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value ~ '[*~>[:cntrl:]]' THEN
+        RAISE EXCEPTION 'the % "%" cannot be sent in an X12 document', what, value
+              USING ERRCODE = 'invalid_parameter_value',
+                    DETAIL = 'It contains an X12 delimiter (*, ~ or >) or a control character.',
+                    HINT = 'Give the item an identifier of its own on the channel (inventory_events.channel_item.channel_sku).';
+    END IF;
+    RETURN value;
+END;
+$$;
+
+-- An X12 846 Inventory Inquiry/Advice (version 004010) for a channel that is
+-- an EDI trading partner, as one text: ISA/GS/ST envelopes under the
+-- partner's next control number, then per sku (in sku order) a LIN with the
+-- partner's identifier (item_qualifier, the listing's channel_sku) and ours
+-- (VN), QTY*33 available for sale (channel_availability()), QTY*17 on hand at
+-- the channel's sourcing locations (not for kits), for a channel with a
+-- future view QTY*29 projected available with its DTM*018 date (per day of
+-- availability_timeline() after today), and, where the partner wants it
+-- (by_location), SDQ with each sourcing location's ATP; then CTT, SE, GE,
+-- IEA. A full 846 lists every sku the channel sells (what it lists, a
+-- delisted one as 0, or, without listings, every item stocked at its
+-- sourcing locations and every kit); an incremental one (incremental => true) lists the skus published
+-- to the channel since the last 846, each with the value and identifier it
+-- was last published with (a delisting is 0), and returns null without
+-- using a control number when there are none. Segments end with ~, without
+-- line breaks; dates and times are UTC.
+CREATE FUNCTION inventory_events.edi_846(channel text, incremental boolean DEFAULT false)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c        inventory_events.channel;
+    p        inventory_events.edi_partner;
+    control  bigint;
+    upto     bigint;
+    utc      timestamp := now() AT TIME ZONE 'UTC';
+    body     text[] := '{}';
+    lines    integer := 0;
+    r        record;
+    f        record;
+    pairs    text[];
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.edi_846()');
+    SELECT * INTO c FROM inventory_events.channel x WHERE x.code = edi_846.channel;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown channel "%"', edi_846.channel
+              USING ERRCODE = 'foreign_key_violation', HINT = 'Add it to inventory_events.channel first.';
+    END IF;
+    -- One 846 at a time per partner: control numbers in the order of the documents.
+    SELECT * INTO p FROM inventory_events.edi_partner x WHERE x.channel = c.code FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'channel "%" is not an EDI trading partner', c.code
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Add its interchange identifiers to inventory_events.edi_partner.';
+    END IF;
+    upto := coalesce((SELECT cp.last_seq FROM inventory_events.channel_publisher cp WHERE cp.channel = c.code), 0);
+    control := p.last_control % 999999999 + 1;
+
+    FOR r IN
+        SELECT s.sku, s.identifier, s.available,
+               EXISTS (SELECT FROM inventory_events.kit_component k WHERE k.kit = s.sku) AS kit
+          FROM (SELECT i.sku, coalesce(li.channel_sku, i.sku) AS identifier,
+                       inventory_events.channel_availability(c.code, i.sku) AS available
+                  FROM inventory_events.item i
+                  LEFT JOIN inventory_events.channel_item li ON li.channel = c.code AND li.sku = i.sku
+                 WHERE NOT incremental
+                   AND CASE WHEN EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = c.code)
+                            THEN li.sku IS NOT NULL     -- a delisted sku as 0
+                            ELSE EXISTS (SELECT FROM inventory_events.stock st
+                                           JOIN inventory_events.channel_location cl ON cl.location = st.location
+                                          WHERE cl.channel = c.code AND st.sku = i.sku)
+                                 OR EXISTS (SELECT FROM inventory_events.kit_component k WHERE k.kit = i.sku) END
+                UNION ALL
+                -- The last publication of each (sku, identifier) since the last 846.
+                (SELECT DISTINCT ON (pb.sku, coalesce(pb.channel_sku, pb.sku))
+                        pb.sku, coalesce(pb.channel_sku, pb.sku), pb.available
+                   FROM inventory_events.publication pb
+                  WHERE incremental AND pb.channel = c.code AND pb.seq > p.last_seq AND pb.seq <= upto
+                  ORDER BY pb.sku, coalesce(pb.channel_sku, pb.sku), pb.seq DESC)) s
+         ORDER BY s.sku, s.identifier
+    LOOP
+        lines := lines + 1;
+        body := body || pg_catalog.format('LIN**%s*%s*VN*%s', p.item_qualifier,
+                                          inventory_events.x12_element('channel identifier', r.identifier),
+                                          inventory_events.x12_element('sku', r.sku))
+                     || pg_catalog.format('QTY*33*%s*EA', r.available);
+        IF NOT r.kit THEN
+            body := body || pg_catalog.format('QTY*17*%s*EA',
+                                              (SELECT coalesce(sum(st.on_hand), 0)
+                                                 FROM inventory_events.stock st
+                                                 JOIN inventory_events.channel_location cl ON cl.location = st.location
+                                                WHERE cl.channel = c.code AND st.sku = r.sku));
+            IF c.future_view THEN
+                FOR f IN SELECT t.available_on, t.available
+                           FROM inventory_events.availability_timeline(c.code, r.sku) t
+                          WHERE t.available_on > current_date ORDER BY t.available_on
+                LOOP
+                    body := body || pg_catalog.format('QTY*29*%s*EA', f.available)
+                                 || pg_catalog.format('DTM*018*%s', pg_catalog.to_char(f.available_on, 'YYYYMMDD'));
+                END LOOP;
+            END IF;
+            IF p.by_location THEN
+                -- Up to ten location and quantity pairs per SDQ segment.
+                SELECT array_agg(inventory_events.x12_element('location', b.location) || '*' || b.atp
+                                 ORDER BY b.location) INTO pairs
+                  FROM inventory_events.stock_by_location b
+                  JOIN inventory_events.channel_location cl ON cl.location = b.location
+                 WHERE cl.channel = c.code AND b.sku = r.sku;
+                FOR i IN 0 .. coalesce(cardinality(pairs), 0) - 1 BY 10 LOOP
+                    body := body || ('SDQ*EA*92*' || array_to_string(pairs[i + 1 : i + 10], '*'));
+                END LOOP;
+            END IF;
+        END IF;
+    END LOOP;
+    IF incremental AND lines = 0 THEN
+        RETURN NULL;
+    END IF;
+
+    body := ARRAY[pg_catalog.format('ST*846*%s', lpad(control::text, 4, '0')),
+                  pg_catalog.format('BIA*00*SI*%s%s*%s*%s', CASE WHEN incremental THEN 'I' ELSE 'F' END, control,
+                                    pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'))]
+            || body
+            || pg_catalog.format('CTT*%s', lines);
+    body := body || pg_catalog.format('SE*%s*%s', cardinality(body) + 1, lpad(control::text, 4, '0'));
+
+    UPDATE inventory_events.edi_partner x SET last_control = control, last_seq = upto, last_sent_at = now()
+     WHERE x.channel = c.code;
+    RETURN pg_catalog.format('ISA*00*%s*00*%s*%s*%s*%s*%s*%s*%s*U*00401*%s*0*%s*>~',
+                             repeat(' ', 10), repeat(' ', 10),
+                             p.sender_qualifier, rpad(p.sender_id, 15), p.receiver_qualifier, rpad(p.receiver_id, 15),
+                             pg_catalog.to_char(utc, 'YYMMDD'), pg_catalog.to_char(utc, 'HH24MI'),
+                             lpad(control::text, 9, '0'), p.usage)
+        || pg_catalog.format('GS*IB*%s*%s*%s*%s*%s*X*004010~',
+                             coalesce(p.application_sender, p.sender_id), coalesce(p.application_receiver, p.receiver_id),
+                             pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'), control)
+        || array_to_string(body, '~') || '~'
+        || pg_catalog.format('GE*1*%s~', control)
+        || pg_catalog.format('IEA*1*%s~', lpad(control::text, 9, '0'));
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.edi_846(text, boolean) IS
+  'An X12 846 Inventory Inquiry/Advice of a channel that is an EDI trading partner: full, or what was published since the last';
+REVOKE ALL ON inventory_events.edi_partner FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.x12_element(text, text), inventory_events.edi_846(text, boolean) FROM PUBLIC;
+-- === end of EDI 846 ===

@@ -42,6 +42,25 @@ ie_install_packages() {
 	fi
 }
 
+# Node.js and node-x12, an X12 parser from npm that this project did not
+# write, for the EDI 846 test (test/t/016_edi_846.pl): Debian's nodejs and
+# npm where node or npm is missing (a machine may have Node.js from
+# elsewhere, whose npm Debian's would conflict with), then node-x12 into
+# $IE_WORK/x12 (the TAP tests' $HOME), as the user the tests run as.
+IE_X12_PACKAGE=node-x12@1.7.1
+ie_install_x12_parser() {
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		ie_log "installing Debian packages: nodejs npm"
+		{ ie_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+			ie_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } ||
+			ie_die "could not install nodejs and npm: run 'apt-get install nodejs npm' as root, then try again"
+	fi
+	ie_log "installing $IE_X12_PACKAGE (npm)"
+	ie_run mkdir -p "$IE_WORK/x12"
+	ie_run npm install --silent --no-audit --no-fund --no-save --prefix "$IE_WORK/x12" "$IE_X12_PACKAGE" >/dev/null ||
+		ie_die "could not install $IE_X12_PACKAGE from the npm registry"
+}
+
 ie_cleanup() {
 	local rc=$?
 	if [ -n "${IE_WORK:-}" ] && [ -d "$IE_WORK" ]; then

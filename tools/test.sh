@@ -86,6 +86,7 @@ if [[ " $suites " == *" isolation "* ]] && [ -n "$isolation_specs" ]; then
 fi
 
 if [[ " $suites " == *" tap "* ]]; then
+	case 016_edi_846 in ${IE_TAP:-*}*) ie_install_x12_parser ;; esac
 	ie_log "TAP"
 	for t in $(make -s print-tap); do
 		name=$(basename "$t" .pl)

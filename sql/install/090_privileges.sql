@@ -91,7 +91,8 @@ BEGIN
                         inventory_events.reconcile(text, timestamptz, jsonb, boolean, text),
                         inventory_events.reconcile_staged(text, timestamptz, boolean, text),
                         inventory_events.resolve_recon_line(bigint, text, text),
-                        inventory_events.republish_drift(bigint)
+                        inventory_events.republish_drift(bigint),
+                        inventory_events.edi_846(text, boolean)
                         TO %s', r);
         EXECUTE format('GRANT INSERT ON inventory_events.event_staging TO %s', r);
         -- Not load_xid: a snapshot's lines are those its own transaction staged.
@@ -102,7 +103,7 @@ BEGIN
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON inventory_events.item, inventory_events.item_uom,
                         inventory_events.location, inventory_events.lot, inventory_events.channel,
                         inventory_events.channel_location, inventory_events.kit_component,
-                        inventory_events.channel_item,
+                        inventory_events.channel_item, inventory_events.edi_partner,
                         inventory_events.recon_source, inventory_events.recon_tolerance TO %s', r);
         EXECUTE format('GRANT UPDATE (resolved_at) ON inventory_events.exception TO %s', r);
         EXECUTE format('GRANT DELETE ON inventory_events.dead_letter TO %s', r);
