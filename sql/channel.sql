@@ -62,11 +62,11 @@ SELECT count(*) AS mismatches FROM (
                    ROW('x', 'storefront', '', (random() * 20)::bigint, round((random() * 100)::numeric, 2),
                        round((random() * 100)::numeric, 1),
                        CASE WHEN random() < 0.3 THEN (random() * 500)::bigint END,
-                       '0', false, true, false, '30 days', false, '1 hour')::channel AS c
+                       '0', false, true, false, '30 days', false, '1 hour', NULL)::channel AS c
               FROM generate_series(1, 5000)) x) y
  WHERE got <> want;
 -- The velocity buffer comes off after the other rules.
 SELECT channel_rules(100, ROW('x', 'storefront', '', 5, 10, 50, NULL, '0', false, true, false, '30 days',
-                              true, '1 hour')::channel, 7) AS rules_50_5_10pct_v7;
+                              true, '1 hour', NULL)::channel, 7) AS rules_50_5_10pct_v7;
 
 DROP EXTENSION inventory_events;

@@ -1806,6 +1806,7 @@ BEGIN
                     inventory_events.events_after(text, integer), inventory_events.verify(),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
+                    inventory_events.channel_sources(text),
                     inventory_events.channel_rules(bigint, inventory_events.channel, bigint),
                     inventory_events.availability_timeline(text, text, interval),
                     inventory_events.publications_since(text, bigint),
@@ -1850,6 +1851,7 @@ BEGIN
                         inventory_events.location, inventory_events.lot, inventory_events.channel,
                         inventory_events.channel_location, inventory_events.kit_component,
                         inventory_events.channel_item, inventory_events.edi_partner,
+                        inventory_events.entity, inventory_events.intercompany,
                         inventory_events.recon_source, inventory_events.recon_tolerance TO %s', r);
         EXECUTE format('GRANT UPDATE (resolved_at) ON inventory_events.exception TO %s', r);
         EXECUTE format('GRANT DELETE ON inventory_events.dead_letter TO %s', r);
@@ -3067,3 +3069,387 @@ COMMENT ON FUNCTION inventory_events.edi_846(text, boolean) IS
 REVOKE ALL ON inventory_events.edi_partner FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION inventory_events.x12_element(text, text), inventory_events.edi_846(text, boolean) FROM PUBLIC;
 -- === end of EDI 846 ===
+
+-- Location hierarchy and legal entities (issue 15, part 2)
+ALTER TYPE inventory_events.location_kind ADD VALUE 'region';
+ALTER TYPE inventory_events.location_kind ADD VALUE 'zone';
+-- The legal entities that own stock (multi-entity distribution).
+CREATE TABLE inventory_events.entity (
+    code         text PRIMARY KEY,
+    description  text NOT NULL DEFAULT ''
+);
+
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.entity', '');
+REVOKE ALL ON inventory_events.entity FROM PUBLIC;
+ALTER TABLE inventory_events.location
+    ADD COLUMN entity text REFERENCES inventory_events.entity DEFERRABLE INITIALLY DEFERRED;
+COMMENT ON COLUMN inventory_events.location.parent IS 'The node above: a channel sourcing from it sources from this location';
+COMMENT ON COLUMN inventory_events.location.entity IS 'The legal entity that owns its stock; null: its parent''s';
+ALTER TABLE inventory_events.channel ADD COLUMN entity text REFERENCES inventory_events.entity;
+COMMENT ON COLUMN inventory_events.channel.entity IS
+  'The legal entity that sells on the channel: it sells that entity''s stock only (and what intercompany allows); null: any';
+-- Intercompany: the channels of entity seller may sell the stock of entity owner.
+CREATE TABLE inventory_events.intercompany (
+    seller  text NOT NULL REFERENCES inventory_events.entity ON DELETE CASCADE,
+    owner   text NOT NULL REFERENCES inventory_events.entity ON DELETE CASCADE,
+    PRIMARY KEY (seller, owner),
+    CHECK (seller <> owner)
+);
+COMMENT ON TABLE inventory_events.intercompany IS
+  'Intercompany rules: the channels of the seller entity may sell stock the owner entity holds';
+
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.intercompany', '');
+REVOKE ALL ON inventory_events.intercompany FROM PUBLIC;
+CREATE TRIGGER intercompany_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.intercompany
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+ALTER TABLE inventory_events.intercompany ENABLE ALWAYS TRIGGER intercompany_changed;
+-- A location may not be its own ancestor (checked at commit, as parent is).
+CREATE FUNCTION inventory_events.location_acyclic()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (WITH RECURSIVE up(code, depth) AS (
+                   SELECT NEW.parent, 1
+                   UNION ALL
+                   SELECT l.parent, up.depth + 1 FROM up JOIN inventory_events.location l ON l.code = up.code
+                    WHERE up.code IS NOT NULL AND up.code <> NEW.code AND up.depth < 10000)
+               SELECT FROM up WHERE up.code = NEW.code) THEN
+        RAISE EXCEPTION 'location "%" would be its own ancestor', NEW.code
+              USING ERRCODE = 'check_violation',
+                    HINT = 'The locations form a tree: give it a parent that is not below it.';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE CONSTRAINT TRIGGER location_acyclic AFTER INSERT OR UPDATE OF parent ON inventory_events.location
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION inventory_events.location_acyclic();
+REVOKE EXECUTE ON FUNCTION inventory_events.location_acyclic() FROM PUBLIC;
+
+-- The location hierarchy: every location with each of its ancestors (itself
+-- at depth 0), and its owner, the entity of the nearest that has one.
+CREATE VIEW inventory_events.location_tree AS
+WITH RECURSIVE up (location, node, depth) AS (
+    SELECT l.code, l.code, 0 FROM inventory_events.location l
+    UNION ALL
+    SELECT up.location, l.parent, up.depth + 1
+      FROM up JOIN inventory_events.location l ON l.code = up.node
+     WHERE l.parent IS NOT NULL AND up.depth < 10000)
+SELECT up.location, up.node, up.depth,
+       (SELECT n.entity FROM up o JOIN inventory_events.location n ON n.code = o.node
+         WHERE o.location = up.location AND n.entity IS NOT NULL ORDER BY o.depth LIMIT 1) AS owner
+  FROM up;
+COMMENT ON VIEW inventory_events.location_tree IS
+  'Each location with each of its ancestors (node; itself at depth 0) and the entity that owns its stock';
+
+-- stock_by_location rolled up the hierarchy: a node's row sums every
+-- location below it (and its own). atp is the sum of the locations' ATP, the
+-- pool a channel sourcing from the node has before its rules.
+CREATE VIEW inventory_events.stock_by_node AS
+SELECT t.node, b.sku,
+       sum(b.on_hand)::bigint AS on_hand,
+       sum(b.available)::bigint AS available,
+       sum(b.expired)::bigint AS expired,
+       sum(b.reserved)::bigint AS reserved,
+       sum(b.picked)::bigint AS picked,
+       sum(b.damaged)::bigint AS damaged,
+       sum(b.quarantine)::bigint AS quarantine,
+       sum(b.in_transit)::bigint AS in_transit,
+       sum(b.inbound)::bigint AS inbound,
+       sum(b.atp)::bigint AS atp
+  FROM inventory_events.stock_by_location b
+  JOIN inventory_events.location_tree t ON t.location = b.location
+ GROUP BY t.node, b.sku;
+COMMENT ON VIEW inventory_events.stock_by_node IS
+  'stock_by_location summed over each node of the location hierarchy and every location below it';
+
+REVOKE ALL ON inventory_events.location_tree, inventory_events.stock_by_node FROM PUBLIC;
+-- A channel's sourcing locations as availability and reservations use them:
+-- its channel_location rows expanded through the location hierarchy (a node
+-- stands for every location below it, each with the priority of the nearest
+-- row naming it or an ancestor), less the locations whose owner the
+-- channel's entity may not sell (intercompany).
+CREATE FUNCTION inventory_events.channel_sources(channel text)
+RETURNS TABLE (location text, priority integer)
+AS 'MODULE_PATHNAME', 'ie_channel_sources'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION inventory_events.channel_sources(text) IS
+  'The locations a channel sources from: channel_location through the hierarchy, within what its entity may sell';
+REVOKE EXECUTE ON FUNCTION inventory_events.channel_sources(text) FROM PUBLIC;
+
+-- What reads a channel's sourcing locations reads them through channel_sources().
+CREATE OR REPLACE VIEW inventory_events.channel_stock AS
+SELECT c.code AS channel, s.sku, p.pool, p.velocity_buffer, p.available
+  FROM inventory_events.channel c
+  CROSS JOIN LATERAL (SELECT DISTINCT st.sku
+                        FROM inventory_events.channel_sources(c.code) cl
+                        JOIN inventory_events.stock st ON st.location = cl.location) s
+  CROSS JOIN LATERAL inventory_events.channel_position(c.code, s.sku) p;
+CREATE OR REPLACE FUNCTION inventory_events.availability_timeline(channel text, sku text, horizon interval DEFAULT NULL)
+RETURNS TABLE (available_on date, supply bigint, demand bigint, cumulative bigint, available bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c        inventory_events.channel;
+    li       inventory_events.channel_item;
+    sells    boolean;
+    pos      record;
+    pending  bigint;
+    total    bigint := 0;
+    d        record;
+    last_day date;
+BEGIN
+    SELECT * INTO c FROM inventory_events.channel x WHERE x.code = availability_timeline.channel;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown channel "%"', availability_timeline.channel
+              USING ERRCODE = 'foreign_key_violation', HINT = 'Add it to inventory_events.channel first.';
+    END IF;
+    IF NOT c.future_view THEN
+        RAISE EXCEPTION 'channel "%" has no future view', c.code
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Set future_view (and horizon) on the channel.';
+    END IF;
+    IF horizon < interval '0' THEN
+        RAISE EXCEPTION 'invalid horizon %', horizon USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    last_day := (current_date + least(coalesce(horizon, c.horizon), c.horizon))::date;
+    -- The listing, as ie_channel_listing() (src/channel.c) applies it: a
+    -- channel with listings sells only the skus it lists, each with the
+    -- listing's overrides of the channel's rules.
+    SELECT * INTO li FROM inventory_events.channel_item x
+     WHERE x.channel = c.code AND x.sku = availability_timeline.sku;
+    sells := coalesce(li.listed, NOT EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = c.code));
+    c.buffer_fixed := coalesce(li.buffer_fixed, c.buffer_fixed);
+    c.buffer_pct := coalesce(li.buffer_pct, c.buffer_pct);
+    c.allocation_pct := coalesce(li.allocation_pct, c.allocation_pct);
+    c.cap := coalesce(li.cap, c.cap);
+    pos := inventory_events.channel_position(c.code, sku);
+    SELECT coalesce(sum(x.backordered), 0) INTO pending
+      FROM inventory_events.reservation x WHERE x.sku = availability_timeline.sku;
+
+    FOR d IN
+        WITH open_refs AS (
+            SELECT e.location, e.lot, e.ref, max(e.expected_date) AS expected_date,
+                   sum(inventory_events.inbound(e.effect) + inventory_events.in_transit(e.effect)) AS open
+              FROM inventory_events.event e
+              JOIN inventory_events.channel_sources(c.code) cl ON cl.location = e.location
+             WHERE e.sku = availability_timeline.sku
+               AND (inventory_events.inbound(e.effect) <> 0 OR inventory_events.in_transit(e.effect) <> 0)
+             GROUP BY e.location, e.lot, e.ref
+        ), supply AS (
+            SELECT current_date AS day, pos.pool AS qty
+            UNION ALL
+            SELECT greatest(coalesce(o.expected_date, current_date), current_date), o.open
+              FROM open_refs o
+             WHERE o.open > 0 AND coalesce(o.expected_date, current_date) <= last_day
+        )
+        SELECT s.day, sum(s.qty)::bigint AS qty FROM supply s GROUP BY s.day ORDER BY s.day
+    LOOP
+        available_on := d.day;
+        supply := d.qty;
+        demand := least(d.qty, pending);
+        pending := pending - demand;
+        total := total + supply - demand;
+        cumulative := total;
+        available := CASE WHEN sells THEN inventory_events.channel_rules(total, c, pos.velocity_buffer) ELSE 0 END;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+CREATE OR REPLACE FUNCTION inventory_events.edi_846(channel text, incremental boolean DEFAULT false)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c        inventory_events.channel;
+    p        inventory_events.edi_partner;
+    control  bigint;
+    upto     bigint;
+    utc      timestamp := now() AT TIME ZONE 'UTC';
+    body     text[] := '{}';
+    lines    integer := 0;
+    r        record;
+    f        record;
+    pairs    text[];
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.edi_846()');
+    SELECT * INTO c FROM inventory_events.channel x WHERE x.code = edi_846.channel;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown channel "%"', edi_846.channel
+              USING ERRCODE = 'foreign_key_violation', HINT = 'Add it to inventory_events.channel first.';
+    END IF;
+    -- One 846 at a time per partner: control numbers in the order of the documents.
+    SELECT * INTO p FROM inventory_events.edi_partner x WHERE x.channel = c.code FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'channel "%" is not an EDI trading partner', c.code
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Add its interchange identifiers to inventory_events.edi_partner.';
+    END IF;
+    upto := coalesce((SELECT cp.last_seq FROM inventory_events.channel_publisher cp WHERE cp.channel = c.code), 0);
+    control := p.last_control % 999999999 + 1;
+
+    FOR r IN
+        SELECT s.sku, s.identifier, s.available,
+               EXISTS (SELECT FROM inventory_events.kit_component k WHERE k.kit = s.sku) AS kit
+          FROM (SELECT i.sku, coalesce(li.channel_sku, i.sku) AS identifier,
+                       inventory_events.channel_availability(c.code, i.sku) AS available
+                  FROM inventory_events.item i
+                  LEFT JOIN inventory_events.channel_item li ON li.channel = c.code AND li.sku = i.sku
+                 WHERE NOT incremental
+                   AND CASE WHEN EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = c.code)
+                            THEN li.sku IS NOT NULL     -- a delisted sku as 0
+                            ELSE EXISTS (SELECT FROM inventory_events.stock st
+                                           JOIN inventory_events.channel_sources(c.code) cl ON cl.location = st.location
+                                          WHERE st.sku = i.sku)
+                                 OR EXISTS (SELECT FROM inventory_events.kit_component k WHERE k.kit = i.sku) END
+                UNION ALL
+                -- The last publication of each (sku, identifier) since the last 846.
+                (SELECT DISTINCT ON (pb.sku, coalesce(pb.channel_sku, pb.sku))
+                        pb.sku, coalesce(pb.channel_sku, pb.sku), pb.available
+                   FROM inventory_events.publication pb
+                  WHERE incremental AND pb.channel = c.code AND pb.seq > p.last_seq AND pb.seq <= upto
+                  ORDER BY pb.sku, coalesce(pb.channel_sku, pb.sku), pb.seq DESC)) s
+         ORDER BY s.sku, s.identifier
+    LOOP
+        lines := lines + 1;
+        body := body || pg_catalog.format('LIN**%s*%s*VN*%s', p.item_qualifier,
+                                          inventory_events.x12_element('channel identifier', r.identifier),
+                                          inventory_events.x12_element('sku', r.sku))
+                     || pg_catalog.format('QTY*33*%s*EA', r.available);
+        IF NOT r.kit THEN
+            body := body || pg_catalog.format('QTY*17*%s*EA',
+                                              (SELECT coalesce(sum(st.on_hand), 0)
+                                                 FROM inventory_events.stock st
+                                                 JOIN inventory_events.channel_sources(c.code) cl ON cl.location = st.location
+                                                WHERE st.sku = r.sku));
+            IF c.future_view THEN
+                FOR f IN SELECT t.available_on, t.available
+                           FROM inventory_events.availability_timeline(c.code, r.sku) t
+                          WHERE t.available_on > current_date ORDER BY t.available_on
+                LOOP
+                    body := body || pg_catalog.format('QTY*29*%s*EA', f.available)
+                                 || pg_catalog.format('DTM*018*%s', pg_catalog.to_char(f.available_on, 'YYYYMMDD'));
+                END LOOP;
+            END IF;
+            IF p.by_location THEN
+                -- Up to ten location and quantity pairs per SDQ segment.
+                SELECT array_agg(inventory_events.x12_element('location', b.location) || '*' || b.atp
+                                 ORDER BY b.location) INTO pairs
+                  FROM inventory_events.stock_by_location b
+                  JOIN inventory_events.channel_sources(c.code) cl ON cl.location = b.location
+                 WHERE b.sku = r.sku;
+                FOR i IN 0 .. coalesce(cardinality(pairs), 0) - 1 BY 10 LOOP
+                    body := body || ('SDQ*EA*92*' || array_to_string(pairs[i + 1 : i + 10], '*'));
+                END LOOP;
+            END IF;
+        END IF;
+    END LOOP;
+    IF incremental AND lines = 0 THEN
+        RETURN NULL;
+    END IF;
+
+    body := ARRAY[pg_catalog.format('ST*846*%s', lpad(control::text, 4, '0')),
+                  pg_catalog.format('BIA*00*SI*%s%s*%s*%s', CASE WHEN incremental THEN 'I' ELSE 'F' END, control,
+                                    pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'))]
+            || body
+            || pg_catalog.format('CTT*%s', lines);
+    body := body || pg_catalog.format('SE*%s*%s', cardinality(body) + 1, lpad(control::text, 4, '0'));
+
+    UPDATE inventory_events.edi_partner x SET last_control = control, last_seq = upto, last_sent_at = now()
+     WHERE x.channel = c.code;
+    RETURN pg_catalog.format('ISA*00*%s*00*%s*%s*%s*%s*%s*%s*%s*U*00401*%s*0*%s*>~',
+                             repeat(' ', 10), repeat(' ', 10),
+                             p.sender_qualifier, rpad(p.sender_id, 15), p.receiver_qualifier, rpad(p.receiver_id, 15),
+                             pg_catalog.to_char(utc, 'YYMMDD'), pg_catalog.to_char(utc, 'HH24MI'),
+                             lpad(control::text, 9, '0'), p.usage)
+        || pg_catalog.format('GS*IB*%s*%s*%s*%s*%s*X*004010~',
+                             coalesce(p.application_sender, p.sender_id), coalesce(p.application_receiver, p.receiver_id),
+                             pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'), control)
+        || array_to_string(body, '~') || '~'
+        || pg_catalog.format('GE*1*%s~', control)
+        || pg_catalog.format('IEA*1*%s~', lpad(control::text, 9, '0'));
+END;
+$$;
+
+-- The location hierarchy and the entities decide which locations a channel
+-- sources from (channel_sources()): a change of a location's parent or
+-- entity marks every sku pending for every channel, and an intercompany
+-- rule for the channels of its selling entity. (A new location has no stock
+-- yet, and one with stock cannot be deleted: neither changes a pool.)
+CREATE FUNCTION inventory_events.hierarchy_changed()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sellers text[];
+BEGIN
+    IF NOT inventory_events.log_adopted() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'location' THEN
+        IF NOT EXISTS (SELECT FROM new_rows n JOIN old_rows o ON o.code = n.code
+                        WHERE n.parent IS DISTINCT FROM o.parent OR n.entity IS DISTINCT FROM o.entity) THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO inventory_events.publication_pending (channel, sku)
+        SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
+        ON CONFLICT DO NOTHING;
+        RETURN NULL;
+    END IF;
+    -- Each transition table is named only in the branch of the event that has it.
+    IF TG_OP = 'TRUNCATE' THEN
+        SELECT array_agg(e.code) INTO sellers FROM inventory_events.entity e;
+    ELSIF TG_OP = 'INSERT' THEN
+        SELECT array_agg(n.seller) INTO sellers FROM new_rows n;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(o.seller) INTO sellers FROM old_rows o;
+    ELSE
+        SELECT array_agg(x.seller) INTO sellers FROM (SELECT n.seller FROM new_rows n
+                                                     UNION SELECT o.seller FROM old_rows o) x;
+    END IF;
+    INSERT INTO inventory_events.publication_pending (channel, sku)
+    SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
+     WHERE ch.entity = ANY (sellers)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER location_hierarchy_updated AFTER UPDATE ON inventory_events.location
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.hierarchy_changed();
+CREATE TRIGGER intercompany_inserted AFTER INSERT ON inventory_events.intercompany
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.hierarchy_changed();
+CREATE TRIGGER intercompany_updated AFTER UPDATE ON inventory_events.intercompany
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.hierarchy_changed();
+CREATE TRIGGER intercompany_deleted AFTER DELETE ON inventory_events.intercompany
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.hierarchy_changed();
+CREATE TRIGGER intercompany_truncated AFTER TRUNCATE ON inventory_events.intercompany
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.hierarchy_changed();
+
+REVOKE EXECUTE ON FUNCTION inventory_events.hierarchy_changed() FROM PUBLIC;
+-- Transfers between legal entities: each transfer's outbound event with the
+-- in-transit event transfer() appended with it at the destination (the next
+-- one of its transaction with the same sku, lot and ref), where the owners
+-- of the two locations (location_tree) differ.
+CREATE VIEW inventory_events.intercompany_transfer AS
+SELECT o.id AS out_event_id, i.id AS in_transit_event_id, o.sku, o.lot, o.qty, o.ref,
+       o.location AS from_location, fo.owner AS from_entity,
+       i.location AS to_location, ti.owner AS to_entity,
+       o.occurred_at, i.expected_date
+  FROM inventory_events.event o
+ CROSS JOIN LATERAL (SELECT x.id, x.location, x.expected_date FROM inventory_events.event x
+                      WHERE x.xid = o.xid AND x.id > o.id AND x.event_type = 'transfer_in_transit'
+                        AND x.sku = o.sku AND x.lot = o.lot AND x.ref = o.ref
+                      ORDER BY x.id LIMIT 1) i
+  JOIN inventory_events.location_tree fo ON fo.location = o.location AND fo.depth = 0
+  JOIN inventory_events.location_tree ti ON ti.location = i.location AND ti.depth = 0
+ WHERE o.event_type = 'transfer_out' AND fo.owner IS DISTINCT FROM ti.owner;
+COMMENT ON VIEW inventory_events.intercompany_transfer IS
+  'Transfers whose source and destination belong to different legal entities';
+REVOKE ALL ON inventory_events.intercompany_transfer FROM PUBLIC;
+-- === end of location hierarchy and legal entities ===

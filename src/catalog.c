@@ -46,7 +46,7 @@ static uint64 cat_generation = 0;	/* counts the loads of cat */
  * that exist, so that an append does not search two indexes for them, and the
  * entries other subsystems keep here (channels and bills of materials, see
  * channel.c). Writes to item, location, channel, channel_location,
- * channel_item and kit_component fire a statement trigger (ie_master_data_changed) that sends
+ * channel_item, intercompany and kit_component fire a statement trigger (ie_master_data_changed) that sends
  * a relcache invalidation for the table; every backend then drops the whole
  * cache in the callback below, at the latest when its next transaction
  * starts.
@@ -85,7 +85,8 @@ ie_catalog_relcache_callback(Datum arg, Oid relid)
 	 */
 	if (relid == InvalidOid || relid == cat.item_rel || relid == cat.location_rel ||
 		relid == cat.channel_rel || relid == cat.channel_location_rel ||
-		relid == cat.kit_component_rel || relid == cat.channel_item_rel)
+		relid == cat.kit_component_rel || relid == cat.channel_item_rel ||
+		relid == cat.intercompany_rel)
 		master_cache_reset();
 	/*
 	 * The OIDs: any of these relations may have been dropped and created
@@ -726,6 +727,8 @@ reload:
 		cat.channel_item_rel = lookup_rel("channel_item");
 		cat.channel_item_pkey = lookup_rel("channel_item_pkey");
 		cat.channel_item_channel_sku_idx = lookup_rel("channel_item_channel_sku_key");
+		cat.intercompany_rel = lookup_rel("intercompany");
+		cat.intercompany_pkey = lookup_rel("intercompany_pkey");
 	}
 	cat.channel_location_rel = lookup_rel("channel_location");
 	cat.channel_location_pkey = lookup_rel("channel_location_pkey");
@@ -771,6 +774,8 @@ reload:
 		relids[IE_TABLE_channel_shown] = cat.channel_shown_rel;
 		relids[IE_TABLE_operation_key] = cat.operation_key_rel;
 		relids[IE_TABLE_channel_item] = cat.channel_item_rel;
+		relids[IE_TABLE_location] = cat.location_rel;
+		relids[IE_TABLE_intercompany] = cat.intercompany_rel;
 		relids[IE_TABLE_log_home_written] = cat.log_home_written_rel;
 		relids[IE_TABLE_channel_location] = cat.channel_location_rel;
 		relids[IE_TABLE_kit_component] = cat.kit_component_rel;

@@ -78,6 +78,8 @@ typedef struct IeCatalog
 	Oid			channel_item_rel;	/* from 0.3.0 */
 	Oid			channel_item_pkey;	/* (channel, sku) */
 	Oid			channel_item_channel_sku_idx;	/* (channel, coalesce(channel_sku, sku)) */
+	Oid			intercompany_rel;	/* from 0.3.0 */
+	Oid			intercompany_pkey;	/* (seller, owner) */
 	Oid			event_type_typid;
 	Oid			bucket_typid;
 	Oid			event_type_label[IE_NUM_EVENT_TYPES];	/* pg_enum OIDs */
@@ -151,7 +153,11 @@ typedef struct IeCatalog
 	C(channel_item, allocation_pct) C(channel_item, cap)
 /* Columns of older tables that the SQL objects have from 0.3.0 on (0 before). */
 #define IE_COLUMNS_FROM_0_3_0(C) \
-	C(publication, channel_sku) C(channel_shown, channel_sku) C(reservation, channel_sku)
+	C(publication, channel_sku) C(channel_shown, channel_sku) C(reservation, channel_sku) \
+	C(location, entity) C(channel, entity)
+#define IE_LOCATION_COLUMNS(C) \
+	C(location, code) C(location, parent) \
+	C(intercompany, seller) C(intercompany, owner)
 #define IE_OTHER_COLUMNS(C) \
 	C(log_home_written, written_at) C(log_home_written, pid) \
 	C(channel_location, location) C(channel_location, priority) \
@@ -163,7 +169,7 @@ typedef struct IeCatalog
 	IE_EVENT_COLUMNS(C) IE_LOG_HOME_COLUMNS(C) IE_STOCK_COLUMNS(C) IE_CHANNEL_COLUMNS(C) \
 	IE_RESERVATION_COLUMNS(C) IE_ALLOCATION_COLUMNS(C) IE_EXCEPTION_COLUMNS(C) \
 	IE_DEAD_LETTER_COLUMNS(C) IE_PUBLICATION_COLUMNS(C) IE_OPERATION_KEY_COLUMNS(C) \
-	IE_CHANNEL_ITEM_COLUMNS(C) IE_COLUMNS_FROM_0_3_0(C) IE_OTHER_COLUMNS(C)
+	IE_CHANNEL_ITEM_COLUMNS(C) IE_LOCATION_COLUMNS(C) IE_COLUMNS_FROM_0_3_0(C) IE_OTHER_COLUMNS(C)
 
 /* The tables those columns belong to. */
 typedef enum IeTable
@@ -181,6 +187,8 @@ typedef enum IeTable
 	IE_TABLE_channel_shown,
 	IE_TABLE_operation_key,		/* from 0.3.0 */
 	IE_TABLE_channel_item,		/* from 0.3.0 */
+	IE_TABLE_location,
+	IE_TABLE_intercompany,		/* from 0.3.0 */
 	IE_TABLE_channel_location,
 	IE_TABLE_kit_component,
 	IE_TABLE_lot,
@@ -351,6 +359,11 @@ extern bool ie_column_from_0_3_0(IeColumn column);
 #define Anum_ie_publication_channel_sku IE_ATTNUM(IE_COL_publication_channel_sku)
 #define Anum_ie_channel_shown_channel_sku IE_ATTNUM(IE_COL_channel_shown_channel_sku)
 #define Anum_ie_reservation_channel_sku IE_ATTNUM(IE_COL_reservation_channel_sku)
+#define Anum_ie_location_entity IE_ATTNUM(IE_COL_location_entity)
+#define Anum_ie_channel_entity IE_ATTNUM(IE_COL_channel_entity)
+#define Anum_ie_location_code IE_ATTNUM(IE_COL_location_code)
+#define Anum_ie_location_parent IE_ATTNUM(IE_COL_location_parent)
+#define Anum_ie_intercompany_owner IE_ATTNUM(IE_COL_intercompany_owner)
 
 /* The stock column of bucket b. */
 #define Anum_ie_stock_bucket(b) IE_ATTNUM(IE_COL_stock_available + (b))

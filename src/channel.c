@@ -68,6 +68,162 @@ source_cmp(const void *a, const void *b)
 					  VARDATA_ANY(y->location), VARSIZE_ANY_EXHDR(y->location), C_COLLATION_OID);
 }
 
+/* A location as the hierarchy sees it. */
+typedef struct LocationNode
+{
+	char	   *code;
+	char	   *parent;			/* NULL: a root */
+	char	   *entity;			/* NULL: its parent's */
+	int			parent_index;	/* -1: a root, or a parent not found */
+} LocationNode;
+
+static int
+location_node_cmp(const void *a, const void *b)
+{
+	return strcmp(((const LocationNode *) a)->code, ((const LocationNode *) b)->code);
+}
+
+static int
+location_node_find(const LocationNode *nodes, int n, const char *code)
+{
+	LocationNode key = {.code = (char *) code};
+	const LocationNode *found = bsearch(&key, nodes, n, sizeof(LocationNode), location_node_cmp);
+
+	return found ? (int) (found - nodes) : -1;
+}
+
+static char *
+nullable_cstring(TupleTableSlot *slot, AttrNumber attnum)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, attnum, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * A channel's sourcing locations through the location hierarchy (from
+ * 0.3.0): ch->sources holds its channel_location rows, each naming a
+ * location or a node; it is replaced by every location at or below a named
+ * one, with the priority of the nearest row naming it or an ancestor (so a
+ * row for a location below a node overrides the node's priority), less the
+ * locations whose owner (the entity of the location or of its nearest
+ * ancestor that has one) the channel's entity may not sell: another entity
+ * without an intercompany rule. A channel without an entity, or a location
+ * without an owner, is not restricted. Walks up the tree are bounded by the
+ * number of locations, so a cycle (refused at commit by location_acyclic)
+ * cannot loop.
+ */
+static void
+expand_sources(IeChannel *ch, const char *entity)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	LocationNode *nodes;
+	int			n = 0;
+	int			max = 16;
+	List	   *owners = NIL;
+	bool	   *named;
+	int32	   *named_priority;
+	IeSource   *sources;
+	int			nsources = 0;
+
+	/* Every location, by code. */
+	nodes = palloc(sizeof(LocationNode) * max);
+	rel = table_open(c->location_rel, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, SnapshotSelf, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		if (n == max)
+		{
+			max *= 2;
+			nodes = repalloc(nodes, sizeof(LocationNode) * max);
+		}
+		nodes[n].code = nullable_cstring(slot, Anum_ie_location_code);
+		nodes[n].parent = nullable_cstring(slot, Anum_ie_location_parent);
+		nodes[n].entity = nullable_cstring(slot, Anum_ie_location_entity);
+		n++;
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	qsort(nodes, n, sizeof(LocationNode), location_node_cmp);
+	for (int i = 0; i < n; i++)
+		nodes[i].parent_index = nodes[i].parent ? location_node_find(nodes, n, nodes[i].parent) : -1;
+
+	/* The owners whose stock the channel's entity may sell besides its own. */
+	if (entity)
+	{
+		Relation	idx;
+		Datum		keys[1] = {CStringGetTextDatum(entity)};
+		IndexScanDesc iscan;
+
+		rel = table_open(c->intercompany_rel, AccessShareLock);
+		idx = index_open(c->intercompany_pkey, AccessShareLock);
+		slot = table_slot_create(rel, NULL);
+		iscan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, ie_text_keys);
+		while (index_getnext_slot(iscan, ForwardScanDirection, slot))
+			owners = lappend(owners, nullable_cstring(slot, Anum_ie_intercompany_owner));
+		index_endscan(iscan);
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(idx, AccessShareLock);
+		table_close(rel, AccessShareLock);
+	}
+
+	/* The nodes the channel's rows name. */
+	named = palloc0(sizeof(bool) * Max(n, 1));
+	named_priority = palloc0(sizeof(int32) * Max(n, 1));
+	for (int i = 0; i < ch->nsources; i++)
+	{
+		char	   *code = text_to_cstring(ch->sources[i].location);
+		int			at = location_node_find(nodes, n, code);
+
+		if (at >= 0)
+		{
+			named[at] = true;
+			named_priority[at] = ch->sources[i].priority;
+		}
+	}
+
+	sources = palloc(sizeof(IeSource) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		int			from = -1;
+		const char *owner = NULL;
+		bool		allowed;
+		ListCell   *lc;
+
+		for (int j = i, depth = 0; j >= 0 && depth <= n; j = nodes[j].parent_index, depth++)
+			if (named[j])
+			{
+				from = j;
+				break;
+			}
+		if (from < 0)
+			continue;
+		for (int j = i, depth = 0; j >= 0 && depth <= n; j = nodes[j].parent_index, depth++)
+			if (nodes[j].entity)
+			{
+				owner = nodes[j].entity;
+				break;
+			}
+		allowed = entity == NULL || owner == NULL || strcmp(owner, entity) == 0;
+		if (!allowed)
+			foreach(lc, owners)
+				allowed |= strcmp((char *) lfirst(lc), owner) == 0;
+		if (!allowed)
+			continue;
+		sources[nsources].location = cstring_to_text(nodes[i].code);
+		sources[nsources].priority = named_priority[from];
+		nsources++;
+	}
+	ch->sources = sources;
+	ch->nsources = nsources;
+}
+
 /* Reads a channel and its sourcing locations; false when there is no such channel. */
 static bool
 channel_read(text *code, IeChannel *ch)
@@ -80,6 +236,7 @@ channel_read(text *code, IeChannel *ch)
 	IndexScanDesc scan;
 	bool		found;
 	int			max = 4;
+	char	   *entity = NULL;
 
 	memset(ch, 0, sizeof(*ch));
 	rel = table_open(c->channel_rel, AccessShareLock);
@@ -101,6 +258,8 @@ channel_read(text *code, IeChannel *ch)
 		ch->allow_split = DatumGetBool(V(Anum_ie_channel_allow_split));
 		ch->velocity_buffer = DatumGetBool(V(Anum_ie_channel_velocity_buffer));
 		ch->velocity_window_us = interval_us(V(Anum_ie_channel_velocity_window));
+		if (Anum_ie_channel_entity != InvalidAttrNumber && !slot->tts_isnull[Anum_ie_channel_entity - 1])
+			entity = TextDatumGetCString(V(Anum_ie_channel_entity));
 #undef V
 		ch->full_allocation = numeric_equals(ch->allocation_pct, 100);
 		ch->no_pct_buffer = numeric_equals(ch->buffer_pct, 0);
@@ -136,6 +295,8 @@ channel_read(text *code, IeChannel *ch)
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
+	if (c->sql_version >= IE_SQL_0_3_0)
+		expand_sources(ch, entity);
 	qsort(ch->sources, ch->nsources, sizeof(IeSource), source_cmp);
 
 	/* Has it any listing (from 0.3.0)? Then it sells only what it lists. */
@@ -755,4 +916,24 @@ ie_channel_rules_sql(PG_FUNCTION_ARGS)
 	ch.full_allocation = numeric_equals(ch.allocation_pct, 100);
 	ch.no_pct_buffer = numeric_equals(ch.buffer_pct, 0);
 	PG_RETURN_INT64(ie_channel_rules(&ch, PG_GETARG_INT64(0), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2)));
+}
+
+/* channel_sources(channel) returns table (location, priority): the expanded sourcing locations. */
+PG_FUNCTION_INFO_V1(ie_channel_sources);
+Datum
+ie_channel_sources(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	IeChannel	ch;
+
+	InitMaterializedSRF(fcinfo, 0);
+	ie_channel_require(PG_GETARG_TEXT_PP(0), &ch);
+	for (int i = 0; i < ch.nsources; i++)
+	{
+		Datum		values[2] = {PointerGetDatum(ch.sources[i].location), Int32GetDatum(ch.sources[i].priority)};
+		bool		nulls[2] = {false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -40,7 +40,7 @@ CREATE TYPE inventory_events.event_type AS ENUM (
 CREATE TYPE inventory_events.bucket AS ENUM (
     'available', 'reserved', 'picked', 'damaged', 'quarantine', 'in_transit', 'inbound');
 
-CREATE TYPE inventory_events.location_kind AS ENUM ('warehouse', 'store', '3pl', 'virtual');
+CREATE TYPE inventory_events.location_kind AS ENUM ('warehouse', 'store', '3pl', 'virtual', 'region', 'zone');
 
 CREATE TYPE inventory_events.channel_kind AS ENUM ('marketplace', 'storefront', 'edi_partner', 'b2b_portal');
 

@@ -25,13 +25,25 @@ CREATE TABLE inventory_events.item_uom (
 );
 COMMENT ON COLUMN inventory_events.item_uom.factor IS 'Base units in one of this unit (CS = 12 EA: factor 12)';
 
+-- The legal entities that own stock (multi-entity distribution).
+CREATE TABLE inventory_events.entity (
+    code         text PRIMARY KEY,
+    description  text NOT NULL DEFAULT ''
+);
+
+-- Locations form a hierarchy (region -> warehouse -> zone, as deep as
+-- needed): a channel that sources from a node sources from every location
+-- below it. A location's owner is its entity, or its nearest ancestor's.
 CREATE TABLE inventory_events.location (
     code         text PRIMARY KEY,
     kind         inventory_events.location_kind NOT NULL DEFAULT 'warehouse',
     -- Checked at commit: a restore may load a child before its parent.
     parent       text REFERENCES inventory_events.location DEFERRABLE INITIALLY DEFERRED,
-    description  text NOT NULL DEFAULT ''
+    description  text NOT NULL DEFAULT '',
+    entity       text REFERENCES inventory_events.entity DEFERRABLE INITIALLY DEFERRED
 );
+COMMENT ON COLUMN inventory_events.location.parent IS 'The node above: a channel sourcing from it sources from this location';
+COMMENT ON COLUMN inventory_events.location.entity IS 'The legal entity that owns its stock; null: its parent''s';
 
 CREATE TABLE inventory_events.lot (
     sku         text NOT NULL REFERENCES inventory_events.item ON DELETE CASCADE,
@@ -57,14 +69,30 @@ CREATE TABLE inventory_events.channel (
     horizon           interval NOT NULL DEFAULT '30 days' CHECK (horizon >= '0'),
     velocity_buffer   boolean NOT NULL DEFAULT false,
     velocity_window   interval NOT NULL DEFAULT '1 hour' CHECK (velocity_window > '0'),
+    entity            text REFERENCES inventory_events.entity,
     -- Its NOTIFY channel, 'inventory_events.' || code, must be a name (at most 63 bytes).
     CONSTRAINT channel_code_fits_notify CHECK (octet_length(code) BETWEEN 1 AND 46)
 );
+COMMENT ON COLUMN inventory_events.channel.entity IS
+  'The legal entity that sells on the channel: it sells that entity''s stock only (and what intercompany allows); null: any';
 COMMENT ON COLUMN inventory_events.channel.allow_split IS 'A reservation line may be split across sourcing locations';
 COMMENT ON COLUMN inventory_events.channel.allow_backorders IS 'A shortage is recorded as a backorder, filled first-come-first-served';
 COMMENT ON COLUMN inventory_events.channel.velocity_buffer IS
   'Buffer also ceil(recent reservation rate of the sku x publish_interval); rate over velocity_window';
 
+-- Intercompany: the channels of entity seller may sell the stock of entity owner.
+CREATE TABLE inventory_events.intercompany (
+    seller  text NOT NULL REFERENCES inventory_events.entity ON DELETE CASCADE,
+    owner   text NOT NULL REFERENCES inventory_events.entity ON DELETE CASCADE,
+    PRIMARY KEY (seller, owner),
+    CHECK (seller <> owner)
+);
+COMMENT ON TABLE inventory_events.intercompany IS
+  'Intercompany rules: the channels of the seller entity may sell stock the owner entity holds';
+
+-- A channel's sourcing: a location, or a node of the hierarchy (every
+-- location below it, each with the priority of the nearest row naming it or
+-- an ancestor: a row for a location below overrides the node's priority).
 CREATE TABLE inventory_events.channel_location (
     channel   text NOT NULL REFERENCES inventory_events.channel ON DELETE CASCADE,
     location  text NOT NULL REFERENCES inventory_events.location,
@@ -112,12 +140,14 @@ COMMENT ON COLUMN inventory_events.channel_item.listed IS
 -- pg_dump dumps the rows of these tables (CREATE EXTENSION makes the tables).
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.item', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.item_uom', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.entity', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.location', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.lot', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel_location', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.kit_component', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.channel_item', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.intercompany', '');
 
 -- append() caches items and locations per backend; changing or removing one
 -- tells every backend to drop that cache.
@@ -137,6 +167,8 @@ CREATE TRIGGER kit_component_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCAT
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
 CREATE TRIGGER channel_item_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.channel_item
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+CREATE TRIGGER intercompany_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.intercompany
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
 -- Also in replica mode: on a logical replication subscriber applying master
 -- data, and in a parallel restore (doc/operations.md).
 ALTER TABLE inventory_events.item ENABLE ALWAYS TRIGGER item_changed;
@@ -145,4 +177,28 @@ ALTER TABLE inventory_events.channel ENABLE ALWAYS TRIGGER channel_changed;
 ALTER TABLE inventory_events.channel_location ENABLE ALWAYS TRIGGER channel_location_changed;
 ALTER TABLE inventory_events.kit_component ENABLE ALWAYS TRIGGER kit_component_changed;
 ALTER TABLE inventory_events.channel_item ENABLE ALWAYS TRIGGER channel_item_changed;
+ALTER TABLE inventory_events.intercompany ENABLE ALWAYS TRIGGER intercompany_changed;
+
+-- A location may not be its own ancestor (checked at commit, as parent is).
+CREATE FUNCTION inventory_events.location_acyclic()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (WITH RECURSIVE up(code, depth) AS (
+                   SELECT NEW.parent, 1
+                   UNION ALL
+                   SELECT l.parent, up.depth + 1 FROM up JOIN inventory_events.location l ON l.code = up.code
+                    WHERE up.code IS NOT NULL AND up.code <> NEW.code AND up.depth < 10000)
+               SELECT FROM up WHERE up.code = NEW.code) THEN
+        RAISE EXCEPTION 'location "%" would be its own ancestor', NEW.code
+              USING ERRCODE = 'check_violation',
+                    HINT = 'The locations form a tree: give it a parent that is not below it.';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE CONSTRAINT TRIGGER location_acyclic AFTER INSERT OR UPDATE OF parent ON inventory_events.location
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION inventory_events.location_acyclic();
 

@@ -41,6 +41,43 @@ SELECT sku,
  GROUP BY sku;
 COMMENT ON VIEW inventory_events.stock_by_sku IS 'stock_by_location summed over locations';
 
+-- The location hierarchy: every location with each of its ancestors (itself
+-- at depth 0), and its owner, the entity of the nearest that has one.
+CREATE VIEW inventory_events.location_tree AS
+WITH RECURSIVE up (location, node, depth) AS (
+    SELECT l.code, l.code, 0 FROM inventory_events.location l
+    UNION ALL
+    SELECT up.location, l.parent, up.depth + 1
+      FROM up JOIN inventory_events.location l ON l.code = up.node
+     WHERE l.parent IS NOT NULL AND up.depth < 10000)
+SELECT up.location, up.node, up.depth,
+       (SELECT n.entity FROM up o JOIN inventory_events.location n ON n.code = o.node
+         WHERE o.location = up.location AND n.entity IS NOT NULL ORDER BY o.depth LIMIT 1) AS owner
+  FROM up;
+COMMENT ON VIEW inventory_events.location_tree IS
+  'Each location with each of its ancestors (node; itself at depth 0) and the entity that owns its stock';
+
+-- stock_by_location rolled up the hierarchy: a node's row sums every
+-- location below it (and its own). atp is the sum of the locations' ATP, the
+-- pool a channel sourcing from the node has before its rules.
+CREATE VIEW inventory_events.stock_by_node AS
+SELECT t.node, b.sku,
+       sum(b.on_hand)::bigint AS on_hand,
+       sum(b.available)::bigint AS available,
+       sum(b.expired)::bigint AS expired,
+       sum(b.reserved)::bigint AS reserved,
+       sum(b.picked)::bigint AS picked,
+       sum(b.damaged)::bigint AS damaged,
+       sum(b.quarantine)::bigint AS quarantine,
+       sum(b.in_transit)::bigint AS in_transit,
+       sum(b.inbound)::bigint AS inbound,
+       sum(b.atp)::bigint AS atp
+  FROM inventory_events.stock_by_location b
+  JOIN inventory_events.location_tree t ON t.location = b.location
+ GROUP BY t.node, b.sku;
+COMMENT ON VIEW inventory_events.stock_by_node IS
+  'stock_by_location summed over each node of the location hierarchy and every location below it';
+
 -- The position of one stream as of a business time (events with occurred_at <= at).
 CREATE FUNCTION inventory_events.position_as_of(sku text, location text, at timestamptz, lot text DEFAULT '')
 RETURNS inventory_events.stock_position

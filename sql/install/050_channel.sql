@@ -27,3 +27,15 @@ LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION inventory_events.channel_availability(text, text) IS
   'What a channel may show for a sku (or kit): its rules over the ATP of its sourcing locations, never negative';
 
+
+-- A channel's sourcing locations as availability and reservations use them:
+-- its channel_location rows expanded through the location hierarchy (a node
+-- stands for every location below it, each with the priority of the nearest
+-- row naming it or an ancestor), less the locations whose owner the
+-- channel's entity may not sell (intercompany).
+CREATE FUNCTION inventory_events.channel_sources(channel text)
+RETURNS TABLE (location text, priority integer)
+AS 'MODULE_PATHNAME', 'ie_channel_sources'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION inventory_events.channel_sources(text) IS
+  'The locations a channel sources from: channel_location through the hierarchy, within what its entity may sell';

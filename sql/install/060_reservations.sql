@@ -174,9 +174,8 @@ CREATE VIEW inventory_events.channel_stock AS
 SELECT c.code AS channel, s.sku, p.pool, p.velocity_buffer, p.available
   FROM inventory_events.channel c
   CROSS JOIN LATERAL (SELECT DISTINCT st.sku
-                        FROM inventory_events.channel_location cl
-                        JOIN inventory_events.stock st ON st.location = cl.location
-                       WHERE cl.channel = c.code) s
+                        FROM inventory_events.channel_sources(c.code) cl
+                        JOIN inventory_events.stock st ON st.location = cl.location) s
   CROSS JOIN LATERAL inventory_events.channel_position(c.code, s.sku) p;
 COMMENT ON VIEW inventory_events.channel_stock IS
   'channel_position for every channel and every sku stocked at its sourcing locations';

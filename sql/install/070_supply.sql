@@ -131,7 +131,7 @@ BEGIN
             SELECT e.location, e.lot, e.ref, max(e.expected_date) AS expected_date,
                    sum(inventory_events.inbound(e.effect) + inventory_events.in_transit(e.effect)) AS open
               FROM inventory_events.event e
-              JOIN inventory_events.channel_location cl ON cl.location = e.location AND cl.channel = c.code
+              JOIN inventory_events.channel_sources(c.code) cl ON cl.location = e.location
              WHERE e.sku = availability_timeline.sku
                AND (inventory_events.inbound(e.effect) <> 0 OR inventory_events.in_transit(e.effect) <> 0)
              GROUP BY e.location, e.lot, e.ref
@@ -158,3 +158,23 @@ $$;
 COMMENT ON FUNCTION inventory_events.availability_timeline IS
   'Cumulative availability by date for a channel with a future view: ATP now, open inbound and transfers by expected date, backorders consuming the earliest supply';
 
+
+-- Transfers between legal entities: each transfer's outbound event with the
+-- in-transit event transfer() appended with it at the destination (the next
+-- one of its transaction with the same sku, lot and ref), where the owners
+-- of the two locations (location_tree) differ.
+CREATE VIEW inventory_events.intercompany_transfer AS
+SELECT o.id AS out_event_id, i.id AS in_transit_event_id, o.sku, o.lot, o.qty, o.ref,
+       o.location AS from_location, fo.owner AS from_entity,
+       i.location AS to_location, ti.owner AS to_entity,
+       o.occurred_at, i.expected_date
+  FROM inventory_events.event o
+ CROSS JOIN LATERAL (SELECT x.id, x.location, x.expected_date FROM inventory_events.event x
+                      WHERE x.xid = o.xid AND x.id > o.id AND x.event_type = 'transfer_in_transit'
+                        AND x.sku = o.sku AND x.lot = o.lot AND x.ref = o.ref
+                      ORDER BY x.id LIMIT 1) i
+  JOIN inventory_events.location_tree fo ON fo.location = o.location AND fo.depth = 0
+  JOIN inventory_events.location_tree ti ON ti.location = i.location AND ti.depth = 0
+ WHERE o.event_type = 'transfer_out' AND fo.owner IS DISTINCT FROM ti.owner;
+COMMENT ON VIEW inventory_events.intercompany_transfer IS
+  'Transfers whose source and destination belong to different legal entities';

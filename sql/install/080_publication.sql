@@ -307,6 +307,63 @@ CREATE TRIGGER channel_item_deleted AFTER DELETE ON inventory_events.channel_ite
 CREATE TRIGGER channel_item_truncated AFTER TRUNCATE ON inventory_events.channel_item
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.listings_changed();
 
+-- The location hierarchy and the entities decide which locations a channel
+-- sources from (channel_sources()): a change of a location's parent or
+-- entity marks every sku pending for every channel, and an intercompany
+-- rule for the channels of its selling entity. (A new location has no stock
+-- yet, and one with stock cannot be deleted: neither changes a pool.)
+CREATE FUNCTION inventory_events.hierarchy_changed()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sellers text[];
+BEGIN
+    IF NOT inventory_events.log_adopted() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'location' THEN
+        IF NOT EXISTS (SELECT FROM new_rows n JOIN old_rows o ON o.code = n.code
+                        WHERE n.parent IS DISTINCT FROM o.parent OR n.entity IS DISTINCT FROM o.entity) THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO inventory_events.publication_pending (channel, sku)
+        SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
+        ON CONFLICT DO NOTHING;
+        RETURN NULL;
+    END IF;
+    -- Each transition table is named only in the branch of the event that has it.
+    IF TG_OP = 'TRUNCATE' THEN
+        SELECT array_agg(e.code) INTO sellers FROM inventory_events.entity e;
+    ELSIF TG_OP = 'INSERT' THEN
+        SELECT array_agg(n.seller) INTO sellers FROM new_rows n;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(o.seller) INTO sellers FROM old_rows o;
+    ELSE
+        SELECT array_agg(x.seller) INTO sellers FROM (SELECT n.seller FROM new_rows n
+                                                     UNION SELECT o.seller FROM old_rows o) x;
+    END IF;
+    INSERT INTO inventory_events.publication_pending (channel, sku)
+    SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
+     WHERE ch.entity = ANY (sellers)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER location_hierarchy_updated AFTER UPDATE ON inventory_events.location
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.hierarchy_changed();
+CREATE TRIGGER intercompany_inserted AFTER INSERT ON inventory_events.intercompany
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.hierarchy_changed();
+CREATE TRIGGER intercompany_updated AFTER UPDATE ON inventory_events.intercompany
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.hierarchy_changed();
+CREATE TRIGGER intercompany_deleted AFTER DELETE ON inventory_events.intercompany
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.hierarchy_changed();
+CREATE TRIGGER intercompany_truncated AFTER TRUNCATE ON inventory_events.intercompany
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.hierarchy_changed();
+
 -- The publisher background workers (shared_preload_libraries).
 CREATE FUNCTION inventory_events.publisher_status(
     OUT database text, OUT enabled boolean, OUT pid integer, OUT state text,

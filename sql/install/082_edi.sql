@@ -113,8 +113,8 @@ BEGIN
                    AND CASE WHEN EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = c.code)
                             THEN li.sku IS NOT NULL     -- a delisted sku as 0
                             ELSE EXISTS (SELECT FROM inventory_events.stock st
-                                           JOIN inventory_events.channel_location cl ON cl.location = st.location
-                                          WHERE cl.channel = c.code AND st.sku = i.sku)
+                                           JOIN inventory_events.channel_sources(c.code) cl ON cl.location = st.location
+                                          WHERE st.sku = i.sku)
                                  OR EXISTS (SELECT FROM inventory_events.kit_component k WHERE k.kit = i.sku) END
                 UNION ALL
                 -- The last publication of each (sku, identifier) since the last 846.
@@ -134,8 +134,8 @@ BEGIN
             body := body || pg_catalog.format('QTY*17*%s*EA',
                                               (SELECT coalesce(sum(st.on_hand), 0)
                                                  FROM inventory_events.stock st
-                                                 JOIN inventory_events.channel_location cl ON cl.location = st.location
-                                                WHERE cl.channel = c.code AND st.sku = r.sku));
+                                                 JOIN inventory_events.channel_sources(c.code) cl ON cl.location = st.location
+                                                WHERE st.sku = r.sku));
             IF c.future_view THEN
                 FOR f IN SELECT t.available_on, t.available
                            FROM inventory_events.availability_timeline(c.code, r.sku) t
@@ -150,8 +150,8 @@ BEGIN
                 SELECT array_agg(inventory_events.x12_element('location', b.location) || '*' || b.atp
                                  ORDER BY b.location) INTO pairs
                   FROM inventory_events.stock_by_location b
-                  JOIN inventory_events.channel_location cl ON cl.location = b.location
-                 WHERE cl.channel = c.code AND b.sku = r.sku;
+                  JOIN inventory_events.channel_sources(c.code) cl ON cl.location = b.location
+                 WHERE b.sku = r.sku;
                 FOR i IN 0 .. coalesce(cardinality(pairs), 0) - 1 BY 10 LOOP
                     body := body || ('SDQ*EA*92*' || array_to_string(pairs[i + 1 : i + 10], '*'));
                 END LOOP;

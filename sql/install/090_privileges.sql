@@ -60,6 +60,7 @@ BEGIN
                     inventory_events.events_after(text, integer), inventory_events.verify(),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
+                    inventory_events.channel_sources(text),
                     inventory_events.channel_rules(bigint, inventory_events.channel, bigint),
                     inventory_events.availability_timeline(text, text, interval),
                     inventory_events.publications_since(text, bigint),
@@ -104,6 +105,7 @@ BEGIN
                         inventory_events.location, inventory_events.lot, inventory_events.channel,
                         inventory_events.channel_location, inventory_events.kit_component,
                         inventory_events.channel_item, inventory_events.edi_partner,
+                        inventory_events.entity, inventory_events.intercompany,
                         inventory_events.recon_source, inventory_events.recon_tolerance TO %s', r);
         EXECUTE format('GRANT UPDATE (resolved_at) ON inventory_events.exception TO %s', r);
         EXECUTE format('GRANT DELETE ON inventory_events.dead_letter TO %s', r);
