@@ -134,4 +134,36 @@ INSERT INTO channel_item (channel, sku) VALUES ('gone', 'A');
 DELETE FROM channel WHERE code = 'gone';
 SELECT channel, sku FROM channel_item ORDER BY 1, 2;
 
+-- An identifier that changes hands ends with what its owner shows now,
+-- whichever sku comes first in the step: E1 goes from P to Q and back to P
+-- (capped at 0) as Q moves to E2; Q listed as "P" until the last listing
+-- goes, when P is sold under our sku again.
+INSERT INTO item (sku) VALUES ('P'), ('Q'), ('R');
+INSERT INTO channel (code) VALUES ('ebay');
+INSERT INTO channel_location (channel, location) VALUES ('ebay', 'W1');
+SELECT count(*) FROM (VALUES (append('P', 'W1', 'received', 5)), (append('Q', 'W1', 'received', 7)),
+                             (append('R', 'W1', 'received', 1))) v;
+INSERT INTO channel_item (channel, sku) VALUES ('ebay', 'R');
+INSERT INTO channel_item (channel, sku, channel_sku) VALUES ('ebay', 'P', 'E1');
+SELECT publications FROM publish();
+DELETE FROM channel_item WHERE channel = 'ebay' AND sku = 'P';
+SELECT publications FROM publish();
+INSERT INTO channel_item (channel, sku, channel_sku) VALUES ('ebay', 'Q', 'E1');
+SELECT publications FROM publish();
+BEGIN;
+UPDATE channel_item SET channel_sku = 'E2' WHERE channel = 'ebay' AND sku = 'Q';
+INSERT INTO channel_item (channel, sku, channel_sku, cap) VALUES ('ebay', 'P', 'E1', 0);
+COMMIT;
+SELECT publications FROM publish();
+SELECT DISTINCT ON (channel_sku) channel_sku, available FROM publications_since('ebay', 0)
+ ORDER BY channel_sku, seq DESC;
+DELETE FROM channel_item WHERE channel = 'ebay';
+INSERT INTO channel_item (channel, sku, channel_sku) VALUES ('ebay', 'Q', 'P');
+SELECT publications FROM publish();
+DELETE FROM channel_item WHERE channel = 'ebay';
+SELECT publications FROM publish();
+SELECT DISTINCT ON (channel_sku) channel_sku, available FROM publications_since('ebay', 0)
+ WHERE channel_sku IN ('E1', 'E2', 'P', 'Q', 'R') ORDER BY channel_sku, seq DESC;
+SELECT sku, channel_availability('ebay', sku) FROM item WHERE sku IN ('P', 'Q', 'R') ORDER BY sku;
+
 DROP EXTENSION inventory_events;

@@ -429,16 +429,90 @@ same_identifier(text *sku, text *a, text *b)
 }
 
 /*
- * Is identifier still sku's on the channel, or nobody's? A 0 under an
- * identifier that another listing of the channel has taken would tell the
- * channel that the other item has nothing: it is not published.
+ * The sku an identifier names on the channel now: a listing's, or, on a
+ * channel without listings, the item of that sku; NULL: nobody's.
  */
-static bool
-identifier_is_own(const IeChannel *ch, text *sku, text *identifier)
+static text *
+identifier_owner(const IeChannel *ch, text *identifier)
 {
-	text	   *owner = ie_listing_sku(ch, identifier);
+	text	   *base_uom;
+	bool		lot_controlled;
 
-	return owner == NULL || text_equal(owner, sku);
+	if (ch->has_listings)
+		return ie_listing_sku(ch, identifier);
+	return ie_master_item(identifier, &base_uom, &lot_controlled) ? identifier : NULL;
+}
+
+/*
+ * Another sku owns an identifier that sku told last: the channel is told
+ * under it what that owner shows now (the owner's channel_shown row may
+ * already hold that value and identifier, and then the owner publishes
+ * nothing), and the owner's channel_shown records it unless the owner comes
+ * later in this step (its row then still holds the identifier it may have
+ * to tell 0).
+ */
+static void
+tell_owner(PubStep *st, const PubChannel *pc, const IeChannel *ch, const int *locs,
+		   text **skus, int after, int nskus, text *owner, text *identifier, int64 *nchanged)
+{
+	const IeCatalog *c = ie_catalog();
+	IeChannel	rules;
+	IeListing	listing;
+	int64		value = 0;
+	int64		seq;
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	Datum		key[2] = {PointerGetDatum(pc->code), PointerGetDatum(owner)};
+	Datum	   *values;
+	bool	   *nulls;
+	bool		found;
+
+	rel = table_open(c->channel_shown_rel, AccessShareLock);
+	idx = index_open(c->channel_shown_pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	found = ie_index_lookup(rel, idx, SnapshotSelf, 2, key, ie_text_keys, slot);
+	if (found)
+	{
+		bool		isnull;
+		int64		shown_seq = DatumGetInt64(slot_getattr(slot, Anum_ie_channel_shown_seq, &isnull));
+		Datum		d = slot_getattr(slot, Anum_ie_channel_shown_channel_sku, &isnull);
+
+		/* Published by the owner earlier in this step, under it: told already. */
+		if (shown_seq > pc->last_seq && same_identifier(owner, isnull ? NULL : DatumGetTextPP(d), identifier))
+			goto done;
+	}
+	if (ie_channel_listing(ch, owner, &rules, &listing))
+		value = sku_availability(st, &rules, locs, owner);
+	seq = pc->last_seq + ++(*nchanged);
+	insert_publication(pc, seq, owner, identifier, value);
+	if (after < nskus && bsearch(&owner, skus + after, nskus - after, sizeof(text *), sku_cmp))
+		goto done;
+	if (found)
+	{
+		ItemPointerData tid = slot->tts_tid;
+
+		ie_slot_copy(slot, &values, &nulls);
+		ExecClearTuple(slot);
+		values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(value);
+		values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(seq);
+		set_identifier(values, nulls, Anum_ie_channel_shown_channel_sku, owner, identifier);
+		found = ie_row_update_unless_deleted(c->channel_shown_rel, &tid, values, nulls);
+	}
+	if (!found)
+	{
+		ie_row_alloc(IE_TABLE_channel_shown, &values, &nulls);
+		values[Anum_ie_channel_shown_channel - 1] = PointerGetDatum(pc->code);
+		values[Anum_ie_channel_shown_sku - 1] = PointerGetDatum(owner);
+		values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(value);
+		values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(seq);
+		set_identifier(values, nulls, Anum_ie_channel_shown_channel_sku, owner, identifier);
+		ie_row_insert(c->channel_shown_rel, values, nulls);
+	}
+done:
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
 }
 
 /*
@@ -537,6 +611,7 @@ publish_channel(PubStep *st, const PubChannel *pc)
 		int64		shown = 0;
 		text	   *shown_as = NULL;
 		text	   *told_as;
+		text	   *owner = NULL;
 		bool		tell;
 
 		CHECK_FOR_INTERRUPTS();
@@ -574,25 +649,35 @@ publish_channel(PubStep *st, const PubChannel *pc)
 			}
 			available = 0;
 			told_as = listing.channel_sku ? listing.channel_sku : shown_as ? shown_as : skus[i];
-			tell = identifier_is_own(&ch, skus[i], told_as);
+			owner = identifier_owner(&ch, told_as);
+			tell = owner == NULL || text_equal(owner, skus[i]);
 		}
 		if (found && shown == available && same_identifier(skus[i], shown_as, told_as))
 		{
 			MemoryContextSwitchTo(old);
 			continue;
 		}
-		if (found && shown != 0 && !same_identifier(skus[i], shown_as, told_as) &&
-			identifier_is_own(&ch, skus[i], shown_as ? shown_as : skus[i]))
+		if (found && shown != 0 && !same_identifier(skus[i], shown_as, told_as))
 		{
-			/* Another identifier now: the old one has nothing any more. */
-			nchanged++;
-			insert_publication(pc, pc->last_seq + nchanged, skus[i], shown_as ? shown_as : skus[i], 0);
+			/* Another identifier now: the old one has nothing, or its new owner's value. */
+			text	   *old_id = shown_as ? shown_as : skus[i];
+			text	   *old_owner = identifier_owner(&ch, old_id);
+
+			if (old_owner == NULL || text_equal(old_owner, skus[i]))
+			{
+				nchanged++;
+				insert_publication(pc, pc->last_seq + nchanged, skus[i], old_id, 0);
+			}
+			else
+				tell_owner(st, pc, &ch, locs, skus, i + 1, nskus, old_owner, old_id, &nchanged);
 		}
 		if (tell)
 		{
 			nchanged++;
 			insert_publication(pc, pc->last_seq + nchanged, skus[i], told_as, available);
 		}
+		else
+			tell_owner(st, pc, &ch, locs, skus, i + 1, nskus, owner, told_as, &nchanged);
 
 		if (found)
 		{
