@@ -31,7 +31,6 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 #include "utils/fmgroids.h"
-#include "utils/inval.h"
 #include "utils/numeric.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -66,6 +65,29 @@ source_cmp(const void *a, const void *b)
 		return x->priority < y->priority ? -1 : 1;
 	return varstr_cmp(VARDATA_ANY(x->location), VARSIZE_ANY_EXHDR(x->location),
 					  VARDATA_ANY(y->location), VARSIZE_ANY_EXHDR(y->location), C_COLLATION_OID);
+}
+
+/* Has the channel a row in channel_item now (SnapshotSelf; false before 0.3.0)? */
+static bool
+listings_exist(text *code)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	Datum		keys[1] = {PointerGetDatum(code)};
+	bool		found;
+
+	if (!OidIsValid(c->channel_item_rel))
+		return false;
+	rel = table_open(c->channel_item_rel, AccessShareLock);
+	idx = index_open(c->channel_item_pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	found = ie_index_lookup(rel, idx, SnapshotSelf, 1, keys, ie_text_keys, slot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
 }
 
 /* A location as the hierarchy sees it. */
@@ -300,16 +322,7 @@ channel_read(text *code, IeChannel *ch)
 	qsort(ch->sources, ch->nsources, sizeof(IeSource), source_cmp);
 
 	/* Has it any listing (from 0.3.0)? Then it sells only what it lists. */
-	if (OidIsValid(c->channel_item_rel))
-	{
-		rel = table_open(c->channel_item_rel, AccessShareLock);
-		idx = index_open(c->channel_item_pkey, AccessShareLock);
-		slot = table_slot_create(rel, NULL);
-		ch->has_listings = ie_index_lookup(rel, idx, SnapshotSelf, 1, keys, ie_text_keys, slot);
-		ExecDropSingleTupleTableSlot(slot);
-		index_close(idx, AccessShareLock);
-		table_close(rel, AccessShareLock);
-	}
+	ch->has_listings = listings_exist(code);
 	return true;
 }
 
@@ -379,21 +392,15 @@ ie_channel_load(text *code, IeChannel *ch)
 }
 
 /*
- * Has the channel any listing now? For a caller that read the channel before
- * it took its locks: the invalidations of listings committed meanwhile are
- * processed first, so the cache answers as of now (and without a copy).
+ * Has the channel any listing now? Read from channel_item, not from the
+ * cache: a listing's invalidation is sent after its transaction became
+ * visible, and no lock orders the two, so a cached channel can still say
+ * "no listings" for a moment after the first listing committed.
  */
 bool
 ie_channel_has_listings(text *code)
 {
-	IeChannel  *cached;
-	IeChannel	ch;
-
-	AcceptInvalidationMessages();
-	cached = ie_cache_get('c', code);
-	if (cached)
-		return cached->has_listings;
-	return ie_channel_load(code, &ch) && ch.has_listings;
+	return listings_exist(code);
 }
 
 /*

@@ -564,6 +564,8 @@ publish_channel(PubStep *st, const PubChannel *pc)
 		skus = st->touched;
 	if (nskus == 0)
 		return 0;
+	/* As of the pending rows just read, whatever the channel cache says. */
+	ch.has_listings = ie_channel_has_listings(pc->code);
 
 	/*
 	 * The channel row, locked FOR KEY SHARE: the foreign key of publication
