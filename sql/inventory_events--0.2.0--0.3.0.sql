@@ -2716,23 +2716,42 @@ DECLARE
     f pg_catalog.regprocedure := 'inventory_events.publications_since(text,bigint)'::pg_catalog.regprocedure;
     kept text := pg_catalog.current_setting('inventory_events_upgrade.publications_since_acl');
     fresh pg_catalog.aclitem[];
-    g record;
+    grantors oid[];
+    grantees oid[];
+    grantable boolean[];
+    done boolean[];
+    progress boolean;
 BEGIN
     IF kept = '' THEN
         RETURN;     -- the default ACL: nobody had a grant of their own
     END IF;
     SELECT i.initprivs INTO fresh FROM pg_catalog.pg_init_privs i
      WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
-    FOR g IN
-        SELECT a.grantee, a.is_grantable
-          FROM pg_catalog.aclexplode(kept::pg_catalog.aclitem[]) a
-          JOIN pg_catalog.pg_proc p ON p.oid = f
-         WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+    -- Each grant made again by its own grantor (a role's grant depends on it,
+    -- as REVOKE ... CASCADE knows): the owner's first, then those of roles
+    -- that hold the grant option by then, until none is left.
+    SELECT pg_catalog.array_agg(a.grantor), pg_catalog.array_agg(a.grantee), pg_catalog.array_agg(a.is_grantable)
+      INTO grantors, grantees, grantable
+      FROM pg_catalog.aclexplode(kept::pg_catalog.aclitem[]) a
+      JOIN pg_catalog.pg_proc p ON p.oid = f
+     WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner;
+    done := pg_catalog.array_fill(false, ARRAY[coalesce(pg_catalog.cardinality(grantors), 0)]);
     LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s', f,
-                                  CASE WHEN g.grantee = 0 THEN 'PUBLIC'
-                                       ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END,
-                                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        progress := false;
+        FOR i IN 1 .. coalesce(pg_catalog.cardinality(grantors), 0) LOOP
+            CONTINUE WHEN done[i];
+            CONTINUE WHEN grantors[i] <> (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = f)
+                      AND NOT pg_catalog.has_function_privilege(grantors[i], f, 'EXECUTE WITH GRANT OPTION');
+            EXECUTE pg_catalog.format('SET LOCAL ROLE %I', pg_catalog.pg_get_userbyid(grantors[i]));
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s', f,
+                                      CASE WHEN grantees[i] = 0 THEN 'PUBLIC'
+                                           ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(grantees[i])) END,
+                                      CASE WHEN grantable[i] THEN ' WITH GRANT OPTION' ELSE '' END);
+            RESET ROLE;
+            done[i] := true;
+            progress := true;
+        END LOOP;
+        EXIT WHEN NOT progress;
     END LOOP;
     UPDATE pg_catalog.pg_init_privs i SET initprivs = fresh
      WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
@@ -2778,6 +2797,13 @@ BEGIN
         pair_channels := pair_channels || old_channels;
         pair_skus := pair_skus || more_skus;
     END IF;
+    -- One transaction at a time changes a channel's listings here: two that
+    -- delete its last listings concurrently would each still see the
+    -- other's row, and neither would mark the channel's skus. Waiting for
+    -- the other's commit, the statements below see its changes (READ
+    -- COMMITTED). Not FOR UPDATE: reservations hold the row FOR KEY SHARE.
+    PERFORM FROM inventory_events.channel ch WHERE ch.code = ANY (pair_channels)
+      ORDER BY ch.code FOR NO KEY UPDATE;
     INSERT INTO inventory_events.publication_pending (channel, sku)
     SELECT ch.code, p.sku
       FROM unnest(pair_channels, pair_skus) p(channel, sku)

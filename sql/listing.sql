@@ -93,6 +93,11 @@ UPDATE channel_item SET channel_sku = 'B00NEW' WHERE channel = 'amazon' AND sku 
 SELECT coalesce(max(seq), 0) AS last FROM publication WHERE channel = 'amazon' \gset
 SELECT events, publications FROM publish();
 SELECT seq, sku, available, channel_sku FROM publications_since('amazon', :last) ORDER BY seq;
+-- A retry names the item as the first call did: o-1 was reserved as
+-- B00AAA, which no listing has now; it is still the same reservation.
+SELECT status, sku, replayed FROM reserve('amazon', 'B00AAA', 2, 'o-1');
+-- On a channel without listings, the channel's identifier is our sku.
+SELECT status, sku FROM reserve_lines('[{"channel": "web", "channel_sku": "A", "qty": 1, "ref": "o-w2"}]');
 -- An override changes what is published: A's cap lifted to the pool.
 UPDATE channel_item SET cap = NULL WHERE channel = 'amazon' AND sku = 'A';
 SELECT coalesce(max(seq), 0) AS last FROM publication WHERE channel = 'amazon' \gset

@@ -124,6 +124,42 @@ cstr(const text *t)
 }
 
 /*
+ * The sku of the reservation already made under the line's (source, key),
+ * when name is that sku or the identifier it was reserved under; else NULL.
+ * Read without the line's locks: replay() checks the whole line under them.
+ */
+static text *
+replayed_sku(const ReserveLine *l, text *name)
+{
+	const IeCatalog *c = ie_catalog();
+	Datum		keys[2] = {PointerGetDatum(l->source), PointerGetDatum(l->key)};
+	Relation	rel = table_open(c->reservation_rel, AccessShareLock);
+	Relation	idx = index_open(c->reservation_idempotency_idx, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	text	   *sku = NULL;
+
+	if (name && ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot))
+	{
+		bool		isnull;
+		text	   *stored = DatumGetTextPP(slot_getattr(slot, Anum_ie_reservation_sku, &isnull));
+		text	   *stored_as = NULL;
+
+		if (Anum_ie_reservation_channel_sku != InvalidAttrNumber)
+		{
+			Datum		d = slot_getattr(slot, Anum_ie_reservation_channel_sku, &isnull);
+
+			stored_as = isnull ? NULL : DatumGetTextPP(d);
+		}
+		if (ie_text_equal(name, stored) || (stored_as && ie_text_equal(name, stored_as)))
+			sku = DatumGetTextPCopy(PointerGetDatum(stored));
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return sku;
+}
+
+/*
  * The sku of a line. reserve_lines()' channel_sku names the item by its
  * identifier on the channel. A sku on a channel with listings may be either
  * the channel's identifier of an item or ours: the identifier is tried first
@@ -140,6 +176,28 @@ resolve_sku(ReserveLine *l)
 	IeChannel	rules;
 	IeListing	own;
 
+	/* Our sku on a channel without listings: nothing to resolve, nothing read. */
+	if (!l->ch.has_listings && l->channel_sku == NULL)
+		return;
+	/* A retry names the item as the first call did, whatever the listings say now. */
+	mapped = replayed_sku(l, l->channel_sku ? l->channel_sku : l->sku);
+	if (mapped)
+	{
+		l->sku = mapped;
+		return;
+	}
+	/* On a channel without listings, the channel's identifier is our sku. */
+	if (l->channel_sku && !l->ch.has_listings)
+	{
+		if (l->sku && !ie_text_equal(l->sku, l->channel_sku))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("channel_sku \"%s\" of channel \"%s\" is sku \"%s\", not \"%s\"",
+							cstr(l->channel_sku), cstr(l->channel), cstr(l->channel_sku), cstr(l->sku)),
+					 errhint("Give the sku or the channel_sku of a line, or both of the same item.")));
+		l->sku = l->channel_sku;
+		return;
+	}
 	if (l->channel_sku)
 	{
 		mapped = ie_listing_sku(&l->ch, l->channel_sku);
@@ -189,6 +247,10 @@ line_load(ReserveLine *l)
 				 errmsg("invalid reservation quantity " INT64_FORMAT, l->qty),
 				 errdetail("The quantity must be positive.")));
 	ie_channel_require(l->channel, &l->ch);
+	if (l->source == NULL)
+		l->source = l->channel;
+	if (l->key == NULL)
+		l->key = l->ref;
 	resolve_sku(l);
 	ie_sku_components(l->sku, &l->comp);
 	if (l->location)
@@ -204,10 +266,6 @@ line_load(ReserveLine *l)
 							text_to_cstring(l->location), text_to_cstring(l->channel)),
 					 errhint("Add it to inventory_events.channel_location, or reserve without a location.")));
 	}
-	if (l->source == NULL)
-		l->source = l->channel;
-	if (l->key == NULL)
-		l->key = l->ref;
 }
 
 /* The locations a line may take stock from. */

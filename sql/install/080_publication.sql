@@ -280,6 +280,13 @@ BEGIN
         pair_channels := pair_channels || old_channels;
         pair_skus := pair_skus || more_skus;
     END IF;
+    -- One transaction at a time changes a channel's listings here: two that
+    -- delete its last listings concurrently would each still see the
+    -- other's row, and neither would mark the channel's skus. Waiting for
+    -- the other's commit, the statements below see its changes (READ
+    -- COMMITTED). Not FOR UPDATE: reservations hold the row FOR KEY SHARE.
+    PERFORM FROM inventory_events.channel ch WHERE ch.code = ANY (pair_channels)
+      ORDER BY ch.code FOR NO KEY UPDATE;
     INSERT INTO inventory_events.publication_pending (channel, sku)
     SELECT ch.code, p.sku
       FROM unnest(pair_channels, pair_skus) p(channel, sku)

@@ -572,7 +572,27 @@ sub update_from
 	is($then->{path}, join('--', $from, (grep { version_cmp($_, $from) > 0 } @earlier), $current),
 		"$db: the update path from $from to $current goes through every release in between");
 
+	# A grant made by a role other than the owner: r_admin may pass EXECUTE on
+	# publications_since() on, and does. The 0.3.0 update re-creates that
+	# function and makes each grant again as its own grantor.
+	my $acl_of = q{
+		SELECT string_agg(a.grantor::regrole || ' > ' || a.grantee::regrole || ' ' || a.is_grantable, ', ' ORDER BY 1)
+		  FROM pg_proc p, aclexplode(p.proacl) a
+		 WHERE p.oid = 'inventory_events.publications_since(text,bigint)'::regprocedure};
+	sql_ok($db, q{
+		GRANT EXECUTE ON FUNCTION inventory_events.publications_since(text, bigint) TO r_admin WITH GRANT OPTION;
+		SET ROLE r_admin;
+		GRANT EXECUTE ON FUNCTION inventory_events.publications_since(text, bigint) TO r_writer;
+		RESET ROLE;
+	}, "$db: r_admin passes EXECUTE on publications_since() on");
+	my $acl_before = $node->safe_psql($db, $acl_of);
+
 	sql_ok($db, 'ALTER EXTENSION inventory_events UPDATE', "$db: ALTER EXTENSION inventory_events UPDATE");
+	is($node->safe_psql($db, $acl_of), $acl_before,
+		"$db: publications_since(), re-created by the update, keeps its grants, each with its grantor");
+	sql_ok($db, q{REVOKE GRANT OPTION FOR EXECUTE ON FUNCTION inventory_events.publications_since(text, bigint)
+	              FROM r_admin CASCADE},
+		"$db: r_admin's grant option, and what it granted with it, revoked again");
 	is($node->safe_psql($db, q{
 		SELECT extversion || ' ' || inventory_events.library_version() FROM pg_extension WHERE extname = 'inventory_events'}),
 		"$current $current", "$db: extversion is $current");
