@@ -3129,6 +3129,12 @@ REVOKE ALL ON inventory_events.intercompany FROM PUBLIC;
 CREATE TRIGGER intercompany_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.intercompany
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
 ALTER TABLE inventory_events.intercompany ENABLE ALWAYS TRIGGER intercompany_changed;
+-- Inserts count for locations too: a new location below a node is a new
+-- sourcing location of every channel that sources from the node.
+DROP TRIGGER location_changed ON inventory_events.location;
+CREATE TRIGGER location_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.location
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
+ALTER TABLE inventory_events.location ENABLE ALWAYS TRIGGER location_changed;
 -- A location may not be its own ancestor (checked at commit, as parent is).
 CREATE FUNCTION inventory_events.location_acyclic()
 RETURNS trigger

@@ -155,7 +155,9 @@ CREATE FUNCTION inventory_events.master_data_changed() RETURNS trigger
 AS 'MODULE_PATHNAME', 'ie_master_data_changed' LANGUAGE C;
 CREATE TRIGGER item_changed AFTER UPDATE OR DELETE OR TRUNCATE ON inventory_events.item
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
-CREATE TRIGGER location_changed AFTER UPDATE OR DELETE OR TRUNCATE ON inventory_events.location
+-- Inserts count for locations too: a new location below a node is a new
+-- sourcing location of every channel that sources from the node.
+CREATE TRIGGER location_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON inventory_events.location
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
 -- Channels and bills of materials are cached too (including "not a kit", so
 -- inserts count as well).
