@@ -34,6 +34,8 @@ SELECT edi_846('nope');
 -- Identifiers an interchange cannot carry.
 INSERT INTO edi_partner (channel, sender_id, receiver_id) VALUES ('target', 'DISTRIB*1', 'TARGET');
 INSERT INTO edi_partner (channel, sender_id, receiver_id) VALUES ('target', 'DISTRIBUTOR-1234567', 'TARGET');
+-- A one-character id fits ISA06 but not GS02 (2 to 15): it needs an application code.
+INSERT INTO edi_partner (channel, sender_id, receiver_id) VALUES ('target', 'X', 'TARGET');
 \set VERBOSITY terse
 
 INSERT INTO edi_partner (channel, sender_id, receiver_id, by_location, usage)
@@ -59,6 +61,13 @@ SELECT s FROM pg_temp.segments(edi_846('target')) s WHERE s ~ '^(ISA|GS|ST|BIA|S
 -- A kit and a channel without listings (every item stocked there, and kits).
 INSERT INTO edi_partner (channel, sender_id, receiver_id) VALUES ('shop', 'DISTRIB', 'SHOP');
 SELECT s FROM pg_temp.segments(edi_846('shop')) s WHERE s ~ '^(LIN|QTY|CTT|SE)';
+
+-- ST02 and SE02 carry the whole control number from 10000 on (4 to 9 characters).
+UPDATE edi_partner SET last_control = 12344 WHERE channel = 'shop';
+SELECT s FROM pg_temp.segments(edi_846('shop')) s WHERE s ~ '^(ISA|GS|ST|SE|GE|IEA)';
+-- incremental is true or false.
+SELECT edi_846('shop', NULL);
+SELECT last_control, last_seq FROM edi_partner WHERE channel = 'shop';
 
 -- A sku an interchange cannot carry.
 INSERT INTO item (sku) VALUES ('BAD*SKU');

@@ -19,7 +19,10 @@ CREATE TABLE inventory_events.edi_partner (
     by_location           boolean NOT NULL DEFAULT false,
     last_control          bigint NOT NULL DEFAULT 0 CHECK (last_control BETWEEN 0 AND 999999999),
     last_seq              bigint NOT NULL DEFAULT 0 CHECK (last_seq >= 0),
-    last_sent_at          timestamptz
+    last_sent_at          timestamptz,
+    -- GS02 and GS03 are 2 to 15 characters: a one-character interchange id needs its application code.
+    CHECK (application_sender IS NOT NULL OR length(sender_id) >= 2),
+    CHECK (application_receiver IS NOT NULL OR length(receiver_id) >= 2)
 );
 COMMENT ON TABLE inventory_events.edi_partner IS
   'Channels that are EDI trading partners: interchange identifiers, control numbers, what the last 846 covered';
@@ -85,8 +88,13 @@ DECLARE
     r        record;
     f        record;
     pairs    text[];
+    st02     text;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.edi_846()');
+    -- A null would read as neither variant: an empty full 846 that marks every publication as sent.
+    IF incremental IS NULL THEN
+        RAISE EXCEPTION 'incremental must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT * INTO c FROM inventory_events.channel x WHERE x.code = edi_846.channel;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown channel "%"', edi_846.channel
@@ -101,6 +109,8 @@ BEGIN
     END IF;
     upto := coalesce((SELECT cp.last_seq FROM inventory_events.channel_publisher cp WHERE cp.channel = c.code), 0);
     control := p.last_control % 999999999 + 1;
+    -- ST02 is 4 to 9 characters: padded to 4, never cut (lpad would cut 12345 to 1234).
+    st02 := lpad(control::text, greatest(4, length(control::text)), '0');
 
     FOR r IN
         SELECT s.sku, s.identifier, s.available,
@@ -162,12 +172,12 @@ BEGIN
         RETURN NULL;
     END IF;
 
-    body := ARRAY[pg_catalog.format('ST*846*%s', lpad(control::text, 4, '0')),
+    body := ARRAY[pg_catalog.format('ST*846*%s', st02),
                   pg_catalog.format('BIA*00*SI*%s%s*%s*%s', CASE WHEN incremental THEN 'I' ELSE 'F' END, control,
                                     pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'))]
             || body
             || pg_catalog.format('CTT*%s', lines);
-    body := body || pg_catalog.format('SE*%s*%s', cardinality(body) + 1, lpad(control::text, 4, '0'));
+    body := body || pg_catalog.format('SE*%s*%s', cardinality(body) + 1, st02);
 
     UPDATE inventory_events.edi_partner x SET last_control = control, last_seq = upto, last_sent_at = now()
      WHERE x.channel = c.code;
