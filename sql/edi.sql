@@ -62,9 +62,10 @@ SELECT s FROM pg_temp.segments(edi_846('target')) s WHERE s ~ '^(ISA|GS|ST|BIA|S
 INSERT INTO edi_partner (channel, sender_id, receiver_id) VALUES ('shop', 'DISTRIB', 'SHOP');
 SELECT s FROM pg_temp.segments(edi_846('shop')) s WHERE s ~ '^(LIN|QTY|CTT|SE)';
 
--- ST02 and SE02 carry the whole control number from 10000 on (4 to 9 characters).
+-- Control numbers of any size: ISA13 9 digits, GS06 and BIA03 the number;
+-- ST02 numbers the transaction set in its group.
 UPDATE edi_partner SET last_control = 12344 WHERE channel = 'shop';
-SELECT s FROM pg_temp.segments(edi_846('shop')) s WHERE s ~ '^(ISA|GS|ST|SE|GE|IEA)';
+SELECT s FROM pg_temp.segments(edi_846('shop')) s WHERE s ~ '^(ISA|GS|ST|BIA|SE|GE|IEA)';
 -- incremental is true or false.
 SELECT edi_846('shop', NULL);
 SELECT last_control, last_seq FROM edi_partner WHERE channel = 'shop';

@@ -67,6 +67,17 @@ SELECT count(*) AS marked FROM publication_pending;
 UPDATE location SET parent = 'ATL-Z1' WHERE code = 'US-EAST';
 UPDATE location SET parent = 'NA' WHERE code = 'NA';
 
+-- A parent set twice in one transaction, ending in a tree, is accepted
+-- (the first update's check finds the row changed again and leaves it to the second's).
+BEGIN;
+UPDATE location SET parent = 'ATL-Z1' WHERE code = 'US-WEST';
+UPDATE location SET parent = 'NA' WHERE code = 'US-WEST';
+COMMIT;
+-- Moving a node with no stock at or below it marks nothing.
+INSERT INTO location (code, kind, parent) VALUES ('EMPTY', 'zone', 'NA');
+UPDATE location SET parent = 'US-EAST' WHERE code = 'EMPTY';
+SELECT count(*) AS marked FROM publication_pending;
+
 -- Transfers between entities are visible as such; within one entity not.
 SELECT count(*) FROM transfer('TEE', 'ATL-Z1', 'TOR', 2, 'TR-1');
 SELECT count(*) FROM transfer('TEE', 'ATL-Z1', 'ATL-Z2', 1, 'TR-2');

@@ -2944,40 +2944,56 @@ COMMENT ON COLUMN inventory_events.edi_partner.last_seq IS
   'The channel''s publication sequence number the last 846 covered: an incremental 846 reports what was published after it';
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.edi_partner', '');
 
--- A value as an X12 data element: refused when it holds a delimiter of ours
--- (element *, segment ~, component >) or a control character.
-CREATE FUNCTION inventory_events.x12_element(what text, value text)
+-- A value as an X12 data element of min to max characters: refused when it
+-- is shorter or longer, or holds anything but printable ASCII (which the
+-- 004010 basic and extended character sets need) or one of our delimiters
+-- (element *, segment ~, component >).
+CREATE FUNCTION inventory_events.x12_element(what text, value text, min integer, max integer)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF value ~ '[*~>[:cntrl:]]' THEN
+    IF value ~ '[^ -~]' OR value ~ '[*~>]' OR length(value) NOT BETWEEN min AND max THEN
         RAISE EXCEPTION 'the % "%" cannot be sent in an X12 document', what, value
               USING ERRCODE = 'invalid_parameter_value',
-                    DETAIL = 'It contains an X12 delimiter (*, ~ or >) or a control character.',
-                    HINT = 'Give the item an identifier of its own on the channel (inventory_events.channel_item.channel_sku).';
+                    DETAIL = format('An X12 %s is %s to %s printable ASCII characters, without *, ~ or >.', what, min, max);
     END IF;
     RETURN value;
 END;
 $$;
 
+-- One 846 transaction set of an interchange: ST (its number in the group,
+-- 0001 on), BIA (F or I with the control number), the LIN loops, CTT, SE.
+CREATE FUNCTION inventory_events.x12_transaction_set(n integer, incremental boolean, control bigint,
+                                                    utc timestamp, loops text[], lines integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+RETURN pg_catalog.format('ST*846*%s~', lpad(n::text, 4, '0'))
+    || pg_catalog.format('BIA*00*SI*%s%s*%s*%s~', CASE WHEN incremental THEN 'I' ELSE 'F' END, control,
+                         pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'))
+    || array_to_string(loops, '~') || '~'
+    || pg_catalog.format('CTT*%s~', lines)
+    || pg_catalog.format('SE*%s*%s~', cardinality(loops) + 4, lpad(n::text, 4, '0'));
+
 -- An X12 846 Inventory Inquiry/Advice (version 004010) for a channel that is
--- an EDI trading partner, as one text: ISA/GS/ST envelopes under the
--- partner's next control number, then per sku (in sku order) a LIN with the
+-- an EDI trading partner, as one text: ISA/GS envelopes under the partner's
+-- next control number, then transaction sets ST..SE of at most 10,000 LIN
+-- loops each (ST02 0001, 0002, ...), per sku in sku order a LIN with the
 -- partner's identifier (item_qualifier, the listing's channel_sku) and ours
--- (VN), QTY*33 available for sale (channel_availability()), QTY*17 on hand at
--- the channel's sourcing locations (not for kits), for a channel with a
--- future view QTY*29 projected available with its DTM*018 date (per day of
--- availability_timeline() after today), and, where the partner wants it
--- (by_location), SDQ with each sourcing location's ATP; then CTT, SE, GE,
--- IEA. A full 846 lists every sku the channel sells (what it lists, a
+-- (VN), where the partner wants it (by_location) SDQ with each sourcing
+-- location's ATP, QTY*33 available for sale (channel_availability()),
+-- QTY*17 on hand at the channel's sourcing locations (not for kits), and
+-- for a channel with a future view QTY*29 projected available with its
+-- DTM*018 date (per day of availability_timeline() after today); CTT, SE,
+-- GE, IEA. A full 846 lists every sku the channel sells (what it lists, a
 -- delisted one as 0, or, without listings, every item stocked at its
--- sourcing locations and every kit); an incremental one (incremental => true) lists the skus published
--- to the channel since the last 846, each with the value and identifier it
--- was last published with (a delisting is 0), and returns null without
--- using a control number when there are none. Segments end with ~, without
--- line breaks; dates and times are UTC.
+-- sourcing locations and every kit); an incremental one (incremental =>
+-- true) lists the skus published to the channel since the last 846, each
+-- with the value and identifier it was last published with (a delisting is
+-- 0). Null, without using a control number, when there is no sku to send.
+-- Segments end with ~, without line breaks; dates and times are UTC.
 CREATE FUNCTION inventory_events.edi_846(channel text, incremental boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -2989,12 +3005,12 @@ DECLARE
     control  bigint;
     upto     bigint;
     utc      timestamp := now() AT TIME ZONE 'UTC';
-    body     text[] := '{}';
-    lines    integer := 0;
+    sets     text[] := '{}';    -- the transaction sets ST..SE, one text each
+    seg      text[] := '{}';    -- the segments of the set being built, LIN to the last QTY
+    lines    integer := 0;      -- LIN loops in it
     r        record;
     f        record;
     pairs    text[];
-    st02     text;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.edi_846()');
     -- A null would read as neither variant: an empty full 846 that marks every publication as sent.
@@ -3015,8 +3031,6 @@ BEGIN
     END IF;
     upto := coalesce((SELECT cp.last_seq FROM inventory_events.channel_publisher cp WHERE cp.channel = c.code), 0);
     control := p.last_control % 999999999 + 1;
-    -- ST02 is 4 to 9 characters: padded to 4, never cut (lpad would cut 12345 to 1234).
-    st02 := lpad(control::text, greatest(4, length(control::text)), '0');
 
     FOR r IN
         SELECT s.sku, s.identifier, s.available,
@@ -3029,8 +3043,8 @@ BEGIN
                    AND CASE WHEN EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = c.code)
                             THEN li.sku IS NOT NULL     -- a delisted sku as 0
                             ELSE EXISTS (SELECT FROM inventory_events.stock st
-                                           JOIN inventory_events.channel_location cl ON cl.location = st.location
-                                          WHERE cl.channel = c.code AND st.sku = i.sku)
+                                           JOIN inventory_events.channel_sources(c.code) cl ON cl.location = st.location
+                                          WHERE st.sku = i.sku)
                                  OR EXISTS (SELECT FROM inventory_events.kit_component k WHERE k.kit = i.sku) END
                 UNION ALL
                 -- The last publication of each (sku, identifier) since the last 846.
@@ -3041,49 +3055,50 @@ BEGIN
                   ORDER BY pb.sku, coalesce(pb.channel_sku, pb.sku), pb.seq DESC)) s
          ORDER BY s.sku, s.identifier
     LOOP
+        -- One segment per assignment: body := body || x appends in place.
+        IF lines = 10000 THEN
+            sets := sets || inventory_events.x12_transaction_set(cardinality(sets) + 1, incremental, control, utc, seg, lines);
+            seg := '{}';
+            lines := 0;
+        END IF;
         lines := lines + 1;
-        body := body || pg_catalog.format('LIN**%s*%s*VN*%s', p.item_qualifier,
-                                          inventory_events.x12_element('channel identifier', r.identifier),
-                                          inventory_events.x12_element('sku', r.sku))
-                     || pg_catalog.format('QTY*33*%s*EA', r.available);
+        seg := seg || pg_catalog.format('LIN**%s*%s*VN*%s', p.item_qualifier,
+                                        inventory_events.x12_element('product identifier', r.identifier, 1, 48),
+                                        inventory_events.x12_element('product identifier', r.sku, 1, 48));
+        IF p.by_location AND NOT r.kit THEN
+            -- Up to ten location and quantity pairs per SDQ segment (before the QTY loop).
+            SELECT array_agg(inventory_events.x12_element('identification code', b.location, 2, 50) || '*' || b.atp
+                             ORDER BY b.location) INTO pairs
+              FROM inventory_events.stock_by_location b
+              JOIN inventory_events.channel_sources(c.code) cl ON cl.location = b.location
+             WHERE b.sku = r.sku;
+            FOR i IN 0 .. coalesce(cardinality(pairs), 0) - 1 BY 10 LOOP
+                seg := seg || ('SDQ*EA*92*' || array_to_string(pairs[i + 1 : i + 10], '*'));
+            END LOOP;
+        END IF;
+        seg := seg || pg_catalog.format('QTY*33*%s*EA', r.available);
         IF NOT r.kit THEN
-            body := body || pg_catalog.format('QTY*17*%s*EA',
-                                              (SELECT coalesce(sum(st.on_hand), 0)
-                                                 FROM inventory_events.stock st
-                                                 JOIN inventory_events.channel_location cl ON cl.location = st.location
-                                                WHERE cl.channel = c.code AND st.sku = r.sku));
+            seg := seg || pg_catalog.format('QTY*17*%s*EA',
+                                            (SELECT coalesce(sum(st.on_hand), 0)
+                                               FROM inventory_events.stock st
+                                               JOIN inventory_events.channel_sources(c.code) cl ON cl.location = st.location
+                                              WHERE st.sku = r.sku));
             IF c.future_view THEN
                 FOR f IN SELECT t.available_on, t.available
                            FROM inventory_events.availability_timeline(c.code, r.sku) t
                           WHERE t.available_on > current_date ORDER BY t.available_on
                 LOOP
-                    body := body || pg_catalog.format('QTY*29*%s*EA', f.available)
-                                 || pg_catalog.format('DTM*018*%s', pg_catalog.to_char(f.available_on, 'YYYYMMDD'));
-                END LOOP;
-            END IF;
-            IF p.by_location THEN
-                -- Up to ten location and quantity pairs per SDQ segment.
-                SELECT array_agg(inventory_events.x12_element('location', b.location) || '*' || b.atp
-                                 ORDER BY b.location) INTO pairs
-                  FROM inventory_events.stock_by_location b
-                  JOIN inventory_events.channel_location cl ON cl.location = b.location
-                 WHERE cl.channel = c.code AND b.sku = r.sku;
-                FOR i IN 0 .. coalesce(cardinality(pairs), 0) - 1 BY 10 LOOP
-                    body := body || ('SDQ*EA*92*' || array_to_string(pairs[i + 1 : i + 10], '*'));
+                    seg := seg || pg_catalog.format('QTY*29*%s*EA', f.available);
+                    seg := seg || pg_catalog.format('DTM*018*%s', pg_catalog.to_char(f.available_on, 'YYYYMMDD'));
                 END LOOP;
             END IF;
         END IF;
     END LOOP;
-    IF incremental AND lines = 0 THEN
+    -- Nothing to send (an 846 needs a LIN): no document, no control number used.
+    IF lines = 0 THEN
         RETURN NULL;
     END IF;
-
-    body := ARRAY[pg_catalog.format('ST*846*%s', st02),
-                  pg_catalog.format('BIA*00*SI*%s%s*%s*%s', CASE WHEN incremental THEN 'I' ELSE 'F' END, control,
-                                    pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'))]
-            || body
-            || pg_catalog.format('CTT*%s', lines);
-    body := body || pg_catalog.format('SE*%s*%s', cardinality(body) + 1, st02);
+    sets := sets || inventory_events.x12_transaction_set(cardinality(sets) + 1, incremental, control, utc, seg, lines);
 
     UPDATE inventory_events.edi_partner x SET last_control = control, last_seq = upto, last_sent_at = now()
      WHERE x.channel = c.code;
@@ -3095,18 +3110,39 @@ BEGIN
         || pg_catalog.format('GS*IB*%s*%s*%s*%s*%s*X*004010~',
                              coalesce(p.application_sender, p.sender_id), coalesce(p.application_receiver, p.receiver_id),
                              pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'), control)
-        || array_to_string(body, '~') || '~'
-        || pg_catalog.format('GE*1*%s~', control)
+        || array_to_string(sets, '')
+        || pg_catalog.format('GE*%s*%s~', cardinality(sets), control)
         || pg_catalog.format('IEA*1*%s~', lpad(control::text, 9, '0'));
 END;
 $$;
 COMMENT ON FUNCTION inventory_events.edi_846(text, boolean) IS
   'An X12 846 Inventory Inquiry/Advice of a channel that is an EDI trading partner: full, or what was published since the last';
 REVOKE ALL ON inventory_events.edi_partner FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION inventory_events.x12_element(text, text), inventory_events.edi_846(text, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.x12_element(text, text, integer, integer),
+    inventory_events.x12_transaction_set(integer, boolean, bigint, timestamp, text[], integer),
+    inventory_events.edi_846(text, boolean) FROM PUBLIC;
 -- === end of EDI 846 ===
 
 -- Location hierarchy and legal entities (issue 15, part 2)
+-- A cycle in the 0.2.0 data would make a location its own ancestor: refused
+-- here, before anything reads the tree (locations form a tree from now on).
+DO $cycle$
+DECLARE
+    bad text;
+BEGIN
+    WITH RECURSIVE up (start, code, depth) AS (
+        SELECT l.code, l.parent, 1 FROM inventory_events.location l WHERE l.parent IS NOT NULL
+        UNION ALL
+        SELECT up.start, l.parent, up.depth + 1 FROM up JOIN inventory_events.location l ON l.code = up.code
+         WHERE l.parent IS NOT NULL AND up.code <> up.start AND up.depth < 10000)
+    SELECT min(up.start) INTO bad FROM up WHERE up.code = up.start;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'location "%" is its own ancestor', bad
+              USING ERRCODE = 'check_violation',
+                    HINT = 'Locations form a tree from 0.3.0 on: correct location.parent, then update again.';
+    END IF;
+END;
+$cycle$;
 ALTER TYPE inventory_events.location_kind ADD VALUE 'region';
 ALTER TYPE inventory_events.location_kind ADD VALUE 'zone';
 -- The legal entities that own stock (multi-entity distribution).
@@ -3146,22 +3182,36 @@ CREATE TRIGGER location_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON 
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.master_data_changed();
 ALTER TABLE inventory_events.location ENABLE ALWAYS TRIGGER location_changed;
 -- A location may not be its own ancestor (checked at commit, as parent is).
+-- The walk up locks each ancestor FOR SHARE: two transactions that close a
+-- cycle between them wait for each other (one fails, a deadlock) or, the
+-- other committed, see its parent (READ COMMITTED) or fail to serialise
+-- (REPEATABLE READ). A row updated again later in the transaction is
+-- checked by that update's own trigger.
 CREATE FUNCTION inventory_events.location_acyclic()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    up text := NEW.parent;
+    steps integer := 0;
 BEGIN
-    IF EXISTS (WITH RECURSIVE up(code, depth) AS (
-                   SELECT NEW.parent, 1
-                   UNION ALL
-                   SELECT l.parent, up.depth + 1 FROM up JOIN inventory_events.location l ON l.code = up.code
-                    WHERE up.code IS NOT NULL AND up.code <> NEW.code AND up.depth < 10000)
-               SELECT FROM up WHERE up.code = NEW.code) THEN
-        RAISE EXCEPTION 'location "%" would be its own ancestor', NEW.code
-              USING ERRCODE = 'check_violation',
-                    HINT = 'The locations form a tree: give it a parent that is not below it.';
+    IF NOT EXISTS (SELECT FROM inventory_events.location l
+                    WHERE l.code = NEW.code AND l.parent IS NOT DISTINCT FROM NEW.parent) THEN
+        RETURN NULL;
     END IF;
+    WHILE up IS NOT NULL LOOP
+        IF up = NEW.code OR steps > 10000 THEN
+            RAISE EXCEPTION 'location "%" would be its own ancestor', NEW.code
+                  USING ERRCODE = 'check_violation',
+                        HINT = 'The locations form a tree: give it a parent that is not below it.';
+        END IF;
+        steps := steps + 1;
+        SELECT l.parent INTO up FROM inventory_events.location l WHERE l.code = up FOR SHARE;
+        IF NOT FOUND THEN
+            RETURN NULL;    -- the foreign key reports a missing parent
+        END IF;
+    END LOOP;
     RETURN NULL;
 END;
 $$;
@@ -3177,11 +3227,16 @@ WITH RECURSIVE up (location, node, depth) AS (
     UNION ALL
     SELECT up.location, l.parent, up.depth + 1
       FROM up JOIN inventory_events.location l ON l.code = up.node
-     WHERE l.parent IS NOT NULL AND up.depth < 10000)
-SELECT up.location, up.node, up.depth,
-       (SELECT n.entity FROM up o JOIN inventory_events.location n ON n.code = o.node
-         WHERE o.location = up.location AND n.entity IS NOT NULL ORDER BY o.depth LIMIT 1) AS owner
-  FROM up;
+     WHERE l.parent IS NOT NULL AND up.depth < 10000),
+-- Owners from the roots down: a location's entity, or its parent's owner.
+owned (code, owner, depth) AS (
+    SELECT l.code, l.entity, 0 FROM inventory_events.location l WHERE l.parent IS NULL
+    UNION ALL
+    SELECT l.code, coalesce(l.entity, owned.owner), owned.depth + 1
+      FROM owned JOIN inventory_events.location l ON l.parent = owned.code
+     WHERE owned.depth < 10000)
+SELECT up.location, up.node, up.depth, owned.owner
+  FROM up LEFT JOIN owned ON owned.code = up.location;
 COMMENT ON VIEW inventory_events.location_tree IS
   'Each location with each of its ancestors (node; itself at depth 0) and the entity that owns its stock';
 
@@ -3300,133 +3355,11 @@ BEGIN
     END LOOP;
 END;
 $$;
-CREATE OR REPLACE FUNCTION inventory_events.edi_846(channel text, incremental boolean DEFAULT false)
-RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    c        inventory_events.channel;
-    p        inventory_events.edi_partner;
-    control  bigint;
-    upto     bigint;
-    utc      timestamp := now() AT TIME ZONE 'UTC';
-    body     text[] := '{}';
-    lines    integer := 0;
-    r        record;
-    f        record;
-    pairs    text[];
-    st02     text;
-BEGIN
-    PERFORM inventory_events.require_writable('inventory_events.edi_846()');
-    -- A null would read as neither variant: an empty full 846 that marks every publication as sent.
-    IF incremental IS NULL THEN
-        RAISE EXCEPTION 'incremental must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT * INTO c FROM inventory_events.channel x WHERE x.code = edi_846.channel;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown channel "%"', edi_846.channel
-              USING ERRCODE = 'foreign_key_violation', HINT = 'Add it to inventory_events.channel first.';
-    END IF;
-    -- One 846 at a time per partner: control numbers in the order of the documents.
-    SELECT * INTO p FROM inventory_events.edi_partner x WHERE x.channel = c.code FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'channel "%" is not an EDI trading partner', c.code
-              USING ERRCODE = 'invalid_parameter_value',
-                    HINT = 'Add its interchange identifiers to inventory_events.edi_partner.';
-    END IF;
-    upto := coalesce((SELECT cp.last_seq FROM inventory_events.channel_publisher cp WHERE cp.channel = c.code), 0);
-    control := p.last_control % 999999999 + 1;
-    -- ST02 is 4 to 9 characters: padded to 4, never cut (lpad would cut 12345 to 1234).
-    st02 := lpad(control::text, greatest(4, length(control::text)), '0');
-
-    FOR r IN
-        SELECT s.sku, s.identifier, s.available,
-               EXISTS (SELECT FROM inventory_events.kit_component k WHERE k.kit = s.sku) AS kit
-          FROM (SELECT i.sku, coalesce(li.channel_sku, i.sku) AS identifier,
-                       inventory_events.channel_availability(c.code, i.sku) AS available
-                  FROM inventory_events.item i
-                  LEFT JOIN inventory_events.channel_item li ON li.channel = c.code AND li.sku = i.sku
-                 WHERE NOT incremental
-                   AND CASE WHEN EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = c.code)
-                            THEN li.sku IS NOT NULL     -- a delisted sku as 0
-                            ELSE EXISTS (SELECT FROM inventory_events.stock st
-                                           JOIN inventory_events.channel_sources(c.code) cl ON cl.location = st.location
-                                          WHERE st.sku = i.sku)
-                                 OR EXISTS (SELECT FROM inventory_events.kit_component k WHERE k.kit = i.sku) END
-                UNION ALL
-                -- The last publication of each (sku, identifier) since the last 846.
-                (SELECT DISTINCT ON (pb.sku, coalesce(pb.channel_sku, pb.sku))
-                        pb.sku, coalesce(pb.channel_sku, pb.sku), pb.available
-                   FROM inventory_events.publication pb
-                  WHERE incremental AND pb.channel = c.code AND pb.seq > p.last_seq AND pb.seq <= upto
-                  ORDER BY pb.sku, coalesce(pb.channel_sku, pb.sku), pb.seq DESC)) s
-         ORDER BY s.sku, s.identifier
-    LOOP
-        lines := lines + 1;
-        body := body || pg_catalog.format('LIN**%s*%s*VN*%s', p.item_qualifier,
-                                          inventory_events.x12_element('channel identifier', r.identifier),
-                                          inventory_events.x12_element('sku', r.sku))
-                     || pg_catalog.format('QTY*33*%s*EA', r.available);
-        IF NOT r.kit THEN
-            body := body || pg_catalog.format('QTY*17*%s*EA',
-                                              (SELECT coalesce(sum(st.on_hand), 0)
-                                                 FROM inventory_events.stock st
-                                                 JOIN inventory_events.channel_sources(c.code) cl ON cl.location = st.location
-                                                WHERE st.sku = r.sku));
-            IF c.future_view THEN
-                FOR f IN SELECT t.available_on, t.available
-                           FROM inventory_events.availability_timeline(c.code, r.sku) t
-                          WHERE t.available_on > current_date ORDER BY t.available_on
-                LOOP
-                    body := body || pg_catalog.format('QTY*29*%s*EA', f.available)
-                                 || pg_catalog.format('DTM*018*%s', pg_catalog.to_char(f.available_on, 'YYYYMMDD'));
-                END LOOP;
-            END IF;
-            IF p.by_location THEN
-                -- Up to ten location and quantity pairs per SDQ segment.
-                SELECT array_agg(inventory_events.x12_element('location', b.location) || '*' || b.atp
-                                 ORDER BY b.location) INTO pairs
-                  FROM inventory_events.stock_by_location b
-                  JOIN inventory_events.channel_sources(c.code) cl ON cl.location = b.location
-                 WHERE b.sku = r.sku;
-                FOR i IN 0 .. coalesce(cardinality(pairs), 0) - 1 BY 10 LOOP
-                    body := body || ('SDQ*EA*92*' || array_to_string(pairs[i + 1 : i + 10], '*'));
-                END LOOP;
-            END IF;
-        END IF;
-    END LOOP;
-    IF incremental AND lines = 0 THEN
-        RETURN NULL;
-    END IF;
-
-    body := ARRAY[pg_catalog.format('ST*846*%s', st02),
-                  pg_catalog.format('BIA*00*SI*%s%s*%s*%s', CASE WHEN incremental THEN 'I' ELSE 'F' END, control,
-                                    pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'))]
-            || body
-            || pg_catalog.format('CTT*%s', lines);
-    body := body || pg_catalog.format('SE*%s*%s', cardinality(body) + 1, st02);
-
-    UPDATE inventory_events.edi_partner x SET last_control = control, last_seq = upto, last_sent_at = now()
-     WHERE x.channel = c.code;
-    RETURN pg_catalog.format('ISA*00*%s*00*%s*%s*%s*%s*%s*%s*%s*U*00401*%s*0*%s*>~',
-                             repeat(' ', 10), repeat(' ', 10),
-                             p.sender_qualifier, rpad(p.sender_id, 15), p.receiver_qualifier, rpad(p.receiver_id, 15),
-                             pg_catalog.to_char(utc, 'YYMMDD'), pg_catalog.to_char(utc, 'HH24MI'),
-                             lpad(control::text, 9, '0'), p.usage)
-        || pg_catalog.format('GS*IB*%s*%s*%s*%s*%s*X*004010~',
-                             coalesce(p.application_sender, p.sender_id), coalesce(p.application_receiver, p.receiver_id),
-                             pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'), control)
-        || array_to_string(body, '~') || '~'
-        || pg_catalog.format('GE*1*%s~', control)
-        || pg_catalog.format('IEA*1*%s~', lpad(control::text, 9, '0'));
-END;
-$$;
 
 -- The location hierarchy and the entities decide which locations a channel
 -- sources from (channel_sources()): a change of a location's parent or
--- entity marks every sku pending for every channel, and an intercompany
--- rule for the channels of its selling entity. (A new location has no stock
+-- entity marks the skus stocked at or below it pending for every channel,
+-- and an intercompany rule every sku for the channels of its selling entity. (A new location has no stock
 -- yet, and one with stock cannot be deleted: neither changes a pool.)
 CREATE FUNCTION inventory_events.hierarchy_changed()
 RETURNS trigger
@@ -3440,12 +3373,17 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_TABLE_NAME = 'location' THEN
-        IF NOT EXISTS (SELECT FROM new_rows n JOIN old_rows o ON o.code = n.code
-                        WHERE n.parent IS DISTINCT FROM o.parent OR n.entity IS DISTINCT FROM o.entity) THEN
-            RETURN NULL;
-        END IF;
+        -- Only the skus stocked at or below a location whose parent or
+        -- entity changed can change what any channel shows.
         INSERT INTO inventory_events.publication_pending (channel, sku)
-        SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
+        SELECT ch.code, s.sku
+          FROM (SELECT DISTINCT st.sku
+                  FROM inventory_events.stock st
+                  JOIN inventory_events.location_tree t ON t.location = st.location
+                 WHERE t.node IN (SELECT n.code FROM new_rows n JOIN old_rows o ON o.code = n.code
+                                   WHERE n.parent IS DISTINCT FROM o.parent
+                                      OR n.entity IS DISTINCT FROM o.entity)) s
+         CROSS JOIN inventory_events.channel ch
         ON CONFLICT DO NOTHING;
         RETURN NULL;
     END IF;
@@ -3481,6 +3419,11 @@ CREATE TRIGGER intercompany_truncated AFTER TRUNCATE ON inventory_events.interco
     FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.hierarchy_changed();
 
 REVOKE EXECUTE ON FUNCTION inventory_events.hierarchy_changed() FROM PUBLIC;
+-- On a large log, building the index reads the event table once.
+-- The two legs of transfers, for intercompany_transfer: only transfer events.
+CREATE INDEX event_transfer_idx ON inventory_events.event (xid, id)
+ WHERE event_type IN ('transfer_out', 'transfer_in_transit');
+
 -- Transfers between legal entities: each transfer's outbound event with the
 -- in-transit event transfer() appended with it at the destination (the next
 -- one of its transaction with the same sku, lot and ref), where the owners
@@ -3501,4 +3444,13 @@ SELECT o.id AS out_event_id, i.id AS in_transit_event_id, o.sku, o.lot, o.qty, o
 COMMENT ON VIEW inventory_events.intercompany_transfer IS
   'Transfers whose source and destination belong to different legal entities';
 REVOKE ALL ON inventory_events.intercompany_transfer FROM PUBLIC;
+
+-- A channel whose channel_location names a location with locations below it
+-- sources from those too from now on: its skus are published again.
+INSERT INTO inventory_events.publication_pending (channel, sku)
+SELECT DISTINCT cl.channel, i.sku
+  FROM inventory_events.channel_location cl
+  JOIN inventory_events.location below ON below.parent = cl.location
+ CROSS JOIN inventory_events.item i
+ON CONFLICT DO NOTHING;
 -- === end of location hierarchy and legal entities ===

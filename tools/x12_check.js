@@ -31,6 +31,14 @@ for (const file of process.argv.slice(2)) {
         result.lin = ids('LIN').map((s) => [s.valueOf(2), s.valueOf(3), s.valueOf(4), s.valueOf(5)]);
         result.qty = ids('QTY').map((s) => [s.valueOf(1), s.valueOf(2)]);
         result.ctt = ids('CTT').map((s) => s.valueOf(1))[0];
+        result.sets = group.transactions.map((t) => ({
+            st02: t.header.valueOf(2),
+            se01: t.trailer.valueOf(1),
+            segments: t.segments.length + 2,
+            lin: t.segments.filter((s) => s.tag === 'LIN').length,
+            ctt: t.segments.filter((s) => s.tag === 'CTT').map((s) => s.valueOf(1))[0],
+        }));
+        result.ge01 = group.trailer.valueOf(1);
     } catch (e) {
         result.ok = false;
         result.error = String(e.message || e);

@@ -182,22 +182,36 @@ ALTER TABLE inventory_events.channel_item ENABLE ALWAYS TRIGGER channel_item_cha
 ALTER TABLE inventory_events.intercompany ENABLE ALWAYS TRIGGER intercompany_changed;
 
 -- A location may not be its own ancestor (checked at commit, as parent is).
+-- The walk up locks each ancestor FOR SHARE: two transactions that close a
+-- cycle between them wait for each other (one fails, a deadlock) or, the
+-- other committed, see its parent (READ COMMITTED) or fail to serialise
+-- (REPEATABLE READ). A row updated again later in the transaction is
+-- checked by that update's own trigger.
 CREATE FUNCTION inventory_events.location_acyclic()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    up text := NEW.parent;
+    steps integer := 0;
 BEGIN
-    IF EXISTS (WITH RECURSIVE up(code, depth) AS (
-                   SELECT NEW.parent, 1
-                   UNION ALL
-                   SELECT l.parent, up.depth + 1 FROM up JOIN inventory_events.location l ON l.code = up.code
-                    WHERE up.code IS NOT NULL AND up.code <> NEW.code AND up.depth < 10000)
-               SELECT FROM up WHERE up.code = NEW.code) THEN
-        RAISE EXCEPTION 'location "%" would be its own ancestor', NEW.code
-              USING ERRCODE = 'check_violation',
-                    HINT = 'The locations form a tree: give it a parent that is not below it.';
+    IF NOT EXISTS (SELECT FROM inventory_events.location l
+                    WHERE l.code = NEW.code AND l.parent IS NOT DISTINCT FROM NEW.parent) THEN
+        RETURN NULL;
     END IF;
+    WHILE up IS NOT NULL LOOP
+        IF up = NEW.code OR steps > 10000 THEN
+            RAISE EXCEPTION 'location "%" would be its own ancestor', NEW.code
+                  USING ERRCODE = 'check_violation',
+                        HINT = 'The locations form a tree: give it a parent that is not below it.';
+        END IF;
+        steps := steps + 1;
+        SELECT l.parent INTO up FROM inventory_events.location l WHERE l.code = up FOR SHARE;
+        IF NOT FOUND THEN
+            RETURN NULL;    -- the foreign key reports a missing parent
+        END IF;
+    END LOOP;
     RETURN NULL;
 END;
 $$;

@@ -49,11 +49,16 @@ WITH RECURSIVE up (location, node, depth) AS (
     UNION ALL
     SELECT up.location, l.parent, up.depth + 1
       FROM up JOIN inventory_events.location l ON l.code = up.node
-     WHERE l.parent IS NOT NULL AND up.depth < 10000)
-SELECT up.location, up.node, up.depth,
-       (SELECT n.entity FROM up o JOIN inventory_events.location n ON n.code = o.node
-         WHERE o.location = up.location AND n.entity IS NOT NULL ORDER BY o.depth LIMIT 1) AS owner
-  FROM up;
+     WHERE l.parent IS NOT NULL AND up.depth < 10000),
+-- Owners from the roots down: a location's entity, or its parent's owner.
+owned (code, owner, depth) AS (
+    SELECT l.code, l.entity, 0 FROM inventory_events.location l WHERE l.parent IS NULL
+    UNION ALL
+    SELECT l.code, coalesce(l.entity, owned.owner), owned.depth + 1
+      FROM owned JOIN inventory_events.location l ON l.parent = owned.code
+     WHERE owned.depth < 10000)
+SELECT up.location, up.node, up.depth, owned.owner
+  FROM up LEFT JOIN owned ON owned.code = up.location;
 COMMENT ON VIEW inventory_events.location_tree IS
   'Each location with each of its ancestors (node; itself at depth 0) and the entity that owns its stock';
 

@@ -316,8 +316,8 @@ CREATE TRIGGER channel_item_truncated AFTER TRUNCATE ON inventory_events.channel
 
 -- The location hierarchy and the entities decide which locations a channel
 -- sources from (channel_sources()): a change of a location's parent or
--- entity marks every sku pending for every channel, and an intercompany
--- rule for the channels of its selling entity. (A new location has no stock
+-- entity marks the skus stocked at or below it pending for every channel,
+-- and an intercompany rule every sku for the channels of its selling entity. (A new location has no stock
 -- yet, and one with stock cannot be deleted: neither changes a pool.)
 CREATE FUNCTION inventory_events.hierarchy_changed()
 RETURNS trigger
@@ -331,12 +331,17 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_TABLE_NAME = 'location' THEN
-        IF NOT EXISTS (SELECT FROM new_rows n JOIN old_rows o ON o.code = n.code
-                        WHERE n.parent IS DISTINCT FROM o.parent OR n.entity IS DISTINCT FROM o.entity) THEN
-            RETURN NULL;
-        END IF;
+        -- Only the skus stocked at or below a location whose parent or
+        -- entity changed can change what any channel shows.
         INSERT INTO inventory_events.publication_pending (channel, sku)
-        SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
+        SELECT ch.code, s.sku
+          FROM (SELECT DISTINCT st.sku
+                  FROM inventory_events.stock st
+                  JOIN inventory_events.location_tree t ON t.location = st.location
+                 WHERE t.node IN (SELECT n.code FROM new_rows n JOIN old_rows o ON o.code = n.code
+                                   WHERE n.parent IS DISTINCT FROM o.parent
+                                      OR n.entity IS DISTINCT FROM o.entity)) s
+         CROSS JOIN inventory_events.channel ch
         ON CONFLICT DO NOTHING;
         RETURN NULL;
     END IF;

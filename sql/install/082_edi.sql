@@ -38,40 +38,56 @@ COMMENT ON COLUMN inventory_events.edi_partner.last_seq IS
   'The channel''s publication sequence number the last 846 covered: an incremental 846 reports what was published after it';
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.edi_partner', '');
 
--- A value as an X12 data element: refused when it holds a delimiter of ours
--- (element *, segment ~, component >) or a control character.
-CREATE FUNCTION inventory_events.x12_element(what text, value text)
+-- A value as an X12 data element of min to max characters: refused when it
+-- is shorter or longer, or holds anything but printable ASCII (which the
+-- 004010 basic and extended character sets need) or one of our delimiters
+-- (element *, segment ~, component >).
+CREATE FUNCTION inventory_events.x12_element(what text, value text, min integer, max integer)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF value ~ '[*~>[:cntrl:]]' THEN
+    IF value ~ '[^ -~]' OR value ~ '[*~>]' OR length(value) NOT BETWEEN min AND max THEN
         RAISE EXCEPTION 'the % "%" cannot be sent in an X12 document', what, value
               USING ERRCODE = 'invalid_parameter_value',
-                    DETAIL = 'It contains an X12 delimiter (*, ~ or >) or a control character.',
-                    HINT = 'Give the item an identifier of its own on the channel (inventory_events.channel_item.channel_sku).';
+                    DETAIL = format('An X12 %s is %s to %s printable ASCII characters, without *, ~ or >.', what, min, max);
     END IF;
     RETURN value;
 END;
 $$;
 
+-- One 846 transaction set of an interchange: ST (its number in the group,
+-- 0001 on), BIA (F or I with the control number), the LIN loops, CTT, SE.
+CREATE FUNCTION inventory_events.x12_transaction_set(n integer, incremental boolean, control bigint,
+                                                    utc timestamp, loops text[], lines integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+RETURN pg_catalog.format('ST*846*%s~', lpad(n::text, 4, '0'))
+    || pg_catalog.format('BIA*00*SI*%s%s*%s*%s~', CASE WHEN incremental THEN 'I' ELSE 'F' END, control,
+                         pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'))
+    || array_to_string(loops, '~') || '~'
+    || pg_catalog.format('CTT*%s~', lines)
+    || pg_catalog.format('SE*%s*%s~', cardinality(loops) + 4, lpad(n::text, 4, '0'));
+
 -- An X12 846 Inventory Inquiry/Advice (version 004010) for a channel that is
--- an EDI trading partner, as one text: ISA/GS/ST envelopes under the
--- partner's next control number, then per sku (in sku order) a LIN with the
+-- an EDI trading partner, as one text: ISA/GS envelopes under the partner's
+-- next control number, then transaction sets ST..SE of at most 10,000 LIN
+-- loops each (ST02 0001, 0002, ...), per sku in sku order a LIN with the
 -- partner's identifier (item_qualifier, the listing's channel_sku) and ours
--- (VN), QTY*33 available for sale (channel_availability()), QTY*17 on hand at
--- the channel's sourcing locations (not for kits), for a channel with a
--- future view QTY*29 projected available with its DTM*018 date (per day of
--- availability_timeline() after today), and, where the partner wants it
--- (by_location), SDQ with each sourcing location's ATP; then CTT, SE, GE,
--- IEA. A full 846 lists every sku the channel sells (what it lists, a
+-- (VN), where the partner wants it (by_location) SDQ with each sourcing
+-- location's ATP, QTY*33 available for sale (channel_availability()),
+-- QTY*17 on hand at the channel's sourcing locations (not for kits), and
+-- for a channel with a future view QTY*29 projected available with its
+-- DTM*018 date (per day of availability_timeline() after today); CTT, SE,
+-- GE, IEA. A full 846 lists every sku the channel sells (what it lists, a
 -- delisted one as 0, or, without listings, every item stocked at its
--- sourcing locations and every kit); an incremental one (incremental => true) lists the skus published
--- to the channel since the last 846, each with the value and identifier it
--- was last published with (a delisting is 0), and returns null without
--- using a control number when there are none. Segments end with ~, without
--- line breaks; dates and times are UTC.
+-- sourcing locations and every kit); an incremental one (incremental =>
+-- true) lists the skus published to the channel since the last 846, each
+-- with the value and identifier it was last published with (a delisting is
+-- 0). Null, without using a control number, when there is no sku to send.
+-- Segments end with ~, without line breaks; dates and times are UTC.
 CREATE FUNCTION inventory_events.edi_846(channel text, incremental boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -83,12 +99,12 @@ DECLARE
     control  bigint;
     upto     bigint;
     utc      timestamp := now() AT TIME ZONE 'UTC';
-    body     text[] := '{}';
-    lines    integer := 0;
+    sets     text[] := '{}';    -- the transaction sets ST..SE, one text each
+    seg      text[] := '{}';    -- the segments of the set being built, LIN to the last QTY
+    lines    integer := 0;      -- LIN loops in it
     r        record;
     f        record;
     pairs    text[];
-    st02     text;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.edi_846()');
     -- A null would read as neither variant: an empty full 846 that marks every publication as sent.
@@ -109,8 +125,6 @@ BEGIN
     END IF;
     upto := coalesce((SELECT cp.last_seq FROM inventory_events.channel_publisher cp WHERE cp.channel = c.code), 0);
     control := p.last_control % 999999999 + 1;
-    -- ST02 is 4 to 9 characters: padded to 4, never cut (lpad would cut 12345 to 1234).
-    st02 := lpad(control::text, greatest(4, length(control::text)), '0');
 
     FOR r IN
         SELECT s.sku, s.identifier, s.available,
@@ -135,49 +149,50 @@ BEGIN
                   ORDER BY pb.sku, coalesce(pb.channel_sku, pb.sku), pb.seq DESC)) s
          ORDER BY s.sku, s.identifier
     LOOP
+        -- One segment per assignment: body := body || x appends in place.
+        IF lines = 10000 THEN
+            sets := sets || inventory_events.x12_transaction_set(cardinality(sets) + 1, incremental, control, utc, seg, lines);
+            seg := '{}';
+            lines := 0;
+        END IF;
         lines := lines + 1;
-        body := body || pg_catalog.format('LIN**%s*%s*VN*%s', p.item_qualifier,
-                                          inventory_events.x12_element('channel identifier', r.identifier),
-                                          inventory_events.x12_element('sku', r.sku))
-                     || pg_catalog.format('QTY*33*%s*EA', r.available);
+        seg := seg || pg_catalog.format('LIN**%s*%s*VN*%s', p.item_qualifier,
+                                        inventory_events.x12_element('product identifier', r.identifier, 1, 48),
+                                        inventory_events.x12_element('product identifier', r.sku, 1, 48));
+        IF p.by_location AND NOT r.kit THEN
+            -- Up to ten location and quantity pairs per SDQ segment (before the QTY loop).
+            SELECT array_agg(inventory_events.x12_element('identification code', b.location, 2, 50) || '*' || b.atp
+                             ORDER BY b.location) INTO pairs
+              FROM inventory_events.stock_by_location b
+              JOIN inventory_events.channel_sources(c.code) cl ON cl.location = b.location
+             WHERE b.sku = r.sku;
+            FOR i IN 0 .. coalesce(cardinality(pairs), 0) - 1 BY 10 LOOP
+                seg := seg || ('SDQ*EA*92*' || array_to_string(pairs[i + 1 : i + 10], '*'));
+            END LOOP;
+        END IF;
+        seg := seg || pg_catalog.format('QTY*33*%s*EA', r.available);
         IF NOT r.kit THEN
-            body := body || pg_catalog.format('QTY*17*%s*EA',
-                                              (SELECT coalesce(sum(st.on_hand), 0)
-                                                 FROM inventory_events.stock st
-                                                 JOIN inventory_events.channel_sources(c.code) cl ON cl.location = st.location
-                                                WHERE st.sku = r.sku));
+            seg := seg || pg_catalog.format('QTY*17*%s*EA',
+                                            (SELECT coalesce(sum(st.on_hand), 0)
+                                               FROM inventory_events.stock st
+                                               JOIN inventory_events.channel_sources(c.code) cl ON cl.location = st.location
+                                              WHERE st.sku = r.sku));
             IF c.future_view THEN
                 FOR f IN SELECT t.available_on, t.available
                            FROM inventory_events.availability_timeline(c.code, r.sku) t
                           WHERE t.available_on > current_date ORDER BY t.available_on
                 LOOP
-                    body := body || pg_catalog.format('QTY*29*%s*EA', f.available)
-                                 || pg_catalog.format('DTM*018*%s', pg_catalog.to_char(f.available_on, 'YYYYMMDD'));
-                END LOOP;
-            END IF;
-            IF p.by_location THEN
-                -- Up to ten location and quantity pairs per SDQ segment.
-                SELECT array_agg(inventory_events.x12_element('location', b.location) || '*' || b.atp
-                                 ORDER BY b.location) INTO pairs
-                  FROM inventory_events.stock_by_location b
-                  JOIN inventory_events.channel_sources(c.code) cl ON cl.location = b.location
-                 WHERE b.sku = r.sku;
-                FOR i IN 0 .. coalesce(cardinality(pairs), 0) - 1 BY 10 LOOP
-                    body := body || ('SDQ*EA*92*' || array_to_string(pairs[i + 1 : i + 10], '*'));
+                    seg := seg || pg_catalog.format('QTY*29*%s*EA', f.available);
+                    seg := seg || pg_catalog.format('DTM*018*%s', pg_catalog.to_char(f.available_on, 'YYYYMMDD'));
                 END LOOP;
             END IF;
         END IF;
     END LOOP;
-    IF incremental AND lines = 0 THEN
+    -- Nothing to send (an 846 needs a LIN): no document, no control number used.
+    IF lines = 0 THEN
         RETURN NULL;
     END IF;
-
-    body := ARRAY[pg_catalog.format('ST*846*%s', st02),
-                  pg_catalog.format('BIA*00*SI*%s%s*%s*%s', CASE WHEN incremental THEN 'I' ELSE 'F' END, control,
-                                    pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'))]
-            || body
-            || pg_catalog.format('CTT*%s', lines);
-    body := body || pg_catalog.format('SE*%s*%s', cardinality(body) + 1, st02);
+    sets := sets || inventory_events.x12_transaction_set(cardinality(sets) + 1, incremental, control, utc, seg, lines);
 
     UPDATE inventory_events.edi_partner x SET last_control = control, last_seq = upto, last_sent_at = now()
      WHERE x.channel = c.code;
@@ -189,8 +204,8 @@ BEGIN
         || pg_catalog.format('GS*IB*%s*%s*%s*%s*%s*X*004010~',
                              coalesce(p.application_sender, p.sender_id), coalesce(p.application_receiver, p.receiver_id),
                              pg_catalog.to_char(utc, 'YYYYMMDD'), pg_catalog.to_char(utc, 'HH24MI'), control)
-        || array_to_string(body, '~') || '~'
-        || pg_catalog.format('GE*1*%s~', control)
+        || array_to_string(sets, '')
+        || pg_catalog.format('GE*%s*%s~', cardinality(sets), control)
         || pg_catalog.format('IEA*1*%s~', lpad(control::text, 9, '0'));
 END;
 $$;

@@ -115,16 +115,16 @@ for my $d ($d1, $di, $d2, $dw)
 	is($d->{st01}, '846', "$d->{file}: transaction set 846");
 }
 is_deeply([ map { [ 0 + $_->{isa13}, 0 + $_->{gs06}, 0 + $_->{st02} ] } $d1, $di, $d2, $dw ],
-	[ [ 1, 1, 1 ], [ 2, 2, 2 ], [ 3, 3, 3 ], [ 1, 1, 1 ] ],
-	'ISA13, GS06 and ST02 carry the control number, increasing per partner (an empty incremental used none)');
+	[ [ 1, 1, 1 ], [ 2, 2, 1 ], [ 3, 3, 1 ], [ 1, 1, 1 ] ],
+	'ISA13 and GS06 carry the control number, increasing per partner (an empty incremental used none); ST02 numbers the set');
 is_deeply([ map { "$_->[1] $_->[3]" } @{ $d1->{lin} } ],
 	[ 'TGT-1 SKU-1', 'TGT-2 SKU-2', 'TGT-3 SKU-3', 'TGT-4 SKU-4' ],
 	'the full 846 lists what the channel lists, with the partner\'s identifier (BP) and ours (VN)');
 my $a1 = available_by_sku($d1);
 is_deeply($a1, { map { $_ => $target_shown->{$_} } keys %$a1 }, 'QTY*33 is channel_availability()');
 ok((grep { $_->[0] eq '29' } @{ $d1->{qty} }), 'the future view gives QTY*29 (projected, with DTM)');
-like(slurp_file($full1), qr/~SDQ\*EA\*92\*W01\*\d+(?:\*W\d\d\*\d+){9}~SDQ\*EA\*92\*W11\*\d+\*W12\*\d+~LIN/,
-	'SKU-1 at twelve locations: SDQ in a segment of ten pairs and one of two');
+like(slurp_file($full1), qr/~LIN[^~]*~SDQ\*EA\*92\*W01\*\d+(?:\*W\d\d\*\d+){9}~SDQ\*EA\*92\*W11\*\d+\*W12\*\d+~QTY/,
+	'SKU-1 at twelve locations: SDQ (before the QTY loop) in a segment of ten pairs and one of two');
 is_deeply({ %{ available_by_sku($di) } }, { 'SKU-1' => $target_shown->{'SKU-1'} - 3, 'SKU-4' => 0 },
 	'the incremental 846: the sku ordered and the one delisted (0), nothing else');
 is_deeply([ map { $_->[3] } @{ $d2->{lin} } ], [ 'SKU-1', 'SKU-2', 'SKU-3', 'SKU-4' ],
@@ -140,6 +140,29 @@ is_deeply([ map { "$_->[1] $_->[3]" } @{ $dw->{lin} } ], \@stocked,
 my ($aw, $walmart_shown) = (available_by_sku($dw), shown('walmart'));
 is_deeply($aw, { map { $_ => $walmart_shown->{$_} } keys %$aw },
 	'QTY*33 of the second partner is its channel_availability()');
+
+# More than the 10,000 LIN loops one transaction set may hold: 10,001 skus
+# stocked for a partner without listings, and the kit, make two sets in one
+# group.
+$node->safe_psql('postgres', q{
+	SET search_path = inventory_events;
+	INSERT INTO item (sku) SELECT 'BULK-' || g FROM generate_series(1, 10001) g;
+	INSERT INTO location (code) VALUES ('BULK');
+	INSERT INTO channel (code, kind) VALUES ('costco', 'edi_partner');
+	INSERT INTO channel_location (channel, location) VALUES ('costco', 'BULK');
+	SELECT count(*) FROM (SELECT append('BULK-' || g, 'BULK', 'received', 1) FROM generate_series(1, 5000) g) x;
+});
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM (SELECT inventory_events.append('BULK-' || g, 'BULK', 'received', 1)
+	                        FROM generate_series(5001, 10001) g) x;
+	INSERT INTO inventory_events.edi_partner (channel, sender_id, receiver_id) VALUES ('costco', 'DISTRIB', 'COSTCO');
+});
+my ($db) = check(document('bulk', q{SELECT inventory_events.edi_846('costco')}));
+ok($db->{ok}, 'bulk.x12: 10,001 skus parse strictly') or diag($db->{error});
+is_deeply([ map { [ 0 + $_->{st02}, $_->{lin}, 0 + $_->{ctt}, $_->{se01} == $_->{segments} ? 'counted' : 'miscounted' ] } @{ $db->{sets} } ],
+	[ [ 1, 10000, 10000, 'counted' ], [ 2, 2, 2, 'counted' ] ],
+	'bulk.x12: two transaction sets of 10,000 and 2 LIN, each counted');
+is($db->{ge01}, '2', 'bulk.x12: GE01 counts the two sets');
 
 # The parser is strict: a wrong segment count or interchange control number is refused.
 my $text = slurp_file($full1);
