@@ -80,12 +80,16 @@ $(IE_INSTALL_SCRIPT): $(IE_INSTALL_SOURCES) $(EXTENSION).control
 	  printf '\\echo Use "CREATE EXTENSION inventory_events" to load this file. \\quit\n\n'; \
 	  cat $(IE_INSTALL_SOURCES); } > $@
 
-.PHONY: print-version print-regress print-isolation print-tap meta-check release-check bench bench-full fuzz
+.PHONY: print-version print-regress print-isolation print-tap meta-check release-check bench bench-full bench-versions fuzz
 bench:
 	bash test/bench/run.sh short
 
 bench-full:
 	bash test/bench/run.sh full
+
+# The hot paths of this tree against an earlier commit (REF=..., default 7540d71).
+bench-versions:
+	bash test/bench/versions.sh $(REF)
 
 # The fuzz suite with long bounds (tools/test.sh runs it short: 2,000 queries
 # per role, 300 batches); about 25 minutes.
