@@ -2797,6 +2797,13 @@ BEGIN
         pair_channels := pair_channels || old_channels;
         pair_skus := pair_skus || more_skus;
     END IF;
+    IF TG_OP = 'UPDATE' THEN
+        -- Only the rows the UPDATE changed: a no-op update marks nothing.
+        SELECT coalesce(array_agg(x.channel), '{}'), coalesce(array_agg(x.sku), '{}')
+          INTO pair_channels, pair_skus
+          FROM ((SELECT n.* FROM new_rows n EXCEPT SELECT o.* FROM old_rows o)
+                UNION (SELECT o.* FROM old_rows o EXCEPT SELECT n.* FROM new_rows n)) x;
+    END IF;
     -- One transaction at a time changes a channel's listings here: two that
     -- delete its last listings concurrently would each still see the
     -- other's row, and neither would mark the channel's skus. Waiting for

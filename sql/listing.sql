@@ -103,10 +103,13 @@ UPDATE channel_item SET cap = NULL WHERE channel = 'amazon' AND sku = 'A';
 SELECT coalesce(max(seq), 0) AS last FROM publication WHERE channel = 'amazon' \gset
 SELECT events, publications FROM publish();
 SELECT seq, sku, available, channel_sku FROM publications_since('amazon', :last) ORDER BY seq;
--- A changed listing marks only its own (channel, sku).
+-- A changed listing marks only its own (channel, sku); an update that
+-- changes nothing marks nothing.
 UPDATE channel_item SET buffer_fixed = 2 WHERE channel = 'amazon' AND sku = 'KIT';
 SELECT channel, sku FROM publication_pending ORDER BY 1, 2;
 SELECT events, publications FROM publish();
+UPDATE channel_item SET listed = listed WHERE channel = 'amazon';
+SELECT count(*) AS marked FROM publication_pending;
 
 -- The last listing removed: amazon sells everything again under our skus.
 DELETE FROM channel_item WHERE channel = 'amazon';
