@@ -67,9 +67,15 @@ source_cmp(const void *a, const void *b)
 					  VARDATA_ANY(y->location), VARSIZE_ANY_EXHDR(y->location), C_COLLATION_OID);
 }
 
-/* Has the channel a row in channel_item now (SnapshotSelf; false before 0.3.0)? */
-static bool
-listings_exist(text *code)
+/*
+ * Has the channel any listing now (a row in channel_item; false before
+ * 0.3.0)? Read from the table, not the cache, by whoever must not be
+ * overtaken: a listing's invalidation is sent after its transaction became
+ * visible, and no lock orders the two, so a cached channel can still say "no
+ * listings" for a moment after the first listing committed.
+ */
+bool
+ie_channel_has_listings(text *code)
 {
 	const IeCatalog *c = ie_catalog();
 	Relation	rel;
@@ -322,7 +328,7 @@ channel_read(text *code, IeChannel *ch)
 	qsort(ch->sources, ch->nsources, sizeof(IeSource), source_cmp);
 
 	/* Has it any listing (from 0.3.0)? Then it sells only what it lists. */
-	ch->has_listings = listings_exist(code);
+	ch->has_listings = ie_channel_has_listings(code);
 	return true;
 }
 
@@ -389,18 +395,6 @@ ie_channel_load(text *code, IeChannel *ch)
 	MemoryContextSwitchTo(old);
 	ie_cache_put('c', code, cached);
 	return true;
-}
-
-/*
- * Has the channel any listing now? Read from channel_item, not from the
- * cache: a listing's invalidation is sent after its transaction became
- * visible, and no lock orders the two, so a cached channel can still say
- * "no listings" for a moment after the first listing committed.
- */
-bool
-ie_channel_has_listings(text *code)
-{
-	return listings_exist(code);
 }
 
 /*

@@ -421,6 +421,46 @@ insert_publication(const PubChannel *pc, int64 seq, text *sku, text *channel_sku
 	ie_row_insert(c->publication_rel, values, nulls);
 }
 
+/*
+ * Records in channel_shown what the channel was told for sku: the row the
+ * slot holds (found) replaced in place, or a new row (also when that row was
+ * deleted meanwhile). seq is the sequence number to record; keep_seq keeps
+ * the row's own (nothing was published under sku's row this time).
+ */
+static void
+write_shown(const PubChannel *pc, TupleTableSlot *slot, bool found, text *sku, text *identifier,
+			int64 available, int64 seq, bool keep_seq)
+{
+	const IeCatalog *c = ie_catalog();
+	Datum	   *values;
+	bool	   *nulls;
+
+	if (found)
+	{
+		ItemPointerData tid = slot->tts_tid;
+
+		ie_slot_copy(slot, &values, &nulls);
+		ExecClearTuple(slot);
+		values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(available);
+		if (!keep_seq)
+			values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(seq);
+		if (Anum_ie_channel_shown_channel_sku != InvalidAttrNumber)
+			set_identifier(values, nulls, Anum_ie_channel_shown_channel_sku, sku, identifier);
+		found = ie_row_update_unless_deleted(c->channel_shown_rel, &tid, values, nulls);
+	}
+	if (!found)
+	{
+		ie_row_alloc(IE_TABLE_channel_shown, &values, &nulls);
+		values[Anum_ie_channel_shown_channel - 1] = PointerGetDatum(pc->code);
+		values[Anum_ie_channel_shown_sku - 1] = PointerGetDatum(sku);
+		values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(available);
+		values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(seq);
+		if (Anum_ie_channel_shown_channel_sku != InvalidAttrNumber)
+			set_identifier(values, nulls, Anum_ie_channel_shown_channel_sku, sku, identifier);
+		ie_row_insert(c->channel_shown_rel, values, nulls);
+	}
+}
+
 /* Are a and b the same identifier of sku on a channel (NULL: our sku, in rows from before 0.3.0)? */
 static bool
 same_identifier(text *sku, text *a, text *b)
@@ -464,8 +504,6 @@ tell_owner(PubStep *st, const PubChannel *pc, const IeChannel *ch, const int *lo
 	Relation	idx;
 	TupleTableSlot *slot;
 	Datum		key[2] = {PointerGetDatum(pc->code), PointerGetDatum(owner)};
-	Datum	   *values;
-	bool	   *nulls;
 	bool		found;
 
 	rel = table_open(c->channel_shown_rel, AccessShareLock);
@@ -486,29 +524,8 @@ tell_owner(PubStep *st, const PubChannel *pc, const IeChannel *ch, const int *lo
 		value = sku_availability(st, &rules, locs, owner);
 	seq = pc->last_seq + ++(*nchanged);
 	insert_publication(pc, seq, owner, identifier, value);
-	if (after < nskus && bsearch(&owner, skus + after, nskus - after, sizeof(text *), sku_cmp))
-		goto done;
-	if (found)
-	{
-		ItemPointerData tid = slot->tts_tid;
-
-		ie_slot_copy(slot, &values, &nulls);
-		ExecClearTuple(slot);
-		values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(value);
-		values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(seq);
-		set_identifier(values, nulls, Anum_ie_channel_shown_channel_sku, owner, identifier);
-		found = ie_row_update_unless_deleted(c->channel_shown_rel, &tid, values, nulls);
-	}
-	if (!found)
-	{
-		ie_row_alloc(IE_TABLE_channel_shown, &values, &nulls);
-		values[Anum_ie_channel_shown_channel - 1] = PointerGetDatum(pc->code);
-		values[Anum_ie_channel_shown_sku - 1] = PointerGetDatum(owner);
-		values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(value);
-		values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(seq);
-		set_identifier(values, nulls, Anum_ie_channel_shown_channel_sku, owner, identifier);
-		ie_row_insert(c->channel_shown_rel, values, nulls);
-	}
+	if (after >= nskus || !bsearch(&owner, skus + after, nskus - after, sizeof(text *), sku_cmp))
+		write_shown(pc, slot, found, owner, identifier, value, seq, false);
 done:
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
@@ -604,8 +621,6 @@ publish_channel(PubStep *st, const PubChannel *pc)
 		int64		available;
 		bool		found;
 		bool		isnull;
-		Datum	   *values;
-		bool	   *nulls;
 		text	   *base_uom;
 		bool		lot_controlled;
 		IeChannel	rules;
@@ -681,30 +696,7 @@ publish_channel(PubStep *st, const PubChannel *pc)
 		else
 			tell_owner(st, pc, &ch, locs, skus, i + 1, nskus, owner, told_as, &nchanged);
 
-		if (found)
-		{
-			ItemPointerData tid = slot->tts_tid;
-
-			ie_slot_copy(slot, &values, &nulls);
-			ExecClearTuple(slot);
-			values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(available);
-			if (tell)
-				values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(pc->last_seq + nchanged);
-			if (Anum_ie_channel_shown_channel_sku != InvalidAttrNumber)
-				set_identifier(values, nulls, Anum_ie_channel_shown_channel_sku, skus[i], told_as);
-			found = ie_row_update_unless_deleted(c->channel_shown_rel, &tid, values, nulls);
-		}
-		if (!found)
-		{
-			ie_row_alloc(IE_TABLE_channel_shown, &values, &nulls);
-			values[Anum_ie_channel_shown_channel - 1] = PointerGetDatum(pc->code);
-			values[Anum_ie_channel_shown_sku - 1] = PointerGetDatum(skus[i]);
-			values[Anum_ie_channel_shown_available - 1] = Int64GetDatum(available);
-			values[Anum_ie_channel_shown_seq - 1] = Int64GetDatum(pc->last_seq + nchanged);
-			if (Anum_ie_channel_shown_channel_sku != InvalidAttrNumber)
-				set_identifier(values, nulls, Anum_ie_channel_shown_channel_sku, skus[i], told_as);
-			ie_row_insert(c->channel_shown_rel, values, nulls);
-		}
+		write_shown(pc, slot, found, skus[i], told_as, available, pc->last_seq + nchanged, !tell);
 		MemoryContextSwitchTo(old);
 	}
 	MemoryContextDelete(per_sku);

@@ -186,21 +186,10 @@ resolve_sku(ReserveLine *l)
 		l->sku = mapped;
 		return;
 	}
-	/* On a channel without listings, the channel's identifier is our sku. */
-	if (l->channel_sku && !l->ch.has_listings)
-	{
-		if (l->sku && !ie_text_equal(l->sku, l->channel_sku))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("channel_sku \"%s\" of channel \"%s\" is sku \"%s\", not \"%s\"",
-							cstr(l->channel_sku), cstr(l->channel), cstr(l->channel_sku), cstr(l->sku)),
-					 errhint("Give the sku or the channel_sku of a line, or both of the same item.")));
-		l->sku = l->channel_sku;
-		return;
-	}
 	if (l->channel_sku)
 	{
-		mapped = ie_listing_sku(&l->ch, l->channel_sku);
+		/* On a channel without listings, the channel's identifier is our sku. */
+		mapped = l->ch.has_listings ? ie_listing_sku(&l->ch, l->channel_sku) : l->channel_sku;
 		if (mapped == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_IE_NOT_LISTED),
@@ -668,6 +657,23 @@ insert_reservation(const ReserveLine *l, int64 backordered)
 	return id;
 }
 
+/* A refused line of reserve_lines(): its outcome, with the SQLSTATE it would have raised. */
+static void
+refused_outcome(const ReserveLine *l, const char *sqlstate, const char *msg, const char *detail,
+				List **outcomes)
+{
+	Outcome    *o = palloc0(sizeof(Outcome));
+
+	o->ordinal = l->ordinal;
+	o->status = "refused";
+	o->sku = l->sku;
+	o->location = l->location;
+	o->qty = l->qty;
+	o->sqlstate = sqlstate;
+	o->message = psprintf("%s: %s", msg, detail);
+	*outcomes = lappend(*outcomes, o);
+}
+
 /*
  * Does the line's channel sell its sku? Then the line takes the listing's
  * rules and identifier. Else the line is refused (IE008): raised when
@@ -680,7 +686,6 @@ line_listed(ReserveLine *l, bool raise_refusal, List **outcomes)
 	IeListing	listing;
 	char	   *msg;
 	const char *detail;
-	Outcome    *o;
 
 	/* The locks are held: a first listing committed since line_load() counts. */
 	l->ch.has_listings = ie_channel_has_listings(l->channel);
@@ -699,15 +704,7 @@ line_listed(ReserveLine *l, bool raise_refusal, List **outcomes)
 				 errmsg("%s", msg),
 				 errdetail("%s", detail),
 				 errhint("List it in inventory_events.channel_item, or reserve it on another channel.")));
-	o = palloc0(sizeof(Outcome));
-	o->ordinal = l->ordinal;
-	o->status = "refused";
-	o->sku = l->sku;
-	o->location = l->location;
-	o->qty = l->qty;
-	o->sqlstate = "IE008";
-	o->message = psprintf("%s: %s", msg, detail);
-	*outcomes = lappend(*outcomes, o);
+	refused_outcome(l, "IE008", msg, detail, outcomes);
 	return false;
 }
 
@@ -779,18 +776,7 @@ reserve_line(ReserveLine *l, bool raise_refusal, List **outcomes)
 					 errhint("Reserve less, or allow backorders on the channel.")));
 		ie_record_exception("oversell_refused", l->sku, l->location, l->channel, l->ref,
 							psprintf("%s: %s", msg, detail));
-		{
-			Outcome    *o = palloc0(sizeof(Outcome));
-
-			o->ordinal = l->ordinal;
-			o->status = "refused";
-			o->sku = l->sku;
-			o->location = l->location;
-			o->qty = l->qty;
-			o->sqlstate = "IE005";
-			o->message = psprintf("%s: %s", msg, detail);
-			*outcomes = lappend(*outcomes, o);
-		}
+		refused_outcome(l, "IE005", msg, detail, outcomes);
 		return;
 	}
 
