@@ -2780,9 +2780,7 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP = 'TRUNCATE' THEN
-        INSERT INTO inventory_events.publication_pending (channel, sku)
-        SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
-        ON CONFLICT DO NOTHING;
+        PERFORM inventory_events.republish(ch.code) FROM inventory_events.channel ch;
         RETURN NULL;
     END IF;
     -- Each transition table is named only in the branch of the event that has it.
@@ -2815,16 +2813,15 @@ BEGIN
     SELECT ch.code, p.sku
       FROM unnest(pair_channels, pair_skus) p(channel, sku)
       JOIN inventory_events.channel ch ON ch.code = p.channel
-    UNION
-    -- A channel that lost its last listing, or whose every listing is new.
-    SELECT ch.code, i.sku
-      FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
-     WHERE ch.code = ANY (pair_channels)
-       AND (NOT EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = ch.code)
-            OR (NOT ch.code = ANY (old_channels)
-                AND (SELECT count(*) FROM inventory_events.channel_item x WHERE x.channel = ch.code)
-                    = cardinality(array_positions(new_channels, ch.code))))
     ON CONFLICT DO NOTHING;
+    -- A channel that lost its last listing, or whose every listing is new.
+    PERFORM inventory_events.republish(ch.code)
+       FROM inventory_events.channel ch
+      WHERE ch.code = ANY (pair_channels)
+        AND (NOT EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = ch.code)
+             OR (NOT ch.code = ANY (old_channels)
+                 AND (SELECT count(*) FROM inventory_events.channel_item x WHERE x.channel = ch.code)
+                     = cardinality(array_positions(new_channels, ch.code))));
     RETURN NULL;
 END;
 $$;
@@ -2840,78 +2837,6 @@ CREATE TRIGGER channel_item_truncated AFTER TRUNCATE ON inventory_events.channel
 
 REVOKE EXECUTE ON FUNCTION inventory_events.listings_changed() FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION inventory_events.availability_timeline(channel text, sku text, horizon interval DEFAULT NULL)
-RETURNS TABLE (available_on date, supply bigint, demand bigint, cumulative bigint, available bigint)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    c        inventory_events.channel;
-    li       inventory_events.channel_item;
-    sells    boolean;
-    pos      record;
-    pending  bigint;
-    total    bigint := 0;
-    d        record;
-    last_day date;
-BEGIN
-    SELECT * INTO c FROM inventory_events.channel x WHERE x.code = availability_timeline.channel;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown channel "%"', availability_timeline.channel
-              USING ERRCODE = 'foreign_key_violation', HINT = 'Add it to inventory_events.channel first.';
-    END IF;
-    IF NOT c.future_view THEN
-        RAISE EXCEPTION 'channel "%" has no future view', c.code
-              USING ERRCODE = 'invalid_parameter_value',
-                    HINT = 'Set future_view (and horizon) on the channel.';
-    END IF;
-    IF horizon < interval '0' THEN
-        RAISE EXCEPTION 'invalid horizon %', horizon USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    last_day := (current_date + least(coalesce(horizon, c.horizon), c.horizon))::date;
-    -- The listing, as ie_channel_listing() (src/channel.c) applies it: a
-    -- channel with listings sells only the skus it lists, each with the
-    -- listing's overrides of the channel's rules.
-    SELECT * INTO li FROM inventory_events.channel_item x
-     WHERE x.channel = c.code AND x.sku = availability_timeline.sku;
-    sells := coalesce(li.listed, NOT EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = c.code));
-    c.buffer_fixed := coalesce(li.buffer_fixed, c.buffer_fixed);
-    c.buffer_pct := coalesce(li.buffer_pct, c.buffer_pct);
-    c.allocation_pct := coalesce(li.allocation_pct, c.allocation_pct);
-    c.cap := coalesce(li.cap, c.cap);
-    pos := inventory_events.channel_position(c.code, sku);
-    SELECT coalesce(sum(x.backordered), 0) INTO pending
-      FROM inventory_events.reservation x WHERE x.sku = availability_timeline.sku;
-
-    FOR d IN
-        WITH open_refs AS (
-            SELECT e.location, e.lot, e.ref, max(e.expected_date) AS expected_date,
-                   sum(inventory_events.inbound(e.effect) + inventory_events.in_transit(e.effect)) AS open
-              FROM inventory_events.event e
-              JOIN inventory_events.channel_location cl ON cl.location = e.location AND cl.channel = c.code
-             WHERE e.sku = availability_timeline.sku
-               AND (inventory_events.inbound(e.effect) <> 0 OR inventory_events.in_transit(e.effect) <> 0)
-             GROUP BY e.location, e.lot, e.ref
-        ), supply AS (
-            SELECT current_date AS day, pos.pool AS qty
-            UNION ALL
-            SELECT greatest(coalesce(o.expected_date, current_date), current_date), o.open
-              FROM open_refs o
-             WHERE o.open > 0 AND coalesce(o.expected_date, current_date) <= last_day
-        )
-        SELECT s.day, sum(s.qty)::bigint AS qty FROM supply s GROUP BY s.day ORDER BY s.day
-    LOOP
-        available_on := d.day;
-        supply := d.qty;
-        demand := least(d.qty, pending);
-        pending := pending - demand;
-        total := total + supply - demand;
-        cumulative := total;
-        available := CASE WHEN sells THEN inventory_events.channel_rules(total, c, pos.velocity_buffer) ELSE 0 END;
-        RETURN NEXT;
-    END LOOP;
-END;
-$$;
 -- === end of listings and channel identifiers ===
 
 -- EDI 846 from channel availability (issue 15, part 5)
@@ -3405,10 +3330,7 @@ BEGIN
         SELECT array_agg(x.seller) INTO sellers FROM (SELECT n.seller FROM new_rows n
                                                      UNION SELECT o.seller FROM old_rows o) x;
     END IF;
-    INSERT INTO inventory_events.publication_pending (channel, sku)
-    SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
-     WHERE ch.entity = ANY (sellers)
-    ON CONFLICT DO NOTHING;
+    PERFORM inventory_events.republish(ch.code) FROM inventory_events.channel ch WHERE ch.entity = ANY (sellers);
     RETURN NULL;
 END;
 $$;

@@ -263,9 +263,7 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP = 'TRUNCATE' THEN
-        INSERT INTO inventory_events.publication_pending (channel, sku)
-        SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
-        ON CONFLICT DO NOTHING;
+        PERFORM inventory_events.republish(ch.code) FROM inventory_events.channel ch;
         RETURN NULL;
     END IF;
     -- Each transition table is named only in the branch of the event that has it.
@@ -298,16 +296,15 @@ BEGIN
     SELECT ch.code, p.sku
       FROM unnest(pair_channels, pair_skus) p(channel, sku)
       JOIN inventory_events.channel ch ON ch.code = p.channel
-    UNION
-    -- A channel that lost its last listing, or whose every listing is new.
-    SELECT ch.code, i.sku
-      FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
-     WHERE ch.code = ANY (pair_channels)
-       AND (NOT EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = ch.code)
-            OR (NOT ch.code = ANY (old_channels)
-                AND (SELECT count(*) FROM inventory_events.channel_item x WHERE x.channel = ch.code)
-                    = cardinality(array_positions(new_channels, ch.code))))
     ON CONFLICT DO NOTHING;
+    -- A channel that lost its last listing, or whose every listing is new.
+    PERFORM inventory_events.republish(ch.code)
+       FROM inventory_events.channel ch
+      WHERE ch.code = ANY (pair_channels)
+        AND (NOT EXISTS (SELECT FROM inventory_events.channel_item x WHERE x.channel = ch.code)
+             OR (NOT ch.code = ANY (old_channels)
+                 AND (SELECT count(*) FROM inventory_events.channel_item x WHERE x.channel = ch.code)
+                     = cardinality(array_positions(new_channels, ch.code))));
     RETURN NULL;
 END;
 $$;
@@ -363,10 +360,7 @@ BEGIN
         SELECT array_agg(x.seller) INTO sellers FROM (SELECT n.seller FROM new_rows n
                                                      UNION SELECT o.seller FROM old_rows o) x;
     END IF;
-    INSERT INTO inventory_events.publication_pending (channel, sku)
-    SELECT ch.code, i.sku FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
-     WHERE ch.entity = ANY (sellers)
-    ON CONFLICT DO NOTHING;
+    PERFORM inventory_events.republish(ch.code) FROM inventory_events.channel ch WHERE ch.entity = ANY (sellers);
     RETURN NULL;
 END;
 $$;
