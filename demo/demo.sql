@@ -24,9 +24,15 @@ INSERT INTO item (sku, description) VALUES
 INSERT INTO item (sku, description, lot_controlled) VALUES ('VITC-60', 'Vitamin C, 60 tablets', true);
 INSERT INTO item_uom (sku, uom, factor) VALUES ('TSHIRT-BLK-M', 'CS', 24), ('MUG-WHT', 'CS', 12);
 INSERT INTO lot (sku, lot, expires_on) VALUES ('VITC-60', 'L2027A', '2027-06-30'), ('VITC-60', 'L2024Z', '2024-12-31');
-INSERT INTO location (code, kind, description) VALUES
-    ('DAL', 'warehouse', 'Dallas DC'), ('RNO', 'warehouse', 'Reno DC'), ('ATL', '3pl', 'Atlanta 3PL');
+-- The warehouses sit under two regions, both of one legal entity.
+INSERT INTO entity (code, description) VALUES ('DIST-US', 'Distributor US, Inc.');
+INSERT INTO location (code, kind, description, entity) VALUES
+    ('US-WEST', 'region', 'West', 'DIST-US'), ('US-EAST', 'region', 'East and Central', 'DIST-US');
+INSERT INTO location (code, kind, description, parent) VALUES
+    ('DAL', 'warehouse', 'Dallas DC', 'US-EAST'), ('RNO', 'warehouse', 'Reno DC', 'US-WEST'),
+    ('ATL', '3pl', 'Atlanta 3PL', 'US-EAST');
 SELECT sku, description, base_uom, lot_controlled FROM item ORDER BY sku;
+SELECT location, node, depth, owner FROM location_tree WHERE depth > 0 ORDER BY node, location;
 
 \echo
 \echo '=== 4. The WMS receives stock at three warehouses (cases converted to units)'
@@ -89,6 +95,8 @@ SELECT sku, location, lot, available, reserved, picked, quarantine, on_hand, ver
 \echo
 \echo 'Per sku and location (expired lots excluded from available, ATP = available - safety stock):'
 SELECT sku, location, on_hand, available, expired, safety_stock, atp FROM stock_by_location ORDER BY sku, location;
+\echo 'Rolled up by region:'
+SELECT node AS region, sku, on_hand, available FROM stock_by_node WHERE node LIKE 'US-%' ORDER BY node, sku;
 
 \echo
 \echo '=== 11. Four sales channels over three warehouses, each with its own rules'
@@ -146,12 +154,31 @@ SELECT b.channel, b.sku, b.shown AS before, channel_availability(b.channel, b.sk
  ORDER BY b.channel, b.sku;
 
 \echo
-\echo '=== 13. The warehouse works the orders: pick, ship, and a pick short'
+\echo '=== 13. The warehouse works the orders: pick, ship, a pick short, and serial numbers'
 SELECT event_type, location, qty FROM pick('shopify', 'SHOP-1001/1');
 SELECT event_type, location, qty FROM ship('shopify', 'SHOP-1001/1', 150);
 SELECT event_type, location, qty FROM pick_short('target-edi', 'EDI-850-5521/1', 3, reason => 'bin A-14 empty');
 SELECT ref, channel, qty, backordered, reserved, picked, shipped, short, status
   FROM reservation_status ORDER BY id;
+\echo
+\echo 'A serialized phone: every unit has a serial number, named when it is received and picked;'
+\echo 'a ship ships what its order line picked; picking a serial that is already picked is refused (IE009)'
+INSERT INTO item (sku, description, serialized) VALUES ('PHONE-X1', 'Phone X1 (serialized)', true);
+SELECT append('PHONE-X1', 'DAL', 'received', 3, source => 'wms-dal', ref => 'PO-700/1',
+              serials => ARRAY['IMEI-3501', 'IMEI-3502', 'IMEI-3503']) > 0 AS received;
+SELECT status, location, qty FROM reserve('shopify', 'PHONE-X1', 1, 'SHOP-1003/1');
+SELECT event_type, location, qty FROM pick('shopify', 'SHOP-1003/1', serials => ARRAY['IMEI-3502']);
+SELECT status, location, qty FROM reserve('shopify', 'PHONE-X1', 1, 'SHOP-1004/1');
+\set ON_ERROR_STOP off
+SELECT * FROM pick('shopify', 'SHOP-1004/1', serials => ARRAY['IMEI-3502']);
+\set ON_ERROR_STOP on
+SELECT event_type, location, qty FROM release('shopify', 'SHOP-1004/1');
+SELECT event_type, location, qty FROM ship('shopify', 'SHOP-1003/1');
+SELECT serial, location, bucket, ref FROM serial WHERE sku = 'PHONE-X1' ORDER BY serial;
+\echo 'Where IMEI-3502 came from and went (a recall in one call), and its history in one query:'
+SELECT section, location, bucket, event_type, ref, channel, source FROM serial_trace('PHONE-X1', 'IMEI-3502');
+SELECT version, event_type, location, bucket, ref FROM serial_history
+ WHERE sku = 'PHONE-X1' AND serial = 'IMEI-3502' ORDER BY version;
 
 \echo
 \echo '=== 14. Supply on the way, and the B2B portal''s future view'
@@ -318,16 +345,17 @@ SELECT count(*) AS inconsistent_streams FROM verify();
 \echo
 \echo '=== 24. Backup and restore: pg_dump dumps the log and everything around it; a restore derives the positions again'
 \getenv home HOME
-SELECT sku, location, available, reserved, picked, on_hand FROM stock ORDER BY sku, location \g (format=unaligned tuples_only) :home/demo_positions_before.txt
+SELECT sku, location, lot, available, reserved, picked, on_hand FROM stock ORDER BY sku, location, lot \g (format=unaligned tuples_only) :home/demo_positions_before.txt
 \echo '(pg_dump warns that inventory_events.location refers to itself, the parent of a location: harmless, see doc/operations.md)'
 \! pg_dump -Fc -d postgres -f "$HOME/demo.dump" && echo 'pg_dump -Fc -d postgres: done'
 \! createdb demo_restored && pg_restore -d demo_restored "$HOME/demo.dump" && echo 'pg_restore -d demo_restored: done'
 \c demo_restored
 SET search_path = inventory_events, public;
-\echo 'In the restored database: every event, reservation and publication, the same positions, verify() empty'
+\echo 'In the restored database: every event, reservation, publication and serial move, the same positions, verify() empty'
 SELECT (SELECT count(*) FROM event) AS events, (SELECT count(*) FROM reservation) AS reservations,
-       (SELECT count(*) FROM publication) AS publications, (SELECT count(*) FROM verify()) AS inconsistent_streams;
-SELECT sku, location, available, reserved, picked, on_hand FROM stock ORDER BY sku, location \g (format=unaligned tuples_only) :home/demo_positions_after.txt
+       (SELECT count(*) FROM publication) AS publications, (SELECT count(*) FROM serial_event) AS serial_moves,
+       (SELECT count(*) FROM verify()) AS inconsistent_streams;
+SELECT sku, location, lot, available, reserved, picked, on_hand FROM stock ORDER BY sku, location, lot \g (format=unaligned tuples_only) :home/demo_positions_after.txt
 \! cmp -s "$HOME/demo_positions_before.txt" "$HOME/demo_positions_after.txt" && echo 'positions: the same as before the dump' || echo 'positions: DIFFERENT'
 \echo 'A retried receipt is still recognised, and the first write after the restore makes this database the log''s home:'
 SELECT append('MUG-WHT', 'DAL', 'received', 6, source => 'wms-dal', idempotency_key => 'ASN-DEMO-2/1') AS original_event_id,

@@ -1781,7 +1781,9 @@ REVOKE EXECUTE ON FUNCTION inventory_events.recon_reevaluate FROM PUBLIC;
 REVOKE ALL ON inventory_events.recon_source, inventory_events.recon_tolerance, inventory_events.recon_run, inventory_events.recon_line, inventory_events.recon_staging, inventory_events.recon_checkpoint FROM PUBLIC;
 REVOKE ALL ON SEQUENCE inventory_events.recon_tolerance_id_seq, inventory_events.recon_run_id_seq, inventory_events.recon_line_id_seq, inventory_events.recon_staging_id_seq FROM PUBLIC;
 
--- grant_access() grants the reconciliation functions and tables.
+-- grant_access() grants the reconciliation functions and tables (and, with
+-- the signatures the serial numbers section below gives them, the functions
+-- that take serials).
 CREATE OR REPLACE FUNCTION inventory_events.grant_access(role_name name, access text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -1803,6 +1805,7 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.position_as_of(text, text, timestamptz, text),
                     inventory_events.sku_position_as_of(text, timestamptz),
                     inventory_events.lot_trace(text, text),
+                    inventory_events.serial_trace(text, text),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
@@ -1820,20 +1823,20 @@ BEGIN
         -- writer: append through the functions; never write the log directly
         EXECUTE format('GRANT EXECUTE ON FUNCTION inventory_events.append(text, text, inventory_events.event_type,
                         bigint, text, text, timestamptz, text, text, text, text, bigint, jsonb, inventory_events.bucket,
-                        inventory_events.bucket, text, date, bigint, uuid, uuid),
+                        inventory_events.bucket, text, date, bigint, uuid, uuid, text[]),
                         inventory_events.ingest(jsonb), inventory_events.ingest_staged(integer),
                         inventory_events.reserve(text, text, bigint, text, text, timestamptz, text, text),
                         inventory_events.reserve_lines(jsonb),
                         inventory_events.release(text, text, bigint, text, text, text),
-                        inventory_events.pick(text, text, bigint, text, text, text),
-                        inventory_events.ship(text, text, bigint, text, text),
+                        inventory_events.pick(text, text, bigint, text, text, text, text[]),
+                        inventory_events.ship(text, text, bigint, text, text, text[]),
                         inventory_events.pick_short(text, text, bigint, text, text, text, text),
                         inventory_events.expire_reservations(integer),
                         inventory_events.fill_backorders(text),
-                        inventory_events.transfer(text, text, text, bigint, text, date, text, text, text),
+                        inventory_events.transfer(text, text, text, bigint, text, date, text, text, text, text[]),
                         inventory_events.receive_transfer(text, text, bigint, text, text, text, text),
-                        inventory_events.receive_po(text, text, bigint, text, text, text, text),
-                        inventory_events.receive_return(text, text, bigint, text, text, text, text, text, text),
+                        inventory_events.receive_po(text, text, bigint, text, text, text, text, text[]),
+                        inventory_events.receive_return(text, text, bigint, text, text, text, text, text, text, text[]),
                         inventory_events.dispose_return(text, text, bigint, text, text, text, text, text),
                         inventory_events.reconcile(text, timestamptz, jsonb, boolean, text),
                         inventory_events.reconcile_staged(text, timestamptz, boolean, text),
@@ -2683,19 +2686,26 @@ COMMENT ON COLUMN inventory_events.publication.channel_sku IS
   'The sku''s identifier on the channel (its listing''s channel_sku); null: our sku';
 ALTER TABLE inventory_events.channel_shown ADD COLUMN channel_sku text;
 
+-- Functions whose signature or result changes are dropped and created
+-- again; every role keeps its EXECUTE on them. Before each DROP, this
+-- records the function's ACL (in a setting local to this transaction) under
+-- its new signature; "Grants kept across DROP and CREATE" at the end of this
+-- script makes the grants again and drops this helper.
+CREATE FUNCTION inventory_events.upgrade_keep_grants(functions jsonb)
+RETURNS void
+LANGUAGE sql
+AS $$
+SELECT pg_catalog.set_config('inventory_events_upgrade.kept_acls',
+       (coalesce(nullif(pg_catalog.current_setting('inventory_events_upgrade.kept_acls', true), ''), '{}')::jsonb
+        || coalesce(pg_catalog.jsonb_object_agg(f.value, coalesce(p.proacl::text, '')), '{}'))::text, true)
+  FROM pg_catalog.jsonb_each_text(functions) f
+  JOIN pg_catalog.pg_proc p ON p.oid = f.key::pg_catalog.regprocedure;
+$$;
+
 -- publications_since() returns the identifier too: a new result column,
--- which CREATE OR REPLACE cannot add. It is dropped and created again, and
--- every role keeps its EXECUTE on it. Its ACL is kept across the DROP (in a
--- setting local to this transaction); the new function gets a fresh
--- install's initial privileges (the REVOKE below records them), then the
--- kept grants are made again. A GRANT inside ALTER EXTENSION is also
--- recorded as an initial privilege, which pg_dump would then leave out, so
--- the initial privileges are put back to the fresh install's afterwards
--- (on PostgreSQL 15, pg_init_privs has no dependencies to keep in step).
-SELECT pg_catalog.set_config('inventory_events_upgrade.publications_since_acl',
-                             coalesce(p.proacl::text, ''), true)
-  FROM pg_catalog.pg_proc p
- WHERE p.oid = 'inventory_events.publications_since(text,bigint)'::pg_catalog.regprocedure;
+-- which CREATE OR REPLACE cannot add.
+SELECT inventory_events.upgrade_keep_grants(
+  '{"inventory_events.publications_since(text,bigint)": "inventory_events.publications_since(text,bigint)"}');
 DROP FUNCTION inventory_events.publications_since(text, bigint);
 -- channel_sku: the identifier the channel knows the sku by (its listing's,
 -- or our sku on a channel without listings).
@@ -2711,52 +2721,6 @@ END;
 COMMENT ON FUNCTION inventory_events.publications_since(text, bigint) IS
   'The publications of a channel after a sequence number, in order: what a disconnected listener missed';
 REVOKE EXECUTE ON FUNCTION inventory_events.publications_since(text, bigint) FROM PUBLIC;
-DO $kept$
-DECLARE
-    f pg_catalog.regprocedure := 'inventory_events.publications_since(text,bigint)'::pg_catalog.regprocedure;
-    kept text := pg_catalog.current_setting('inventory_events_upgrade.publications_since_acl');
-    fresh pg_catalog.aclitem[];
-    grantors oid[];
-    grantees oid[];
-    grantable boolean[];
-    done boolean[];
-    progress boolean;
-BEGIN
-    IF kept = '' THEN
-        RETURN;     -- the default ACL: nobody had a grant of their own
-    END IF;
-    SELECT i.initprivs INTO fresh FROM pg_catalog.pg_init_privs i
-     WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
-    -- Each grant made again by its own grantor (a role's grant depends on it,
-    -- as REVOKE ... CASCADE knows): the owner's first, then those of roles
-    -- that hold the grant option by then, until none is left.
-    SELECT pg_catalog.array_agg(a.grantor), pg_catalog.array_agg(a.grantee), pg_catalog.array_agg(a.is_grantable)
-      INTO grantors, grantees, grantable
-      FROM pg_catalog.aclexplode(kept::pg_catalog.aclitem[]) a
-      JOIN pg_catalog.pg_proc p ON p.oid = f
-     WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner;
-    done := pg_catalog.array_fill(false, ARRAY[coalesce(pg_catalog.cardinality(grantors), 0)]);
-    LOOP
-        progress := false;
-        FOR i IN 1 .. coalesce(pg_catalog.cardinality(grantors), 0) LOOP
-            CONTINUE WHEN done[i];
-            CONTINUE WHEN grantors[i] <> (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = f)
-                      AND NOT pg_catalog.has_function_privilege(grantors[i], f, 'EXECUTE WITH GRANT OPTION');
-            EXECUTE pg_catalog.format('SET LOCAL ROLE %I', pg_catalog.pg_get_userbyid(grantors[i]));
-            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s', f,
-                                      CASE WHEN grantees[i] = 0 THEN 'PUBLIC'
-                                           ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(grantees[i])) END,
-                                      CASE WHEN grantable[i] THEN ' WITH GRANT OPTION' ELSE '' END);
-            RESET ROLE;
-            done[i] := true;
-            progress := true;
-        END LOOP;
-        EXIT WHEN NOT progress;
-    END LOOP;
-    UPDATE pg_catalog.pg_init_privs i SET initprivs = fresh
-     WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
-END;
-$kept$;
 
 -- A change of a channel's listings (channel_item) marks the (channel, sku)
 -- pairs it changes pending, as rules_changed() does for the rules: a delisted
@@ -3383,3 +3347,393 @@ SELECT DISTINCT cl.channel, i.sku
  CROSS JOIN inventory_events.item i
 ON CONFLICT DO NOTHING;
 -- === end of location hierarchy and legal entities ===
+
+-- ---------------------------------------------------------------------------
+-- Serial numbers (issue 15, part 3)
+-- ---------------------------------------------------------------------------
+
+-- As regulated and high_value above: filled, then given its default, so
+-- that no "missing value" is stored (a fresh install has none).
+ALTER TABLE inventory_events.item ADD COLUMN serialized boolean;
+UPDATE inventory_events.item SET serialized = false;
+ALTER TABLE inventory_events.item ALTER COLUMN serialized SET DEFAULT false,
+    ALTER COLUMN serialized SET NOT NULL;
+COMMENT ON COLUMN inventory_events.item.serialized IS 'One serial number per base unit, named on every event that moves units';
+ALTER TABLE inventory_events.event_staging ADD COLUMN serials text[];
+
+-- Where each serial of a serialized item is: one row per (sku, serial), at
+-- one location and in one physical bucket, or outside the books (bucket
+-- null: shipped, written off, lost, between the legs of a transfer). Written
+-- only by the event path (src/serial.c), in the event's transaction, under
+-- the row's lock: two events can never move one serial from the same place.
+-- A serial on the shelf is 'available' whether or not a reservation holds
+-- units of its stream: reservations promise quantities, picks name serials.
+CREATE TABLE inventory_events.serial (
+    sku         text NOT NULL REFERENCES inventory_events.item,
+    serial      text NOT NULL CHECK (serial <> ''),
+    lot         text NOT NULL DEFAULT '',
+    location    text NOT NULL REFERENCES inventory_events.location,
+    bucket      inventory_events.bucket CHECK (bucket IS DISTINCT FROM 'reserved' AND bucket IS DISTINCT FROM 'inbound'),
+    version     bigint NOT NULL CHECK (version > 0),
+    event_id    bigint NOT NULL,
+    channel     text,
+    ref         text,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT serial_pkey PRIMARY KEY (sku, serial)
+);
+COMMENT ON TABLE inventory_events.serial IS
+  'Where each serial of a serialized item is now: location and physical bucket (null: outside the books)';
+COMMENT ON COLUMN inventory_events.serial.version IS 'Number of events that moved the serial (its serial_event rows)';
+COMMENT ON COLUMN inventory_events.serial.ref IS 'The ref (order, transfer, return) of the event that put it where it is';
+-- A ship (or receipt of a transfer, disposal of a return) that names no
+-- serials takes those its order line put in the bucket.
+CREATE INDEX serial_place_idx ON inventory_events.serial (sku, location, bucket, ref) WHERE bucket IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.serial', '');
+
+-- Every move of every serial, in the serial's own order (version): the
+-- event that moved it and where it was afterwards. Append-only, like the log.
+CREATE TABLE inventory_events.serial_event (
+    sku       text NOT NULL,
+    serial    text NOT NULL,
+    version   bigint NOT NULL CHECK (version > 0),
+    event_id  bigint NOT NULL,
+    location  text NOT NULL,
+    bucket    inventory_events.bucket,
+    CONSTRAINT serial_event_pkey PRIMARY KEY (sku, serial, version)
+);
+COMMENT ON TABLE inventory_events.serial_event IS
+  'The history of every serial: each event that moved it, and its location and bucket afterwards (null: outside)';
+CREATE INDEX serial_event_event_idx ON inventory_events.serial_event (event_id);
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.serial_event', '');
+
+-- A serial's history in one query:
+--   SELECT * FROM inventory_events.serial_history WHERE sku = 'X' AND serial = 'S' ORDER BY version;
+CREATE VIEW inventory_events.serial_history AS
+SELECT h.sku, h.serial, h.version, h.event_id, e.event_type, h.location, h.bucket, e.lot, e.ref,
+       e.channel, e.source, e.occurred_at, e.recorded_at
+  FROM inventory_events.serial_event h
+  JOIN inventory_events.event e ON e.id = h.event_id;
+COMMENT ON VIEW inventory_events.serial_history IS
+  'Every event that moved a serial, with where it was afterwards (bucket null: outside), in version order';
+
+-- Where the serials and the stock of a serialized item disagree, per stream
+-- and physical bucket (the shelf: available and reserved units). Empty
+-- while every unit moved carried its serial; a pick short, a count of the
+-- quantity alone or a bulk load that bypassed append() shows here until a
+-- count with serials settles it.
+CREATE VIEW inventory_events.serial_drift AS
+SELECT k.sku, k.location, k.lot, b.bucket, b.stock_qty, b.serials
+  FROM (SELECT st.sku, st.location, st.lot FROM inventory_events.stock st
+          JOIN inventory_events.item i ON i.sku = st.sku AND i.serialized
+        UNION
+        SELECT s.sku, s.location, s.lot FROM inventory_events.serial s WHERE s.bucket IS NOT NULL) k
+  LEFT JOIN inventory_events.stock st ON (st.sku, st.location, st.lot) = (k.sku, k.location, k.lot)
+ CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE s.bucket = 'available') AS shelf,
+               count(*) FILTER (WHERE s.bucket = 'picked') AS picked,
+               count(*) FILTER (WHERE s.bucket = 'damaged') AS damaged,
+               count(*) FILTER (WHERE s.bucket = 'quarantine') AS quarantine,
+               count(*) FILTER (WHERE s.bucket = 'in_transit') AS in_transit
+          FROM inventory_events.serial s
+         WHERE (s.sku, s.location, s.lot) = (k.sku, k.location, k.lot) AND s.bucket IS NOT NULL) c
+ CROSS JOIN LATERAL (VALUES
+        ('available'::inventory_events.bucket, coalesce(st.available + st.reserved, 0), c.shelf),
+        ('picked', coalesce(st.picked, 0), c.picked),
+        ('damaged', coalesce(st.damaged, 0), c.damaged),
+        ('quarantine', coalesce(st.quarantine, 0), c.quarantine),
+        ('in_transit', coalesce(st.in_transit, 0), c.in_transit)) b(bucket, stock_qty, serials)
+ WHERE b.stock_qty <> b.serials;
+COMMENT ON VIEW inventory_events.serial_drift IS
+  'Streams of serialized items whose serials and stock disagree, per bucket (available: the shelf, reserved included)';
+
+-- A serial's trail for a recall, in lot_trace()'s shape: where it came from
+-- (receipts, adjustments and counts that brought it in), where it is now,
+-- its returns and its shipments. Reads the serial's own history only.
+CREATE FUNCTION inventory_events.serial_trace(sku text, serial text)
+RETURNS TABLE (section text, location text, bucket inventory_events.bucket, qty bigint,
+               event_id bigint, event_type inventory_events.event_type, ref text, channel text,
+               source text, occurred_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM inventory_events.serial s
+                    WHERE s.sku = serial_trace.sku AND s.serial = serial_trace.serial) THEN
+        RAISE EXCEPTION 'unknown serial "%" of sku "%"', serial_trace.serial, serial_trace.sku
+              USING ERRCODE = 'IE009',
+                    HINT = 'A serial is known from the first event that names it.';
+    END IF;
+    RETURN QUERY
+    SELECT t.section, t.location, t.bucket, t.qty, t.event_id, t.event_type, t.ref, t.channel,
+           t.source, t.occurred_at
+      FROM (SELECT CASE h.event_type WHEN 'returned' THEN 'returned' WHEN 'shipped' THEN 'shipped'
+                                     ELSE 'origin' END AS section,
+                   h.location, h.bucket, 1::bigint AS qty, h.event_id, h.event_type, h.ref, h.channel,
+                   h.source, h.occurred_at
+              FROM inventory_events.serial_history h
+             WHERE h.sku = serial_trace.sku AND h.serial = serial_trace.serial
+               AND (h.event_type IN ('returned', 'shipped')
+                    OR (h.event_type IN ('received', 'adjusted', 'counted', 'moved') AND h.bucket IS NOT NULL
+                        AND NOT EXISTS (SELECT FROM inventory_events.serial_event p
+                                         WHERE p.sku = h.sku AND p.serial = h.serial
+                                           AND p.version = h.version - 1 AND p.bucket IS NOT NULL)))
+            UNION ALL
+            SELECT 'on_hand', s.location, s.bucket, 1, s.event_id, NULL, s.ref, s.channel, NULL, NULL
+              FROM inventory_events.serial s
+             WHERE s.sku = serial_trace.sku AND s.serial = serial_trace.serial AND s.bucket IS NOT NULL) t
+     ORDER BY array_position(ARRAY['origin', 'on_hand', 'returned', 'shipped'], t.section),
+              t.occurred_at, t.event_id;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.serial_trace(text, text) IS
+  'A serial''s trail for a recall: what brought it in (origin), where it is (on_hand), returns, shipments';
+
+-- An item's serialized flag says how its events are read: it changes only
+-- while the item has nothing on hand anywhere (units without serials cannot
+-- be picked by serial, and serials without units would be phantoms).
+CREATE FUNCTION inventory_events.item_serialized_changed()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM inventory_events.stock s
+                WHERE s.sku = NEW.sku
+                  AND (s.available, s.reserved, s.picked, s.damaged, s.quarantine, s.in_transit)
+                      IS DISTINCT FROM (0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint))
+       OR EXISTS (SELECT FROM inventory_events.serial s WHERE s.sku = NEW.sku AND s.bucket IS NOT NULL) THEN
+        RAISE EXCEPTION 'item "%" has stock: its serialized flag cannot change', NEW.sku
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    DETAIL = 'Units with and without serials cannot be told apart.',
+                    HINT = 'Change the flag before the first receipt, or after the item''s stock is zero everywhere.';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER item_serialized_changed
+    BEFORE UPDATE OF serialized ON inventory_events.item
+    FOR EACH ROW WHEN (OLD.serialized IS DISTINCT FROM NEW.serialized)
+    EXECUTE FUNCTION inventory_events.item_serialized_changed();
+
+REVOKE ALL ON inventory_events.serial, inventory_events.serial_event, inventory_events.serial_history,
+    inventory_events.serial_drift FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.serial_trace(text, text),
+    inventory_events.item_serialized_changed() FROM PUBLIC;
+
+-- The functions that move units take the serials they move: a new last
+-- parameter, serials text[] (null: none). A new parameter is a new
+-- signature, so each is dropped and created again, keeping its grants.
+-- receive_return()'s body refers to append(): it goes first.
+SELECT inventory_events.upgrade_keep_grants('{
+   "inventory_events.append(text,text,inventory_events.event_type,bigint,text,text,timestamp with time zone,text,text,text,text,bigint,jsonb,inventory_events.bucket,inventory_events.bucket,text,date,bigint,uuid,uuid)":
+     "inventory_events.append(text,text,inventory_events.event_type,bigint,text,text,timestamp with time zone,text,text,text,text,bigint,jsonb,inventory_events.bucket,inventory_events.bucket,text,date,bigint,uuid,uuid,text[])",
+   "inventory_events.pick(text,text,bigint,text,text,text)":
+     "inventory_events.pick(text,text,bigint,text,text,text,text[])",
+   "inventory_events.ship(text,text,bigint,text,text)":
+     "inventory_events.ship(text,text,bigint,text,text,text[])",
+   "inventory_events.transfer(text,text,text,bigint,text,date,text,text,text)":
+     "inventory_events.transfer(text,text,text,bigint,text,date,text,text,text,text[])",
+   "inventory_events.receive_po(text,text,bigint,text,text,text,text)":
+     "inventory_events.receive_po(text,text,bigint,text,text,text,text,text[])",
+   "inventory_events.receive_return(text,text,bigint,text,text,text,text,text,text)":
+     "inventory_events.receive_return(text,text,bigint,text,text,text,text,text,text,text[])"
+}');
+DROP FUNCTION inventory_events.receive_return(text, text, bigint, text, text, text, text, text, text);
+DROP FUNCTION inventory_events.append(text, text, inventory_events.event_type, bigint, text, text, timestamptz,
+    text, text, text, text, bigint, jsonb, inventory_events.bucket, inventory_events.bucket, text, date, bigint,
+    uuid, uuid);
+DROP FUNCTION inventory_events.append_lifecycle(text, text, inventory_events.event_type, bigint, text, text,
+    timestamptz, text, text, text, text, bigint, jsonb, inventory_events.bucket, inventory_events.bucket, text,
+    date, bigint, uuid, uuid);
+DROP FUNCTION inventory_events.pick(text, text, bigint, text, text, text);
+DROP FUNCTION inventory_events.ship(text, text, bigint, text, text);
+DROP FUNCTION inventory_events.transfer(text, text, text, bigint, text, date, text, text, text);
+DROP FUNCTION inventory_events.receive_po(text, text, bigint, text, text, text, text);
+
+CREATE FUNCTION inventory_events.append(
+    sku               text,
+    location          text,
+    event_type        inventory_events.event_type,
+    qty               bigint,
+    source            text DEFAULT NULL,
+    idempotency_key   text DEFAULT NULL,
+    occurred_at       timestamptz DEFAULT NULL,
+    lot               text DEFAULT NULL,
+    uom               text DEFAULT NULL,
+    ref               text DEFAULT NULL,
+    channel           text DEFAULT NULL,
+    expected_version  bigint DEFAULT NULL,
+    payload           jsonb DEFAULT NULL,
+    from_bucket       inventory_events.bucket DEFAULT NULL,
+    to_bucket         inventory_events.bucket DEFAULT NULL,
+    reason            text DEFAULT NULL,
+    expected_date     date DEFAULT NULL,
+    source_seq        bigint DEFAULT NULL,
+    correlation_id    uuid DEFAULT NULL,
+    causation_id      uuid DEFAULT NULL,
+    serials           text[] DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ie_append'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.append IS 'Appends one inventory event; returns its id';
+
+CREATE FUNCTION inventory_events.append_lifecycle(
+    sku               text,
+    location          text,
+    event_type        inventory_events.event_type,
+    qty               bigint,
+    source            text DEFAULT NULL,
+    idempotency_key   text DEFAULT NULL,
+    occurred_at       timestamptz DEFAULT NULL,
+    lot               text DEFAULT NULL,
+    uom               text DEFAULT NULL,
+    ref               text DEFAULT NULL,
+    channel           text DEFAULT NULL,
+    expected_version  bigint DEFAULT NULL,
+    payload           jsonb DEFAULT NULL,
+    from_bucket       inventory_events.bucket DEFAULT NULL,
+    to_bucket         inventory_events.bucket DEFAULT NULL,
+    reason            text DEFAULT NULL,
+    expected_date     date DEFAULT NULL,
+    source_seq        bigint DEFAULT NULL,
+    correlation_id    uuid DEFAULT NULL,
+    causation_id      uuid DEFAULT NULL,
+    serials           text[] DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ie_append_lifecycle'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.append_lifecycle IS
+  'Internal: appends one event, lifecycle events included; for the functions that own reservations';
+
+CREATE FUNCTION inventory_events.pick(channel text, ref text, qty bigint DEFAULT NULL,
+                                      location text DEFAULT NULL, source text DEFAULT NULL,
+                                      idempotency_key text DEFAULT NULL, serials text[] DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+AS 'MODULE_PATHNAME', 'ie_pick'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.pick IS 'Picks reserved stock of an order line (null qty: all of it; serialized items: the serials picked)';
+CREATE FUNCTION inventory_events.ship(channel text, ref text, qty bigint DEFAULT NULL,
+                                      source text DEFAULT NULL, idempotency_key text DEFAULT NULL,
+                                      serials text[] DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+AS 'MODULE_PATHNAME', 'ie_ship'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.ship IS 'Ships picked stock of an order line (null qty: all of it; serialized items: the serials it picked, or those named)';
+
+CREATE FUNCTION inventory_events.transfer(sku text, from_location text, to_location text, qty bigint,
+                                          ref text, expected_date date DEFAULT NULL, lot text DEFAULT NULL,
+                                          source text DEFAULT NULL, idempotency_key text DEFAULT NULL,
+                                          serials text[] DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+AS 'MODULE_PATHNAME', 'ie_transfer'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.transfer IS
+  'Ships stock to another location: transfer_out at the source, transfer_in_transit (with expected_date) at the destination';
+
+CREATE FUNCTION inventory_events.receive_po(sku text, location text, qty bigint, ref text,
+                                            lot text DEFAULT NULL, source text DEFAULT NULL,
+                                            idempotency_key text DEFAULT NULL, serials text[] DEFAULT NULL)
+RETURNS SETOF inventory_events.movement
+AS 'MODULE_PATHNAME', 'ie_receive_po'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.receive_po IS
+  'Receives against a purchase-order line: its open inbound quantity becomes available, any excess is received';
+
+CREATE FUNCTION inventory_events.receive_return(sku text, location text, qty bigint, ref text,
+                                                lot text DEFAULT NULL, channel text DEFAULT NULL,
+                                                reason text DEFAULT NULL, source text DEFAULT NULL,
+                                                idempotency_key text DEFAULT NULL, serials text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT inventory_events.require_writable('inventory_events.receive_return()');
+    SELECT inventory_events.append(sku, location, 'returned', qty, source => source, idempotency_key => idempotency_key,
+                                   lot => lot, ref => ref, channel => channel, reason => reason,
+                                   serials => serials);
+END;
+COMMENT ON FUNCTION inventory_events.receive_return IS 'A customer return, into quarantine';
+
+REVOKE EXECUTE ON FUNCTION
+    inventory_events.append(text, text, inventory_events.event_type, bigint, text, text, timestamptz, text, text,
+                            text, text, bigint, jsonb, inventory_events.bucket, inventory_events.bucket, text, date,
+                            bigint, uuid, uuid, text[]),
+    inventory_events.append_lifecycle(text, text, inventory_events.event_type, bigint, text, text, timestamptz,
+                                      text, text, text, text, bigint, jsonb, inventory_events.bucket,
+                                      inventory_events.bucket, text, date, bigint, uuid, uuid, text[]),
+    inventory_events.pick(text, text, bigint, text, text, text, text[]),
+    inventory_events.ship(text, text, bigint, text, text, text[]),
+    inventory_events.transfer(text, text, text, bigint, text, date, text, text, text, text[]),
+    inventory_events.receive_po(text, text, bigint, text, text, text, text, text[]),
+    inventory_events.receive_return(text, text, bigint, text, text, text, text, text, text, text[])
+  FROM PUBLIC;
+-- === end of serial numbers ===
+
+-- ---------------------------------------------------------------------------
+-- Grants kept across DROP and CREATE (see upgrade_keep_grants() above)
+-- ---------------------------------------------------------------------------
+
+-- Each function re-created above got a fresh install's initial privileges
+-- (its REVOKE recorded them); the grants it had are made again. A GRANT
+-- inside ALTER EXTENSION is also recorded as an initial privilege, which
+-- pg_dump would then leave out, so the initial privileges are put back to
+-- the fresh install's afterwards (on PostgreSQL 15, pg_init_privs has no
+-- dependencies to keep in step).
+DO $kept$
+DECLARE
+    kept jsonb := coalesce(nullif(pg_catalog.current_setting('inventory_events_upgrade.kept_acls', true), ''),
+                           '{}')::jsonb;
+    signature text;
+    acl text;
+    f pg_catalog.regprocedure;
+    owner oid;
+    fresh pg_catalog.aclitem[];
+    grantors oid[];
+    grantees oid[];
+    grantable boolean[];
+    done boolean[];
+    progress boolean;
+BEGIN
+    FOR signature, acl IN SELECT k.key, k.value FROM pg_catalog.jsonb_each_text(kept) k LOOP
+        CONTINUE WHEN acl = '';     -- the default ACL: nobody had a grant of their own
+        f := signature::pg_catalog.regprocedure;
+        SELECT p.proowner INTO owner FROM pg_catalog.pg_proc p WHERE p.oid = f;
+        SELECT i.initprivs INTO fresh FROM pg_catalog.pg_init_privs i
+         WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
+        -- Each grant made again by its own grantor (a role's grant depends on
+        -- it, as REVOKE ... CASCADE knows): the owner's first, then those of
+        -- roles that hold the grant option by then, until none is left.
+        SELECT pg_catalog.array_agg(a.grantor), pg_catalog.array_agg(a.grantee), pg_catalog.array_agg(a.is_grantable)
+          INTO grantors, grantees, grantable
+          FROM pg_catalog.aclexplode(acl::pg_catalog.aclitem[]) a
+         WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> owner;
+        done := pg_catalog.array_fill(false, ARRAY[coalesce(pg_catalog.cardinality(grantors), 0)]);
+        LOOP
+            progress := false;
+            FOR i IN 1 .. coalesce(pg_catalog.cardinality(grantors), 0) LOOP
+                CONTINUE WHEN done[i];
+                CONTINUE WHEN grantors[i] <> owner
+                          AND NOT pg_catalog.has_function_privilege(grantors[i], f, 'EXECUTE WITH GRANT OPTION');
+                EXECUTE pg_catalog.format('SET LOCAL ROLE %I', pg_catalog.pg_get_userbyid(grantors[i]));
+                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s', f,
+                                          CASE WHEN grantees[i] = 0 THEN 'PUBLIC'
+                                               ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(grantees[i])) END,
+                                          CASE WHEN grantable[i] THEN ' WITH GRANT OPTION' ELSE '' END);
+                RESET ROLE;
+                done[i] := true;
+                progress := true;
+            END LOOP;
+            EXIT WHEN NOT progress;
+        END LOOP;
+        UPDATE pg_catalog.pg_init_privs i SET initprivs = fresh
+         WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
+    END LOOP;
+END;
+$kept$;
+DROP FUNCTION inventory_events.upgrade_keep_grants(jsonb);

@@ -57,6 +57,7 @@ typedef struct MasterEntry
 	char	   *name;
 	text	   *base_uom;		/* items only */
 	bool		lot_controlled;
+	bool		serialized;
 	void	   *payload;		/* other kinds: ie_cache_put's */
 } MasterEntry;
 
@@ -279,24 +280,28 @@ ie_lock_referenced_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
  * does.
  */
 bool
-ie_master_item(text *sku, text **base_uom, bool *lot_controlled)
+ie_master_item(text *sku, text **base_uom, bool *lot_controlled, bool *serialized)
 {
 	const IeCatalog *c = ie_catalog();
-	const int	atts[2] = {Anum_ie_item_base_uom, Anum_ie_item_lot_controlled};
+	const int	atts[3] = {Anum_ie_item_base_uom, Anum_ie_item_lot_controlled, Anum_ie_item_serialized};
 	uint64		key;
 	bool		hit;
 	MasterEntry *e = master_cache_find('i', sku, &key, &hit);
 	Datum		keys[1] = {PointerGetDatum(sku)};
-	Datum		values[2];
+	Datum		values[3];
+	/* serialized: from 0.3.0 on */
+	int			natts = Anum_ie_item_serialized != InvalidAttrNumber ? 3 : 2;
 
 	if (hit)
 	{
 		*base_uom = (text *) palloc(VARSIZE_ANY(e->base_uom));
 		memcpy(*base_uom, e->base_uom, VARSIZE_ANY(e->base_uom));
 		*lot_controlled = e->lot_controlled;
+		if (serialized)
+			*serialized = e->serialized;
 		return true;
 	}
-	if (!ie_lookup_row(c->item_rel, c->item_pkey, 1, keys, ie_text_keys, 2, atts, values))
+	if (!ie_lookup_row(c->item_rel, c->item_pkey, 1, keys, ie_text_keys, natts, atts, values))
 		return false;
 	*base_uom = DatumGetTextPP(values[0]);
 	*lot_controlled = DatumGetBool(values[1]);
@@ -304,7 +309,33 @@ ie_master_item(text *sku, text **base_uom, bool *lot_controlled)
 	e->base_uom = (text *) MemoryContextAlloc(master_cxt, VARSIZE_ANY(*base_uom));
 	memcpy(e->base_uom, *base_uom, VARSIZE_ANY(*base_uom));
 	e->lot_controlled = *lot_controlled;
+	e->serialized = natts == 3 && DatumGetBool(values[2]);
+	if (serialized)
+		*serialized = e->serialized;
 	return true;
+}
+
+/* Runs a kept statement (preparing it on first use); returns SPI_processed. */
+uint64
+ie_spi_run(IeSpiPlan *def, Datum *values, const char *nulls, int expected)
+{
+	int			rc;
+
+	if (def->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(def->sql, def->nargs, def->types);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", def->sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		def->plan = plan;
+	}
+	rc = SPI_execute_plan(def->plan, values, nulls, false, 0);
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_plan returned %s for \"%s\"", SPI_result_code_string(rc), def->sql);
+	return SPI_processed;
 }
 
 /*

@@ -7,6 +7,7 @@
 
 #include "access/genam.h"
 #include "access/tupdesc.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "utils/rel.h"
 #include "utils/snapshot.h"
@@ -154,7 +155,7 @@ typedef struct IeCatalog
 /* Columns of older tables that the SQL objects have from 0.3.0 on (0 before). */
 #define IE_COLUMNS_FROM_0_3_0(C) \
 	C(publication, channel_sku) C(channel_shown, channel_sku) C(reservation, channel_sku) \
-	C(location, entity) C(channel, entity)
+	C(location, entity) C(channel, entity) C(item, serialized)
 #define IE_LOCATION_COLUMNS(C) \
 	C(location, code) C(location, parent) \
 	C(intercompany, seller) C(intercompany, owner)
@@ -320,6 +321,7 @@ extern bool ie_column_from_0_3_0(IeColumn column);
 #define Anum_ie_lot_expires_on IE_ATTNUM(IE_COL_lot_expires_on)
 #define Anum_ie_item_base_uom IE_ATTNUM(IE_COL_item_base_uom)
 #define Anum_ie_item_lot_controlled IE_ATTNUM(IE_COL_item_lot_controlled)
+#define Anum_ie_item_serialized IE_ATTNUM(IE_COL_item_serialized)
 #define Anum_ie_item_uom_factor IE_ATTNUM(IE_COL_item_uom_factor)
 #define Anum_ie_dead_letter_id IE_ATTNUM(IE_COL_dead_letter_id)
 #define Anum_ie_dead_letter_failed_at IE_ATTNUM(IE_COL_dead_letter_failed_at)
@@ -380,13 +382,26 @@ extern bool ie_lock_referenced_row(Oid relid, Oid indexid, int nkeys, const Datu
 								   const RegProcedure *procs);
 extern bool ie_lookup_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
 						  const RegProcedure *procs, int natts, const int *attnums, Datum *out);
-extern bool ie_master_item(text *sku, text **base_uom, bool *lot_controlled);
+extern bool ie_master_item(text *sku, text **base_uom, bool *lot_controlled, bool *serialized);
 extern bool ie_master_location(text *code);
 extern bool ie_master_channel(text *code);
 extern void *ie_cache_get(char kind, const text *name);
 extern MemoryContext ie_cache_context(void);
 extern void ie_cache_put(char kind, const text *name, void *payload);
 extern const IeCatalog *ie_catalog(void);
+
+/*
+ * A statement run through SPI, prepared on first use and kept for the
+ * backend's life (the plan cache replans it after DDL). Within SPI_connect.
+ */
+typedef struct IeSpiPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid			types[10];
+	SPIPlanPtr	plan;			/* NULL until first use */
+} IeSpiPlan;
+extern uint64 ie_spi_run(IeSpiPlan *def, Datum *values, const char *nulls, int expected);
 extern uint64 ie_catalog_generation(void);
 extern bool ie_relation_has_rows(Oid relid, Snapshot snapshot);
 extern bool ie_sql_version_served(char **installed);

@@ -429,7 +429,7 @@ ie_sku_components(text *sku, IeComponents *out)
 	text	   *base_uom;
 	bool		lot_controlled;
 
-	if (!ie_master_item(sku, &base_uom, &lot_controlled))
+	if (!ie_master_item(sku, &base_uom, &lot_controlled, NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("unknown sku \"%s\"", text_to_cstring(sku)),
@@ -801,7 +801,7 @@ ie_stream_tags(text *sku, text *location, List *tags)
 	text	   *base_uom;
 	bool		lot_controlled = true;
 
-	(void) ie_master_item(sku, &base_uom, &lot_controlled);
+	(void) ie_master_item(sku, &base_uom, &lot_controlled, NULL);
 	if (!lot_controlled)
 	{
 		/* Without lots, a sku has one stream per location: no need to look. */

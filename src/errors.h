@@ -33,6 +33,10 @@
  * that no listing of the channel has */
 #define ERRCODE_IE_NOT_LISTED			MAKE_SQLSTATE('I','E','0','0','8')
 
+/* IE009: a serial is not where the event takes it from: received while in
+ * stock, or moved, picked or shipped from a place where it is not */
+#define ERRCODE_IE_SERIAL_MISPLACED		MAKE_SQLSTATE('I','E','0','0','9')
+
 /* Class IE as a whole */
 #define ERRCODE_IE_CLASS				MAKE_SQLSTATE('I','E','0','0','0')
 

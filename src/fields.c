@@ -12,6 +12,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/jsonb.h"
@@ -128,4 +129,57 @@ ie_field_jsonb(const FieldValue *v, const char *field)
 	if (v->type == JSONBOID)
 		return DatumGetJsonbP(v->datum);
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(ie_field_cstring(v, field))));
+}
+
+/*
+ * A list of strings: a JSON array of strings, or a text[] column without
+ * null elements. Returns the elements (text) and sets *n.
+ */
+Datum *
+ie_field_text_list(const FieldValue *v, const char *field, int *n)
+{
+	Datum	   *elems;
+
+	if (v->json)
+	{
+		JsonbIterator *it;
+		JsonbValue	elem;
+		JsonbIteratorToken tok;
+		int			max = 8;
+
+		if (v->json->type != jbvBinary || !JsonContainerIsArray(v->json->val.binary.data))
+			ie_field_error(field, "an array of strings");
+		elems = palloc(sizeof(Datum) * max);
+		*n = 0;
+		it = JsonbIteratorInit(v->json->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+		{
+			if (tok != WJB_ELEM)
+				continue;
+			if (elem.type != jbvString)
+				ie_field_error(field, "an array of strings");
+			if (*n == max)
+			{
+				max *= 2;
+				elems = repalloc(elems, sizeof(Datum) * max);
+			}
+			elems[(*n)++] = PointerGetDatum(cstring_to_text_with_len(elem.val.string.val, elem.val.string.len));
+		}
+		return elems;
+	}
+	if (v->type == TEXTARRAYOID)
+	{
+		ArrayType  *array = DatumGetArrayTypeP(v->datum);
+		bool	   *nulls;
+
+		if (ARR_NDIM(array) > 1)
+			ie_field_error(field, "a one-dimensional array");
+		deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
+		for (int i = 0; i < *n; i++)
+			if (nulls[i])
+				ie_field_error(field, "an array of strings without nulls");
+		return elems;
+	}
+	ie_field_error(field, "an array of strings");
+	return NULL;				/* not reached */
 }

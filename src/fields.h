@@ -31,5 +31,6 @@ extern TimestampTz ie_field_timestamptz(const FieldValue *v, const char *field);
 extern DateADT ie_field_date(const FieldValue *v, const char *field);
 extern pg_uuid_t *ie_field_uuid(const FieldValue *v, const char *field);
 extern Jsonb *ie_field_jsonb(const FieldValue *v, const char *field);
+extern Datum *ie_field_text_list(const FieldValue *v, const char *field, int *n);
 
 #endif							/* IE_FIELDS_H */

@@ -155,6 +155,13 @@ set_field(IeEventInput *in, const char *key, const FieldValue *v)
 		in->correlation_id = ie_field_uuid(v, key);
 	else if (strcmp(key, "causation_id") == 0)
 		in->causation_id = ie_field_uuid(v, key);
+	else if (strcmp(key, "serials") == 0)
+	{
+		int			n;
+		Datum	   *serials = ie_field_text_list(v, key, &n);
+
+		in->serials = ie_serial_pool_new(serials, n);
+	}
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -387,6 +394,7 @@ element_prepare(void *arg)
 
 	element_parse(ep->el, &ep->in);
 	ie_prepare_event(&ep->in, &ep->p);
+	ie_serial_pool_finish(ep->in.serials);
 }
 
 /*

@@ -372,7 +372,8 @@ check_held(const Reservation *r, LifecycleOp op, int64 units, text *location,
  */
 static int64
 append_lifecycle_event(IeEventType type, text *sku, text *location, text *lot, int64 qty,
-					   text *source, text *key, text *ref, text *channel, text *reason)
+					   text *source, text *key, text *ref, text *channel, text *reason,
+					   IeSerialPool *serials)
 {
 	IeEventInput in;
 
@@ -389,6 +390,7 @@ append_lifecycle_event(IeEventType type, text *sku, text *location, text *lot, i
 	in.ref = ref;
 	in.channel = channel;
 	in.reason = reason;
+	in.serials = serials;
 	return ie_append_input(&in);
 }
 
@@ -401,7 +403,7 @@ append_lifecycle_event(IeEventType type, text *sku, text *location, text *lot, i
  */
 static List *
 move_allocations(Reservation *r, LifecycleOp op, bool has_units, int64 units, text *location,
-				 text *reason, text *source, text *key)
+				 text *reason, text *source, text *key, IeSerialPool *serials)
 {
 	const IeCatalog *c = ie_catalog();
 	int			nallocs;
@@ -458,7 +460,8 @@ move_allocations(Reservation *r, LifecycleOp op, bool has_units, int64 units, te
 			m->lot = ROW_TEXT(a, Anum_ie_allocation_lot);
 			m->qty = take;
 			m->event_id = append_lifecycle_event(m->event_type, sku, m->location, m->lot, take,
-												 source, ie_nth_key(key, n), r->ref, r->channel, reason);
+												 source, ie_nth_key(key, n), r->ref, r->channel, reason,
+												 serials);
 			a->values[FROM_ATT(op) - 1] = Int64GetDatum(ROW_INT64(a, FROM_ATT(op)) - take);
 			a->values[TO_ATT(op) - 1] = Int64GetDatum(ROW_INT64(a, TO_ATT(op)) + take);
 			ie_row_update(c->allocation_rel, &a->tid, a->values, a->nulls);
@@ -489,7 +492,7 @@ release_reservation(Reservation *r, bool has_units, int64 units, text *reason, t
 	}
 	if (has_units && units <= cancel)
 		return NIL;
-	return move_allocations(r, OP_RELEASE, has_units, units - cancel, NULL, reason, source, key);
+	return move_allocations(r, OP_RELEASE, has_units, units - cancel, NULL, reason, source, key, NULL);
 }
 
 /*
@@ -586,7 +589,8 @@ ie_release(PG_FUNCTION_ARGS)
 
 /* pick() and ship(): units from reserved to picked, or from picked to shipped. */
 static Datum
-pick_or_ship(FunctionCallInfo fcinfo, LifecycleOp op, text *location, text *source, text *key)
+pick_or_ship(FunctionCallInfo fcinfo, LifecycleOp op, text *location, text *source, text *key,
+			 IeSerialPool *serials)
 {
 	List	   *moves = NIL;
 	Reservation r;
@@ -597,26 +601,35 @@ pick_or_ship(FunctionCallInfo fcinfo, LifecycleOp op, text *location, text *sour
 	{
 		lock_reservation(ARG_TEXT(0), ARG_TEXT(1), &r);
 		moves = move_allocations(&r, op, !PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2),
-								 location, NULL, source, key);
+								 location, NULL, source, key, serials);
+		ie_serial_pool_finish(serials);
 	}
 	ie_emit_movements(fcinfo, moves);
 	return (Datum) 0;
 }
 
-/* inventory_events.pick(channel, ref, qty, location, source, idempotency_key) */
+/* inventory_events.pick(channel, ref, qty, location, source, idempotency_key, serials) */
 PG_FUNCTION_INFO_V1(ie_pick);
 Datum
 ie_pick(PG_FUNCTION_ARGS)
 {
-	return pick_or_ship(fcinfo, OP_PICK, ARG_TEXT(3), ARG_TEXT(4), ARG_TEXT(5));
+	/* serials: from 0.3.0 on */
+	IeSerialPool *serials = PG_NARGS() > 6 && !PG_ARGISNULL(6) ?
+		ie_serial_pool_from_array(PG_GETARG_ARRAYTYPE_P(6)) : NULL;
+
+	return pick_or_ship(fcinfo, OP_PICK, ARG_TEXT(3), ARG_TEXT(4), ARG_TEXT(5), serials);
 }
 
-/* inventory_events.ship(channel, ref, qty, source, idempotency_key) */
+/* inventory_events.ship(channel, ref, qty, source, idempotency_key, serials) */
 PG_FUNCTION_INFO_V1(ie_ship);
 Datum
 ie_ship(PG_FUNCTION_ARGS)
 {
-	return pick_or_ship(fcinfo, OP_SHIP, NULL, ARG_TEXT(3), ARG_TEXT(4));
+	/* serials: from 0.3.0 on */
+	IeSerialPool *serials = PG_NARGS() > 5 && !PG_ARGISNULL(5) ?
+		ie_serial_pool_from_array(PG_GETARG_ARRAYTYPE_P(5)) : NULL;
+
+	return pick_or_ship(fcinfo, OP_SHIP, NULL, ARG_TEXT(3), ARG_TEXT(4), serials);
 }
 
 /*
@@ -653,7 +666,7 @@ ie_pick_short(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	}
 	lock_reservation(ARG_TEXT(0), ARG_TEXT(1), &r);
-	moves = move_allocations(&r, OP_PICK_SHORT, true, qty, location, reason, source, key);
+	moves = move_allocations(&r, OP_PICK_SHORT, true, qty, location, reason, source, key, NULL);
 	foreach(lc, moves)
 	{
 		IeMovement *m = lfirst(lc);

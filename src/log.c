@@ -437,6 +437,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	const int	factor_att[1] = {Anum_ie_item_uom_factor};
 	int64		factor = 1;
 	bool		lot_controlled;
+	bool		serialized;
 	IeEventType type;
 	char	   *sku;
 	IeStockRow row;
@@ -455,7 +456,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	sku = text_to_cstring(in->sku);
 
 	/* Master data: the ERP is the master, nothing is created here. */
-	if (!ie_master_item(in->sku, &base_uom, &lot_controlled))
+	if (!ie_master_item(in->sku, &base_uom, &lot_controlled, &serialized))
 		unknown_master("sku", sku, "item");
 	if (!ie_master_location(in->location))
 		unknown_master("location", text_to_cstring(in->location), "location");
@@ -598,6 +599,8 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	if (in->idempotency_key && settle_idempotency(p))
 	{
 		p->duplicate = true;
+		if (in->serials)
+			in->serials->replayed = true;
 		return;
 	}
 
@@ -671,6 +674,11 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	ie_position_add(&row.pos, &p->effect);
 	(void) ie_position_on_hand(&row.pos);
 	p->available_after = row.pos.q[IE_BUCKET_AVAILABLE];
+
+	/* Serials: which the event moves, checked against where they are. */
+	if (serialized || in->serials)
+		ie_serials_plan(&p->serial_move, serialized, type, p->from_bucket, p->to_bucket, p->qty,
+						p->key.sku, p->key.location, p->key.lot, in->ref, in->serials);
 
 	p->version = row.version + 1;
 }
@@ -825,6 +833,8 @@ ie_insert_event(const IePreparedEvent *p)
 	ie_stock_expect_append(0);
 	ie_writer_done(w);
 
+	ie_serials_apply(&p->serial_move, p->key.sku, p->key.location, p->key.lot, id, in->channel, in->ref);
+
 	if (ie_shared)
 		pg_atomic_fetch_add_u64(&ie_shared->events_appended, 1);
 	if (ie_event_appended_hook)
@@ -877,12 +887,13 @@ ie_record_exception(const char *kind, text *sku, text *location, text *channel,
  * inventory_events.append(sku, location, event_type, qty, source,
  *     idempotency_key, occurred_at, lot, uom, ref, channel, expected_version,
  *     payload, from_bucket, to_bucket, reason, expected_date, source_seq,
- *     correlation_id, causation_id) returns bigint
+ *     correlation_id, causation_id, serials) returns bigint
  */
 static Datum
 append_from_args(FunctionCallInfo fcinfo, bool lifecycle)
 {
 	IeEventInput in;
+	int64		id;
 
 	ie_require_writable(lifecycle ? "inventory_events.append_lifecycle()" : "inventory_events.append()");
 	ie_input_init(&in);
@@ -920,8 +931,12 @@ append_from_args(FunctionCallInfo fcinfo, bool lifecycle)
 		in.source_seq = PG_GETARG_INT64(17);
 	in.correlation_id = PG_ARGISNULL(18) ? NULL : PG_GETARG_UUID_P(18);
 	in.causation_id = PG_ARGISNULL(19) ? NULL : PG_GETARG_UUID_P(19);
-
-	PG_RETURN_INT64(ie_append_input(&in));
+	/* serials: from 0.3.0 on */
+	if (PG_NARGS() > 20 && !PG_ARGISNULL(20))
+		in.serials = ie_serial_pool_from_array(PG_GETARG_ARRAYTYPE_P(20));
+	id = ie_append_input(&in);
+	ie_serial_pool_finish(in.serials);
+	PG_RETURN_INT64(id);
 }
 
 /*

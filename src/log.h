@@ -12,6 +12,7 @@
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
+#include "serial.h"
 #include "types.h"
 
 /* One event as given by a caller (SQL arguments or a JSON object). */
@@ -42,6 +43,7 @@ typedef struct IeEventInput
 	int64		source_seq;
 	pg_uuid_t  *correlation_id;
 	pg_uuid_t  *causation_id;
+	IeSerialPool *serials;		/* NULL: none given */
 
 	/*
 	 * Set only by the functions that keep reservations and allocations in
@@ -66,6 +68,7 @@ typedef struct IePreparedEvent
 	int64		version;		/* the stream version this event takes */
 	int64		available_after;	/* the stream's available once applied */
 	bool		new_stream;		/* the stream has no stock row yet */
+	IeSerialMove serial_move;	/* what it does to serials */
 	bool		duplicate;		/* idempotent retry of event existing_id */
 	int64		existing_id;
 } IePreparedEvent;

@@ -96,14 +96,7 @@ enum
 	P_COUNT
 };
 
-typedef struct PlanDef
-{
-	const char *sql;
-	int			nargs;
-	Oid			types[4];
-} PlanDef;
-
-static const PlanDef plan_defs[P_COUNT] = {
+static IeSpiPlan plan_defs[P_COUNT] = {
 	[P_CP_INIT] = {
 		"INSERT INTO inventory_events.publisher_checkpoint DEFAULT VALUES ON CONFLICT DO NOTHING",
 		0, {0}
@@ -185,30 +178,11 @@ static const PlanDef plan_defs[P_COUNT] = {
 	},
 };
 
-static SPIPlanPtr plans[P_COUNT];
-
-/* Runs a prepared statement (preparing it on first use); returns SPI_processed. */
+/* Runs one of the statements above; returns SPI_processed. */
 static uint64
 run_plan(int p, Datum *values, const char *nulls, int expected)
 {
-	int			rc;
-
-	if (plans[p] == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(plan_defs[p].sql, plan_defs[p].nargs, (Oid *) plan_defs[p].types);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", plan_defs[p].sql,
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		plans[p] = plan;
-	}
-	rc = SPI_execute_plan(plans[p], values, nulls, false, 0);
-	if (rc != expected)
-		elog(ERROR, "SPI_execute_plan returned %s for \"%s\"", SPI_result_code_string(rc),
-			 plan_defs[p].sql);
-	return SPI_processed;
+	return ie_spi_run(&plan_defs[p], values, nulls, expected);
 }
 
 /* One channel as the step found it. */
@@ -480,7 +454,7 @@ identifier_owner(const IeChannel *ch, text *identifier)
 
 	if (ch->has_listings)
 		return ie_listing_sku(ch, identifier);
-	return ie_master_item(identifier, &base_uom, &lot_controlled) ? identifier : NULL;
+	return ie_master_item(identifier, &base_uom, &lot_controlled, NULL) ? identifier : NULL;
 }
 
 /*
@@ -633,7 +607,7 @@ publish_channel(PubStep *st, const PubChannel *pc)
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(per_sku);
-		if (!ie_master_item(skus[i], &base_uom, &lot_controlled))
+		if (!ie_master_item(skus[i], &base_uom, &lot_controlled, NULL))
 		{
 			MemoryContextSwitchTo(old);
 			continue;

@@ -207,7 +207,7 @@ resolve_sku(ReserveLine *l)
 	mapped = ie_listing_sku(&l->ch, l->sku);
 	if (mapped == NULL || ie_text_equal(mapped, l->sku))
 		return;
-	if (ie_master_item(l->sku, &base_uom, &lot_controlled) &&
+	if (ie_master_item(l->sku, &base_uom, &lot_controlled, NULL) &&
 		ie_channel_listing(&l->ch, l->sku, &rules, &own))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

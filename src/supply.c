@@ -128,6 +128,9 @@ ie_transfer(PG_FUNCTION_ARGS)
 	text	   *lot = ARG_TEXT(6);
 	text	   *source = ARG_TEXT(7);
 	text	   *key = ARG_TEXT(8);
+	/* serials: from 0.3.0 on */
+	IeSerialPool *serials = PG_NARGS() > 9 && !PG_ARGISNULL(9) ?
+		ie_serial_pool_from_array(PG_GETARG_ARRAYTYPE_P(9)) : NULL;
 	List	   *moves = NIL;
 	text	   *locations[2];
 	IeEventInput in;
@@ -167,15 +170,19 @@ ie_transfer(PG_FUNCTION_ARGS)
 	in.idempotency_key = key;
 	in.lot = lot;
 	in.ref = ref;
+	in.serials = serials;
 	moves = lappend(moves, movement(ie_append_input(&in), in.event_type, sku, from, lot, in.qty));
+	ie_serial_pool_finish(serials);
 
 	in.location = to;
 	in.event_type = IE_EV_TRANSFER_IN_TRANSIT;
 	in.idempotency_key = ie_nth_key(key, 2);
+	in.serials = serials ? ie_serial_pool_again(serials) : NULL;
 	in.expected_date_isnull = PG_ARGISNULL(5);
 	if (!in.expected_date_isnull)
 		in.expected_date = PG_GETARG_DATEADT(5);
 	moves = lappend(moves, movement(ie_append_input(&in), in.event_type, sku, to, lot, in.qty));
+	ie_serial_pool_finish(in.serials);
 	ie_emit_movements(fcinfo, moves);
 	return (Datum) 0;
 }
@@ -244,6 +251,9 @@ ie_receive_po(PG_FUNCTION_ARGS)
 	text	   *lot = ARG_TEXT(4);
 	text	   *source = ARG_TEXT(5);
 	text	   *key = ARG_TEXT(6);
+	/* serials: from 0.3.0 on */
+	IeSerialPool *serials = PG_NARGS() > 7 && !PG_ARGISNULL(7) ?
+		ie_serial_pool_from_array(PG_GETARG_ARRAYTYPE_P(7)) : NULL;
 	List	   *moves = NIL;
 	IeEventInput in;
 	int64		qty;
@@ -277,6 +287,7 @@ ie_receive_po(PG_FUNCTION_ARGS)
 	in.source = source;
 	in.lot = lot;
 	in.ref = ref;
+	in.serials = serials;
 	if (matched > 0)
 	{
 		in.event_type = IE_EV_MOVED;
@@ -297,6 +308,7 @@ ie_receive_po(PG_FUNCTION_ARGS)
 		in.reason = cstring_to_text("po receipt beyond the open quantity");
 		moves = lappend(moves, movement(ie_append_input(&in), in.event_type, sku, location, lot, in.qty));
 	}
+	ie_serial_pool_finish(serials);
 	ie_emit_movements(fcinfo, moves);
 	return (Datum) 0;
 }

@@ -13,8 +13,12 @@ CREATE TABLE inventory_events.item (
     abc_class       text CHECK (abc_class IN ('A', 'B', 'C')),
     unit_cost       numeric CHECK (unit_cost >= 0),
     regulated       boolean NOT NULL DEFAULT false,
-    high_value      boolean NOT NULL DEFAULT false
+    high_value      boolean NOT NULL DEFAULT false,
+    -- Serialized items carry one serial number per base unit on every event
+    -- that moves units (inventory_events.serial).
+    serialized      boolean NOT NULL DEFAULT false
 );
+COMMENT ON COLUMN inventory_events.item.serialized IS 'One serial number per base unit, named on every event that moves units';
 COMMENT ON COLUMN inventory_events.item.unit_cost IS 'Cost of one base unit: the value of a reconciliation variance';
 
 CREATE TABLE inventory_events.item_uom (

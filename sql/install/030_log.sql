@@ -207,7 +207,8 @@ CREATE FUNCTION inventory_events.append(
     expected_date     date DEFAULT NULL,
     source_seq        bigint DEFAULT NULL,
     correlation_id    uuid DEFAULT NULL,
-    causation_id      uuid DEFAULT NULL)
+    causation_id      uuid DEFAULT NULL,
+    serials           text[] DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'ie_append'
 LANGUAGE C VOLATILE SECURITY DEFINER
@@ -238,7 +239,8 @@ CREATE FUNCTION inventory_events.append_lifecycle(
     expected_date     date DEFAULT NULL,
     source_seq        bigint DEFAULT NULL,
     correlation_id    uuid DEFAULT NULL,
-    causation_id      uuid DEFAULT NULL)
+    causation_id      uuid DEFAULT NULL,
+    serials           text[] DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'ie_append_lifecycle'
 LANGUAGE C VOLATILE
@@ -276,7 +278,8 @@ CREATE TABLE inventory_events.event_staging (
     expected_date     date,
     source_seq        bigint,
     correlation_id    uuid,
-    causation_id      uuid
+    causation_id      uuid,
+    serials           text[]
 );
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_staging', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_staging_staged_id_seq', '');

@@ -204,20 +204,21 @@ COMMENT ON FUNCTION inventory_events.release IS
 
 CREATE FUNCTION inventory_events.pick(channel text, ref text, qty bigint DEFAULT NULL,
                                       location text DEFAULT NULL, source text DEFAULT NULL,
-                                      idempotency_key text DEFAULT NULL)
+                                      idempotency_key text DEFAULT NULL, serials text[] DEFAULT NULL)
 RETURNS SETOF inventory_events.movement
 AS 'MODULE_PATHNAME', 'ie_pick'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION inventory_events.pick IS 'Picks reserved stock of an order line (null qty: all of it)';
+COMMENT ON FUNCTION inventory_events.pick IS 'Picks reserved stock of an order line (null qty: all of it; serialized items: the serials picked)';
 
 CREATE FUNCTION inventory_events.ship(channel text, ref text, qty bigint DEFAULT NULL,
-                                      source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+                                      source text DEFAULT NULL, idempotency_key text DEFAULT NULL,
+                                      serials text[] DEFAULT NULL)
 RETURNS SETOF inventory_events.movement
 AS 'MODULE_PATHNAME', 'ie_ship'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION inventory_events.ship IS 'Ships picked stock of an order line (null qty: all of it)';
+COMMENT ON FUNCTION inventory_events.ship IS 'Ships picked stock of an order line (null qty: all of it; serialized items: the serials it picked, or those named)';
 
 -- A pick short: the reserved units were not there. They leave the books
 -- (reserved -> outside), an exception is recorded, and where the channel

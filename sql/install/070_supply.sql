@@ -6,7 +6,8 @@
 -- carries its idempotency key, a second one key#2; a retry returns them.
 CREATE FUNCTION inventory_events.transfer(sku text, from_location text, to_location text, qty bigint,
                                           ref text, expected_date date DEFAULT NULL, lot text DEFAULT NULL,
-                                          source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+                                          source text DEFAULT NULL, idempotency_key text DEFAULT NULL,
+                                          serials text[] DEFAULT NULL)
 RETURNS SETOF inventory_events.movement
 AS 'MODULE_PATHNAME', 'ie_transfer'
 LANGUAGE C VOLATILE SECURITY DEFINER
@@ -28,7 +29,7 @@ COMMENT ON FUNCTION inventory_events.receive_transfer IS
 -- quantity moves to available (never below zero); any excess is a plain receipt.
 CREATE FUNCTION inventory_events.receive_po(sku text, location text, qty bigint, ref text,
                                             lot text DEFAULT NULL, source text DEFAULT NULL,
-                                            idempotency_key text DEFAULT NULL)
+                                            idempotency_key text DEFAULT NULL, serials text[] DEFAULT NULL)
 RETURNS SETOF inventory_events.movement
 AS 'MODULE_PATHNAME', 'ie_receive_po'
 LANGUAGE C VOLATILE SECURITY DEFINER
@@ -39,14 +40,15 @@ COMMENT ON FUNCTION inventory_events.receive_po IS
 CREATE FUNCTION inventory_events.receive_return(sku text, location text, qty bigint, ref text,
                                                 lot text DEFAULT NULL, channel text DEFAULT NULL,
                                                 reason text DEFAULT NULL, source text DEFAULT NULL,
-                                                idempotency_key text DEFAULT NULL)
+                                                idempotency_key text DEFAULT NULL, serials text[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT inventory_events.require_writable('inventory_events.receive_return()');
     SELECT inventory_events.append(sku, location, 'returned', qty, source => source, idempotency_key => idempotency_key,
-                                   lot => lot, ref => ref, channel => channel, reason => reason);
+                                   lot => lot, ref => ref, channel => channel, reason => reason,
+                                   serials => serials);
 END;
 COMMENT ON FUNCTION inventory_events.receive_return IS 'A customer return, into quarantine';
 

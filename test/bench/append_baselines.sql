@@ -1,7 +1,7 @@
 -- Baselines of the append part of test/bench/run.sh, with the same columns and indexes as
 -- inventory_events.event (and stock), and the same durability settings.
 
-CREATE SCHEMA bench;
+CREATE SCHEMA IF NOT EXISTS bench;
 
 -- (a) A bare event table: no derived state.
 CREATE TABLE bench.bare_event (LIKE inventory_events.event INCLUDING DEFAULTS);

@@ -7,6 +7,8 @@
 #   part       workload                                      contender vs baseline
 #   append     uniform / Zipf skus, 1 and 10 events per tx   append() vs bare INSERT, PL/pgSQL trigger
 #              batches of 1,000                              ingest() vs COPY
+#   serial     receipts of 1 and 10 units of serialized      append() with serials vs the same
+#              items, 2 clients                              without (no target)
 #   reserve    uniform / Zipf skus, 8 clients                reserve_lines() vs SELECT ... FOR UPDATE
 #   burst      peak order burst: 3-line orders, 16 clients   the same
 #   channels   receipts and reservations on 4 channels       the same
@@ -38,7 +40,7 @@
 # against log size), recon.csv (the reconciliation's curve), memory.csv.
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$bench_dir/lib.sh"
-for part in append reserve decoding publisher connector growth metrics recon; do source "$bench_dir/part_$part.sh"; done
+for part in append serial reserve decoding publisher connector growth metrics recon; do source "$bench_dir/part_$part.sh"; done
 
 mode=${1:-short}
 [ $# -gt 0 ] && shift
@@ -55,7 +57,7 @@ case $mode in
 esac
 bench_skus=10000 bench_units=2000 bench_metrics_events=${IE_BENCH_METRICS_EVENTS:-10000000}
 bench_recon_fixed_after=10000 bench_recon_rounds=3
-parts=${*:-append reserve burst channels wave decoding publisher connector growth metrics recon}
+parts=${*:-append serial reserve burst channels wave decoding publisher connector growth metrics recon}
 out_dir=${BENCH_OUT:-$IE_ROOT/build/bench}
 mkdir -p "$out_dir"
 began=$(date +%s)

@@ -62,6 +62,7 @@ $node->safe_psql('erp', q{
 	INSERT INTO item (sku) SELECT 'S' || g FROM generate_series(1, 1500) g;
 	INSERT INTO item (sku, lot_controlled) VALUES ('LOTTED', true);
 	INSERT INTO item (sku) VALUES ('KIT');
+	INSERT INTO item (sku, serialized) VALUES ('PHONE', true);
 	INSERT INTO kit_component (kit, component, qty) VALUES ('KIT', 'S1', 1), ('KIT', 'S2', 2);
 	INSERT INTO lot (sku, lot, expires_on) VALUES ('LOTTED', 'L1', '2099-12-31');
 	INSERT INTO item_uom (sku, uom, factor) VALUES ('S1', 'CS', 12);
@@ -95,6 +96,11 @@ $node->safe_psql('erp', q{
 	       append('S3', 'W1', 'inbound_expected', 40, ref => 'po-1', expected_date => current_date + 7),
 	       append('LOTTED', 'W1', 'received', 5, lot => 'L1', payload => '{"asn": "x"}');
 	SELECT count(*) FROM transfer('S4', 'W1', 'W2', 4, 'tr-1', current_date + 2);
+	-- Serials: received, one damaged, one sent to W2 and received there.
+	SELECT append('PHONE', 'W1', 'received', 3, serials => ARRAY['P1', 'P2', 'P3']),
+	       append('PHONE', 'W1', 'damaged', 1, serials => ARRAY['P2']);
+	SELECT count(*) FROM transfer('PHONE', 'W1', 'W2', 1, 'tr-p', serials => ARRAY['P3']);
+	SELECT receive_transfer('PHONE', 'W2', 1, 'tr-p');
 	SELECT receive_transfer('S4', 'W2', 1, 'tr-1');
 	SELECT count(*) FROM receive_po('S3', 'W1', 10, 'po-1');
 	SELECT count(*) FROM ingest('[{"sku": "S5", "location": "W1", "event_type": "received", "qty": 1},
@@ -139,7 +145,8 @@ my @tables = (
 	[event => 'id'], [dead_letter => 'id'], [event_staging => 'staged_id'], [reservation => 'id'],
 	[allocation => 'id'], [exception => 'id'], [publication => 'channel, seq'],
 	[channel_publisher => 'channel'], [channel_shown => 'channel, sku'],
-	[publication_pending => 'channel, sku'], [publisher_checkpoint => 'only_row']);
+	[publication_pending => 'channel, sku'], [publisher_checkpoint => 'only_row'],
+	[serial => 'sku, serial'], [serial_event => 'sku, serial, version']);
 my @sequences = qw(event_id_seq dead_letter_id_seq event_staging_staged_id_seq reservation_id_seq
   allocation_id_seq exception_id_seq);
 
@@ -175,6 +182,8 @@ sub same_as_source
 	my @differ = grep { $got->{$_} ne $source->{$_} } sort keys %$source;
 	is("@differ", '', "$label: every table and sequence equals the source's");
 	is($n->safe_psql($db, 'SELECT count(*) FROM inventory_events.verify()'), '0', "$label: verify() is empty");
+	is($n->safe_psql($db, 'SELECT count(*) FROM inventory_events.serial_drift'), '0',
+		"$label: every serial where the stock says");
 	my ($sysid, $dboid) = split /\|/, $n->safe_psql($db, q{
 		SELECT (SELECT system_identifier FROM pg_control_system()), oid FROM pg_database WHERE datname = current_database()});
 	is($n->safe_psql($db, "SELECT t::text FROM inventory_events.log_home t

@@ -1,0 +1,109 @@
+-- Serial numbers: a serialized item names one serial per base unit on every
+-- event that moves units; a serial is in one place and bucket at a time;
+-- counts can list serials; a serial's history is one query, its trail one
+-- call. Bad input is refused with a documented SQLSTATE and nothing applied.
+CREATE EXTENSION inventory_events;
+SET search_path = inventory_events, public;
+\set VERBOSITY default
+
+INSERT INTO item (sku, serialized) VALUES ('PHONE', true);
+INSERT INTO item (sku) VALUES ('CABLE');
+INSERT INTO item_uom (sku, uom, factor) VALUES ('PHONE', 'PK2', 2);
+INSERT INTO location (code) VALUES ('W1'), ('W2');
+INSERT INTO channel (code) VALUES ('web');
+INSERT INTO channel_location (channel, location) VALUES ('web', 'W1');
+
+-- Receipts: one serial per base unit (a pack of two: two serials).
+SELECT append('PHONE', 'W1', 'received', 3, ref => 'PO-1', source => 'wms', serials => ARRAY['S1', 'S2', 'S3']) AS e1;
+SELECT append('PHONE', 'W1', 'received', 1, uom => 'PK2', serials => ARRAY['S4', 'S5']) AS e2;
+
+-- Bad input: nothing is applied.
+SELECT append('PHONE', 'W1', 'received', 1, serials => ARRAY['S1']);            -- received twice: IE009
+SELECT append('PHONE', 'W1', 'received', 2);                                      -- no serials: 22023
+SELECT append('PHONE', 'W1', 'received', 2, serials => ARRAY['S6']);             -- too few: 22023
+SELECT append('PHONE', 'W1', 'received', 1, serials => ARRAY['S6', 'S7']);       -- one too many: 22023
+SELECT append('PHONE', 'W1', 'received', 2, serials => ARRAY['S6', 'S6']);       -- twice in the list: 22023
+SELECT append('PHONE', 'W1', 'received', 1, serials => ARRAY[NULL]::text[]);     -- 22004
+SELECT append('PHONE', 'W1', 'received', 1, serials => ARRAY['']);              -- 22023
+SELECT append('CABLE', 'W1', 'received', 1, serials => ARRAY['C1']);             -- not serialized: 22023
+SELECT append('PHONE', 'W1', 'damaged', 1, serials => ARRAY['S9']);              -- unknown serial: IE009
+SELECT append('PHONE', 'W2', 'damaged', 1, serials => ARRAY['S1']);              -- not at W2: IE001 first (no stock)
+SELECT append('PHONE', 'W1', 'safety_stock_set', 1, serials => ARRAY['S1']);     -- moves no unit: 22023
+SELECT count(*) AS events, (SELECT count(*) FROM serial) AS serials, (SELECT count(*) FROM serial_event) AS moves FROM event;
+
+-- Retrying a receipt with its idempotency key returns the first event.
+SELECT append('PHONE', 'W1', 'received', 1, source => 'wms', idempotency_key => 'r6', serials => ARRAY['S6']) AS e3;
+SELECT append('PHONE', 'W1', 'received', 1, source => 'wms', idempotency_key => 'r6', serials => ARRAY['S6']) AS e3_again;
+
+-- Damage names the unit; a pick names the serials picked, a ship without
+-- serials ships those its order line picked.
+SELECT append('PHONE', 'W1', 'damaged', 1, serials => ARRAY['S5']) > 0 AS damaged;
+SELECT (reserve('web', 'PHONE', 2, 'o1')).status;
+SELECT (reserve('web', 'PHONE', 1, 'o2')).status;
+SELECT event_type, qty FROM pick('web', 'o1', serials => ARRAY['S2']);             -- 1 of 2: 22023
+SELECT event_type, qty FROM pick('web', 'o1', serials => ARRAY['S5', 'S2']);       -- S5 is damaged: IE009
+SELECT event_type, qty FROM pick('web', 'o1', serials => ARRAY['S2', 'S3', 'S4']); -- one too many: 22023
+SELECT event_type, qty FROM pick('web', 'o1', serials => ARRAY['S2', 'S3']);
+SELECT event_type, qty FROM pick('web', 'o2', serials => ARRAY['S2']);             -- picked already: IE009
+SELECT event_type, qty FROM pick('web', 'o2');                                      -- no serials: 22023
+SELECT serial, location, bucket, ref FROM serial ORDER BY serial;
+SELECT event_type, qty FROM ship('web', 'o1', 1, serials => ARRAY['S1']);           -- on the shelf: IE009
+SELECT event_type, qty FROM ship('web', 'o1', 1, serials => ARRAY['S3']);
+SELECT event_type, qty FROM ship('web', 'o1');
+SELECT serial, location, bucket, ref FROM serial ORDER BY serial;
+
+-- A pick short does not know which serials are missing: they stay on the
+-- shelf and serial_drift shows the difference until a count with serials
+-- settles it. A count lists every serial at the location (S5 in damaged
+-- too, which stays there); the shelf's unlisted serials leave (S4), and
+-- serials it lists that were outside come in (S7).
+SELECT event_type, qty FROM pick_short('web', 'o2', 1);
+SELECT * FROM serial_drift ORDER BY sku, location, bucket;
+SELECT append('PHONE', 'W1', 'counted', 3, serials => ARRAY['S1', 'S6']);          -- 2 listed for 3: 22023
+SELECT append('PHONE', 'W1', 'counted', 2, serials => ARRAY['S1', 'S6']);          -- S5 not listed: IE009
+SELECT append('PHONE', 'W1', 'counted', 3, serials => ARRAY['S1', 'S5', 'S6']) > 0 AS counted;
+SELECT * FROM serial_drift ORDER BY sku, location, bucket;
+SELECT append('PHONE', 'W1', 'counted', 4, serials => ARRAY['S1', 'S5', 'S6', 'S7']) > 0 AS counted;
+SELECT serial, location, bucket FROM serial ORDER BY serial;
+SELECT * FROM serial_drift ORDER BY sku, location, bucket;
+
+-- A transfer names its serials; receiving it takes those in transit under its ref.
+SELECT event_type, location, qty FROM transfer('PHONE', 'W1', 'W2', 1, 'T-1', serials => ARRAY['S9']);  -- unknown: IE009
+SELECT event_type, location, qty FROM transfer('PHONE', 'W1', 'W2', 1, 'T-1', serials => ARRAY['S7']);
+SELECT receive_transfer('PHONE', 'W2', 1, 'T-1') > 0 AS received;
+-- A count at W2 that lists a serial in stock at W1: IE009.
+SELECT append('PHONE', 'W2', 'counted', 2, serials => ARRAY['S7', 'S6']);          -- S6 is at W1: IE009
+
+-- Purchase orders and returns.
+SELECT append('PHONE', 'W2', 'inbound_expected', 2, ref => 'PO-2', expected_date => '2026-12-24') > 0 AS expected;
+SELECT event_type, qty FROM receive_po('PHONE', 'W2', 2, 'PO-2', serials => ARRAY['S10', 'S11']);
+SELECT receive_return('PHONE', 'W1', 1, 'RMA-1', channel => 'web', serials => ARRAY['S1']);  -- in stock: IE009
+SELECT receive_return('PHONE', 'W1', 1, 'RMA-1', channel => 'web', serials => ARRAY['S2']) > 0 AS returned;
+SELECT dispose_return('PHONE', 'W1', 1, 'restock', ref => 'RMA-1') > 0 AS restocked;
+SELECT serial, location, bucket, ref FROM serial ORDER BY serial;
+
+-- A batch: bad serials dead-letter their element only; staged rows too.
+SELECT ordinal, status, sqlstate, message FROM ingest('[
+  {"sku": "PHONE", "location": "W2", "event_type": "received", "qty": 1, "serials": ["S12"]},
+  {"sku": "PHONE", "location": "W2", "event_type": "received", "qty": 1, "serials": ["S12"]},
+  {"sku": "PHONE", "location": "W2", "event_type": "received", "qty": 1, "serials": "S13"},
+  {"sku": "PHONE", "location": "W2", "event_type": "received", "qty": 1, "serials": [13]}
+]');
+INSERT INTO event_staging (sku, location, event_type, qty, serials) VALUES
+    ('PHONE', 'W2', 'adjusted', -1, ARRAY['S12']), ('PHONE', 'W2', 'adjusted', -1, ARRAY['S12']);
+SELECT status, sqlstate, message FROM ingest_staged();
+
+-- A serial's history in one query, and its trail for a recall.
+SELECT version, event_type, location, bucket, ref, channel FROM serial_history
+ WHERE sku = 'PHONE' AND serial = 'S2' ORDER BY version;
+SELECT section, location, bucket, qty, event_type, ref, channel, source FROM serial_trace('PHONE', 'S2');
+SELECT section, location, bucket, event_type, ref FROM serial_trace('PHONE', 'S7');
+SELECT * FROM serial_trace('PHONE', 'NOPE');                                       -- IE009
+
+-- The flag changes only while the item has no stock.
+UPDATE item SET serialized = false WHERE sku = 'PHONE';                             -- 55000
+UPDATE item SET serialized = true WHERE sku = 'CABLE';
+
+SELECT * FROM serial_drift ORDER BY sku, location, bucket;
+SELECT count(*) AS unverified FROM verify();
+DROP EXTENSION inventory_events;
