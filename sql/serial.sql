@@ -100,6 +100,20 @@ SELECT section, location, bucket, qty, event_type, ref, channel, source FROM ser
 SELECT section, location, bucket, event_type, ref FROM serial_trace('PHONE', 'S7');
 SELECT * FROM serial_trace('PHONE', 'NOPE');                                       -- IE009
 
+-- Reconciliation lines can list serials: the WMS counted 3 at W2 (as we
+-- have), but S99 instead of S11. The quantities agree; the line names the
+-- difference and carries a hint. The COPY path takes them too.
+INSERT INTO recon_source (code, snapshot) VALUES ('wms-w2', 'partial');
+SELECT reconcile('wms-w2', now(), '[{"sku": "PHONE", "location": "W2", "qty": 3, "serials": ["S7", "S10", "S99"]}]') AS run \gset
+SELECT line_no, ours, theirs, status, serials_missing, serials_unexpected, hints FROM recon_line WHERE run_id = :run;
+BEGIN;
+INSERT INTO recon_staging (sku, location, qty, serials) VALUES ('PHONE', 'W2', 3, ARRAY['S7', 'S10', 'S11']);
+SELECT reconcile_staged('wms-w2', now()) AS run \gset
+COMMIT;
+SELECT line_no, ours, theirs, status, serials_missing, serials_unexpected, hints FROM recon_line WHERE run_id = :run;
+SELECT reconcile('wms-w2', now(), '[{"sku": "PHONE", "location": "W2", "qty": 1, "serials": "S7"}]');   -- 22023
+SELECT reconcile('wms-w2', now(), '[{"sku": "PHONE", "location": "W2", "qty": 1, "serials": [7]}]');    -- 22023
+
 -- The flag changes only while the item has no stock.
 UPDATE item SET serialized = false WHERE sku = 'PHONE';                             -- 55000
 UPDATE item SET serialized = true WHERE sku = 'CABLE';

@@ -134,6 +134,10 @@ CREATE TABLE inventory_events.recon_line (
     resolution_event_id  bigint,
     line_uuid            uuid NOT NULL DEFAULT gen_random_uuid(),
     created_at           timestamptz NOT NULL DEFAULT now(),
+    -- A line of a serialized item that lists serials: ours as of the cut-off
+    -- that it does not list, and those it lists that we do not have there.
+    serials_missing      text[],
+    serials_unexpected   text[],
     CONSTRAINT recon_line_version_key UNIQUE (run_id, line_no, version)
 );
 CREATE INDEX recon_line_key_idx ON inventory_events.recon_line (sku, location, run_id) WHERE current;
@@ -146,6 +150,10 @@ COMMENT ON COLUMN inventory_events.recon_line.lot IS 'null: all lots of the sku 
 COMMENT ON COLUMN inventory_events.recon_line.variance IS 'theirs - ours, in base units (channel: units shown)';
 COMMENT ON COLUMN inventory_events.recon_line.ours_position IS
   'Our buckets as of the cut-off (the streams of the key summed); null for a channel measure';
+COMMENT ON COLUMN inventory_events.recon_line.serials_missing IS
+  'Serials we had there as of the cut-off that the line does not list (null: the line lists none)';
+COMMENT ON COLUMN inventory_events.recon_line.serials_unexpected IS
+  'Serials the line lists that we did not have there as of the cut-off (null: the line lists none)';
 COMMENT ON COLUMN inventory_events.recon_line.streak IS
   'Consecutive runs of the source in which this key has been out of tolerance, this one included';
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.recon_line', '');
@@ -161,7 +169,8 @@ CREATE UNLOGGED TABLE inventory_events.recon_staging (
     location  text,
     lot       text,
     qty       bigint NOT NULL CONSTRAINT recon_staging_qty_not_negative CHECK (qty >= 0),
-    uom       text
+    uom       text,
+    serials   text[]
 );
 CREATE INDEX recon_staging_load_idx ON inventory_events.recon_staging (load_xid, id);
 COMMENT ON TABLE inventory_events.recon_staging IS
@@ -609,7 +618,8 @@ BEGIN
     SELECT count(*),
            md5(concat_ws('|', extract(epoch FROM as_of), coalesce("full", true),
                          string_agg(md5(concat_ws(',', quote_nullable(s.sku), quote_nullable(s.location),
-                                                  quote_nullable(s.lot), s.qty, quote_nullable(s.uom))), '' ORDER BY s.id)))
+                                                  quote_nullable(s.lot), s.qty, quote_nullable(s.uom),
+                                                  s.serials::text)), '' ORDER BY s.id)))
       INTO n, digest
       FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
     -- Every event below this is in the comparison's snapshot (taken after
@@ -853,6 +863,40 @@ BEGIN
           LEFT JOIN recent_one ro
             ON ro.sku = j.sku AND ro.location = j.location AND coalesce(ro.lot_key, '') = coalesce(j.lot_key, '')
            AND (ro.lot_key IS NULL) = (j.lot_key IS NULL) AND ro.size = abs(j.theirs_v - j.ours_v);
+
+        -- Lines that list serials: where each serial of their skus was as of
+        -- the cut-off (its last move by then), against the list. A source
+        -- that measures available is compared with the shelf (available and
+        -- reserved units: a reservation names no serial).
+        IF EXISTS (SELECT FROM inventory_events.recon_staging s WHERE s.load_xid = xid AND s.serials IS NOT NULL) THEN
+            WITH given AS (
+                SELECT row_number() OVER (ORDER BY s.id)::integer AS line_no, s.serials
+                  FROM inventory_events.recon_staging s WHERE s.load_xid = xid
+            ), listing AS (
+                SELECT x.id, x.sku, x.location, x.lot, g.serials
+                  FROM given g
+                  JOIN inventory_events.recon_line x ON x.run_id = run.id AND x.line_no = g.line_no
+                 WHERE g.serials IS NOT NULL AND x.status NOT IN ('unmapped', 'duplicate')
+            ), placed AS (
+                SELECT DISTINCT ON (h.sku, h.serial) h.sku, h.serial, h.location, h.bucket, e.lot
+                  FROM inventory_events.serial_event h
+                  JOIN inventory_events.event e ON e.id = h.event_id
+                 WHERE h.sku IN (SELECT li.sku FROM listing li) AND e.occurred_at <= run.as_of
+                 ORDER BY h.sku, h.serial, h.version DESC
+            ), held AS (
+                SELECT li.id, coalesce(array_agg(p.serial) FILTER (WHERE p.serial IS NOT NULL), '{}') AS serials
+                  FROM listing li
+                  LEFT JOIN placed p
+                    ON p.sku = li.sku AND p.location = li.location AND (li.lot IS NULL OR p.lot = li.lot)
+                   AND p.bucket IS NOT NULL AND (src.measure <> 'available' OR p.bucket = 'available')
+                 GROUP BY li.id
+            )
+            UPDATE inventory_events.recon_line x
+               SET serials_missing = ARRAY(SELECT unnest(h.serials) EXCEPT SELECT unnest(li.serials) ORDER BY 1),
+                   serials_unexpected = ARRAY(SELECT unnest(li.serials) EXCEPT SELECT unnest(h.serials) ORDER BY 1)
+              FROM listing li JOIN held h ON h.id = li.id
+             WHERE x.id = li.id;
+        END IF;
     END IF;
     DELETE FROM inventory_events.recon_staging s WHERE s.load_xid = xid;
     PERFORM set_config('work_mem', mem, true);
@@ -898,6 +942,13 @@ BEGIN
       FROM swap w
      WHERE x.id = w.id;
     PERFORM set_config('enable_nestloop', nestloop, true);
+
+    -- Serials listed by the source and ours as of the cut-off differ: a hint,
+    -- also on a line whose quantities agree (units swapped for others).
+    UPDATE inventory_events.recon_line x
+       SET hints = x.hints || jsonb_build_object('hint', 'serials', 'missing', cardinality(x.serials_missing),
+                                                 'unexpected', cardinality(x.serials_unexpected), 'explains', false)
+     WHERE x.run_id = run.id AND (cardinality(x.serials_missing) > 0 OR cardinality(x.serials_unexpected) > 0);
 
     -- This run's lines supersede the open lines of the same keys in earlier
     -- runs of the source; the recounts of a line carry over.
@@ -1002,11 +1053,13 @@ BEGIN
     INSERT INTO inventory_events.recon_line (run_id, line_no, version, current, reason, sku, location, lot, uom,
                                              reported_qty, ours, theirs, variance, explained, residual, value, status,
                                              exceeds_tolerance, severity, streak, ours_position, hints, note, recounts,
-                                             resolution, resolved_at, resolved_by, resolution_event_id, line_uuid, created_at)
+                                             resolution, resolved_at, resolved_by, resolution_event_id, line_uuid, created_at,
+                                             serials_missing, serials_unexpected)
     VALUES (l.run_id, l.line_no, l.version, true, l.reason, l.sku, l.location, l.lot, l.uom,
             l.reported_qty, l.ours, l.theirs, l.variance, l.explained, l.residual, l.value, l.status,
             l.exceeds_tolerance, l.severity, l.streak, l.ours_position, l.hints, l.note, l.recounts,
-            l.resolution, l.resolved_at, l.resolved_by, l.resolution_event_id, l.line_uuid, l.created_at)
+            l.resolution, l.resolved_at, l.resolved_by, l.resolution_event_id, l.line_uuid, l.created_at,
+            l.serials_missing, l.serials_unexpected)
     RETURNING * INTO l;
     PERFORM inventory_events.recon_track_exception(l);
     RETURN l;
@@ -1139,7 +1192,7 @@ BEGIN
     IF lines IS NULL OR jsonb_typeof(lines) <> 'array' THEN
         RAISE EXCEPTION 'the lines of a snapshot must be a JSON array'
               USING ERRCODE = 'invalid_parameter_value',
-                    HINT = 'Each line: {"sku": ..., "location": ..., "qty": ..., optional "lot" and "uom"}.';
+                    HINT = 'Each line: {"sku": ..., "location": ..., "qty": ..., optional "lot", "uom" and "serials"}.';
     END IF;
     -- A snapshot this large belongs in COPY (reconcile_staged()): a jsonb
     -- value of hundreds of megabytes is parsed and held whole in memory.
@@ -1159,6 +1212,10 @@ BEGIN
                 WHEN (x.line->>'qty')::numeric <> trunc((x.line->>'qty')::numeric) THEN 'has a qty that is not a whole number'
                 WHEN (x.line->>'qty')::numeric < 0 THEN 'has a negative qty'
                 WHEN (x.line->>'qty')::numeric > 9223372036854775807 THEN 'has a qty out of range'
+                WHEN x.line ? 'serials' AND jsonb_typeof(x.line->'serials') NOT IN ('array', 'null')
+                  OR jsonb_typeof(x.line->'serials') = 'array'
+                     AND EXISTS (SELECT FROM jsonb_array_elements(x.line->'serials') e WHERE jsonb_typeof(e) <> 'string')
+                THEN 'has serials that are not an array of strings'
            END AS problem
       INTO bad
       FROM jsonb_array_elements(lines) WITH ORDINALITY x(line, n)
@@ -1171,6 +1228,9 @@ BEGIN
         OR (x.line->>'qty')::numeric <> trunc((x.line->>'qty')::numeric)
         OR (x.line->>'qty')::numeric < 0
         OR (x.line->>'qty')::numeric > 9223372036854775807
+        OR (x.line ? 'serials' AND jsonb_typeof(x.line->'serials') NOT IN ('array', 'null'))
+        OR (jsonb_typeof(x.line->'serials') = 'array'
+            AND EXISTS (SELECT FROM jsonb_array_elements(x.line->'serials') e WHERE jsonb_typeof(e) <> 'string'))
      ORDER BY x.n LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'line % of the snapshot %', bad.n, bad.problem
@@ -1178,8 +1238,10 @@ BEGIN
                     DETAIL = left(bad.line::text, 200),
                     HINT = 'Quantities are whole numbers of at least 0; nothing of the snapshot was applied.';
     END IF;
-    INSERT INTO inventory_events.recon_staging (sku, location, lot, qty, uom)
-    SELECT x.line->>'sku', x.line->>'location', x.line->>'lot', (x.line->>'qty')::numeric::bigint, x.line->>'uom'
+    INSERT INTO inventory_events.recon_staging (sku, location, lot, qty, uom, serials)
+    SELECT x.line->>'sku', x.line->>'location', x.line->>'lot', (x.line->>'qty')::numeric::bigint, x.line->>'uom',
+           CASE WHEN jsonb_typeof(x.line->'serials') = 'array'
+                THEN ARRAY(SELECT jsonb_array_elements_text(x.line->'serials')) END
       FROM jsonb_array_elements(lines) WITH ORDINALITY x(line, n)
      ORDER BY x.n;
     RETURN inventory_events.recon_run_staged(source, as_of, "full", external_id);

@@ -98,7 +98,7 @@ BEGIN
                         TO %s', r);
         EXECUTE format('GRANT INSERT ON inventory_events.event_staging TO %s', r);
         -- Not load_xid: a snapshot's lines are those its own transaction staged.
-        EXECUTE format('GRANT INSERT (sku, location, lot, qty, uom) ON inventory_events.recon_staging TO %s', r);
+        EXECUTE format('GRANT INSERT (sku, location, lot, qty, uom, serials) ON inventory_events.recon_staging TO %s', r);
     END IF;
     IF access = 'admin' THEN
         -- admin: master data, repairs
