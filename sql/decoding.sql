@@ -156,6 +156,23 @@ SELECT d->>'correlation_id' AS correlation_id,
   JOIN event e ON e.id = (d->>'event_id')::bigint
  WHERE d->>'kind' = 'event';
 
+-- Serials moved by an event follow its record, one "serial" record each;
+-- the sku-prefix and locations filters apply, include-serials turns them off.
+INSERT INTO item (sku, serialized) VALUES ('PHONE', true);
+SELECT count(*) FROM pg_logical_slot_get_changes('ie', NULL, NULL);
+SELECT append('PHONE', 'W1', 'received', 2, serials => ARRAY['SN-1', 'SN-2']) > 0;
+SELECT d->>'kind' AS kind, d->>'sku' AS sku, d->>'serial' AS serial, d->>'version' AS version,
+       d->>'location' AS location, d->>'bucket' AS bucket, (d->>'event_id')::bigint = e.id AS same_event
+  FROM (SELECT data::jsonb AS d FROM pg_logical_slot_peek_changes('ie', NULL, NULL, 'include-position', 'true')) x,
+       (SELECT max(id) AS id FROM event) e;
+SELECT count(*) FILTER (WHERE data::jsonb->>'kind' = 'serial') AS serial_records
+  FROM pg_logical_slot_peek_changes('ie', NULL, NULL, 'sku-prefix', 'TEE');
+SELECT count(*) FILTER (WHERE data::jsonb->>'kind' = 'serial') AS serial_records
+  FROM pg_logical_slot_peek_changes('ie', NULL, NULL, 'locations', 'W2');
+SELECT count(*) FILTER (WHERE data::jsonb->>'kind' = 'serial') AS serial_records
+  FROM pg_logical_slot_peek_changes('ie', NULL, NULL, 'include-serials', 'off');
+SELECT count(*) FROM pg_logical_slot_get_changes('ie', NULL, NULL);
+
 SELECT pg_drop_replication_slot('ie');
 DROP TABLE unrelated;
 DROP EXTENSION inventory_events;

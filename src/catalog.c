@@ -760,6 +760,7 @@ reload:
 		cat.channel_item_channel_sku_idx = lookup_rel("channel_item_channel_sku_key");
 		cat.intercompany_rel = lookup_rel("intercompany");
 		cat.intercompany_pkey = lookup_rel("intercompany_pkey");
+		cat.serial_event_rel = lookup_rel("serial_event");
 	}
 	cat.channel_location_rel = lookup_rel("channel_location");
 	cat.channel_location_pkey = lookup_rel("channel_location_pkey");
@@ -813,6 +814,7 @@ reload:
 		relids[IE_TABLE_lot] = cat.lot_rel;
 		relids[IE_TABLE_item] = cat.item_rel;
 		relids[IE_TABLE_item_uom] = cat.item_uom_rel;
+		relids[IE_TABLE_serial_event] = cat.serial_event_rel;
 		resolve_columns(relids, cat.sql_version);
 	}
 	/* Invalidated while loading (a lock taken above processes them): again. */

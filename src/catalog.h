@@ -81,6 +81,7 @@ typedef struct IeCatalog
 	Oid			channel_item_channel_sku_idx;	/* (channel, coalesce(channel_sku, sku)) */
 	Oid			intercompany_rel;	/* from 0.3.0 */
 	Oid			intercompany_pkey;	/* (seller, owner) */
+	Oid			serial_event_rel;	/* from 0.3.0 */
 	Oid			event_type_typid;
 	Oid			bucket_typid;
 	Oid			event_type_label[IE_NUM_EVENT_TYPES];	/* pg_enum OIDs */
@@ -156,6 +157,9 @@ typedef struct IeCatalog
 #define IE_COLUMNS_FROM_0_3_0(C) \
 	C(publication, channel_sku) C(channel_shown, channel_sku) C(reservation, channel_sku) \
 	C(location, entity) C(channel, entity) C(item, serialized)
+/* Read by the output plugin only. */
+#define IE_SERIAL_EVENT_COLUMNS(C) \
+	C(serial_event, sku) C(serial_event, location)
 #define IE_LOCATION_COLUMNS(C) \
 	C(location, code) C(location, parent) \
 	C(intercompany, seller) C(intercompany, owner)
@@ -170,7 +174,8 @@ typedef struct IeCatalog
 	IE_EVENT_COLUMNS(C) IE_LOG_HOME_COLUMNS(C) IE_STOCK_COLUMNS(C) IE_CHANNEL_COLUMNS(C) \
 	IE_RESERVATION_COLUMNS(C) IE_ALLOCATION_COLUMNS(C) IE_EXCEPTION_COLUMNS(C) \
 	IE_DEAD_LETTER_COLUMNS(C) IE_PUBLICATION_COLUMNS(C) IE_OPERATION_KEY_COLUMNS(C) \
-	IE_CHANNEL_ITEM_COLUMNS(C) IE_LOCATION_COLUMNS(C) IE_COLUMNS_FROM_0_3_0(C) IE_OTHER_COLUMNS(C)
+	IE_CHANNEL_ITEM_COLUMNS(C) IE_LOCATION_COLUMNS(C) IE_COLUMNS_FROM_0_3_0(C) IE_OTHER_COLUMNS(C) \
+	IE_SERIAL_EVENT_COLUMNS(C)
 
 /* The tables those columns belong to. */
 typedef enum IeTable
@@ -195,6 +200,7 @@ typedef enum IeTable
 	IE_TABLE_lot,
 	IE_TABLE_item,
 	IE_TABLE_item_uom,
+	IE_TABLE_serial_event,		/* from 0.3.0 */
 	IE_NUM_TABLES
 } IeTable;
 

@@ -4,14 +4,15 @@
  *
  * One JSON object per line per change, never a whole transaction in one
  * buffer: event log inserts ("kind": "event"), publication log inserts
- * ("kind": "publication"), logical messages under the prefix
+ * ("kind": "publication"), moves of serials (serial_event inserts, "kind":
+ * "serial", after their event's record), logical messages under the prefix
  * "inventory_events" ("kind": "message"), and optionally "begin" and
  * "commit" records. An UPDATE, DELETE or TRUNCATE of the event log (only a
  * superuser past the append-only guard can make one) becomes a "rewrite"
  * record whatever the filters: never silence. Every record carries its LSN;
  * event records carry "event_id" and every column of the event under its
  * column name, so that consumers can resume and deduplicate. Everything else is skipped by
- * relation id (three OIDs, cached per process, dropped on any relcache
+ * relation id (four OIDs, cached per process, dropped on any relcache
  * invalidation), with a progress update every IE_PROGRESS_EVERY skipped
  * changes so that a walsender does not time out in a large transaction.
  *
@@ -114,18 +115,21 @@ static struct
 	Oid			event;
 	Oid			stock;
 	Oid			publication;
+	Oid			serial_event;
 	Oid			position_typid;
 	MemoryContext context;		/* holds the plans */
 	RelationPlan *event_plan;
 	RelationPlan *stock_plan;	/* read only: its rows complete event records */
 	RelationPlan *publication_plan;
+	RelationPlan *serial_event_plan;
 }			rels;
 static bool rels_callback_registered = false;
 
 static void
 rels_invalidate(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == rels.event || relid == rels.stock || relid == rels.publication)
+	if (relid == InvalidOid || relid == rels.event || relid == rels.stock || relid == rels.publication ||
+		relid == rels.serial_event)
 		rels.valid = false;
 }
 
@@ -146,14 +150,15 @@ rels_load(void)
 		rels.context = AllocSetContextCreate(CacheMemoryContext, "inventory_events decoder plans",
 											 ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(rels.context);
-	rels.event = rels.stock = rels.publication = rels.position_typid = InvalidOid;
-	rels.event_plan = rels.stock_plan = rels.publication_plan = NULL;
+	rels.event = rels.stock = rels.publication = rels.serial_event = rels.position_typid = InvalidOid;
+	rels.event_plan = rels.stock_plan = rels.publication_plan = rels.serial_event_plan = NULL;
 	nsp = get_namespace_oid("inventory_events", true);
 	if (OidIsValid(nsp))
 	{
 		rels.event = get_relname_relid("event", nsp);
 		rels.stock = get_relname_relid("stock", nsp);
 		rels.publication = get_relname_relid("publication", nsp);
+		rels.serial_event = get_relname_relid("serial_event", nsp);	/* from 0.3.0 */
 		rels.position_typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
 											  CStringGetDatum("stock_position"), ObjectIdGetDatum(nsp));
 	}
@@ -301,6 +306,7 @@ typedef struct IeDecodingData
 	bool		include_position;
 	bool		include_publications;
 	bool		include_messages;
+	bool		include_serials;
 	List	   *event_types;	/* names; NIL: all */
 	char	   *sku_prefix;		/* NULL: all */
 	List	   *locations;		/* NIL: all */
@@ -360,6 +366,7 @@ ie_decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is
 										  ALLOCSET_DEFAULT_SIZES);
 	data->include_publications = true;
 	data->include_messages = true;
+	data->include_serials = true;
 	initStringInfo(&data->pending);
 	initStringInfo(&data->pending_key);
 
@@ -381,6 +388,8 @@ ie_decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is
 			data->include_publications = option_bool(elem);
 		else if (strcmp(elem->defname, "include-messages") == 0)
 			data->include_messages = option_bool(elem);
+		else if (strcmp(elem->defname, "include-serials") == 0)
+			data->include_serials = option_bool(elem);
 		else if (strcmp(elem->defname, "event-types") == 0)
 			data->event_types = option_list(elem);
 		else if (strcmp(elem->defname, "sku-prefix") == 0)
@@ -398,7 +407,7 @@ ie_decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"%s\" = \"%s\" is unknown", elem->defname,
 							elem->arg ? strVal(elem->arg) : "(null)"),
-					 errhint("Options: format-version, include-xact, include-position, include-publications, include-messages, event-types, sku-prefix, locations, channels.")));
+					 errhint("Options: format-version, include-xact, include-position, include-publications, include-messages, include-serials, event-types, sku-prefix, locations, channels.")));
 	}
 
 	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
@@ -852,6 +861,39 @@ decode_publication(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBuf
 	OutputPluginWrite(ctx, true);
 }
 
+/*
+ * A serial moved by an event: "kind": "serial" and the columns of its
+ * serial_event row (sku, serial, version, event_id, location, bucket),
+ * after the event's record. The sku-prefix and locations filters apply.
+ */
+static void
+decode_serial(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN *txn,
+			  Relation relation, HeapTuple tuple, XLogRecPtr lsn)
+{
+	RelationPlan *plan;
+
+	if (!data->include_serials)
+	{
+		skip_change(ctx, data);
+		return;
+	}
+	plan = plan_tuple(&rels.serial_event_plan, relation, IE_TABLE_serial_event, -1, tuple);
+	if ((data->sku_prefix &&
+		 strncmp(text_at(plan, IE_COL_serial_event_sku), data->sku_prefix, strlen(data->sku_prefix)) != 0) ||
+		!in_list(data->locations, text_at(plan, IE_COL_serial_event_location)))
+	{
+		skip_change(ctx, data);
+		return;
+	}
+	ensure_begin(ctx, data, txn);
+	OutputPluginPrepareWrite(ctx, true);
+	appendStringInfoString(ctx->out, "{\"kind\":\"serial\"");
+	lsn_field(ctx->out, "lsn", lsn);
+	append_columns(ctx->out, plan);
+	appendStringInfoChar(ctx->out, '}');
+	OutputPluginWrite(ctx, true);
+}
+
 /* Opens a "rewrite" record of the event log: kind, lsn, operation, relation. */
 static void
 begin_rewrite(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN *txn,
@@ -933,7 +975,8 @@ ie_decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation re
 		MemoryContextReset(data->context);
 		return;
 	}
-	if ((relid != rels.event && relid != rels.stock && relid != rels.publication) ||
+	if ((relid != rels.event && relid != rels.stock && relid != rels.publication &&
+		 relid != rels.serial_event) ||
 		(change->action != REORDER_BUFFER_CHANGE_INSERT && change->action != REORDER_BUFFER_CHANGE_UPDATE) ||
 		change->data.tp.newtuple == NULL)
 	{
@@ -953,6 +996,8 @@ ie_decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation re
 			skip_change(ctx, data);
 		else if (relid == rels.event)
 			decode_event(ctx, data, txn, relation, tuple, change->lsn);
+		else if (relid == rels.serial_event)
+			decode_serial(ctx, data, txn, relation, tuple, change->lsn);
 		else
 			decode_publication(ctx, data, txn, relation, tuple, change->lsn);
 	}
