@@ -112,12 +112,18 @@ INSERT INTO channel_location (channel, location, priority) VALUES
     ('amazon', 'DAL', 1), ('amazon', 'RNO', 2), ('amazon', 'ATL', 3),
     ('target-edi', 'ATL', 1),
     ('b2b-portal', 'DAL', 1), ('b2b-portal', 'RNO', 1);
--- Amazon knows items by its own identifiers (ASINs), and sells only what it lists.
-INSERT INTO channel_item (channel, sku, channel_sku) VALUES
-    ('amazon', 'TSHIRT-BLK-M', 'B0CX1TSHRT'), ('amazon', 'MUG-WHT', 'B0CX2MUGWT');
 -- A gift set sold on the web shop: one T-shirt and two mugs.
 INSERT INTO item (sku, description) VALUES ('GIFT-SET', 'T-shirt and two mugs');
 INSERT INTO kit_component (kit, component, qty) VALUES ('GIFT-SET', 'TSHIRT-BLK-M', 1), ('GIFT-SET', 'MUG-WHT', 2);
+-- Channels know items by identifiers of their own and sell only what they list: Amazon by ASIN,
+-- Shopify by its inventory item ids, Target by its buyer's part numbers (the B2B portal lists nothing:
+-- it sells everything its warehouses hold, under our skus).
+INSERT INTO channel_item (channel, sku, channel_sku) VALUES
+    ('amazon', 'TSHIRT-BLK-M', 'B0CX1TSHRT'), ('amazon', 'MUG-WHT', 'B0CX2MUGWT'),
+    ('shopify', 'TSHIRT-BLK-M', '44012345678901'), ('shopify', 'MUG-WHT', '44012345678902'),
+    ('shopify', 'GIFT-SET', '44012345678903'), ('shopify', 'VITC-60', '44012345678904'),
+    ('target-edi', 'TSHIRT-BLK-M', '0049-TEE-BLK-M'), ('target-edi', 'MUG-WHT', '0049-MUG-WHT');
+SELECT channel, channel_sku, sku FROM channel_item ORDER BY channel, sku;
 SELECT code AS channel, description FROM channel ORDER BY code;
 \echo
 \echo 'What each channel may show, before the orders:'
@@ -164,6 +170,7 @@ SELECT ref, channel, qty, backordered, reserved, picked, shipped, short, status
 \echo 'A serialized phone: every unit has a serial number, named when it is received and picked;'
 \echo 'a ship ships what its order line picked; picking a serial that is already picked is refused (IE009)'
 INSERT INTO item (sku, description, serialized) VALUES ('PHONE-X1', 'Phone X1 (serialized)', true);
+INSERT INTO channel_item (channel, sku, channel_sku) VALUES ('shopify', 'PHONE-X1', '44012345678905');
 SELECT append('PHONE-X1', 'DAL', 'received', 3, source => 'wms-dal', ref => 'PO-700/1',
               serials => ARRAY['IMEI-3501', 'IMEI-3502', 'IMEI-3503']) > 0 AS received;
 SELECT status, location, qty FROM reserve('shopify', 'PHONE-X1', 1, 'SHOP-1003/1');
@@ -266,6 +273,7 @@ INSERT INTO item (sku, description, abc_class, unit_cost) VALUES
     ('CAP-RED', 'Cap, red', 'A', 18.00), ('SOCK-GRY', 'Socks, grey', 'C', 2.00), ('BAG-TOTE', 'Tote bag', 'C', 3.00),
     ('PLATE-WHT', 'Plate, white', 'B', 6.00), ('BELT-BRN', 'Belt, brown', 'C', 9.00);
 INSERT INTO item_uom (sku, uom, factor) VALUES ('BAG-TOTE', 'CS', 24), ('PLATE-WHT', 'CS', 12);
+INSERT INTO channel_item (channel, sku, channel_sku) VALUES ('shopify', 'SOCK-GRY', '44012345678906');
 SELECT count(*) AS receipts FROM (VALUES
     (append('CAP-RED', 'DAL', 'received', 40, source => 'wms-dal', idempotency_key => 'ASN-1100/1', occurred_at => now() - interval '1 day')),
     (append('SOCK-GRY', 'DAL', 'received', 200, source => 'wms-dal', idempotency_key => 'ASN-1100/2', occurred_at => now() - interval '1 day')),

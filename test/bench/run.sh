@@ -17,7 +17,7 @@
 #   publisher  append with the publisher on and off          running / stopped
 #   connector  50 appends/s, the reference connector         commit-to-connector latency vs a plain
 #              (tools/connector.py) on a channel              LISTEN/NOTIFY round trip
-#   growth     log of 10k .. 1M (full: 10M) events           append and ATP latency vs at 10k; ATP vs summing
+#   growth     log of 10k .. 1M (full: 10M) events           append and ATP latency (also over a node) vs at 10k; ATP vs summing
 #   metrics    log of 10M events, Debian's postgres exporter  a scrape (target <= 50 ms); refresh_metrics()
 #              with monitoring/queries.yaml                   vs before the growth; record_verify() once
 #   recon      a 99,999-line WMS snapshot (2 % / 20 % of the    COPY + reconcile_staged() vs COPY + the team's
