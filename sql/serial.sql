@@ -70,6 +70,14 @@ SELECT * FROM serial_drift ORDER BY sku, location, bucket;
 -- A transfer names its serials; receiving it takes those in transit under its ref.
 SELECT event_type, location, qty FROM transfer('PHONE', 'W1', 'W2', 1, 'T-1', serials => ARRAY['S9']);  -- unknown: IE009
 SELECT event_type, location, qty FROM transfer('PHONE', 'W1', 'W2', 1, 'T-1', serials => ARRAY['S7']);
+-- A count lists the units on hand: not those in transit to the location,
+-- which stay in transit and cannot be listed.
+BEGIN;
+SELECT append('PHONE', 'W2', 'counted', 1, serials => ARRAY['S8']) > 0 AS counted;
+SELECT available, in_transit, on_hand FROM stock WHERE sku = 'PHONE' AND location = 'W2';
+SELECT serial, bucket FROM serial WHERE location = 'W2' ORDER BY serial;
+SELECT append('PHONE', 'W2', 'counted', 2, serials => ARRAY['S8', 'S7']);          -- S7 is in transit: IE009
+ROLLBACK;
 SELECT receive_transfer('PHONE', 'W2', 1, 'T-1') > 0 AS received;
 -- A count at W2 that lists a serial in stock at W1: IE009.
 SELECT append('PHONE', 'W2', 'counted', 2, serials => ARRAY['S7', 'S6']);          -- S6 is at W1: IE009

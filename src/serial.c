@@ -110,11 +110,14 @@ static IeSpiPlan plans[S_COUNT] = {
 		RECORD_MOVES,
 		9, MOVE_TYPES
 	},
-	/* A count: a serial of the stream off the shelf that the count does not list. */
+	/*
+	 * A count: a serial of the stream on hand but off the shelf that the
+	 * count does not list (in transit to the location is not on hand).
+	 */
 	[S_UNLISTED] = {
 		"SELECT s.serial, s.bucket::text FROM inventory_events.serial s"
 		" WHERE s.sku = $1 AND s.location = $2 AND s.lot = $3"
-		"   AND s.bucket IS NOT NULL AND s.bucket <> 'available' AND s.serial <> ALL ($4::text[])"
+		"   AND s.bucket NOT IN ('available', 'in_transit') AND s.serial <> ALL ($4::text[])"
 		" ORDER BY s.serial LIMIT 1",
 		4, {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID}
 	},
@@ -324,8 +327,8 @@ misplaced(const char *sku, const char *serial, const SerialPlace *p, int event_t
 
 /*
  * A count changes the shelf only (its difference goes to available): it
- * lists the serials of the location's other buckets as well, which stay
- * where they are. IE009 for one it does not list.
+ * lists the serials of the location's other buckets on hand as well, which
+ * stay where they are. IE009 for one it does not list.
  */
 static void
 unlisted_off_shelf(Datum sku, Datum location, Datum lot, Datum *listed, int n)
@@ -424,6 +427,13 @@ ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucke
 		{
 			if (!places[i].known || places[i].state == IE_BUCKET_OUTSIDE)
 				m->found[m->n_found++] = m->serials[i];
+			else if (places[i].state == IE_BUCKET_IN_TRANSIT && strcmp(places[i].location, loc_str) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_IE_SERIAL_MISPLACED),
+						 errmsg("serial \"%s\" of sku \"%s\" was counted at location \"%s\" but is in transit there",
+								TextDatumGetCString(m->serials[i]), sku_str, loc_str),
+						 errdetail("A count lists the units on hand; units in transit are not on hand until the transfer is received."),
+						 errhint("Receive the transfer first.")));
 			else if (strcmp(places[i].location, loc_str) != 0 || strcmp(places[i].lot, lot_str) != 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_IE_SERIAL_MISPLACED),
