@@ -51,6 +51,18 @@ SELECT event_type, qty FROM ship('web', 'o1', 1, serials => ARRAY['S1']);       
 SELECT event_type, qty FROM ship('web', 'o1', 1, serials => ARRAY['S3']);
 SELECT event_type, qty FROM ship('web', 'o1');
 SELECT serial, location, bucket, ref FROM serial ORDER BY serial;
+-- An order line is its channel's ref: two channels' o9 each ship the
+-- serials their own line picked.
+BEGIN;
+INSERT INTO channel (code) VALUES ('amz');
+INSERT INTO channel_location (channel, location) VALUES ('amz', 'W1');
+SELECT (reserve('amz', 'PHONE', 1, 'o9')).status;
+SELECT (reserve('web', 'PHONE', 1, 'o9')).status;
+SELECT event_type, qty FROM pick('amz', 'o9', serials => ARRAY['S4']);
+SELECT event_type, qty FROM pick('web', 'o9', serials => ARRAY['S6']);
+SELECT event_type, qty FROM ship('web', 'o9');
+SELECT serial, bucket, channel, ref FROM serial WHERE ref = 'o9' ORDER BY serial;
+ROLLBACK;
 
 -- A pick short does not know which serials are missing: they stay on the
 -- shelf and serial_drift shows the difference until a count with serials

@@ -678,7 +678,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	/* Serials: which the event moves, checked against where they are. */
 	if (serialized || in->serials)
 		ie_serials_plan(&p->serial_move, serialized, type, p->from_bucket, p->to_bucket, p->qty,
-						p->key.sku, p->key.location, p->key.lot, in->ref, in->serials);
+						p->key.sku, p->key.location, p->key.lot, in->channel, in->ref, in->serials);
 
 	p->version = row.version + 1;
 }

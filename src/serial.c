@@ -73,13 +73,17 @@ static IeSpiPlan plans[S_COUNT] = {
 		" ORDER BY u.ord",
 		2, {TEXTOID, TEXTARRAYOID}
 	},
-	/* The serials an order line (ref) put in a bucket, first come first. */
+	/*
+	 * The serials an order line (ref, of the event's channel if it has one:
+	 * refs are unique per channel) put in a bucket, first come first.
+	 */
 	[S_OF_REF] = {
 		"SELECT s.serial FROM inventory_events.serial s"
 		" WHERE s.sku = $1 AND s.location = $2 AND s.lot = $3"
 		"   AND s.bucket = $4::inventory_events.bucket AND s.ref = $5"
+		"   AND ($7::text IS NULL OR s.channel = $7)"
 		" ORDER BY s.updated_at, s.serial LIMIT $6",
-		6, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID}
+		7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID}
 	},
 	/* From outside: new serials, or serials that left the books before. */
 	[S_MOVE_IN] = {
@@ -377,7 +381,7 @@ serials_needed(const char *sku, int event_type, int64 n, int given)
 void
 ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucket,
 				int to_bucket, int64 qty, Datum sku, Datum location, Datum lot,
-				text *ref, IeSerialPool *pool)
+				text *channel, text *ref, IeSerialPool *pool)
 {
 	int			available = pool ? pool->n - pool->nused : 0;
 	char	   *sku_str = TextDatumGetCString(sku);
@@ -465,13 +469,15 @@ ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucke
 		/* Out of a bucket an order line filled: the serials it put there. */
 		if (ref != NULL && m->from_state != IE_BUCKET_OUTSIDE && m->from_state != IE_BUCKET_AVAILABLE)
 		{
-			Datum		args[6] = {sku, location, lot, CStringGetTextDatum(state_name(m->from_state)),
-			PointerGetDatum(ref), Int64GetDatum(n)};
+			Datum		args[7] = {sku, location, lot, CStringGetTextDatum(state_name(m->from_state)),
+			PointerGetDatum(ref), Int64GetDatum(n), PointerGetDatum(channel)};
+			char		nulls[8] = "       ";
 			uint64		rows;
 
+			nulls[6] = channel ? ' ' : 'n';
 			m->serials = palloc(sizeof(Datum) * n);	/* before SPI's memory */
 			SPI_connect();
-			rows = ie_spi_run(&plans[S_OF_REF], args, NULL, SPI_OK_SELECT);
+			rows = ie_spi_run(&plans[S_OF_REF], args, nulls, SPI_OK_SELECT);
 			if (rows < (uint64) n)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

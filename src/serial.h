@@ -49,7 +49,7 @@ extern void ie_serial_pool_finish(const IeSerialPool *pool);
 
 extern void ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucket,
 							int to_bucket, int64 qty, Datum sku, Datum location, Datum lot,
-							text *ref, IeSerialPool *pool);
+							text *channel, text *ref, IeSerialPool *pool);
 extern void ie_serials_apply(const IeSerialMove *m, Datum sku, Datum location, Datum lot,
 							 int64 event_id, text *channel, text *ref);
 
