@@ -63,6 +63,16 @@ SELECT event_type, qty FROM pick('web', 'o9', serials => ARRAY['S6']);
 SELECT event_type, qty FROM ship('web', 'o9');
 SELECT serial, bucket, channel, ref FROM serial WHERE ref = 'o9' ORDER BY serial;
 ROLLBACK;
+-- A kit's pick gives the serials of its serialized components; the others
+-- move without.
+BEGIN;
+INSERT INTO item (sku) VALUES ('BUNDLE');
+INSERT INTO kit_component (kit, component, qty) VALUES ('BUNDLE', 'CABLE', 1), ('BUNDLE', 'PHONE', 1);
+SELECT append('CABLE', 'W1', 'received', 1) > 0 AS received;
+SELECT (reserve('web', 'BUNDLE', 1, 'k1')).status;
+SELECT event_type, sku, qty FROM pick('web', 'k1', serials => ARRAY['S4']);
+SELECT serial, bucket, ref FROM serial WHERE ref = 'k1';
+ROLLBACK;
 
 -- A pick short does not know which serials are missing: they stay on the
 -- shelf and serial_drift shows the difference until a count with serials

@@ -427,11 +427,23 @@ move_allocations(Reservation *r, LifecycleOp op, bool has_units, int64 units, te
 	{
 		text	   *sku = ROW_TEXT(&allocs[first], Anum_ie_allocation_sku);
 		int64		want = 0;
+		IeSerialPool *sku_serials = NULL;
 
 		if (done[first])
 			continue;
 		if (has_units)
 			want = units_of_component(units, ROW_INT64(&allocs[first], Anum_ie_allocation_per_unit));
+
+		/* A kit's serials are its serialized components': none for the others. */
+		if (serials)
+		{
+			text	   *base_uom;
+			bool		lot_controlled;
+			bool		serialized = false;
+
+			if (ie_master_item(sku, &base_uom, &lot_controlled, &serialized) && serialized)
+				sku_serials = serials;
+		}
 		for (int k = 0; k < nallocs; k++)
 		{
 			int			i = op == OP_RELEASE ? nallocs - 1 - k : k;
@@ -461,7 +473,7 @@ move_allocations(Reservation *r, LifecycleOp op, bool has_units, int64 units, te
 			m->qty = take;
 			m->event_id = append_lifecycle_event(m->event_type, sku, m->location, m->lot, take,
 												 source, ie_nth_key(key, n), r->ref, r->channel, reason,
-												 serials);
+												 sku_serials);
 			a->values[FROM_ATT(op) - 1] = Int64GetDatum(ROW_INT64(a, FROM_ATT(op)) - take);
 			a->values[TO_ATT(op) - 1] = Int64GetDatum(ROW_INT64(a, TO_ATT(op)) + take);
 			ie_row_update(c->allocation_rel, &a->tid, a->values, a->nulls);
