@@ -88,6 +88,19 @@ SELECT * FROM serial_drift ORDER BY sku, location, bucket;
 SELECT append('PHONE', 'W1', 'counted', 4, serials => ARRAY['S1', 'S5', 'S6', 'S7']) > 0 AS counted;
 SELECT serial, location, bucket FROM serial ORDER BY serial;
 SELECT * FROM serial_drift ORDER BY sku, location, bucket;
+-- A count with serials says where they are now: it is refused when dated
+-- before a later movement of its stream, whose serials it would take back
+-- (a late count of the quantity alone is not).
+BEGIN;
+SELECT append('PHONE', 'W1', 'received', 1, occurred_at => now() + interval '1 hour',
+              serials => ARRAY['S20']) > 0 AS received_later;
+SELECT append('PHONE', 'W1', 'counted', 4, serials => ARRAY['S1', 'S5', 'S6', 'S7']);  -- IE009
+ROLLBACK;
+BEGIN;
+SELECT append('PHONE', 'W1', 'received', 1, occurred_at => now() + interval '1 hour',
+              serials => ARRAY['S20']) > 0 AS received_later;
+SELECT append('PHONE', 'W1', 'counted', 4) > 0 AS counted;
+ROLLBACK;
 
 -- A transfer names its serials; receiving it takes those in transit under its ref.
 SELECT event_type, location, qty FROM transfer('PHONE', 'W1', 'W2', 1, 'T-1', serials => ARRAY['S9']);  -- unknown: IE009

@@ -319,6 +319,17 @@ ie_master_item(text *sku, text **base_uom, bool *lot_controlled, bool *serialize
 uint64
 ie_spi_run(IeSpiPlan *def, Datum *values, const char *nulls, int expected)
 {
+	return ie_spi_run_snapshot(def, values, nulls, InvalidSnapshot, expected);
+}
+
+/*
+ * The same with a snapshot of the caller's (InvalidSnapshot: SPI's, the
+ * transaction snapshot under REPEATABLE READ).
+ */
+uint64
+ie_spi_run_snapshot(IeSpiPlan *def, Datum *values, const char *nulls, Snapshot snapshot,
+					int expected)
+{
 	int			rc;
 
 	if (def->plan == NULL)
@@ -332,7 +343,10 @@ ie_spi_run(IeSpiPlan *def, Datum *values, const char *nulls, int expected)
 			elog(ERROR, "SPI_keepplan failed");
 		def->plan = plan;
 	}
-	rc = SPI_execute_plan(def->plan, values, nulls, false, 0);
+	if (snapshot == InvalidSnapshot)
+		rc = SPI_execute_plan(def->plan, values, nulls, false, 0);
+	else
+		rc = SPI_execute_snapshot(def->plan, values, nulls, snapshot, InvalidSnapshot, false, true, 0);
 	if (rc != expected)
 		elog(ERROR, "SPI_execute_plan returned %s for \"%s\"", SPI_result_code_string(rc), def->sql);
 	return SPI_processed;

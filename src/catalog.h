@@ -408,6 +408,8 @@ typedef struct IeSpiPlan
 	SPIPlanPtr	plan;			/* NULL until first use */
 } IeSpiPlan;
 extern uint64 ie_spi_run(IeSpiPlan *def, Datum *values, const char *nulls, int expected);
+extern uint64 ie_spi_run_snapshot(IeSpiPlan *def, Datum *values, const char *nulls, Snapshot snapshot,
+								  int expected);
 extern uint64 ie_catalog_generation(void);
 extern bool ie_relation_has_rows(Oid relid, Snapshot snapshot);
 extern bool ie_sql_version_served(char **installed);

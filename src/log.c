@@ -399,9 +399,25 @@ ie_emit_movements(FunctionCallInfo fcinfo, List *moves)
 	}
 }
 
-/* On-hand of a stream as of business time t: its events with occurred_at <= t. */
+/*
+ * Whether an event's effect moves units between the places a serial can be
+ * (the shelf: available and reserved; picked, damaged, quarantine, in transit;
+ * outside).
+ */
+static bool
+moves_serial_places(const StockPosition *e)
+{
+	return e->q[IE_BUCKET_AVAILABLE] + e->q[IE_BUCKET_RESERVED] != 0 || e->q[IE_BUCKET_PICKED] != 0 ||
+		e->q[IE_BUCKET_DAMAGED] != 0 || e->q[IE_BUCKET_QUARANTINE] != 0 || e->q[IE_BUCKET_IN_TRANSIT] != 0;
+}
+
+/*
+ * On-hand of a stream as of business time t: its events with occurred_at <= t.
+ * *moved_after: the id of an event with occurred_at > t that moved units
+ * between a serial's places, or 0.
+ */
 static int64
-on_hand_as_of(const IeStreamKey *key, TimestampTz t)
+on_hand_as_of(const IeStreamKey *key, TimestampTz t, int64 *moved_after)
 {
 	const IeCatalog *c = ie_catalog();
 	Relation	rel = table_open(c->event_rel, AccessShareLock);
@@ -412,13 +428,17 @@ on_hand_as_of(const IeStreamKey *key, TimestampTz t)
 	StockPosition sum;
 
 	memset(&sum, 0, sizeof(sum));
+	*moved_after = 0;
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
+		StockPosition *effect = DatumGetStockPosition(slot_getattr(slot, Anum_ie_event_effect, &isnull));
 
 		CHECK_FOR_INTERRUPTS();
 		if (DatumGetTimestampTz(slot_getattr(slot, Anum_ie_event_occurred_at, &isnull)) <= t)
-			ie_position_add(&sum, DatumGetStockPosition(slot_getattr(slot, Anum_ie_event_effect, &isnull)));
+			ie_position_add(&sum, effect);
+		else if (*moved_after == 0 && moves_serial_places(effect))
+			*moved_after = DatumGetInt64(slot_getattr(slot, Anum_ie_event_id, &isnull));
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
@@ -632,16 +652,34 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 	else if (type == IE_EV_ADJUSTED || type == IE_EV_COUNTED)
 	{
 		int64		delta = p->qty;
+		int64		moved_after = 0;
 
 		/*
 		 * A count states "on-hand was N at occurred_at": the adjustment is the
 		 * difference to the position as of that time, so movements recorded
 		 * for later times stay applied when the count arrives late.
 		 */
-		if (type == IE_EV_COUNTED && pg_sub_s64_overflow(p->qty, on_hand_as_of(&p->key, p->occurred_at), &delta))
+		if (type == IE_EV_COUNTED &&
+			pg_sub_s64_overflow(p->qty, on_hand_as_of(&p->key, p->occurred_at, &moved_after), &delta))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("count adjustment out of range")));
+
+		/*
+		 * Its serials, though, are placed where the count finds them now (a
+		 * serial has no position as of a time): a count with serials dated
+		 * before a later movement would take that movement's serials back.
+		 * This includes a movement of a transaction that started after the
+		 * count's and committed before it took the stream lock.
+		 */
+		if (moved_after != 0 && serialized && in->serials && in->serials->n > in->serials->nused)
+			ereport(ERROR,
+					(errcode(ERRCODE_IE_SERIAL_MISPLACED),
+					 errmsg("a count with serials of sku \"%s\" at location \"%s\" is dated before a later movement",
+							sku, text_to_cstring(in->location)),
+					 errdetail("Event %lld occurred after the count's time and moved units; serials are known only where they are now.",
+							   (long long) moved_after),
+					 errhint("Count with serials as of now (retry the count), or count the quantity alone.")));
 		p->effect.q[IE_BUCKET_AVAILABLE] = delta;
 		if (delta < 0)
 		{

@@ -31,11 +31,13 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 #include "catalog.h"
 #include "errors.h"
@@ -138,6 +140,21 @@ static IeSpiPlan plans[S_COUNT] = {
 		9, MOVE_TYPES
 	},
 };
+
+/*
+ * Runs one of the statements above. Under the stream lock the serials are
+ * read as last committed whatever the isolation level, as the stream's row
+ * is: with a REPEATABLE READ transaction's snapshot a count would not see
+ * (and not take off the shelf) a serial received by a transaction that
+ * committed after it, while its quantity counts that receipt.
+ */
+static uint64
+run(int s, Datum *args, const char *nulls, int expected)
+{
+	return ie_spi_run_snapshot(&plans[s], args, nulls,
+							   IsolationUsesXactSnapshot() ? GetLatestSnapshot() : InvalidSnapshot,
+							   expected);
+}
 
 /* The physical state a stock bucket puts a serial in. */
 static int
@@ -268,7 +285,7 @@ lookup(Datum sku, Datum *serials, int n)
 	uint64		rows;
 
 	SPI_connect();
-	rows = ie_spi_run(&plans[S_LOOKUP], args, NULL, SPI_OK_SELECT);
+	rows = run(S_LOOKUP, args, NULL, SPI_OK_SELECT);
 	Assert(rows == (uint64) n);
 	MemoryContextSwitchTo(caller);
 	for (uint64 r = 0; r < rows; r++)
@@ -343,7 +360,7 @@ unlisted_off_shelf(Datum sku, Datum location, Datum lot, Datum *listed, int n)
 	MemoryContext caller = CurrentMemoryContext;
 
 	SPI_connect();
-	if (ie_spi_run(&plans[S_UNLISTED], args, NULL, SPI_OK_SELECT) > 0)
+	if (run(S_UNLISTED, args, NULL, SPI_OK_SELECT) > 0)
 	{
 		MemoryContextSwitchTo(caller);
 		serial = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -477,7 +494,7 @@ ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucke
 			nulls[6] = channel ? ' ' : 'n';
 			m->serials = palloc(sizeof(Datum) * n);	/* before SPI's memory */
 			SPI_connect();
-			rows = ie_spi_run(&plans[S_OF_REF], args, nulls, SPI_OK_SELECT);
+			rows = run(S_OF_REF, args, nulls, SPI_OK_SELECT);
 			if (rows < (uint64) n)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -578,20 +595,20 @@ ie_serials_apply(const IeSerialMove *m, Datum sku, Datum location, Datum lot,
 	{
 		/* The stream's serials in stock that the count did not list leave... */
 		nulls[3] = 'n';
-		(void) ie_spi_run(&plans[S_CENSUS_LOST], args, nulls, SPI_OK_INSERT);
+		(void) run(S_CENSUS_LOST, args, nulls, SPI_OK_INSERT);
 		/* ...and those it found come in. */
 		moved = 0;
 		if (m->n_found > 0)
 		{
 			args[3] = state_datum(IE_BUCKET_AVAILABLE, &nulls[3]);
 			args[7] = PointerGetDatum(text_array(m->found, m->n_found));
-			moved = ie_spi_run(&plans[S_MOVE_IN], args, nulls, SPI_OK_INSERT);
+			moved = run(S_MOVE_IN, args, nulls, SPI_OK_INSERT);
 		}
 		expected = m->n_found;
 	}
 	else
 	{
-		moved = ie_spi_run(&plans[m->from_state == IE_BUCKET_OUTSIDE ? S_MOVE_IN : S_MOVE], args, nulls,
+		moved = run(m->from_state == IE_BUCKET_OUTSIDE ? S_MOVE_IN : S_MOVE, args, nulls,
 						   SPI_OK_INSERT);
 		expected = m->n;
 	}
