@@ -3761,6 +3761,7 @@ DECLARE
     grantable boolean[];
     done boolean[];
     progress boolean;
+    me name := current_user;
 BEGIN
     FOR signature, acl IN SELECT k.key, k.value FROM pg_catalog.jsonb_each_text(kept) k LOOP
         CONTINUE WHEN acl = '';     -- the default ACL: nobody had a grant of their own
@@ -3782,16 +3783,30 @@ BEGIN
                 CONTINUE WHEN done[i];
                 CONTINUE WHEN grantors[i] <> owner
                           AND NOT pg_catalog.has_function_privilege(grantors[i], f, 'EXECUTE WITH GRANT OPTION');
-                EXECUTE pg_catalog.format('SET LOCAL ROLE %I', pg_catalog.pg_get_userbyid(grantors[i]));
+                -- A superuser's grant (the old owner's) is recorded as the
+                -- owner's: made as we are, without becoming a role the
+                -- session user may not SET ROLE to. Afterwards, back to the
+                -- role running the update (not RESET ROLE: the session's).
+                IF grantors[i] <> owner
+                   AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = grantors[i]) THEN
+                    EXECUTE pg_catalog.format('SET LOCAL ROLE %I', pg_catalog.pg_get_userbyid(grantors[i]));
+                END IF;
                 EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s', f,
                                           CASE WHEN grantees[i] = 0 THEN 'PUBLIC'
                                                ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(grantees[i])) END,
                                           CASE WHEN grantable[i] THEN ' WITH GRANT OPTION' ELSE '' END);
-                RESET ROLE;
+                EXECUTE pg_catalog.format('SET LOCAL ROLE %I', me);
                 done[i] := true;
                 progress := true;
             END LOOP;
             EXIT WHEN NOT progress;
+        END LOOP;
+        FOR i IN 1 .. coalesce(pg_catalog.cardinality(grantors), 0) LOOP
+            CONTINUE WHEN done[i];
+            RAISE WARNING 'the grant of EXECUTE on % to % by % is not made again', f,
+                  CASE WHEN grantees[i] = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(grantees[i])::text END,
+                  pg_catalog.pg_get_userbyid(grantors[i])
+                  USING HINT = 'Its grantor no longer holds the grant option; grant it again if it is still wanted.';
         END LOOP;
         UPDATE pg_catalog.pg_init_privs i SET initprivs = fresh
          WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
