@@ -63,6 +63,18 @@ SELECT event_type, qty FROM pick('web', 'o9', serials => ARRAY['S6']);
 SELECT event_type, qty FROM ship('web', 'o9');
 SELECT serial, bucket, channel, ref FROM serial WHERE ref = 'o9' ORDER BY serial;
 ROLLBACK;
+-- A ship that names serials names all it ships: over two locations too
+-- (only a call that names none takes those its line picked).
+BEGIN;
+INSERT INTO channel_location (channel, location, priority) VALUES ('web', 'W2', 1);
+SELECT append('PHONE', 'W2', 'received', 1, serials => ARRAY['S30']) > 0 AS received;
+SELECT location, qty FROM reserve('web', 'PHONE', 3, 'o8') ORDER BY location;
+SELECT event_type, location, qty FROM pick('web', 'o8', serials => ARRAY['S1', 'S4', 'S30']) ORDER BY location;
+SAVEPOINT named;
+SELECT event_type, location, qty FROM ship('web', 'o8', serials => ARRAY['S1', 'S4']);   -- S30 not named: 22023
+ROLLBACK TO named;
+SELECT event_type, location, qty FROM ship('web', 'o8') ORDER BY location;
+ROLLBACK;
 -- A kit's pick gives the serials of its serialized components; the others
 -- move without.
 BEGIN;

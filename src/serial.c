@@ -483,8 +483,13 @@ ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucke
 			m->mode = IE_SERIALS_NONE;
 			return;
 		}
-		/* Out of a bucket an order line filled: the serials it put there. */
-		if (ref != NULL && m->from_state != IE_BUCKET_OUTSIDE && m->from_state != IE_BUCKET_AVAILABLE)
+		/*
+		 * Out of a bucket an order line filled, when the call names no
+		 * serials: those the line put there. (A call that names serials names
+		 * all it moves, in every event of the operation.)
+		 */
+		if (pool == NULL && ref != NULL && m->from_state != IE_BUCKET_OUTSIDE &&
+			m->from_state != IE_BUCKET_AVAILABLE)
 		{
 			Datum		args[7] = {sku, location, lot, CStringGetTextDatum(state_name(m->from_state)),
 			PointerGetDatum(ref), Int64GetDatum(n), PointerGetDatum(channel)};
