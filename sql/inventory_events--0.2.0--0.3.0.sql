@@ -3430,11 +3430,14 @@ ALTER TABLE inventory_events.event_staging ADD COLUMN serials text[];
 -- the row's lock: two events can never move one serial from the same place.
 -- A serial on the shelf is 'available' whether or not a reservation holds
 -- units of its stream: reservations promise quantities, picks name serials.
+-- No foreign keys, as in the log: the event that names a serial has
+-- checked its sku and location, and the stream's stock row (which has them)
+-- keeps an item or location with serials from being deleted.
 CREATE TABLE inventory_events.serial (
-    sku         text NOT NULL REFERENCES inventory_events.item,
+    sku         text NOT NULL,
     serial      text NOT NULL CHECK (serial <> ''),
     lot         text NOT NULL DEFAULT '',
-    location    text NOT NULL REFERENCES inventory_events.location,
+    location    text NOT NULL,
     bucket      inventory_events.bucket CHECK (bucket IS DISTINCT FROM 'reserved' AND bucket IS DISTINCT FROM 'inbound'),
     version     bigint NOT NULL CHECK (version > 0),
     event_id    bigint NOT NULL,

@@ -34,7 +34,12 @@ part_growth() {
 	local size r out tps lat atp_tps atp_lat sum_tps sum_lat
 	local -A base_append base_atp base_node
 	local node_tps node_lat
+	# The reset truncates the log: not while the publisher may be reading it
+	# (a publisher step that has a table the TRUNCATE wants, and waits for
+	# one the TRUNCATE holds, is a deadlock).
+	psql_ -c "SELECT inventory_events.publisher_stop()" -c "SELECT pg_sleep(0.5)" >/dev/null
 	reset_stock 0
+	psql_ -c "SELECT inventory_events.publisher_start()" >/dev/null
 	psql_ -c "INSERT INTO inventory_events.location (code, kind) VALUES ('REGION', 'region') ON CONFLICT DO NOTHING" \
 		-c "UPDATE inventory_events.location SET parent = 'REGION' WHERE code IN ('W1', 'W2', 'W3')" \
 		-c "INSERT INTO inventory_events.channel (code) VALUES ('by-node') ON CONFLICT DO NOTHING" \
