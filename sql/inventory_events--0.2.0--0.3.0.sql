@@ -1896,10 +1896,10 @@ BEGIN
                         inventory_events.expire_reservations(integer),
                         inventory_events.fill_backorders(text),
                         inventory_events.transfer(text, text, text, bigint, text, date, text, text, text, text[]),
-                        inventory_events.receive_transfer(text, text, bigint, text, text, text, text),
+                        inventory_events.receive_transfer(text, text, bigint, text, text, text, text, text[]),
                         inventory_events.receive_po(text, text, bigint, text, text, text, text, text[]),
                         inventory_events.receive_return(text, text, bigint, text, text, text, text, text, text, text[]),
-                        inventory_events.dispose_return(text, text, bigint, text, text, text, text, text),
+                        inventory_events.dispose_return(text, text, bigint, text, text, text, text, text, text[]),
                         inventory_events.reconcile(text, timestamptz, jsonb, boolean, text),
                         inventory_events.reconcile_staged(text, timestamptz, boolean, text),
                         inventory_events.resolve_recon_line(bigint, text, text),
@@ -3586,7 +3586,8 @@ REVOKE EXECUTE ON FUNCTION inventory_events.serial_trace(text, text),
     inventory_events.item_serialized_changed() FROM PUBLIC;
 
 -- The functions that move units take the serials they move: a new last
--- parameter, serials text[] (null: none). A new parameter is a new
+-- parameter, serials text[] (null: none; receive_transfer() and
+-- dispose_return() then take those their ref put in the bucket). A new parameter is a new
 -- signature, so each is dropped and created again, keeping its grants.
 -- receive_return()'s body refers to append(): it goes first.
 SELECT inventory_events.upgrade_keep_grants('{
@@ -3598,6 +3599,10 @@ SELECT inventory_events.upgrade_keep_grants('{
      "inventory_events.ship(text,text,bigint,text,text,text[])",
    "inventory_events.transfer(text,text,text,bigint,text,date,text,text,text)":
      "inventory_events.transfer(text,text,text,bigint,text,date,text,text,text,text[])",
+   "inventory_events.receive_transfer(text,text,bigint,text,text,text,text)":
+     "inventory_events.receive_transfer(text,text,bigint,text,text,text,text,text[])",
+   "inventory_events.dispose_return(text,text,bigint,text,text,text,text,text)":
+     "inventory_events.dispose_return(text,text,bigint,text,text,text,text,text,text[])",
    "inventory_events.receive_po(text,text,bigint,text,text,text,text)":
      "inventory_events.receive_po(text,text,bigint,text,text,text,text,text[])",
    "inventory_events.receive_return(text,text,bigint,text,text,text,text,text,text)":
@@ -3614,6 +3619,8 @@ DROP FUNCTION inventory_events.pick(text, text, bigint, text, text, text);
 DROP FUNCTION inventory_events.ship(text, text, bigint, text, text);
 DROP FUNCTION inventory_events.transfer(text, text, text, bigint, text, date, text, text, text);
 DROP FUNCTION inventory_events.receive_po(text, text, bigint, text, text, text, text);
+DROP FUNCTION inventory_events.receive_transfer(text, text, bigint, text, text, text, text);
+DROP FUNCTION inventory_events.dispose_return(text, text, bigint, text, text, text, text, text);
 
 CREATE FUNCTION inventory_events.append(
     sku               text,
@@ -3724,6 +3731,39 @@ BEGIN ATOMIC
                                    serials => serials);
 END;
 COMMENT ON FUNCTION inventory_events.receive_return IS 'A customer return, into quarantine';
+CREATE FUNCTION inventory_events.receive_transfer(sku text, to_location text, qty bigint, ref text,
+                                                  lot text DEFAULT NULL, source text DEFAULT NULL,
+                                                  idempotency_key text DEFAULT NULL, serials text[] DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ie_receive_transfer'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION inventory_events.receive_transfer IS
+  'Completes (part of) a transfer: in_transit -> available at the destination';
+CREATE FUNCTION inventory_events.dispose_return(sku text, location text, qty bigint, disposition text,
+                                                ref text DEFAULT NULL, lot text DEFAULT NULL,
+                                                source text DEFAULT NULL, idempotency_key text DEFAULT NULL,
+                                                serials text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.dispose_return()');
+    IF disposition IS NULL OR disposition NOT IN ('restock', 'write_off') THEN
+        RAISE EXCEPTION 'invalid disposition "%"', disposition
+              USING ERRCODE = 'invalid_parameter_value', HINT = 'A disposition is restock or write_off.';
+    END IF;
+    RETURN inventory_events.append(sku, location, 'moved', qty, source => source, idempotency_key => idempotency_key,
+                                   lot => lot, ref => ref, from_bucket => 'quarantine',
+                                   to_bucket => CASE disposition WHEN 'restock' THEN 'available'::inventory_events.bucket END,
+                                   reason => CASE disposition WHEN 'restock' THEN 'return restocked'
+                                                              ELSE 'return written off' END,
+                                   serials => serials);
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.dispose_return IS
+  'Releases returned stock from quarantine: restock (to available) or write_off (out of the books)';
 
 REVOKE EXECUTE ON FUNCTION
     inventory_events.append(text, text, inventory_events.event_type, bigint, text, text, timestamptz, text, text,
@@ -3736,7 +3776,9 @@ REVOKE EXECUTE ON FUNCTION
     inventory_events.ship(text, text, bigint, text, text, text[]),
     inventory_events.transfer(text, text, text, bigint, text, date, text, text, text, text[]),
     inventory_events.receive_po(text, text, bigint, text, text, text, text, text[]),
-    inventory_events.receive_return(text, text, bigint, text, text, text, text, text, text, text[])
+    inventory_events.receive_return(text, text, bigint, text, text, text, text, text, text, text[]),
+    inventory_events.receive_transfer(text, text, bigint, text, text, text, text, text[]),
+    inventory_events.dispose_return(text, text, bigint, text, text, text, text, text, text[])
   FROM PUBLIC;
 -- === end of serial numbers ===
 

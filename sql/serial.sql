@@ -125,6 +125,7 @@ SELECT available, in_transit, on_hand FROM stock WHERE sku = 'PHONE' AND locatio
 SELECT serial, bucket FROM serial WHERE location = 'W2' ORDER BY serial;
 SELECT append('PHONE', 'W2', 'counted', 2, serials => ARRAY['S8', 'S7']);          -- S7 is in transit: IE009
 ROLLBACK;
+SELECT receive_transfer('PHONE', 'W2', 1, 'T-1', serials => ARRAY['S1']);          -- not in transit: IE009
 SELECT receive_transfer('PHONE', 'W2', 1, 'T-1') > 0 AS received;
 -- A count at W2 that lists a serial in stock at W1: IE009.
 SELECT append('PHONE', 'W2', 'counted', 2, serials => ARRAY['S7', 'S6']);          -- S6 is at W1: IE009
@@ -135,6 +136,10 @@ SELECT event_type, qty FROM receive_po('PHONE', 'W2', 2, 'PO-2', serials => ARRA
 SELECT receive_return('PHONE', 'W1', 1, 'RMA-1', channel => 'web', serials => ARRAY['S1']);  -- in stock: IE009
 SELECT receive_return('PHONE', 'W1', 1, 'RMA-1', channel => 'web', serials => ARRAY['S2']) > 0 AS returned;
 SELECT dispose_return('PHONE', 'W1', 1, 'restock', ref => 'RMA-1') > 0 AS restocked;
+-- Both also take the serials by name: a second return, written off by serial.
+SELECT receive_return('PHONE', 'W1', 1, 'RMA-2', serials => ARRAY['S3']) > 0 AS returned;
+SELECT dispose_return('PHONE', 'W1', 1, 'write_off', serials => ARRAY['S2']);        -- on the shelf: IE009
+SELECT dispose_return('PHONE', 'W1', 1, 'write_off', serials => ARRAY['S3']) > 0 AS written_off;
 SELECT serial, location, bucket, ref FROM serial ORDER BY serial;
 
 -- A batch: bad serials dead-letter their element only; staged rows too.

@@ -173,6 +173,23 @@ state_name(int state)
 	return state == IE_BUCKET_OUTSIDE ? "outside" : ie_bucket_names[state];
 }
 
+/* A state in a sentence: "is %s at location ...". */
+static const char *
+state_phrase(int state)
+{
+	switch (state)
+	{
+		case IE_BUCKET_OUTSIDE:
+			return "outside the books";
+		case IE_BUCKET_QUARANTINE:
+			return "in quarantine";
+		case IE_BUCKET_IN_TRANSIT:
+			return "in transit";
+		default:
+			return ie_bucket_names[state];
+	}
+}
+
 static Datum
 state_datum(int state, char *null)
 {
@@ -326,9 +343,9 @@ misplaced(const char *sku, const char *serial, const SerialPlace *p, int event_t
 	else if (p->state == IE_BUCKET_OUTSIDE)
 		where = psprintf("It is outside the books (it last left location \"%s\").", p->location);
 	else if (p->lot[0] != '\0')
-		where = psprintf("It is %s at location \"%s\", lot \"%s\".", state_name(p->state), p->location, p->lot);
+		where = psprintf("It is %s at location \"%s\", lot \"%s\".", state_phrase(p->state), p->location, p->lot);
 	else
-		where = psprintf("It is %s at location \"%s\".", state_name(p->state), p->location);
+		where = psprintf("It is %s at location \"%s\".", state_phrase(p->state), p->location);
 
 	if (from_state == IE_BUCKET_OUTSIDE)
 		ereport(ERROR,
@@ -340,10 +357,10 @@ misplaced(const char *sku, const char *serial, const SerialPlace *p, int event_t
 	ereport(ERROR,
 			(errcode(ERRCODE_IE_SERIAL_MISPLACED),
 			 errmsg("serial \"%s\" of sku \"%s\" is not %s at location \"%s\"", serial, sku,
-					state_name(from_state), location),
+					state_phrase(from_state), location),
 			 errdetail("%s", where),
-			 errhint("The %s event takes its serials from %s at location \"%s\".",
-					 ie_event_type_names[event_type], state_name(from_state), location)));
+			 errhint("The %s event takes serials that are %s at location \"%s\".",
+					 ie_event_type_names[event_type], state_phrase(from_state), location)));
 }
 
 /*
@@ -460,7 +477,7 @@ ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucke
 						(errcode(ERRCODE_IE_SERIAL_MISPLACED),
 						 errmsg("serial \"%s\" of sku \"%s\" was counted at location \"%s\" but is in stock elsewhere",
 								TextDatumGetCString(m->serials[i]), sku_str, loc_str),
-						 errdetail("It is %s at location \"%s\"%s.", state_name(places[i].state),
+						 errdetail("It is %s at location \"%s\"%s.", state_phrase(places[i].state),
 								   places[i].location, places[i].lot[0] ? psprintf(", lot \"%s\"", places[i].lot) : ""),
 						 errhint("Move it with the events that took it there, or count the other location first.")));
 		}
@@ -503,9 +520,9 @@ ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucke
 			if (rows < (uint64) n)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("sku \"%s\" is serialized: the %s event needs %lld serials, and \"%s\" put only %lld in %s at location \"%s\"",
+						 errmsg("sku \"%s\" is serialized: the %s event needs %lld serials, and \"%s\" has only %lld %s at location \"%s\"",
 								sku_str, ie_event_type_names[event_type], (long long) n,
-								text_to_cstring(ref), (long long) rows, state_name(m->from_state), loc_str),
+								text_to_cstring(ref), (long long) rows, state_phrase(m->from_state), loc_str),
 						 errhint("Name the serials in the serials argument.")));
 			m->mode = IE_SERIALS_MOVE;
 			m->n = (int) n;

@@ -189,7 +189,7 @@ ie_transfer(PG_FUNCTION_ARGS)
 
 /*
  * inventory_events.receive_transfer(sku, to_location, qty, ref, lot, source,
- *     idempotency_key) returns bigint: completes (part of) a transfer, in
+ *     idempotency_key, serials) returns bigint: completes (part of) a transfer, in
  * transit -> available at the destination, never more than is in transit.
  */
 PG_FUNCTION_INFO_V1(ie_receive_transfer);
@@ -202,9 +202,13 @@ ie_receive_transfer(PG_FUNCTION_ARGS)
 	text	   *lot = ARG_TEXT(4);
 	text	   *source = ARG_TEXT(5);
 	text	   *key = ARG_TEXT(6);
+	/* serials: from 0.3.0 on */
+	IeSerialPool *serials = PG_NARGS() > 7 && !PG_ARGISNULL(7) ?
+		ie_serial_pool_from_array(PG_GETARG_ARRAYTYPE_P(7)) : NULL;
 	IeMovement	prior;
 	IeEventInput in;
 	int64		open;
+	int64		id;
 
 	ie_require_writable("inventory_events.receive_transfer()");
 	if (key && ie_event_by_key(source ? source : cstring_to_text(""), key, true, &prior))
@@ -232,7 +236,10 @@ ie_receive_transfer(PG_FUNCTION_ARGS)
 				 errmsg("transfer \"%s\" has %lld of sku \"%s\" in transit to location \"%s\", not %lld",
 						ref ? text_to_cstring(ref) : "", (long long) open, text_to_cstring(sku),
 						text_to_cstring(to), (long long) in.qty)));
-	PG_RETURN_INT64(ie_append_input(&in));
+	in.serials = serials;
+	id = ie_append_input(&in);
+	ie_serial_pool_finish(serials);
+	PG_RETURN_INT64(id);
 }
 
 /*

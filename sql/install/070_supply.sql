@@ -17,7 +17,7 @@ COMMENT ON FUNCTION inventory_events.transfer IS
 
 CREATE FUNCTION inventory_events.receive_transfer(sku text, to_location text, qty bigint, ref text,
                                                   lot text DEFAULT NULL, source text DEFAULT NULL,
-                                                  idempotency_key text DEFAULT NULL)
+                                                  idempotency_key text DEFAULT NULL, serials text[] DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'ie_receive_transfer'
 LANGUAGE C VOLATILE SECURITY DEFINER
@@ -54,7 +54,8 @@ COMMENT ON FUNCTION inventory_events.receive_return IS 'A customer return, into 
 
 CREATE FUNCTION inventory_events.dispose_return(sku text, location text, qty bigint, disposition text,
                                                 ref text DEFAULT NULL, lot text DEFAULT NULL,
-                                                source text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+                                                source text DEFAULT NULL, idempotency_key text DEFAULT NULL,
+                                                serials text[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -69,7 +70,8 @@ BEGIN
                                    lot => lot, ref => ref, from_bucket => 'quarantine',
                                    to_bucket => CASE disposition WHEN 'restock' THEN 'available'::inventory_events.bucket END,
                                    reason => CASE disposition WHEN 'restock' THEN 'return restocked'
-                                                              ELSE 'return written off' END);
+                                                              ELSE 'return written off' END,
+                                   serials => serials);
 END;
 $$;
 COMMENT ON FUNCTION inventory_events.dispose_return IS
