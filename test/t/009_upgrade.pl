@@ -586,13 +586,36 @@ sub update_from
 		RESET ROLE;
 	}, "$db: r_admin passes EXECUTE on publications_since() on");
 	my $acl_before = $node->safe_psql($db, $acl_of);
+	# The functions that take serials from 0.3.0 on are re-created too
+	# (another signature): their grants, by name, each with its grantor, and
+	# one passed on by r_admin (pick() to r_reader).
+	my $acl_by_name = q{
+		SELECT string_agg(p.proname || ': ' || a.grantor::regrole || ' > ' || a.grantee::regrole || ' ' || a.is_grantable,
+		                  ', ' ORDER BY 1)
+		  FROM pg_proc p, aclexplode(p.proacl) a
+		 WHERE p.pronamespace = 'inventory_events'::regnamespace
+		   AND p.proname IN ('append', 'pick', 'ship', 'transfer', 'receive_transfer',
+		                     'receive_po', 'receive_return', 'dispose_return', 'publications_since')};
+	sql_ok($db, q{
+		DO $$ BEGIN
+		    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO r_admin WITH GRANT OPTION',
+		                   'inventory_events.pick'::regproc::oid::regprocedure);
+		    SET LOCAL ROLE r_admin;
+		    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO r_reader', 'inventory_events.pick'::regproc::oid::regprocedure);
+		END $$;
+	}, "$db: r_admin passes EXECUTE on pick() on");
+	my $acl_by_name_before = $node->safe_psql($db, $acl_by_name);
 
 	sql_ok($db, 'ALTER EXTENSION inventory_events UPDATE', "$db: ALTER EXTENSION inventory_events UPDATE");
 	is($node->safe_psql($db, $acl_of), $acl_before,
 		"$db: publications_since(), re-created by the update, keeps its grants, each with its grantor");
+	is($node->safe_psql($db, $acl_by_name), $acl_by_name_before,
+		"$db: the functions re-created with a serials parameter keep their grants, each with its grantor");
 	sql_ok($db, q{REVOKE GRANT OPTION FOR EXECUTE ON FUNCTION inventory_events.publications_since(text, bigint)
+	              FROM r_admin CASCADE;
+	              REVOKE GRANT OPTION FOR EXECUTE ON FUNCTION inventory_events.pick(text, text, bigint, text, text, text, text[])
 	              FROM r_admin CASCADE},
-		"$db: r_admin's grant option, and what it granted with it, revoked again");
+		"$db: r_admin's grant options, and what it granted with them, revoked again");
 	is($node->safe_psql($db, q{
 		SELECT extversion || ' ' || inventory_events.library_version() FROM pg_extension WHERE extname = 'inventory_events'}),
 		"$current $current", "$db: extversion is $current");
