@@ -1227,9 +1227,10 @@ BEGIN
            AND (ro.lot_key IS NULL) = (j.lot_key IS NULL) AND ro.size = abs(j.theirs_v - j.ours_v);
 
         -- Lines that list serials: where each serial of their skus was as of
-        -- the cut-off (its last move by then), against the list. A source
-        -- that measures available is compared with the shelf (available and
-        -- reserved units: a reservation names no serial).
+        -- the cut-off (its last move by then), against the list: those on
+        -- hand there (not in transit to it). A source that measures available
+        -- is compared with the shelf (available and reserved units: a
+        -- reservation names no serial).
         IF EXISTS (SELECT FROM inventory_events.recon_staging s WHERE s.load_xid = xid AND s.serials IS NOT NULL) THEN
             WITH given AS (
                 SELECT row_number() OVER (ORDER BY s.id)::integer AS line_no, s.serials
@@ -1250,7 +1251,8 @@ BEGIN
                   FROM listing li
                   LEFT JOIN placed p
                     ON p.sku = li.sku AND p.location = li.location AND (li.lot IS NULL OR p.lot = li.lot)
-                   AND p.bucket IS NOT NULL AND (src.measure <> 'available' OR p.bucket = 'available')
+                   AND p.bucket IS NOT NULL AND p.bucket <> 'in_transit'
+                   AND (src.measure <> 'available' OR p.bucket = 'available')
                  GROUP BY li.id
             )
             UPDATE inventory_events.recon_line x

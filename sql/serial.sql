@@ -171,6 +171,13 @@ INSERT INTO recon_staging (sku, location, qty, serials) VALUES ('PHONE', 'W2', 3
 SELECT reconcile_staged('wms-w2', now()) AS run \gset
 COMMIT;
 SELECT line_no, ours, theirs, status, serials_missing, serials_unexpected, hints FROM recon_line WHERE run_id = :run;
+-- A serial in transit to W2 is not on hand there: a snapshot of what is on
+-- hand at W2 does not miss it.
+BEGIN;
+SELECT event_type, location, qty FROM transfer('PHONE', 'W1', 'W2', 1, 'T-2', serials => ARRAY['S6']);
+SELECT reconcile('wms-w2', now(), '[{"sku": "PHONE", "location": "W2", "qty": 3, "serials": ["S7", "S10", "S11"]}]') AS run \gset
+SELECT line_no, ours, theirs, status, serials_missing, serials_unexpected, hints FROM recon_line WHERE run_id = :run;
+ROLLBACK;
 SELECT reconcile('wms-w2', now(), '[{"sku": "PHONE", "location": "W2", "qty": 1, "serials": "S7"}]');   -- 22023
 SELECT reconcile('wms-w2', now(), '[{"sku": "PHONE", "location": "W2", "qty": 1, "serials": [7]}]');    -- 22023
 
