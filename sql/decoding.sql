@@ -156,8 +156,8 @@ SELECT d->>'correlation_id' AS correlation_id,
   JOIN event e ON e.id = (d->>'event_id')::bigint
  WHERE d->>'kind' = 'event';
 
--- Serials moved by an event follow its record, one "serial" record each;
--- the sku-prefix and locations filters apply, include-serials turns them off.
+-- Serials moved by an event follow its record, one "serial" record each,
+-- and are left out with it by the filters; include-serials turns them off.
 INSERT INTO item (sku, serialized) VALUES ('PHONE', true);
 SELECT count(*) FROM pg_logical_slot_get_changes('ie', NULL, NULL);
 SELECT append('PHONE', 'W1', 'received', 2, serials => ARRAY['SN-1', 'SN-2']) > 0;
@@ -171,6 +171,10 @@ SELECT count(*) FILTER (WHERE data::jsonb->>'kind' = 'serial') AS serial_records
   FROM pg_logical_slot_peek_changes('ie', NULL, NULL, 'locations', 'W2');
 SELECT count(*) FILTER (WHERE data::jsonb->>'kind' = 'serial') AS serial_records
   FROM pg_logical_slot_peek_changes('ie', NULL, NULL, 'include-serials', 'off');
+SELECT count(*) FILTER (WHERE data::jsonb->>'kind' = 'serial') AS serial_records
+  FROM pg_logical_slot_peek_changes('ie', NULL, NULL, 'event-types', 'shipped');
+SELECT count(*) FILTER (WHERE data::jsonb->>'kind' = 'serial') AS serial_records
+  FROM pg_logical_slot_peek_changes('ie', NULL, NULL, 'event-types', 'received', 'channels', 'web');
 SELECT count(*) FROM pg_logical_slot_get_changes('ie', NULL, NULL);
 
 SELECT pg_drop_replication_slot('ie');

@@ -181,6 +181,14 @@ ROLLBACK;
 SELECT reconcile('wms-w2', now(), '[{"sku": "PHONE", "location": "W2", "qty": 1, "serials": "S7"}]');   -- 22023
 SELECT reconcile('wms-w2', now(), '[{"sku": "PHONE", "location": "W2", "qty": 1, "serials": [7]}]');    -- 22023
 
+-- A count with an empty list says "none here": W2's shelf is emptied, its
+-- serials leave the books with the stock (a count without a list would
+-- leave them on the shelf, and serial_drift would show it).
+SELECT append('PHONE', 'W2', 'counted', 1, serials => ARRAY[]::text[]);           -- 0 listed for 1: 22023
+SELECT append('PHONE', 'W2', 'counted', 0, serials => ARRAY[]::text[]) > 0 AS counted;
+SELECT serial, bucket FROM serial WHERE location = 'W2' ORDER BY serial;
+SELECT available, on_hand FROM stock WHERE sku = 'PHONE' AND location = 'W2';
+
 -- The flag changes only while the item has no stock.
 UPDATE item SET serialized = false WHERE sku = 'PHONE';                             -- 55000
 UPDATE item SET serialized = true WHERE sku = 'CABLE';

@@ -159,7 +159,7 @@ typedef struct IeCatalog
 	C(location, entity) C(channel, entity) C(item, serialized)
 /* Read by the output plugin only. */
 #define IE_SERIAL_EVENT_COLUMNS(C) \
-	C(serial_event, sku) C(serial_event, location)
+	C(serial_event, sku) C(serial_event, location) C(serial_event, event_id)
 #define IE_LOCATION_COLUMNS(C) \
 	C(location, code) C(location, parent) \
 	C(intercompany, seller) C(intercompany, owner)

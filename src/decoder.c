@@ -313,6 +313,8 @@ typedef struct IeDecodingData
 	List	   *channels;		/* NIL: all */
 	bool		xact_started;	/* the begin record of this transaction went out */
 	uint64		skipped;		/* changes skipped since the last progress update */
+	/* The last event the filters left out: its serial records go too. */
+	int64		filtered_event;
 	/* An event record held back for its stream's position (include-position). */
 	StringInfoData pending;
 	bool		has_pending;
@@ -761,11 +763,13 @@ decode_event(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN
 	char	   *sku = text_at(plan, IE_COL_event_sku);
 	StringInfo	out;
 
+	data->filtered_event = 0;
 	if ((data->event_types != NIL && !in_list(data->event_types, enum_name(plan, IE_COL_event_event_type))) ||
 		(data->sku_prefix && strncmp(sku, data->sku_prefix, strlen(data->sku_prefix)) != 0) ||
 		!in_list(data->locations, text_at(plan, IE_COL_event_location)) ||
 		!in_list(data->channels, text_at(plan, IE_COL_event_channel)))
 	{
+		data->filtered_event = DatumGetInt64(plan->values[plan->att[IE_COL_event_id] - 1]);
 		skip_change(ctx, data);
 		return;
 	}
@@ -864,7 +868,8 @@ decode_publication(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBuf
 /*
  * A serial moved by an event: "kind": "serial" and the columns of its
  * serial_event row (sku, serial, version, event_id, location, bucket),
- * after the event's record. The sku-prefix and locations filters apply.
+ * after the event's record; left out with its event when the filters leave
+ * the event out (its rows follow the event's insert in the transaction).
  */
 static void
 decode_serial(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN *txn,
@@ -878,7 +883,8 @@ decode_serial(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTX
 		return;
 	}
 	plan = plan_tuple(&rels.serial_event_plan, relation, IE_TABLE_serial_event, -1, tuple);
-	if ((data->sku_prefix &&
+	if (DatumGetInt64(plan->values[plan->att[IE_COL_serial_event_event_id] - 1]) == data->filtered_event ||
+		(data->sku_prefix &&
 		 strncmp(text_at(plan, IE_COL_serial_event_sku), data->sku_prefix, strlen(data->sku_prefix)) != 0) ||
 		!in_list(data->locations, text_at(plan, IE_COL_serial_event_location)))
 	{

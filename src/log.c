@@ -672,7 +672,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 		 * This includes a movement of a transaction that started after the
 		 * count's and committed before it took the stream lock.
 		 */
-		if (moved_after != 0 && serialized && in->serials && in->serials->n > in->serials->nused)
+		if (moved_after != 0 && serialized && in->serials != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_IE_SERIAL_MISPLACED),
 					 errmsg("a count with serials of sku \"%s\" at location \"%s\" is dated before a later movement",

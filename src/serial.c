@@ -445,8 +445,9 @@ ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucke
 	/* A count with serials lists every serial at the location. */
 	if (event_type == IE_EV_COUNTED)
 	{
-		if (available == 0)
+		if (pool == NULL)
 			return;				/* a count of the quantity alone */
+		/* An empty list is a census too: none here (a count of 0). */
 		if (available != qty)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
