@@ -5,11 +5,17 @@
 CREATE EXTENSION inventory_events;
 SET search_path = inventory_events, public;
 
--- The 846 one line per segment, today's date and time masked.
+-- The 846 one line per segment, today's date and time masked, and a
+-- projected date (DTM) shown as days after today: the output must not
+-- depend on the day the test runs.
 CREATE FUNCTION pg_temp.segments(doc text) RETURNS SETOF text LANGUAGE sql AS $$
-    SELECT regexp_replace(regexp_replace(s, to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') || '\*[0-9]{4}', 'DATE*TIME'),
-                          '\*' || to_char(now() AT TIME ZONE 'UTC', 'YYMMDD') || '\*[0-9]{4}\*', '*DATE*TIME*')
-      FROM unnest(string_to_array(rtrim(doc, '~'), '~')) WITH ORDINALITY u(s, n) ORDER BY n
+    SELECT CASE WHEN d.m IS NULL THEN x.t
+                ELSE 'DTM*018*today+' || (to_date(d.m[1], 'YYYYMMDD') - current_date) END
+      FROM (SELECT regexp_replace(regexp_replace(s, to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') || '\*[0-9]{4}', 'DATE*TIME'),
+                                  '\*' || to_char(now() AT TIME ZONE 'UTC', 'YYMMDD') || '\*[0-9]{4}\*', '*DATE*TIME*') AS t, n
+              FROM unnest(string_to_array(rtrim(doc, '~'), '~')) WITH ORDINALITY u(s, n)) x
+     CROSS JOIN LATERAL (SELECT regexp_match(x.t, '^DTM\*018\*([0-9]{8})$') AS m) d
+     ORDER BY x.n
 $$;
 
 INSERT INTO item (sku) VALUES ('TEE'), ('MUG'), ('CAP'), ('KIT');

@@ -187,35 +187,47 @@ ie_cache_put(char kind, const text *name, void *payload)
 }
 
 /*
- * Looks a row up by key (equality on the leading columns of indexid) under the
- * active snapshot; false when absent. The values of the columns attnums are
- * copied into out, in the caller's memory context.
+ * Looks a row up by key (equality on the leading columns of indexid) under
+ * snapshot; false when absent. The values of the columns attnums are copied
+ * into out, in the caller's memory context, and their nulls into nulls (if
+ * given; a null is (Datum) 0 in out).
  */
 bool
-ie_lookup_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
-			  const RegProcedure *procs, int natts, const int *attnums, Datum *out)
+ie_lookup_row_as(Oid relid, Oid indexid, Snapshot snapshot, int nkeys, const Datum *keys,
+				 const RegProcedure *procs, int natts, const int *attnums, Datum *out, bool *nulls)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	Relation	idx = index_open(indexid, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	bool		found;
 
-	found = ie_index_lookup(rel, idx, GetActiveSnapshot(), nkeys, keys, procs, slot);
+	found = ie_index_lookup(rel, idx, snapshot, nkeys, keys, procs, slot);
 	if (found)
 	{
 		slot_getallattrs(slot);
 		for (int i = 0; i < natts; i++)
 		{
 			Form_pg_attribute att = TupleDescAttr(slot->tts_tupleDescriptor, attnums[i] - 1);
+			bool		isnull = slot->tts_isnull[attnums[i] - 1];
 
-			out[i] = slot->tts_isnull[attnums[i] - 1] ? (Datum) 0 :
+			out[i] = isnull ? (Datum) 0 :
 				datumCopy(slot->tts_values[attnums[i] - 1], att->attbyval, att->attlen);
+			if (nulls)
+				nulls[i] = isnull;
 		}
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/* The same under the active snapshot. */
+bool
+ie_lookup_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
+			  const RegProcedure *procs, int natts, const int *attnums, Datum *out)
+{
+	return ie_lookup_row_as(relid, indexid, GetActiveSnapshot(), nkeys, keys, procs, natts, attnums, out, NULL);
 }
 
 /*

@@ -388,6 +388,9 @@ extern bool ie_lock_referenced_row(Oid relid, Oid indexid, int nkeys, const Datu
 								   const RegProcedure *procs);
 extern bool ie_lookup_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
 						  const RegProcedure *procs, int natts, const int *attnums, Datum *out);
+extern bool ie_lookup_row_as(Oid relid, Oid indexid, Snapshot snapshot, int nkeys, const Datum *keys,
+							 const RegProcedure *procs, int natts, const int *attnums, Datum *out,
+							 bool *nulls);
 extern bool ie_master_item(text *sku, text **base_uom, bool *lot_controlled, bool *serialized);
 extern bool ie_master_location(text *code);
 extern bool ie_master_channel(text *code);

@@ -78,22 +78,11 @@ bool
 ie_channel_has_listings(text *code)
 {
 	const IeCatalog *c = ie_catalog();
-	Relation	rel;
-	Relation	idx;
-	TupleTableSlot *slot;
 	Datum		keys[1] = {PointerGetDatum(code)};
-	bool		found;
 
-	if (!OidIsValid(c->channel_item_rel))
-		return false;
-	rel = table_open(c->channel_item_rel, AccessShareLock);
-	idx = index_open(c->channel_item_pkey, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	found = ie_index_lookup(rel, idx, SnapshotSelf, 1, keys, ie_text_keys, slot);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return found;
+	return OidIsValid(c->channel_item_rel) &&
+		ie_lookup_row_as(c->channel_item_rel, c->channel_item_pkey, SnapshotSelf, 1, keys, ie_text_keys,
+						 0, NULL, NULL, NULL);
 }
 
 /* A location as the hierarchy sees it. */
@@ -460,10 +449,14 @@ bool
 ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *listing)
 {
 	const IeCatalog *c;
-	Relation	rel;
-	Relation	idx;
-	TupleTableSlot *slot;
 	Datum		keys[2] = {PointerGetDatum(ch->code), PointerGetDatum(sku)};
+	enum
+	{
+		L_LISTED, L_CHANNEL_SKU, L_BUFFER_FIXED, L_BUFFER_PCT, L_ALLOCATION_PCT, L_CAP, L_COUNT
+	};
+	int			atts[L_COUNT];
+	Datum		v[L_COUNT];
+	bool		null[L_COUNT];
 
 	*rules = *ch;
 	listing->sells = true;
@@ -473,41 +466,34 @@ ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *
 
 	c = ie_catalog();
 	listing->sells = false;
-	rel = table_open(c->channel_item_rel, AccessShareLock);
-	idx = index_open(c->channel_item_pkey, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	if (ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot))
+	atts[L_LISTED] = Anum_ie_channel_item_listed;
+	atts[L_CHANNEL_SKU] = Anum_ie_channel_item_channel_sku;
+	atts[L_BUFFER_FIXED] = Anum_ie_channel_item_buffer_fixed;
+	atts[L_BUFFER_PCT] = Anum_ie_channel_item_buffer_pct;
+	atts[L_ALLOCATION_PCT] = Anum_ie_channel_item_allocation_pct;
+	atts[L_CAP] = Anum_ie_channel_item_cap;
+	if (!ie_lookup_row_as(c->channel_item_rel, c->channel_item_pkey, SnapshotSelf, 2, keys, ie_text_keys,
+						  L_COUNT, atts, v, null))
+		return false;
+	listing->sells = !null[L_LISTED] && DatumGetBool(v[L_LISTED]);
+	listing->channel_sku = !null[L_CHANNEL_SKU] ? DatumGetTextPCopy(v[L_CHANNEL_SKU]) : text_copy(sku);
+	if (!null[L_BUFFER_FIXED])
+		rules->buffer_fixed = DatumGetInt64(v[L_BUFFER_FIXED]);
+	if (!null[L_BUFFER_PCT])
 	{
-		bool		isnull;
-		Datum		d;
-
-		slot_getallattrs(slot);
-#define ATT(name) (d = slot->tts_values[Anum_ie_channel_item_##name - 1], \
-				   isnull = slot->tts_isnull[Anum_ie_channel_item_##name - 1], !isnull)
-		listing->sells = ATT(listed) && DatumGetBool(d);
-		listing->channel_sku = ATT(channel_sku) ? DatumGetTextPCopy(d) : text_copy(sku);
-		if (ATT(buffer_fixed))
-			rules->buffer_fixed = DatumGetInt64(d);
-		if (ATT(buffer_pct))
-		{
-			rules->buffer_pct = PointerGetDatum(DatumGetNumericCopy(d));
-			rules->no_pct_buffer = numeric_equals(rules->buffer_pct, 0);
-		}
-		if (ATT(allocation_pct))
-		{
-			rules->allocation_pct = PointerGetDatum(DatumGetNumericCopy(d));
-			rules->full_allocation = numeric_equals(rules->allocation_pct, 100);
-		}
-		if (ATT(cap))
-		{
-			rules->has_cap = true;
-			rules->cap = DatumGetInt64(d);
-		}
-#undef ATT
+		rules->buffer_pct = v[L_BUFFER_PCT];
+		rules->no_pct_buffer = numeric_equals(rules->buffer_pct, 0);
 	}
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	if (!null[L_ALLOCATION_PCT])
+	{
+		rules->allocation_pct = v[L_ALLOCATION_PCT];
+		rules->full_allocation = numeric_equals(rules->allocation_pct, 100);
+	}
+	if (!null[L_CAP])
+	{
+		rules->has_cap = true;
+		rules->cap = DatumGetInt64(v[L_CAP]);
+	}
 	return listing->sells;
 }
 
@@ -520,28 +506,17 @@ text *
 ie_listing_sku(const IeChannel *ch, text *channel_sku)
 {
 	const IeCatalog *c;
-	Relation	rel;
-	Relation	idx;
-	TupleTableSlot *slot;
 	Datum		keys[2] = {PointerGetDatum(ch->code), PointerGetDatum(channel_sku)};
-	text	   *sku = NULL;
+	const int	atts[1] = {Anum_ie_channel_item_sku};
+	Datum		sku;
 
 	if (!ch->has_listings)
 		return NULL;
 	c = ie_catalog();
-	rel = table_open(c->channel_item_rel, AccessShareLock);
-	idx = index_open(c->channel_item_channel_sku_idx, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	if (ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot))
-	{
-		bool		isnull;
-
-		sku = DatumGetTextPCopy(slot_getattr(slot, Anum_ie_channel_item_sku, &isnull));
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return sku;
+	if (!ie_lookup_row_as(c->channel_item_rel, c->channel_item_channel_sku_idx, SnapshotSelf, 2, keys,
+						  ie_text_keys, 1, atts, &sku, NULL))
+		return NULL;
+	return DatumGetTextPCopy(sku);
 }
 
 static int64

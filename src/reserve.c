@@ -133,30 +133,20 @@ replayed_sku(const ReserveLine *l, text *name)
 {
 	const IeCatalog *c = ie_catalog();
 	Datum		keys[2] = {PointerGetDatum(l->source), PointerGetDatum(l->key)};
-	Relation	rel = table_open(c->reservation_rel, AccessShareLock);
-	Relation	idx = index_open(c->reservation_idempotency_idx, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	text	   *sku = NULL;
+	/* channel_sku: from 0.3.0 on */
+	const int	atts[2] = {Anum_ie_reservation_sku, Anum_ie_reservation_channel_sku};
+	int			natts = Anum_ie_reservation_channel_sku != InvalidAttrNumber ? 2 : 1;
+	Datum		v[2];
+	bool		null[2] = {false, true};
+	text	   *stored;
 
-	if (name && ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot))
-	{
-		bool		isnull;
-		text	   *stored = DatumGetTextPP(slot_getattr(slot, Anum_ie_reservation_sku, &isnull));
-		text	   *stored_as = NULL;
-
-		if (Anum_ie_reservation_channel_sku != InvalidAttrNumber)
-		{
-			Datum		d = slot_getattr(slot, Anum_ie_reservation_channel_sku, &isnull);
-
-			stored_as = isnull ? NULL : DatumGetTextPP(d);
-		}
-		if (ie_text_equal(name, stored) || (stored_as && ie_text_equal(name, stored_as)))
-			sku = DatumGetTextPCopy(PointerGetDatum(stored));
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return sku;
+	if (!name || !ie_lookup_row_as(c->reservation_rel, c->reservation_idempotency_idx, SnapshotSelf, 2,
+								   keys, ie_text_keys, natts, atts, v, null))
+		return NULL;
+	stored = DatumGetTextPP(v[0]);
+	if (ie_text_equal(name, stored) || (!null[1] && ie_text_equal(name, DatumGetTextPP(v[1]))))
+		return DatumGetTextPCopy(PointerGetDatum(stored));
+	return NULL;
 }
 
 /*
