@@ -93,11 +93,13 @@ bench-versions:
 	bash test/bench/versions.sh $(REF)
 
 # The fuzz suite with long bounds (tools/test.sh runs it short: 2,000 queries
-# per role, 300 batches); about 25 minutes.
+# per role, 300 batches, 1,000 serial operations); about 30 minutes.
 IE_FUZZ_QUERIES ?= 50000
 IE_FUZZ_BATCHES ?= 5000
+IE_FUZZ_SERIAL_OPS ?= 10000
 fuzz:
-	IE_SUITES=fuzz IE_FUZZ_QUERIES=$(IE_FUZZ_QUERIES) IE_FUZZ_BATCHES=$(IE_FUZZ_BATCHES) bash tools/test.sh
+	IE_SUITES=fuzz IE_FUZZ_QUERIES=$(IE_FUZZ_QUERIES) IE_FUZZ_BATCHES=$(IE_FUZZ_BATCHES) \
+		IE_FUZZ_SERIAL_OPS=$(IE_FUZZ_SERIAL_OPS) bash tools/test.sh
 
 print-version:   ; @echo $(EXTVERSION)
 print-regress:   ; @echo $(REGRESS)

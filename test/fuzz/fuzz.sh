@@ -11,19 +11,27 @@
 #                 the writer: every element gets a documented outcome, every
 #                 SQLSTATE is in class 22, 23 or IE, dead letters add up,
 #                 verify() is clean
-#   3. sqlsmith   test/fuzz/sqlsmith.sh: random SQL (SQLsmith) as the superuser,
+#   3. serial     test/fuzz/serial_fuzz.py: random operations on serialized
+#                 items (receipts, counts with serials, picks, ships, transfers,
+#                 PO receipts, returns, ingest() batches, wrong calls, two
+#                 sessions racing for one serial) in a database of its own
+#                 (serial_fuzz), as the superuser, against a model of where
+#                 every serial is: serial = model, serials = stock but the
+#                 drift the model expects, serial_drift, serial_event, verify()
+#   4. sqlsmith   test/fuzz/sqlsmith.sh: random SQL (SQLsmith) as the superuser,
 #                 then as the writer: no server crash, the server answers
-#   4. final      no crash in the whole server log, the server answers,
+#   5. final      no crash in the whole server log, the server answers,
 #                 verify() and the positions still equal the sum of the events
 # Each step counts as one test.
 #
 # Bounds and knobs (the defaults are the short run of tools/test.sh):
 #   IE_FUZZ_QUERIES=2000     SQLsmith queries per role
 #   IE_FUZZ_BATCHES=300      ingest() batches
-#   IE_FUZZ_SEED=1           seed of both fuzzers (the writer's SQLsmith run uses seed + 1)
+#   IE_FUZZ_SERIAL_OPS=1000  operations of the serial fuzzer
+#   IE_FUZZ_SEED=1           seed of all three fuzzers (the writer's SQLsmith run uses seed + 1)
 #   IE_FUZZ_ROLES="superuser writer"   the roles SQLsmith runs as
 #   IE_FUZZ_TIMEOUT=1s       statement_timeout of the fuzz roles
-#   IE_FUZZ_STRICT=1         known findings of the ingest fuzzer fail too
+#   IE_FUZZ_STRICT=1         known findings of the ingest and serial fuzzers fail too
 #
 # tools/test.sh sources this file and calls fuzz_suite (suite "fuzz"); run on
 # its own (bash test/fuzz/fuzz.sh), it builds and sets up like tools/test.sh
@@ -68,13 +76,14 @@ fuzz_log_crashes() {	# $1: offset
 
 fuzz_suite() {
 	local queries=${IE_FUZZ_QUERIES:-2000} batches=${IE_FUZZ_BATCHES:-300} seed=${IE_FUZZ_SEED:-1}
+	local serial_ops=${IE_FUZZ_SERIAL_OPS:-1000}
 	local roles=${IE_FUZZ_ROLES:-superuser writer} timeout=${IE_FUZZ_TIMEOUT:-1s}
 	local data=$IE_WORK/fuzz_data out=$IE_WORK/out/fuzz rc role n strict=
 	local src=$IE_WORK/src/test/fuzz started=$SECONDS offset
 	FUZZ_PORT=5441
 	FUZZ_LOG=$out/server.log
 	[ -n "${IE_FUZZ_STRICT:-}" ] && strict=--strict
-	ie_log "fuzz: $batches ingest batches, $queries SQLsmith queries per role ($roles), seed $seed"
+	ie_log "fuzz: $batches ingest batches, $serial_ops serial operations, $queries SQLsmith queries per role ($roles), seed $seed"
 
 	# 1. A cluster with the demo's data and the fuzz roles.
 	rc=0
@@ -118,7 +127,18 @@ fuzz_suite() {
 	fi
 	fuzz_count fuzz-ingest $rc
 
-	# 3. SQLsmith, as each role.
+	# 3. The serial fuzzer, as the superuser, in a database of its own.
+	rc=0
+	offset=$(stat -c %s "$FUZZ_LOG")
+	ie_run env PGPORT="$FUZZ_PORT" /usr/bin/python3 "$src/serial_fuzz.py" --dsn "dbname=postgres user=postgres" \
+		--seed "$seed" --ops "$serial_ops" $strict 2>&1 | tee "$out/serial.log" || rc=$?
+	if fuzz_log_crashes "$offset"; then
+		echo "FAIL: the server log shows a crash during the serial fuzz (above)"
+		rc=1
+	fi
+	fuzz_count fuzz-serial $rc
+
+	# 4. SQLsmith, as each role.
 	for role in $roles; do
 		rc=0
 		case $role in superuser) n=0 ;; writer) n=1 ;; *) echo "fuzz: unknown role $role"; fuzz_count "fuzz-sqlsmith-$role" 1; continue ;; esac
@@ -129,7 +149,7 @@ fuzz_suite() {
 		fuzz_count "fuzz-sqlsmith-$role" $rc
 	done
 
-	# 4. The whole run: no crash in the log, the server answers, positions right.
+	# 5. The whole run: no crash in the log, the server answers, positions right.
 	rc=0
 	if fuzz_log_crashes 0; then
 		echo "FAIL: the server log shows a crash during the fuzz run (above)"
