@@ -444,6 +444,39 @@ move_allocations(Reservation *r, LifecycleOp op, bool has_units, int64 units, te
 			if (ie_master_item(sku, &base_uom, &lot_controlled, &serialized) && serialized)
 				sku_serials = serials;
 		}
+		/*
+		 * Too few serials for the component's units is 22023 before any of
+		 * its events: each event's plan alone would take a serial of another
+		 * event's stream for one misplaced (IE009), depending on the order.
+		 */
+		if (sku_serials)
+		{
+			int64		left = has_units ? want : PG_INT64_MAX;
+			int64		total = 0;
+
+			for (int i = first; i < nallocs; i++)
+			{
+				RowCopy    *a = &allocs[i];
+				int64		take;
+
+				if (done[i] || !ie_text_equal(ROW_TEXT(a, Anum_ie_allocation_sku), sku))
+					continue;
+				take = ROW_INT64(a, FROM_ATT(op));
+				if (take <= 0 || !allocation_at(a, location))
+					continue;
+				take = Min(take, left);
+				left -= take;
+				total += take;
+			}
+			if (sku_serials->n - sku_serials->nused < total)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("sku \"%s\" is serialized: the %s moves %lld units, one serial each: %d given",
+								text_to_cstring(sku), ops[op].name, (long long) total,
+								sku_serials->n - sku_serials->nused),
+						 errdetail("A serialized item names one serial per base unit on every event that moves units."),
+						 errhint("Give them in the serials argument.")));
+		}
 		for (int k = 0; k < nallocs; k++)
 		{
 			int			i = op == OP_RELEASE ? nallocs - 1 - k : k;

@@ -95,10 +95,6 @@ SELECT (SELECT count(*) FROM inventory_events.event), (SELECT count(*) FROM inve
 # finding always fails it. Each entry: (the wrong call, the SQLSTATE expected,
 # the SQLSTATE got, what it is). Remove an entry when its bug is fixed.
 KNOWN_FINDINGS = [
-    ("pick with one serial too few", "22023", "IE009",
-     "a pick over two streams (two lots at the location) with one serial too few is IE009 'serial ... is not "
-     "available at location ...' (a serial of the other lot) instead of 22023 when the event of the lot that "
-     "lacks its serial is planned first: the per-event plan cannot tell too few serials from a misplaced one"),
 ]
 
 
