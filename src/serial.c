@@ -385,13 +385,20 @@ unlisted_off_shelf(Datum sku, Datum location, Datum lot, Datum *listed, int n)
 	}
 	SPI_finish();
 	if (serial)
+	{
+		const char *where = bucket;
+
+		for (int b = 0; b < IE_NUM_BUCKETS; b++)
+			if (strcmp(bucket, ie_bucket_names[b]) == 0)
+				where = state_phrase(b);
 		ereport(ERROR,
 				(errcode(ERRCODE_IE_SERIAL_MISPLACED),
 				 errmsg("the count of sku \"%s\" at location \"%s\" does not list serial \"%s\", which is %s there",
-						TextDatumGetCString(sku), TextDatumGetCString(location), serial, bucket),
+						TextDatumGetCString(sku), TextDatumGetCString(location), serial, where),
 				 errdetail("A count changes only the shelf (available); units in other buckets stay where they are."),
 				 errhint("List every serial at the location, or move the missing unit out of %s with its own event first.",
 						 bucket)));
+	}
 }
 
 static void
@@ -451,8 +458,9 @@ ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucke
 		if (available != qty)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("a count of serialized sku \"%s\" lists %d serials for %lld units",
-							sku_str, available, (long long) qty),
+					 errmsg_plural("a count of %lld unit of serialized sku \"%s\" lists %d serials",
+								   "a count of %lld units of serialized sku \"%s\" lists %d serials",
+								   (unsigned long) qty, (long long) qty, sku_str, available),
 					 errdetail("A count with serials lists every serial counted at the location, one per unit.")));
 		m->mode = IE_SERIALS_CENSUS;
 		m->to_state = IE_BUCKET_AVAILABLE;
