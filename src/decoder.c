@@ -839,6 +839,20 @@ decode_stock(LogicalDecodingContext *ctx, IeDecodingData *data, Relation relatio
 	flush_pending(ctx, data);
 }
 
+/* A record of one row: its kind, its LSN and its columns. */
+static void
+write_row_record(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN *txn,
+				 const char *kind, XLogRecPtr lsn, RelationPlan *plan)
+{
+	ensure_begin(ctx, data, txn);
+	OutputPluginPrepareWrite(ctx, true);
+	appendStringInfo(ctx->out, "{\"kind\":\"%s\"", kind);
+	lsn_field(ctx->out, "lsn", lsn);
+	append_columns(ctx->out, plan);
+	appendStringInfoChar(ctx->out, '}');
+	OutputPluginWrite(ctx, true);
+}
+
 static void
 decode_publication(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN *txn,
 				   Relation relation, HeapTuple tuple, XLogRecPtr lsn)
@@ -856,13 +870,7 @@ decode_publication(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBuf
 		skip_change(ctx, data);
 		return;
 	}
-	ensure_begin(ctx, data, txn);
-	OutputPluginPrepareWrite(ctx, true);
-	appendStringInfoString(ctx->out, "{\"kind\":\"publication\"");
-	lsn_field(ctx->out, "lsn", lsn);
-	append_columns(ctx->out, plan);
-	appendStringInfoChar(ctx->out, '}');
-	OutputPluginWrite(ctx, true);
+	write_row_record(ctx, data, txn, "publication", lsn, plan);
 }
 
 /*
@@ -891,13 +899,7 @@ decode_serial(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTX
 		skip_change(ctx, data);
 		return;
 	}
-	ensure_begin(ctx, data, txn);
-	OutputPluginPrepareWrite(ctx, true);
-	appendStringInfoString(ctx->out, "{\"kind\":\"serial\"");
-	lsn_field(ctx->out, "lsn", lsn);
-	append_columns(ctx->out, plan);
-	appendStringInfoChar(ctx->out, '}');
-	OutputPluginWrite(ctx, true);
+	write_row_record(ctx, data, txn, "serial", lsn, plan);
 }
 
 /* Opens a "rewrite" record of the event log: kind, lsn, operation, relation. */

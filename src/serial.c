@@ -173,6 +173,16 @@ state_name(int state)
 	return state == IE_BUCKET_OUTSIDE ? "outside" : ie_bucket_names[state];
 }
 
+/* The state of a bucket label as SQL returns it (null: outside). */
+static int
+state_of_label(const char *label)
+{
+	for (int b = 0; label && b < IE_NUM_BUCKETS; b++)
+		if (strcmp(label, ie_bucket_names[b]) == 0)
+			return b;
+	return IE_BUCKET_OUTSIDE;
+}
+
 /* A state in a sentence: "is %s at location ...". */
 static const char *
 state_phrase(int state)
@@ -309,16 +319,11 @@ lookup(Datum sku, Datum *serials, int n)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *bucket;
 
 		places[r].location = SPI_getvalue(tup, desc, 1);
 		places[r].known = places[r].location != NULL;
 		places[r].lot = SPI_getvalue(tup, desc, 2);
-		bucket = SPI_getvalue(tup, desc, 3);
-		places[r].state = IE_BUCKET_OUTSIDE;
-		for (int b = 0; bucket && b < IE_NUM_BUCKETS; b++)
-			if (strcmp(bucket, ie_bucket_names[b]) == 0)
-				places[r].state = b;
+		places[r].state = state_of_label(SPI_getvalue(tup, desc, 3));
 	}
 	SPI_finish();
 	return places;
@@ -386,11 +391,8 @@ unlisted_off_shelf(Datum sku, Datum location, Datum lot, Datum *listed, int n)
 	SPI_finish();
 	if (serial)
 	{
-		const char *where = bucket;
+		const char *where = state_phrase(state_of_label(bucket));
 
-		for (int b = 0; b < IE_NUM_BUCKETS; b++)
-			if (strcmp(bucket, ie_bucket_names[b]) == 0)
-				where = state_phrase(b);
 		ereport(ERROR,
 				(errcode(ERRCODE_IE_SERIAL_MISPLACED),
 				 errmsg("the count of sku \"%s\" at location \"%s\" does not list serial \"%s\", which is %s there",
@@ -429,6 +431,8 @@ ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucke
 	char	   *loc_str;
 	char	   *lot_str;
 	Datum	   *cands;
+	int		   *cand_at;		/* each candidate's place in the pool */
+	bool	   *taken;
 	int			ncands = 0;
 	SerialPlace *places;
 	int64		n;
@@ -552,13 +556,18 @@ ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucke
 
 	/* The candidates: the serials not taken yet, in the order given. */
 	cands = palloc(sizeof(Datum) * available);
+	cand_at = palloc(sizeof(int) * available);
 	for (int i = 0; i < pool->n; i++)
 		if (!pool->used[i])
+		{
+			cand_at[ncands] = i;
 			cands[ncands++] = pool->serials[i];
+		}
 	places = lookup(sku, cands, ncands);
 
 	m->mode = IE_SERIALS_MOVE;
 	m->serials = palloc(sizeof(Datum) * n);
+	taken = palloc0(sizeof(bool) * Max(ncands, 1));
 	for (int i = 0; i < ncands && m->n < n; i++)
 	{
 		bool		fits = m->from_state == IE_BUCKET_OUTSIDE ?
@@ -579,19 +588,15 @@ ie_serials_plan(IeSerialMove *m, bool serialized, int event_type, int from_bucke
 			continue;
 		}
 		m->serials[m->n++] = cands[i];
+		taken[i] = true;
 	}
 	if (m->n < n)
 		serials_needed(sku_str, event_type, n, m->n);
 
-	/* Mark them taken. */
-	for (int k = 0; k < m->n; k++)
-		for (int i = 0; i < pool->n; i++)
-			if (!pool->used[i] && pool->serials[i] == m->serials[k])
-			{
-				pool->used[i] = true;
-				pool->nused++;
-				break;
-			}
+	for (int i = 0; i < ncands; i++)
+		if (taken[i])
+			pool->used[cand_at[i]] = true;
+	pool->nused += m->n;
 }
 
 /*
