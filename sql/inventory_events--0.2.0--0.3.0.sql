@@ -1389,10 +1389,11 @@ BEGIN
     IF r.measure = 'channel' THEN
         RETURN old;
     END IF;
-    SELECT inventory_events.sum(e.effect) INTO pos
-      FROM inventory_events.event e
-     WHERE e.sku = old.sku AND e.location = old.location AND (old.lot IS NULL OR e.lot = old.lot)
-       AND e.occurred_at <= r.as_of;
+    -- Each stream of the line from its newest snapshot that applies.
+    SELECT inventory_events.sum(f."position") INTO pos
+      FROM inventory_events.stock st
+     CROSS JOIN LATERAL inventory_events.stream_fold(st.sku, st.location, st.lot, r.as_of) f
+     WHERE st.sku = old.sku AND st.location = old.location AND (old.lot IS NULL OR st.lot = old.lot);
     pos := coalesce(pos, inventory_events.stock_position());
     l.ours := CASE WHEN r.measure = 'available' THEN inventory_events.available(pos) ELSE inventory_events.on_hand(pos) END;
     IF l.ours = old.ours THEN
@@ -1871,6 +1872,8 @@ BEGIN
                     inventory_events.lot_trace(text, text),
                     inventory_events.serial_trace(text, text),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
+                    inventory_events.verify_snapshots(boolean),
+                    inventory_events.stream_fold(text, text, text, timestamptz, bigint, boolean),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
                     inventory_events.channel_sources(text),
@@ -1930,7 +1933,9 @@ BEGIN
                         inventory_events.approve_recon_line(bigint, text),
                         inventory_events.recon_reevaluate(integer),
                         inventory_events.refresh_metrics(interval),
-                        inventory_events.record_verify() TO %s', r);
+                        inventory_events.record_verify(),
+                        inventory_events.take_snapshots(integer, integer),
+                        inventory_events.apply_retention() TO %s', r);
     END IF;
 END;
 $$;
@@ -3783,6 +3788,402 @@ REVOKE EXECUTE ON FUNCTION
     inventory_events.dispose_return(text, text, bigint, text, text, text, text, text, text[])
   FROM PUBLIC;
 -- === end of serial numbers ===
+
+-- ---------------------------------------------------------------------------
+-- Stream snapshots (issue 16, part 2)
+-- ---------------------------------------------------------------------------
+-- sql/install/035_snapshots.sql as a fresh install has it; then verify(),
+-- rebuild(), position_as_of() and sku_position_as_of() read a stream from
+-- its newest snapshot (same signatures: CREATE OR REPLACE keeps their grants).
+
+-- A stream folded (stream_fold()): its position, the events counted (those
+-- of its base snapshot included: versions 1..n without a gap give events =
+-- version), the highest version and its event id, the latest business time
+-- and the safety stock folded; the version of the snapshot it started from
+-- (0: none) and the events it read after it.
+CREATE TYPE inventory_events.stream_state AS (
+    "position"    inventory_events.stock_position,
+    events        bigint,
+    version       bigint,
+    event_id      bigint,
+    occurred_max  timestamptz,
+    safety_stock  bigint,
+    base_version  bigint,
+    events_read   bigint
+);
+
+-- Per stream, its position, safety stock and version as of one of its
+-- events (event_id, of that version), and the latest business time among the
+-- events it folds (occurred_max): it answers questions about any time at or
+-- after occurred_max. Taken by take_snapshots() (the worker's housekeeping)
+-- from the stream's previous snapshot and the events after it; verify()
+-- proves each stream's newest against that, verify_snapshots() every one.
+-- Dumped with the log: an archived month's events are gone, its snapshots
+-- are what the positions after it rest on.
+CREATE TABLE inventory_events.stream_snapshot (
+    sku           text NOT NULL,
+    location      text NOT NULL,
+    lot           text NOT NULL,
+    version       bigint NOT NULL CHECK (version > 0),
+    event_id      bigint NOT NULL,
+    "position"    inventory_events.stock_position NOT NULL,
+    safety_stock  bigint NOT NULL,
+    occurred_max  timestamptz NOT NULL,
+    taken_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT stream_snapshot_pkey PRIMARY KEY (sku, location, lot, version)
+);
+COMMENT ON TABLE inventory_events.stream_snapshot IS
+  'A stream''s position as of one of its versions: reads of its history start from the newest that applies';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.stream_snapshot', '');
+
+-- The stream's newest snapshot that applies at "at" (null: the end of time),
+-- below through_version when given, plus its events after that snapshot, up
+-- to through_version (null: all), those that occurred by "at" counted. With
+-- use_snapshots false, every event from the first. A bucket whose total does
+-- not fit a bigint is 22003.
+CREATE FUNCTION inventory_events.stream_fold(sku text, location text, lot text DEFAULT '',
+                                             at timestamptz DEFAULT NULL, through_version bigint DEFAULT NULL,
+                                             use_snapshots boolean DEFAULT true)
+RETURNS inventory_events.stream_state
+AS 'MODULE_PATHNAME', 'ie_stream_fold_sql'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION inventory_events.stream_fold(text, text, text, timestamptz, bigint, boolean) IS
+  'A stream''s state at a business time, from its newest snapshot that applies and the events after it';
+
+-- Takes a snapshot of every stream with at least min_events events since its
+-- newest (default: the setting inventory_events.snapshot_events, 1000), at
+-- most max_streams of them (those furthest behind first); returns how many.
+-- Each is folded from the events, under the statement's snapshot: the stock
+-- row only chooses the candidates. A stream whose versions have a gap (which
+-- verify() reports) gets none. Concurrent callers skip each other's.
+CREATE FUNCTION inventory_events.take_snapshots(min_events integer DEFAULT NULL, max_streams integer DEFAULT 100000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    least_events bigint := coalesce(min_events,
+                                    nullif(current_setting('inventory_events.snapshot_events', true), '')::integer,
+                                    1000);
+    taken bigint;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.take_snapshots()');
+    IF least_events < 1 OR max_streams IS NULL OR max_streams < 1 THEN
+        RAISE EXCEPTION 'min_events and max_streams must be positive'
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO inventory_events.stream_snapshot AS ss
+           (sku, location, lot, version, event_id, "position", safety_stock, occurred_max, taken_at)
+    SELECT c.sku, c.location, c.lot, f.version, f.event_id, f."position", f.safety_stock, f.occurred_max, now()
+      FROM (SELECT s.sku, s.location, s.lot, s.version - coalesce(b.version, 0) AS behind
+              FROM inventory_events.stock s
+              LEFT JOIN LATERAL (SELECT x.version FROM inventory_events.stream_snapshot x
+                                  WHERE x.sku = s.sku AND x.location = s.location AND x.lot = s.lot
+                                  ORDER BY x.version DESC LIMIT 1) b ON true
+             WHERE s.version >= least_events
+               AND s.version - coalesce(b.version, 0) >= least_events
+             ORDER BY behind DESC
+             LIMIT max_streams) c
+     CROSS JOIN LATERAL inventory_events.stream_fold(c.sku, c.location, c.lot) f
+     WHERE f.version > f.base_version AND f.events = f.version
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS taken = ROW_COUNT;
+    RETURN taken;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.take_snapshots(integer, integer) IS
+  'Snapshots every stream with at least min_events events since its newest snapshot; returns how many';
+
+-- Every snapshot proven (newest_only: each stream's newest, as verify()
+-- does): its predecessor (or nothing) plus the events between them must give
+-- it. All of them read the whole history.
+CREATE FUNCTION inventory_events.verify_snapshots(newest_only boolean DEFAULT false)
+RETURNS TABLE (sku text, location text, lot text, version bigint,
+               stored inventory_events.stock_position, derived inventory_events.stock_position,
+               stored_safety_stock bigint, derived_safety_stock bigint, problem text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT n.sku, n.location, n.lot, n.version, n."position", f."position", n.safety_stock, f.safety_stock,
+           CASE WHEN f."position" OPERATOR(inventory_events.<>) n."position" THEN 'position differs'
+                WHEN f.version <> n.version OR f.events <> n.version THEN 'events missing'
+                WHEN f.event_id <> n.event_id THEN 'event id differs'
+                WHEN f.safety_stock <> n.safety_stock THEN 'safety stock differs'
+                ELSE 'business time differs' END
+      FROM inventory_events.stream_snapshot n
+     CROSS JOIN LATERAL inventory_events.stream_fold(n.sku, n.location, n.lot, NULL, n.version) f
+     WHERE (NOT coalesce(verify_snapshots.newest_only, false)
+            OR n.version = (SELECT max(x.version) FROM inventory_events.stream_snapshot x
+                             WHERE x.sku = n.sku AND x.location = n.location AND x.lot = n.lot))
+       AND (f."position" OPERATOR(inventory_events.<>) n."position" OR f.version <> n.version
+            OR f.events <> n.version OR f.event_id <> n.event_id OR f.safety_stock <> n.safety_stock
+            OR f.occurred_max IS DISTINCT FROM n.occurred_max)
+     ORDER BY 1, 2, 3, 4;
+END;
+COMMENT ON FUNCTION inventory_events.verify_snapshots(boolean) IS
+  'One row per stream snapshot that its predecessor and the events between them do not give; none when all is well';
+
+-- History rewritten under allow_history_rewrite: the rewritten streams'
+-- snapshots no longer fold their events. They are dropped (taken again by the
+-- next housekeeping), so no answer rests on them.
+CREATE FUNCTION inventory_events.event_rewritten() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM inventory_events.stream_snapshot;
+        RETURN NULL;
+    END IF;
+    DELETE FROM inventory_events.stream_snapshot s
+     WHERE (s.sku, s.location, s.lot) = (OLD.sku, OLD.location, OLD.lot);
+    IF TG_OP = 'UPDATE' THEN
+        DELETE FROM inventory_events.stream_snapshot s
+         WHERE (s.sku, s.location, s.lot) = (NEW.sku, NEW.location, NEW.lot);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER event_rewritten AFTER UPDATE OR DELETE ON inventory_events.event
+    FOR EACH ROW EXECUTE FUNCTION inventory_events.event_rewritten();
+CREATE TRIGGER event_rewritten_truncate AFTER TRUNCATE ON inventory_events.event
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.event_rewritten();
+-- Also where replication applies a rewrite.
+ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_rewritten;
+ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_rewritten_truncate;
+
+-- The position of one stream as of a business time (events with occurred_at
+-- <= at): its newest snapshot that applies plus the events after it.
+CREATE OR REPLACE FUNCTION inventory_events.position_as_of(sku text, location text, at timestamptz, lot text DEFAULT '')
+RETURNS inventory_events.stock_position
+LANGUAGE sql STABLE
+RETURN (inventory_events.stream_fold(position_as_of.sku, position_as_of.location, coalesce(position_as_of.lot, ''),
+                                     coalesce(position_as_of.at, '-infinity'))).position;
+
+-- The positions of every stream of a sku as of a business time (those with
+-- an event by then).
+CREATE OR REPLACE FUNCTION inventory_events.sku_position_as_of(sku text, at timestamptz)
+RETURNS TABLE (location text, lot text, "position" inventory_events.stock_position, on_hand bigint)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT st.location, st.lot, f."position", inventory_events.on_hand(f."position")
+      FROM (SELECT s.location, s.lot FROM inventory_events.stock s WHERE s.sku = sku_position_as_of.sku
+            UNION
+            SELECT x.location, x.lot FROM inventory_events.stream_snapshot x WHERE x.sku = sku_position_as_of.sku) st
+     CROSS JOIN LATERAL inventory_events.stream_fold(sku_position_as_of.sku, st.location, st.lot,
+                                                     coalesce(sku_position_as_of.at, '-infinity')) f
+     WHERE f.events > 0
+     ORDER BY st.location, st.lot;
+END;
+
+-- What every stream's position must be: the sum of its events' effects,
+-- folded from its newest snapshot (stream_fold(), which sums each bucket in
+-- 128 bits: the total is what must fit, not every partial sum in whatever
+-- order the rows come; a stream may hold an adjustment of -9e18 and receipts
+-- that bring it back). The streams are those of the log, found one index
+-- descent each (a loose scan of the stream index: the cost grows with the
+-- streams, not with the events), and those of the snapshots.
+CREATE OR REPLACE VIEW inventory_events.stream_derived AS
+WITH RECURSIVE logged (sku, location, lot) AS (
+    (SELECT e.sku, e.location, e.lot FROM inventory_events.event e ORDER BY e.sku, e.location, e.lot LIMIT 1)
+    UNION ALL
+    SELECT n.sku, n.location, n.lot
+      FROM logged l
+     CROSS JOIN LATERAL (SELECT e.sku, e.location, e.lot FROM inventory_events.event e
+                          WHERE (e.sku, e.location, e.lot) > (l.sku, l.location, l.lot)
+                          ORDER BY e.sku, e.location, e.lot LIMIT 1) n
+), streams AS (
+    SELECT logged.sku, logged.location, logged.lot FROM logged
+    UNION
+    SELECT x.sku, x.location, x.lot FROM inventory_events.stream_snapshot x
+)
+SELECT st.sku, st.location, st.lot, f."position", f.events, f.version, f.event_id AS last_event_id, f.safety_stock
+  FROM streams st
+ CROSS JOIN LATERAL inventory_events.stream_fold(st.sku, st.location, st.lot) f;
+
+CREATE OR REPLACE FUNCTION inventory_events.verify()
+RETURNS TABLE (sku text, location text, lot text,
+               stored inventory_events.stock_position, derived inventory_events.stock_position,
+               stored_version bigint, derived_version bigint,
+               stored_safety_stock bigint, derived_safety_stock bigint, problem text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(s.sku, d.sku), coalesce(s.location, d.location), coalesce(s.lot, d.lot),
+           inventory_events.position_of(s.*), d."position", s.version, d.version, s.safety_stock, d.safety_stock,
+           CASE WHEN s.sku IS NULL THEN 'stock row missing'
+                WHEN d.sku IS NULL OR d.events = 0 THEN 'stock row without events'
+                WHEN inventory_events.position_of(s.*) OPERATOR(inventory_events.<>) d."position" THEN 'position differs'
+                WHEN s.on_hand <> inventory_events.on_hand(d."position") THEN 'on_hand differs'
+                WHEN s.version <> d.version OR d.version <> d.events THEN 'version differs'
+                ELSE 'safety stock differs' END
+      FROM inventory_events.stock s
+      FULL JOIN inventory_events.stream_derived d
+        ON d.sku = s.sku AND d.location = s.location AND d.lot = s.lot
+     WHERE s.sku IS NULL OR d.sku IS NULL OR d.events = 0
+        OR inventory_events.position_of(s.*) OPERATOR(inventory_events.<>) d."position"
+        OR s.on_hand <> inventory_events.on_hand(d."position")
+        OR s.version <> d.version OR d.version <> d.events
+        OR s.safety_stock <> d.safety_stock
+    UNION ALL
+    -- Each stream's newest snapshot, which the answers above rest on, against
+    -- its predecessor and the events between them.
+    SELECT v.sku, v.location, v.lot, v.stored, v.derived, v.version, v.version, v.stored_safety_stock,
+           v.derived_safety_stock, 'snapshot differs'
+      FROM inventory_events.verify_snapshots(true) v
+     ORDER BY 1, 2, 3, 10;
+END;
+COMMENT ON FUNCTION inventory_events.verify() IS
+  'One row per stream whose stored position differs from the sum of its events (from its newest snapshot on), or whose newest snapshot differs from its predecessor and the events between; none when all is well';
+
+
+CREATE OR REPLACE FUNCTION inventory_events.rebuild(progress_every integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    total     bigint;
+    done      bigint := 0;
+    repaired  bigint := 0;
+    deleted   bigint;
+    d         record;
+    p         inventory_events.stock_position;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.rebuild()');
+    -- Appends wait until the rebuild commits; readers go on.
+    LOCK TABLE inventory_events.event IN SHARE MODE;
+    LOCK TABLE inventory_events.stock IN SHARE ROW EXCLUSIVE MODE;
+
+    -- For the progress messages: the streams with a stock row (one descent of
+    -- the log's stream index per stream would cost as much as the rebuild).
+    SELECT count(*) INTO total FROM inventory_events.stock;
+
+    FOR d IN SELECT * FROM inventory_events.stream_derived ORDER BY sku, location, lot LOOP
+        p := d."position";
+        INSERT INTO inventory_events.stock AS s
+               (sku, location, lot, available, reserved, picked, damaged, quarantine, in_transit, inbound,
+                on_hand, safety_stock, version, last_event_id, updated_at)
+        VALUES (d.sku, d.location, d.lot, inventory_events.available(p), inventory_events.reserved(p),
+                inventory_events.picked(p), inventory_events.damaged(p), inventory_events.quarantine(p),
+                inventory_events.in_transit(p), inventory_events.inbound(p), inventory_events.on_hand(p),
+                d.safety_stock, d.version, d.last_event_id, now())
+        ON CONFLICT (sku, location, lot) DO UPDATE
+           SET available = excluded.available, reserved = excluded.reserved, picked = excluded.picked,
+               damaged = excluded.damaged, quarantine = excluded.quarantine, in_transit = excluded.in_transit,
+               inbound = excluded.inbound, on_hand = excluded.on_hand, safety_stock = excluded.safety_stock,
+               version = excluded.version, last_event_id = excluded.last_event_id, updated_at = now()
+         WHERE (s.available, s.reserved, s.picked, s.damaged, s.quarantine, s.in_transit, s.inbound,
+                s.on_hand, s.safety_stock, s.version)
+               IS DISTINCT FROM
+               (excluded.available, excluded.reserved, excluded.picked, excluded.damaged, excluded.quarantine,
+                excluded.in_transit, excluded.inbound, excluded.on_hand, excluded.safety_stock, excluded.version);
+        IF FOUND THEN
+            repaired := repaired + 1;
+        END IF;
+        done := done + 1;
+        IF done % progress_every = 0 THEN
+            RAISE NOTICE 'rebuild: % of % streams checked, % repaired', done, total, repaired;
+            PERFORM inventory_events.report_progress(
+                format('inventory_events.rebuild(): %s of %s streams checked, %s repaired', done, total, repaired));
+        END IF;
+    END LOOP;
+
+    DELETE FROM inventory_events.stock s
+     WHERE NOT EXISTS (SELECT 1 FROM inventory_events.event e
+                        WHERE e.sku = s.sku AND e.location = s.location AND e.lot = s.lot);
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    repaired := repaired + deleted;
+    RAISE NOTICE 'rebuild: % streams checked, % repaired', done, repaired;
+    RETURN repaired;
+END;
+$$;
+
+-- The worker's housekeeping records its failures as tasks snapshot and
+-- retention.
+ALTER TABLE inventory_events.worker_error
+    DROP CONSTRAINT worker_error_task_check,
+    ADD CONSTRAINT worker_error_task_check CHECK (task IN ('publish', 'expire', 'metrics', 'reconcile', 'snapshot', 'retention'));
+
+-- Retention of the operational logs: sql/install/088_retention.sql.
+
+-- Deletes what the retention settings no longer keep, and returns how many
+-- rows of each kind (every kind, 0 included):
+--   publications         older than inventory_events.retain_publications
+--                        (default 30 days), each channel's newest kept: the
+--                        sequence stays gap-free and resumes where it was; a
+--                        listener away longer sees the first seq after its
+--                        own missing, and reads channel_shown again
+--   dead_letters         failed before inventory_events.retain_dead_letters
+--                        (90 days)
+--   resolved_exceptions  resolved before inventory_events.retain_resolved_exceptions
+--                        (90 days); open ones are kept
+--   recon_runs           made before inventory_events.retain_recon_runs (400
+--                        days), with their lines; a source's newest run (the
+--                        streaks count from it) and runs with an unresolved
+--                        line beyond tolerance are kept
+-- A setting of -1 keeps that kind for ever. The event log is never touched.
+CREATE FUNCTION inventory_events.apply_retention()
+RETURNS TABLE (kind text, deleted bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    setting_name text;
+    keep bigint;
+    cutoff timestamptz;
+    boundary bigint;
+    n bigint;
+    ch record;
+BEGIN
+    -- C: it also loads the library, which defines the settings read below.
+    PERFORM inventory_events.require_writable('inventory_events.apply_retention()');
+    FOREACH kind IN ARRAY ARRAY['publications', 'dead_letters', 'resolved_exceptions', 'recon_runs'] LOOP
+        setting_name := 'inventory_events.retain_' || kind;
+        SELECT s.setting::bigint INTO keep FROM pg_catalog.pg_settings s WHERE s.name = setting_name;
+        deleted := 0;
+        IF keep IS NOT NULL AND keep >= 0 THEN
+            cutoff := now() - make_interval(secs => keep);
+            IF kind = 'publications' THEN
+                -- Per channel, from its oldest publication up to the first
+                -- one at or after the cut-off (the primary key's order; the
+                -- time only grows with seq): what is read is what goes.
+                FOR ch IN SELECT c.channel, c.last_seq FROM inventory_events.channel_publisher c LOOP
+                    SELECT p.seq INTO boundary FROM inventory_events.publication p
+                     WHERE p.channel = ch.channel AND p.published_at >= cutoff
+                     ORDER BY p.seq LIMIT 1;
+                    DELETE FROM inventory_events.publication p
+                     WHERE p.channel = ch.channel AND p.seq < coalesce(boundary, ch.last_seq);
+                    GET DIAGNOSTICS n = ROW_COUNT;
+                    deleted := deleted + n;
+                END LOOP;
+            ELSIF kind = 'dead_letters' THEN
+                DELETE FROM inventory_events.dead_letter d WHERE d.failed_at < cutoff;
+                GET DIAGNOSTICS deleted = ROW_COUNT;
+            ELSIF kind = 'resolved_exceptions' THEN
+                DELETE FROM inventory_events.exception e WHERE e.resolved_at < cutoff;
+                GET DIAGNOSTICS deleted = ROW_COUNT;
+            ELSE
+                DELETE FROM inventory_events.recon_run r
+                 WHERE r.created_at < cutoff
+                   AND r.id <> (SELECT x.id FROM inventory_events.recon_run x WHERE x.source = r.source
+                                 ORDER BY x.as_of DESC, x.id DESC LIMIT 1)
+                   AND NOT EXISTS (SELECT FROM inventory_events.recon_line l
+                                    WHERE l.run_id = r.id AND l.current AND l.exceeds_tolerance
+                                      AND l.resolved_at IS NULL);
+                GET DIAGNOSTICS deleted = ROW_COUNT;
+            END IF;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.apply_retention() IS
+  'Deletes publications, dead letters, resolved exceptions and reconciliation runs older than their retention settings';
+
+REVOKE ALL ON inventory_events.stream_snapshot FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.stream_fold(text, text, text, timestamptz, bigint, boolean),
+    inventory_events.take_snapshots(integer, integer), inventory_events.verify_snapshots(boolean),
+    inventory_events.event_rewritten(), inventory_events.apply_retention() FROM PUBLIC;
+-- === end of stream snapshots ===
 
 -- ---------------------------------------------------------------------------
 -- Grants kept across DROP and CREATE (see upgrade_keep_grants() above)

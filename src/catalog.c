@@ -787,6 +787,8 @@ reload:
 		cat.intercompany_rel = lookup_rel("intercompany");
 		cat.intercompany_pkey = lookup_rel("intercompany_pkey");
 		cat.serial_event_rel = lookup_rel("serial_event");
+		cat.stream_snapshot_rel = lookup_rel("stream_snapshot");
+		cat.stream_snapshot_pkey = lookup_rel("stream_snapshot_pkey");
 	}
 	cat.channel_location_rel = lookup_rel("channel_location");
 	cat.channel_location_pkey = lookup_rel("channel_location_pkey");
@@ -841,6 +843,7 @@ reload:
 		relids[IE_TABLE_item] = cat.item_rel;
 		relids[IE_TABLE_item_uom] = cat.item_uom_rel;
 		relids[IE_TABLE_serial_event] = cat.serial_event_rel;
+		relids[IE_TABLE_stream_snapshot] = cat.stream_snapshot_rel;
 		resolve_columns(relids, cat.sql_version);
 	}
 	/* Invalidated while loading (a lock taken above processes them): again. */

@@ -82,6 +82,8 @@ typedef struct IeCatalog
 	Oid			intercompany_rel;	/* from 0.3.0 */
 	Oid			intercompany_pkey;	/* (seller, owner) */
 	Oid			serial_event_rel;	/* from 0.3.0 */
+	Oid			stream_snapshot_rel;	/* from 0.3.0 */
+	Oid			stream_snapshot_pkey;	/* (sku, location, lot, version) */
 	Oid			event_type_typid;
 	Oid			bucket_typid;
 	Oid			event_type_label[IE_NUM_EVENT_TYPES];	/* pg_enum OIDs */
@@ -160,6 +162,10 @@ typedef struct IeCatalog
 /* Read by the output plugin only. */
 #define IE_SERIAL_EVENT_COLUMNS(C) \
 	C(serial_event, sku) C(serial_event, location) C(serial_event, event_id)
+/* A table of 0.3.0: its columns are read only where it exists. */
+#define IE_STREAM_SNAPSHOT_COLUMNS(C) \
+	C(stream_snapshot, version) C(stream_snapshot, event_id) C(stream_snapshot, position) \
+	C(stream_snapshot, safety_stock) C(stream_snapshot, occurred_max)
 #define IE_LOCATION_COLUMNS(C) \
 	C(location, code) C(location, parent) \
 	C(intercompany, seller) C(intercompany, owner)
@@ -175,7 +181,7 @@ typedef struct IeCatalog
 	IE_RESERVATION_COLUMNS(C) IE_ALLOCATION_COLUMNS(C) IE_EXCEPTION_COLUMNS(C) \
 	IE_DEAD_LETTER_COLUMNS(C) IE_PUBLICATION_COLUMNS(C) IE_OPERATION_KEY_COLUMNS(C) \
 	IE_CHANNEL_ITEM_COLUMNS(C) IE_LOCATION_COLUMNS(C) IE_COLUMNS_FROM_0_3_0(C) IE_OTHER_COLUMNS(C) \
-	IE_SERIAL_EVENT_COLUMNS(C)
+	IE_SERIAL_EVENT_COLUMNS(C) IE_STREAM_SNAPSHOT_COLUMNS(C)
 
 /* The tables those columns belong to. */
 typedef enum IeTable
@@ -201,6 +207,7 @@ typedef enum IeTable
 	IE_TABLE_item,
 	IE_TABLE_item_uom,
 	IE_TABLE_serial_event,		/* from 0.3.0 */
+	IE_TABLE_stream_snapshot,	/* from 0.3.0 */
 	IE_NUM_TABLES
 } IeTable;
 
@@ -329,6 +336,11 @@ extern bool ie_column_from_0_3_0(IeColumn column);
 #define Anum_ie_item_lot_controlled IE_ATTNUM(IE_COL_item_lot_controlled)
 #define Anum_ie_item_serialized IE_ATTNUM(IE_COL_item_serialized)
 #define Anum_ie_item_uom_factor IE_ATTNUM(IE_COL_item_uom_factor)
+#define Anum_ie_stream_snapshot_version IE_ATTNUM(IE_COL_stream_snapshot_version)
+#define Anum_ie_stream_snapshot_event_id IE_ATTNUM(IE_COL_stream_snapshot_event_id)
+#define Anum_ie_stream_snapshot_position IE_ATTNUM(IE_COL_stream_snapshot_position)
+#define Anum_ie_stream_snapshot_safety_stock IE_ATTNUM(IE_COL_stream_snapshot_safety_stock)
+#define Anum_ie_stream_snapshot_occurred_max IE_ATTNUM(IE_COL_stream_snapshot_occurred_max)
 #define Anum_ie_dead_letter_id IE_ATTNUM(IE_COL_dead_letter_id)
 #define Anum_ie_dead_letter_failed_at IE_ATTNUM(IE_COL_dead_letter_failed_at)
 #define Anum_ie_dead_letter_source IE_ATTNUM(IE_COL_dead_letter_source)

@@ -44,6 +44,7 @@
 #include "writer.h"
 #include "loghome.h"
 #include "shmem.h"
+#include "snapshot.h"
 #include "standby.h"
 
 static bool ie_allow_history_rewrite = false;
@@ -411,40 +412,33 @@ moves_serial_places(const StockPosition *e)
 		e->q[IE_BUCKET_DAMAGED] != 0 || e->q[IE_BUCKET_QUARANTINE] != 0 || e->q[IE_BUCKET_IN_TRANSIT] != 0;
 }
 
+/* Notes the first event after the count's time that moved serial places. */
+static void
+note_moved_after(TupleTableSlot *event, bool included, void *arg)
+{
+	int64	   *moved_after = (int64 *) arg;
+	bool		isnull;
+
+	if (!included && *moved_after == 0 &&
+		moves_serial_places(DatumGetStockPosition(slot_getattr(event, Anum_ie_event_effect, &isnull))))
+		*moved_after = DatumGetInt64(slot_getattr(event, Anum_ie_event_id, &isnull));
+}
+
 /*
- * On-hand of a stream as of business time t: its events with occurred_at <= t.
- * *moved_after: the id of an event with occurred_at > t that moved units
- * between a serial's places, or 0.
+ * On-hand of a stream as of business time t: its events with occurred_at <= t,
+ * from its newest snapshot that applies on (SnapshotSelf: under the stream
+ * lock, every committed event and our own). *moved_after: the id of an event
+ * with occurred_at > t that moved units between a serial's places, or 0
+ * (none is before that snapshot: everything it folded occurred by t).
  */
 static int64
 on_hand_as_of(const IeStreamKey *key, TimestampTz t, int64 *moved_after)
 {
-	const IeCatalog *c = ie_catalog();
-	Relation	rel = table_open(c->event_rel, AccessShareLock);
-	Relation	idx = index_open(c->event_stream_idx, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	Datum		keys[3] = {key->sku, key->location, key->lot};
-	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 3, keys, ie_text_keys);
-	StockPosition sum;
+	IeStreamFold fold;
 
-	memset(&sum, 0, sizeof(sum));
 	*moved_after = 0;
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
-	{
-		bool		isnull;
-		StockPosition *effect = DatumGetStockPosition(slot_getattr(slot, Anum_ie_event_effect, &isnull));
-
-		CHECK_FOR_INTERRUPTS();
-		if (DatumGetTimestampTz(slot_getattr(slot, Anum_ie_event_occurred_at, &isnull)) <= t)
-			ie_position_add(&sum, effect);
-		else if (*moved_after == 0 && moves_serial_places(effect))
-			*moved_after = DatumGetInt64(slot_getattr(slot, Anum_ie_event_id, &isnull));
-	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return ie_position_on_hand(&sum);
+	ie_stream_fold(key, t, 0, true, SnapshotSelf, note_moved_after, moved_after, &fold);
+	return ie_position_on_hand(&fold.position);
 }
 
 void

@@ -14,7 +14,9 @@
  * and sends what changed to every channel that is due), every
  * inventory_events.expire_interval expire_reservations(), and every
  * inventory_events.maintenance_interval recon_reevaluate() and
- * refresh_metrics() (SQL objects 0.3.0 and later); then it sleeps
+ * refresh_metrics(), and every inventory_events.housekeeping_interval
+ * take_snapshots() and apply_retention() (SQL objects 0.3.0 and later); then
+ * it sleeps
  * on its latch. A transaction that appended events sets that latch when it
  * commits (a transaction callback), so a change reaches listeners within
  * milliseconds and writers never pay for NOTIFY; with nothing to do the
@@ -64,6 +66,12 @@ static int	ie_expire_interval = 60;	/* s, 0: never */
 static int	ie_publish_batch = 10000;	/* events per publish() call */
 static int	ie_publisher_delay = 20;	/* ms between two runs, to batch commits */
 static int	ie_maintenance_interval = 10;	/* s, 0: never */
+static int	ie_housekeeping_interval = 3600;	/* s, 0: never */
+static int	ie_snapshot_events = 1000;	/* read by take_snapshots() */
+static int	ie_retain_publications = 30 * 86400;	/* s, -1: keep; read by apply_retention() */
+static int	ie_retain_dead_letters = 90 * 86400;
+static int	ie_retain_resolved_exceptions = 90 * 86400;
+static int	ie_retain_recon_runs = 400 * 86400;
 
 /* Events recon_reevaluate() reads per maintenance run. */
 #define IE_RECON_BATCH 100000
@@ -123,6 +131,36 @@ ie_worker_init(void)
 							"How often the publisher refreshes the metrics and re-evaluates reconciliation lines hit by late events (0: never).",
 							"Runs refresh_metrics() and recon_reevaluate(), each isolated, with SQL objects 0.3.0 or later.",
 							&ie_maintenance_interval, 10, 0, 24 * 3600, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory_events.housekeeping_interval",
+							"How often the publisher snapshots streams and applies the retention settings (0: never).",
+							"Runs take_snapshots() and apply_retention(), each isolated, with SQL objects 0.3.0 or later.",
+							&ie_housekeeping_interval, 3600, 0, 7 * 24 * 3600, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory_events.snapshot_events",
+							"Events a stream gathers after its newest snapshot before take_snapshots() takes another.",
+							"Bounds the events verify(), rebuild() and as-of positions read per stream.",
+							&ie_snapshot_events, 1000, 1, INT_MAX, PGC_SUSET,
+							0, NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory_events.retain_publications",
+							"How long publications are kept (-1: for ever); each channel's newest is always kept.",
+							NULL,
+							&ie_retain_publications, 30 * 86400, -1, INT_MAX, PGC_SUSET,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory_events.retain_dead_letters",
+							"How long dead letters are kept (-1: for ever).",
+							NULL,
+							&ie_retain_dead_letters, 90 * 86400, -1, INT_MAX, PGC_SUSET,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory_events.retain_resolved_exceptions",
+							"How long exceptions are kept after they are resolved (-1: for ever).",
+							NULL,
+							&ie_retain_resolved_exceptions, 90 * 86400, -1, INT_MAX, PGC_SUSET,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory_events.retain_recon_runs",
+							"How long reconciliation runs are kept (-1: for ever).",
+							"A source's newest run, and runs with an unresolved line beyond tolerance, are always kept.",
+							&ie_retain_recon_runs, 400 * 86400, -1, INT_MAX, PGC_SUSET,
 							GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("inventory_events.publisher_delay",
 							"Least time between two runs of the publisher.",
@@ -322,6 +360,8 @@ static bool publish_failing = true;
 static bool expire_failing = true;
 static bool metrics_failing = true;
 static bool reconcile_failing = true;
+static bool snapshot_failing = true;
+static bool retention_failing = true;
 
 static const char *const waiting_for_library = "waiting for a library that serves the installed SQL objects";
 
@@ -471,6 +511,27 @@ step_end(void)
 }
 
 /*
+ * Is a periodic task due (every interval_s seconds since *last; 0: never)?
+ * When it is not, lowers *timeout to when it will be.
+ */
+static bool
+periodic_due(int interval_s, TimestampTz last, long *timeout)
+{
+	long		interval_ms = interval_s * 1000L;
+	TimestampTz now = GetCurrentTimestamp();
+	long		secs;
+	int			usecs;
+
+	if (interval_s <= 0)
+		return false;
+	if (TimestampDifferenceExceeds(last, now, interval_ms))
+		return true;
+	TimestampDifference(now, TimestampTzPlusMilliseconds(last, interval_ms), &secs, &usecs);
+	*timeout = Max(1, Min(*timeout, secs * 1000L + usecs / 1000));
+	return false;
+}
+
+/*
  * The maintenance task, every inventory_events.maintenance_interval (SQL
  * objects 0.3.0 and later): reconciliation lines hit by late events get
  * their new versions, then the metrics are refreshed (so they count those
@@ -479,16 +540,15 @@ step_end(void)
  * step's has committed: publications and their NOTIFY do not wait for it,
  * and its snapshot does not hold back the log's horizon for the publisher's
  * transaction. Lowers *timeout to the next run.
+ *
+ * The housekeeping, every inventory_events.housekeeping_interval, the same
+ * way: stream snapshots (take_snapshots()), then the retention settings
+ * (apply_retention()).
  */
 static void
-maintenance_step(long *timeout, TimestampTz *last_maintenance)
+maintenance_step(long *timeout, TimestampTz *last_maintenance, TimestampTz *last_housekeeping)
 {
-	long		interval_ms = ie_maintenance_interval * 1000L;
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (ie_maintenance_interval <= 0)
-		return;
-	if (TimestampDifferenceExceeds(*last_maintenance, now, interval_ms))
+	if (periodic_due(ie_maintenance_interval, *last_maintenance, timeout))
 	{
 		step_begin("inventory_events maintenance");
 		/* The SQL objects may have changed since the publisher step looked. */
@@ -502,15 +562,23 @@ maintenance_step(long *timeout, TimestampTz *last_maintenance)
 		}
 		step_end();
 		*last_maintenance = GetCurrentTimestamp();
-		*timeout = Min(*timeout, interval_ms);
+		*timeout = Min(*timeout, ie_maintenance_interval * 1000L);
 	}
-	else
+	if (periodic_due(ie_housekeeping_interval, *last_housekeeping, timeout))
 	{
-		long		secs;
-		int			usecs;
-
-		TimestampDifference(now, TimestampTzPlusMilliseconds(*last_maintenance, interval_ms), &secs, &usecs);
-		*timeout = Max(1, Min(*timeout, secs * 1000L + usecs / 1000));
+		/* A transaction each: the snapshots are kept if the retention fails. */
+		step_begin("inventory_events housekeeping");
+		if (extension_locked() && ie_catalog()->sql_version >= IE_SQL_0_3_0)
+			run_task("snapshot", "inventory_events.take_snapshots()",
+					 "SELECT inventory_events.take_snapshots()", &snapshot_failing);
+		step_end();
+		step_begin("inventory_events housekeeping");
+		if (extension_locked() && ie_catalog()->sql_version >= IE_SQL_0_3_0)
+			run_task("retention", "inventory_events.apply_retention()",
+					 "SELECT inventory_events.apply_retention()", &retention_failing);
+		step_end();
+		*last_housekeeping = GetCurrentTimestamp();
+		*timeout = Min(*timeout, ie_housekeeping_interval * 1000L);
 	}
 }
 
@@ -520,7 +588,7 @@ maintenance_step(long *timeout, TimestampTz *last_maintenance)
  */
 static bool
 publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
-			   TimestampTz *last_maintenance)
+			   TimestampTz *last_maintenance, TimestampTz *last_housekeeping)
 {
 	bool		more = false;
 	bool		ready = false;
@@ -585,7 +653,7 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
 
 	step_end();
 	if (ready)
-		maintenance_step(timeout, last_maintenance);
+		maintenance_step(timeout, last_maintenance, last_housekeeping);
 	return more;
 }
 
@@ -598,6 +666,7 @@ ie_publisher_main(Datum arg)
 	MemoryContext loop_cxt;
 	TimestampTz last_expire = 0;
 	TimestampTz last_maintenance = 0;
+	TimestampTz last_housekeeping = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -634,7 +703,7 @@ ie_publisher_main(Datum arg)
 		}
 		MemoryContextReset(loop_cxt);
 		old = MemoryContextSwitchTo(loop_cxt);
-		more = publisher_step(slot, &timeout, &last_expire, &last_maintenance);
+		more = publisher_step(slot, &timeout, &last_expire, &last_maintenance, &last_housekeeping);
 		MemoryContextSwitchTo(old);
 		if (more)
 			continue;

@@ -83,25 +83,28 @@ SELECT t.node, b.sku,
 COMMENT ON VIEW inventory_events.stock_by_node IS
   'stock_by_location summed over each node of the location hierarchy and every location below it';
 
--- The position of one stream as of a business time (events with occurred_at <= at).
+-- The position of one stream as of a business time (events with occurred_at
+-- <= at): its newest snapshot that applies plus the events after it.
 CREATE FUNCTION inventory_events.position_as_of(sku text, location text, at timestamptz, lot text DEFAULT '')
 RETURNS inventory_events.stock_position
 LANGUAGE sql STABLE
-RETURN (SELECT coalesce(inventory_events.sum(e.effect), inventory_events.stock_position())
-          FROM inventory_events.event e
-         WHERE e.sku = position_as_of.sku AND e.location = position_as_of.location
-           AND e.lot = coalesce(position_as_of.lot, '') AND e.occurred_at <= position_as_of.at);
+RETURN (inventory_events.stream_fold(position_as_of.sku, position_as_of.location, coalesce(position_as_of.lot, ''),
+                                     coalesce(position_as_of.at, '-infinity'))).position;
 
--- The positions of every stream of a sku as of a business time.
+-- The positions of every stream of a sku as of a business time (those with
+-- an event by then).
 CREATE FUNCTION inventory_events.sku_position_as_of(sku text, at timestamptz)
 RETURNS TABLE (location text, lot text, "position" inventory_events.stock_position, on_hand bigint)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT e.location, e.lot, inventory_events.sum(e.effect), inventory_events.on_hand(inventory_events.sum(e.effect))
-      FROM inventory_events.event e
-     WHERE e.sku = sku_position_as_of.sku AND e.occurred_at <= sku_position_as_of.at
-     GROUP BY e.location, e.lot
-     ORDER BY e.location, e.lot;
+    SELECT st.location, st.lot, f."position", inventory_events.on_hand(f."position")
+      FROM (SELECT s.location, s.lot FROM inventory_events.stock s WHERE s.sku = sku_position_as_of.sku
+            UNION
+            SELECT x.location, x.lot FROM inventory_events.stream_snapshot x WHERE x.sku = sku_position_as_of.sku) st
+     CROSS JOIN LATERAL inventory_events.stream_fold(sku_position_as_of.sku, st.location, st.lot,
+                                                     coalesce(sku_position_as_of.at, '-infinity')) f
+     WHERE f.events > 0
+     ORDER BY st.location, st.lot;
 END;
 
 -- A lot's events, for lot_trace(): only events of lot-controlled items.
@@ -194,26 +197,30 @@ $$;
 -- verify and rebuild
 -- ---------------------------------------------------------------------------
 
--- What every stream's position must be: the sum of its events' effects.
--- Each bucket summed as bigint (an exact 128-bit running sum, numeric
--- result) and then converted: the total is what must fit, not every partial
--- sum in whatever order the rows come (a stream may hold an adjustment of
--- -9e18 and receipts that bring it back).
+-- What every stream's position must be: the sum of its events' effects,
+-- folded from its newest snapshot (stream_fold(), which sums each bucket in
+-- 128 bits: the total is what must fit, not every partial sum in whatever
+-- order the rows come; a stream may hold an adjustment of -9e18 and receipts
+-- that bring it back). The streams are those of the log, found one index
+-- descent each (a loose scan of the stream index: the cost grows with the
+-- streams, not with the events), and those of the snapshots.
 CREATE VIEW inventory_events.stream_derived AS
-SELECT sku, location, lot,
-       inventory_events.stock_position(sum(inventory_events.available(effect))::bigint,
-                                       sum(inventory_events.reserved(effect))::bigint,
-                                       sum(inventory_events.picked(effect))::bigint,
-                                       sum(inventory_events.damaged(effect))::bigint,
-                                       sum(inventory_events.quarantine(effect))::bigint,
-                                       sum(inventory_events.in_transit(effect))::bigint,
-                                       sum(inventory_events.inbound(effect))::bigint) AS "position",
-       count(*) AS events,
-       max(version) AS version,
-       max(id) AS last_event_id,
-       coalesce((array_agg(qty ORDER BY version DESC) FILTER (WHERE event_type = 'safety_stock_set'))[1], 0) AS safety_stock
-  FROM inventory_events.event
- GROUP BY sku, location, lot;
+WITH RECURSIVE logged (sku, location, lot) AS (
+    (SELECT e.sku, e.location, e.lot FROM inventory_events.event e ORDER BY e.sku, e.location, e.lot LIMIT 1)
+    UNION ALL
+    SELECT n.sku, n.location, n.lot
+      FROM logged l
+     CROSS JOIN LATERAL (SELECT e.sku, e.location, e.lot FROM inventory_events.event e
+                          WHERE (e.sku, e.location, e.lot) > (l.sku, l.location, l.lot)
+                          ORDER BY e.sku, e.location, e.lot LIMIT 1) n
+), streams AS (
+    SELECT logged.sku, logged.location, logged.lot FROM logged
+    UNION
+    SELECT x.sku, x.location, x.lot FROM inventory_events.stream_snapshot x
+)
+SELECT st.sku, st.location, st.lot, f."position", f.events, f.version, f.event_id AS last_event_id, f.safety_stock
+  FROM streams st
+ CROSS JOIN LATERAL inventory_events.stream_fold(st.sku, st.location, st.lot) f;
 
 CREATE FUNCTION inventory_events.verify()
 RETURNS TABLE (sku text, location text, lot text,
@@ -225,7 +232,7 @@ BEGIN ATOMIC
     SELECT coalesce(s.sku, d.sku), coalesce(s.location, d.location), coalesce(s.lot, d.lot),
            inventory_events.position_of(s.*), d."position", s.version, d.version, s.safety_stock, d.safety_stock,
            CASE WHEN s.sku IS NULL THEN 'stock row missing'
-                WHEN d.sku IS NULL THEN 'stock row without events'
+                WHEN d.sku IS NULL OR d.events = 0 THEN 'stock row without events'
                 WHEN inventory_events.position_of(s.*) OPERATOR(inventory_events.<>) d."position" THEN 'position differs'
                 WHEN s.on_hand <> inventory_events.on_hand(d."position") THEN 'on_hand differs'
                 WHEN s.version <> d.version OR d.version <> d.events THEN 'version differs'
@@ -233,15 +240,21 @@ BEGIN ATOMIC
       FROM inventory_events.stock s
       FULL JOIN inventory_events.stream_derived d
         ON d.sku = s.sku AND d.location = s.location AND d.lot = s.lot
-     WHERE s.sku IS NULL OR d.sku IS NULL
+     WHERE s.sku IS NULL OR d.sku IS NULL OR d.events = 0
         OR inventory_events.position_of(s.*) OPERATOR(inventory_events.<>) d."position"
         OR s.on_hand <> inventory_events.on_hand(d."position")
         OR s.version <> d.version OR d.version <> d.events
         OR s.safety_stock <> d.safety_stock
-     ORDER BY 1, 2, 3;
+    UNION ALL
+    -- Each stream's newest snapshot, which the answers above rest on, against
+    -- its predecessor and the events between them.
+    SELECT v.sku, v.location, v.lot, v.stored, v.derived, v.version, v.version, v.stored_safety_stock,
+           v.derived_safety_stock, 'snapshot differs'
+      FROM inventory_events.verify_snapshots(true) v
+     ORDER BY 1, 2, 3, 10;
 END;
 COMMENT ON FUNCTION inventory_events.verify() IS
-  'One row per stream whose stored position differs from the sum of its events; none when all is well';
+  'One row per stream whose stored position differs from the sum of its events (from its newest snapshot on), or whose newest snapshot differs from its predecessor and the events between; none when all is well';
 
 CREATE FUNCTION inventory_events.report_progress(message text) RETURNS void
 AS 'MODULE_PATHNAME', 'ie_report_progress' LANGUAGE C VOLATILE STRICT;
@@ -255,6 +268,7 @@ DECLARE
     total     bigint;
     done      bigint := 0;
     repaired  bigint := 0;
+    deleted   bigint;
     d         record;
     p         inventory_events.stock_position;
 BEGIN
@@ -263,7 +277,9 @@ BEGIN
     LOCK TABLE inventory_events.event IN SHARE MODE;
     LOCK TABLE inventory_events.stock IN SHARE ROW EXCLUSIVE MODE;
 
-    SELECT count(*) INTO total FROM (SELECT DISTINCT e.sku, e.location, e.lot FROM inventory_events.event e) x;
+    -- For the progress messages: the streams with a stock row (one descent of
+    -- the log's stream index per stream would cost as much as the rebuild).
+    SELECT count(*) INTO total FROM inventory_events.stock;
 
     FOR d IN SELECT * FROM inventory_events.stream_derived ORDER BY sku, location, lot LOOP
         p := d."position";
@@ -298,9 +314,9 @@ BEGIN
     DELETE FROM inventory_events.stock s
      WHERE NOT EXISTS (SELECT 1 FROM inventory_events.event e
                         WHERE e.sku = s.sku AND e.location = s.location AND e.lot = s.lot);
-    GET DIAGNOSTICS done = ROW_COUNT;
-    repaired := repaired + done;
-    RAISE NOTICE 'rebuild: % streams checked, % repaired', total, repaired;
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    repaired := repaired + deleted;
+    RAISE NOTICE 'rebuild: % streams checked, % repaired', done, repaired;
     RETURN repaired;
 END;
 $$;

@@ -1027,10 +1027,11 @@ BEGIN
     IF r.measure = 'channel' THEN
         RETURN old;
     END IF;
-    SELECT inventory_events.sum(e.effect) INTO pos
-      FROM inventory_events.event e
-     WHERE e.sku = old.sku AND e.location = old.location AND (old.lot IS NULL OR e.lot = old.lot)
-       AND e.occurred_at <= r.as_of;
+    -- Each stream of the line from its newest snapshot that applies.
+    SELECT inventory_events.sum(f."position") INTO pos
+      FROM inventory_events.stock st
+     CROSS JOIN LATERAL inventory_events.stream_fold(st.sku, st.location, st.lot, r.as_of) f
+     WHERE st.sku = old.sku AND st.location = old.location AND (old.lot IS NULL OR st.lot = old.lot);
     pos := coalesce(pos, inventory_events.stock_position());
     l.ours := CASE WHEN r.measure = 'available' THEN inventory_events.available(pos) ELSE inventory_events.on_hand(pos) END;
     IF l.ours = old.ours THEN

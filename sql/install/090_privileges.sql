@@ -59,6 +59,8 @@ BEGIN
                     inventory_events.lot_trace(text, text),
                     inventory_events.serial_trace(text, text),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
+                    inventory_events.verify_snapshots(boolean),
+                    inventory_events.stream_fold(text, text, text, timestamptz, bigint, boolean),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
                     inventory_events.channel_sources(text),
@@ -118,7 +120,9 @@ BEGIN
                         inventory_events.approve_recon_line(bigint, text),
                         inventory_events.recon_reevaluate(integer),
                         inventory_events.refresh_metrics(interval),
-                        inventory_events.record_verify() TO %s', r);
+                        inventory_events.record_verify(),
+                        inventory_events.take_snapshots(integer, integer),
+                        inventory_events.apply_retention() TO %s', r);
     END IF;
 END;
 $$;

@@ -8,7 +8,11 @@
 #     locations (target: at least 100x faster at a million events);
 #   - channel_availability('by-node', 'HOT') latency (flat likewise): a
 #     channel that sources from a node of the location hierarchy (a region
-#     above the three warehouses, made here for this part).
+#     above the three warehouses, made here for this part);
+#   - position_as_of('HOT', 'W1', now()) latency (flat likewise), the stream
+#     snapshotted by take_snapshots(1000) after each step, and against the
+#     same fold of the whole history (stream_fold(..., use_snapshots =>
+#     false)): the curve of what snapshots save, growing with the history.
 # The log is grown by one INSERT ... SELECT per step with the stock trigger
 # disabled, then rebuild() derives the stock rows (appending millions of
 # events one by one would take most of an hour); the measured appends go
@@ -27,13 +31,15 @@ grow_log() {	# $1: events in the log afterwards
 		      LEFT JOIN inventory_events.stock s ON s.sku = x.sku AND s.location = x.location AND s.lot = ''" \
 		-c "ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_stock" \
 		-c "SET client_min_messages = warning" -c "SELECT inventory_events.rebuild(1000000)" \
+		-c "SELECT inventory_events.take_snapshots(1000)" \
 		-c "VACUUM ANALYZE inventory_events.event" -c "VACUUM ANALYZE inventory_events.stock" >/dev/null
 }
 
 part_growth() {
 	local size r out tps lat atp_tps atp_lat sum_tps sum_lat
 	local -A base_append base_atp base_node
-	local node_tps node_lat
+	local node_tps node_lat asof_tps asof_lat full_tps full_lat
+	local -A base_asof
 	# The reset truncates the log: not while the publisher may be reading it
 	# (a publisher step that has a table the TRUNCATE wants, and waits for
 	# one the TRUNCATE holds, is a deadlock).
@@ -62,7 +68,14 @@ SELECT greatest(sum(inventory_events.available(e.effect)), 0)
   JOIN inventory_events.channel_location cl ON cl.location = e.location AND cl.channel = 'shopify'
  WHERE e.sku = 'HOT';
 SQL
-	chmod 644 "$IE_WORK"/append.sql "$IE_WORK"/avail.sql "$IE_WORK"/node.sql "$IE_WORK"/sum.sql
+	cat > "$IE_WORK/asof.sql" <<'SQL'
+SELECT inventory_events.position_as_of('HOT', 'W1', now());
+SQL
+	cat > "$IE_WORK/asof_full.sql" <<'SQL'
+SELECT (inventory_events.stream_fold('HOT', 'W1', '', now(), NULL, false)).position;
+SQL
+	chmod 644 "$IE_WORK"/append.sql "$IE_WORK"/avail.sql "$IE_WORK"/node.sql "$IE_WORK"/sum.sql \
+		"$IE_WORK"/asof.sql "$IE_WORK"/asof_full.sql
 	ie_run sh -c "echo 'events,append_tps,append_ms,atp_tps,atp_ms,sum_tps,sum_ms' > '$IE_WORK/growth.csv'"
 	for size in $bench_growth_sizes; do
 		grow_log "$size"
@@ -71,13 +84,19 @@ SQL
 			read -r atp_tps atp_lat <<<"$(pgb_latency_ "$IE_WORK/avail.sql" 1 "$bench_seconds")"
 			read -r node_tps node_lat <<<"$(pgb_latency_ "$IE_WORK/node.sql" 1 "$bench_seconds")"
 			read -r sum_tps sum_lat <<<"$(pgb_latency_ "$IE_WORK/sum.sql" 1 "$bench_seconds")"
-			[ "$size" = 10000 ] && { base_append[$r]=$lat; base_atp[$r]=$atp_lat; base_node[$r]=$node_lat; }
+			read -r asof_tps asof_lat <<<"$(pgb_latency_ "$IE_WORK/asof.sql" 1 "$bench_seconds")"
+			read -r full_tps full_lat <<<"$(pgb_latency_ "$IE_WORK/asof_full.sql" 1 "$bench_seconds")"
+			[ "$size" = 10000 ] && { base_append[$r]=$lat; base_atp[$r]=$atp_lat; base_node[$r]=$node_lat; base_asof[$r]=$asof_lat; }
 			record growth "$size events" "append() latency / at 10k events" "$r" "$lat" "${base_append[$r]}" "<= 1.2"
 			record growth "$size events" "channel_availability() latency / at 10k" "$r" "$atp_lat" "${base_atp[$r]}" "<= 1.2"
 			record growth "$size events" "channel_availability() over a node, latency / at 10k" "$r" "$node_lat" \
 				"${base_node[$r]}" "<= 1.2"
 			record growth "$size events" "sum of events / channel_availability(), latency" "$r" "$sum_lat" "$atp_lat" \
 				"$([ "$size" -ge 1000000 ] && echo '>= 100')"
+			record growth "$size events" "position_as_of() from a snapshot, latency / at 10k" "$r" "$asof_lat" \
+				"${base_asof[$r]}" "<= 1.2"
+			record growth "$size events" "whole-history fold / position_as_of() from a snapshot, latency" "$r" \
+				"$full_lat" "$asof_lat" ""
 			ie_run sh -c "echo '$size,$tps,$lat,$atp_tps,$atp_lat,$sum_tps,$sum_lat' >> '$IE_WORK/growth.csv'"
 		done
 	done

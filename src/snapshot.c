@@ -1,0 +1,245 @@
+/*
+ * snapshot.c
+ *		Stream snapshots: where a stream's history is read from.
+ *
+ * inventory_events.stream_snapshot holds, per stream, its position, safety
+ * stock and version as of one of its events, taken by the worker
+ * (take_snapshots()) from the previous snapshot and the events after it. A
+ * stream's position at any point is then its newest snapshot that applies
+ * plus the events after that snapshot's version: the stream index
+ * (sku, location, lot, version) starts the scan there, so what is read grows
+ * with the recent events, not with the history.
+ *
+ * A snapshot applies to a question about business time `at` when every event
+ * it folded occurred at or before `at` (occurred_max <= at): the events after
+ * it that occurred by then are added, those after are skipped. A back-dated
+ * event after the snapshot is therefore still counted; a future-dated one
+ * before it makes the snapshot apply only from its date on, and an older
+ * snapshot is used before that.
+ *
+ * verify(), rebuild(), position_as_of(), the as-of position of a late count
+ * (log.c) and take_snapshots() all fold through ie_stream_fold().
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "catalog.h"
+#include "snapshot.h"
+
+#ifndef HAVE_INT128
+#error "stream folds sum each bucket in 128 bits"
+#endif
+
+/* The stream's equality keys, under the index's collation, then more. */
+static int
+stream_scan_keys(Relation index, const IeStreamKey *key, ScanKeyData *skey)
+{
+	Datum		keys[3] = {key->sku, key->location, key->lot};
+
+	for (int i = 0; i < 3; i++)
+		ScanKeyEntryInitialize(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[i], F_TEXTEQ, keys[i]);
+	return 3;
+}
+
+/*
+ * The newest snapshot of the stream that applies at `at`, below
+ * through_version when that is given (> 0). False when there is none.
+ */
+static bool
+newest_snapshot(const IeStreamKey *key, TimestampTz at, int64 through_version, Snapshot snapshot,
+				IeStreamFold *fold)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData skey[4];
+	int			nkeys;
+	bool		found = false;
+
+	if (!OidIsValid(c->stream_snapshot_rel))
+		return false;
+	rel = table_open(c->stream_snapshot_rel, AccessShareLock);
+	idx = index_open(c->stream_snapshot_pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	nkeys = stream_scan_keys(idx, key, skey);
+	if (through_version > 0)
+		ScanKeyEntryInitialize(&skey[nkeys++], 0, 4, BTLessStrategyNumber, InvalidOid, InvalidOid,
+							   F_INT8LT, Int64GetDatum(through_version));
+	scan = index_beginscan(rel, idx, snapshot, nkeys, 0);
+	index_rescan(scan, skey, nkeys, NULL, 0);
+	while (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+		TimestampTz occurred = DatumGetTimestampTz(slot_getattr(slot, Anum_ie_stream_snapshot_occurred_max, &isnull));
+
+		CHECK_FOR_INTERRUPTS();
+		if (occurred > at)
+			continue;
+		fold->version = DatumGetInt64(slot_getattr(slot, Anum_ie_stream_snapshot_version, &isnull));
+		fold->event_id = DatumGetInt64(slot_getattr(slot, Anum_ie_stream_snapshot_event_id, &isnull));
+		fold->position = *DatumGetStockPosition(slot_getattr(slot, Anum_ie_stream_snapshot_position, &isnull));
+		fold->safety_stock = DatumGetInt64(slot_getattr(slot, Anum_ie_stream_snapshot_safety_stock, &isnull));
+		fold->occurred_max = occurred;
+		fold->has_occurred = true;
+		fold->events = fold->version;
+		fold->base_version = fold->version;
+		found = true;
+		break;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Folds the stream as of business time `at` (DT_NOEND: everything), through
+ * version through_version (0: the last), starting from its newest snapshot
+ * that applies (use_snapshots) or from nothing, under snapshot. visit, when
+ * given, sees every event read after the base. A bucket whose total does not
+ * fit in bigint is an error (22003), whatever the partial sums.
+ */
+void
+ie_stream_fold(const IeStreamKey *key, TimestampTz at, int64 through_version, bool use_snapshots,
+			   Snapshot snapshot, IeFoldVisit visit, void *arg, IeStreamFold *fold)
+{
+	const IeCatalog *c = ie_catalog();
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData skey[5];
+	int			nkeys;
+	int128		sum[IE_NUM_BUCKETS];
+	Oid			safety_label = c->event_type_label[IE_EV_SAFETY_STOCK_SET];
+
+	memset(fold, 0, sizeof(*fold));
+	if (use_snapshots)
+		(void) newest_snapshot(key, at, through_version, snapshot, fold);
+	for (int b = 0; b < IE_NUM_BUCKETS; b++)
+		sum[b] = fold->position.q[b];
+
+	rel = table_open(c->event_rel, AccessShareLock);
+	idx = index_open(c->event_stream_idx, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	nkeys = stream_scan_keys(idx, key, skey);
+	ScanKeyEntryInitialize(&skey[nkeys++], 0, 4, BTGreaterStrategyNumber, InvalidOid, InvalidOid,
+						   F_INT8GT, Int64GetDatum(fold->base_version));
+	if (through_version > 0)
+		ScanKeyEntryInitialize(&skey[nkeys++], 0, 4, BTLessEqualStrategyNumber, InvalidOid, InvalidOid,
+							   F_INT8LE, Int64GetDatum(through_version));
+	scan = index_beginscan(rel, idx, snapshot, nkeys, 0);
+	index_rescan(scan, skey, nkeys, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		TimestampTz occurred = DatumGetTimestampTz(slot_getattr(slot, Anum_ie_event_occurred_at, &isnull));
+		bool		included = occurred <= at;
+
+		CHECK_FOR_INTERRUPTS();
+		fold->events_read++;
+		if (visit)
+			visit(slot, included, arg);
+		if (!included)
+			continue;
+		{
+			StockPosition *effect = DatumGetStockPosition(slot_getattr(slot, Anum_ie_event_effect, &isnull));
+
+			for (int b = 0; b < IE_NUM_BUCKETS; b++)
+				sum[b] += effect->q[b];
+		}
+		fold->events++;
+		/* In version order: the last one read is the latest. */
+		fold->version = DatumGetInt64(slot_getattr(slot, Anum_ie_event_version, &isnull));
+		fold->event_id = DatumGetInt64(slot_getattr(slot, Anum_ie_event_id, &isnull));
+		if (!fold->has_occurred || occurred > fold->occurred_max)
+			fold->occurred_max = occurred;
+		fold->has_occurred = true;
+		if (DatumGetObjectId(slot_getattr(slot, Anum_ie_event_event_type, &isnull)) == safety_label)
+			fold->safety_stock = DatumGetInt64(slot_getattr(slot, Anum_ie_event_qty, &isnull));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	for (int b = 0; b < IE_NUM_BUCKETS; b++)
+	{
+		if (sum[b] > PG_INT64_MAX || sum[b] < PG_INT64_MIN)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("the %s position of stream (%s, %s, %s) is out of range",
+							ie_bucket_names[b], TextDatumGetCString(key->sku),
+							TextDatumGetCString(key->location), TextDatumGetCString(key->lot)),
+					 errdetail("Its events sum to more than a bigint holds.")));
+		fold->position.q[b] = (int64) sum[b];
+	}
+}
+
+/*
+ * stream_fold(sku, location, lot, at, through_version, use_snapshots)
+ *		returns inventory_events.stream_state
+ *
+ * The SQL face of ie_stream_fold, under the statement's snapshot. Not strict:
+ * lot null is '', at null is the end of time, through_version null is the
+ * last, use_snapshots null is true.
+ */
+PG_FUNCTION_INFO_V1(ie_stream_fold_sql);
+Datum
+ie_stream_fold_sql(PG_FUNCTION_ARGS)
+{
+	IeStreamKey key;
+	IeStreamFold fold;
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8];
+	StockPosition *position;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a stream needs its sku and location")));
+	if (!PG_ARGISNULL(4) && PG_GETARG_INT64(4) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("through_version must be positive")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "stream_fold must return a composite type");
+	key.sku = PG_GETARG_DATUM(0);
+	key.location = PG_GETARG_DATUM(1);
+	key.lot = PG_ARGISNULL(2) ? CStringGetTextDatum("") : PG_GETARG_DATUM(2);
+	ie_stream_fold(&key, PG_ARGISNULL(3) ? DT_NOEND : PG_GETARG_TIMESTAMPTZ(3),
+				   PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4),
+				   PG_ARGISNULL(5) ? true : PG_GETARG_BOOL(5),
+				   GetActiveSnapshot(), NULL, NULL, &fold);
+
+	position = palloc(sizeof(StockPosition));
+	*position = fold.position;
+	memset(nulls, false, sizeof(nulls));
+	values[0] = StockPositionGetDatum(position);
+	values[1] = Int64GetDatum(fold.events);
+	values[2] = Int64GetDatum(fold.version);
+	values[3] = Int64GetDatum(fold.event_id);
+	values[4] = TimestampTzGetDatum(fold.occurred_max);
+	nulls[4] = !fold.has_occurred;
+	values[5] = Int64GetDatum(fold.safety_stock);
+	values[6] = Int64GetDatum(fold.base_version);
+	values[7] = Int64GetDatum(fold.events_read);
+	tupdesc = BlessTupleDesc(tupdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
