@@ -3872,6 +3872,9 @@ BEGIN
         RAISE EXCEPTION 'min_events and max_streams must be positive'
               USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Not while a history rewrite drops snapshots (event_rewritten takes the
+    -- same lock): the INSERT's snapshot, taken after this lock, sees it.
+    LOCK TABLE inventory_events.stream_snapshot IN SHARE ROW EXCLUSIVE MODE;
     INSERT INTO inventory_events.stream_snapshot AS ss
            (sku, location, lot, version, event_id, "position", safety_stock, occurred_max, taken_at)
     SELECT c.sku, c.location, c.lot, f.version, f.event_id, f."position", f.safety_stock, f.occurred_max, now()
@@ -3930,6 +3933,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- Waits for a take_snapshots() in progress, whose rows the DELETEs below
+    -- then see (READ COMMITTED: a new snapshot per statement).
+    LOCK TABLE inventory_events.stream_snapshot IN SHARE ROW EXCLUSIVE MODE;
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM inventory_events.stream_snapshot;
         RETURN NULL;
@@ -4053,6 +4059,13 @@ BEGIN
     LOCK TABLE inventory_events.event IN SHARE MODE;
     LOCK TABLE inventory_events.stock IN SHARE ROW EXCLUSIVE MODE;
 
+    -- A stream whose newest snapshot its predecessor and the events between do
+    -- not give (what verify() reports) is folded from its first event: its
+    -- snapshots go (take_snapshots() takes them again).
+    DELETE FROM inventory_events.stream_snapshot s
+     USING inventory_events.verify_snapshots(true) v
+     WHERE s.sku = v.sku AND s.location = v.location AND s.lot = v.lot;
+
     -- For the progress messages: the streams with a stock row (one descent of
     -- the log's stream index per stream would cost as much as the rebuild).
     SELECT count(*) INTO total FROM inventory_events.stock;
@@ -4108,10 +4121,11 @@ ALTER TABLE inventory_events.worker_error
 -- Deletes what the retention settings no longer keep, and returns how many
 -- rows of each kind (every kind, 0 included):
 --   publications         older than inventory_events.retain_publications
---                        (default 30 days), each channel's newest kept: the
---                        sequence stays gap-free and resumes where it was; a
---                        listener away longer sees the first seq after its
---                        own missing, and reads channel_shown again
+--                        (default 30 days), but each sku's newest on each
+--                        channel (what channel_shown names) and those an EDI
+--                        partner's incremental 846 has not sent; a listener
+--                        away longer sees a gap in the sequence and reads
+--                        channel_shown again
 --   dead_letters         failed before inventory_events.retain_dead_letters
 --                        (90 days)
 --   resolved_exceptions  resolved before inventory_events.retain_resolved_exceptions
@@ -4145,13 +4159,22 @@ BEGIN
             IF kind = 'publications' THEN
                 -- Per channel, from its oldest publication up to the first
                 -- one at or after the cut-off (the primary key's order; the
-                -- time only grows with seq): what is read is what goes.
-                FOR ch IN SELECT c.channel, c.last_seq FROM inventory_events.channel_publisher c LOOP
+                -- time only grows with seq), and never past what an EDI
+                -- partner's incremental 846 has not sent yet: what is read
+                -- is what may go. Each sku's newest publication (the one
+                -- channel_shown names) stays: channel reconciliation reads
+                -- what the channel was last told.
+                FOR ch IN SELECT c.channel, c.last_seq, e.last_seq AS edi_seq
+                            FROM inventory_events.channel_publisher c
+                            LEFT JOIN inventory_events.edi_partner e ON e.channel = c.channel LOOP
                     SELECT p.seq INTO boundary FROM inventory_events.publication p
                      WHERE p.channel = ch.channel AND p.published_at >= cutoff
                      ORDER BY p.seq LIMIT 1;
+                    boundary := least(coalesce(boundary, ch.last_seq), ch.edi_seq + 1);
                     DELETE FROM inventory_events.publication p
-                     WHERE p.channel = ch.channel AND p.seq < coalesce(boundary, ch.last_seq);
+                     WHERE p.channel = ch.channel AND p.seq < boundary
+                       AND NOT EXISTS (SELECT FROM inventory_events.channel_shown s
+                                        WHERE s.channel = p.channel AND s.sku = p.sku AND s.seq = p.seq);
                     GET DIAGNOSTICS n = ROW_COUNT;
                     deleted := deleted + n;
                 END LOOP;

@@ -152,7 +152,7 @@ SELECT r.id - :first_run AS run, l.sku, l.status, l.exceeds_tolerance, l.resolve
 UPDATE recon_run SET created_at = created_at - interval '500 days';
 SET inventory_events.retain_resolved_exceptions = -1;
 SELECT * FROM apply_retention();
--- Each channel's newest publication stays (seq goes on from it); open and
+-- Each sku's newest publication stays (seq goes on from it); open and
 -- recent exceptions stay; the source's newest run stays, and the one with
 -- an open line beyond tolerance.
 SELECT count(*), max(seq) FROM publication;

@@ -73,6 +73,13 @@ static int	ie_retain_dead_letters = 90 * 86400;
 static int	ie_retain_resolved_exceptions = 90 * 86400;
 static int	ie_retain_recon_runs = 400 * 86400;
 
+/*
+ * Streams take_snapshots() folds per housekeeping run: a first run over a
+ * large log does not hold the publisher for long (the rest follow at the next
+ * runs, furthest behind first).
+ */
+#define IE_SNAPSHOT_BATCH 10000
+
 /* Events recon_reevaluate() reads per maintenance run. */
 #define IE_RECON_BATCH 100000
 
@@ -143,7 +150,7 @@ ie_worker_init(void)
 							&ie_snapshot_events, 1000, 1, INT_MAX, PGC_SUSET,
 							0, NULL, NULL, NULL);
 	DefineCustomIntVariable("inventory_events.retain_publications",
-							"How long publications are kept (-1: for ever); each channel's newest is always kept.",
+							"How long publications are kept (-1: for ever); each sku's newest per channel is always kept.",
 							NULL,
 							&ie_retain_publications, 30 * 86400, -1, INT_MAX, PGC_SUSET,
 							GUC_UNIT_S, NULL, NULL, NULL);
@@ -570,7 +577,8 @@ maintenance_step(long *timeout, TimestampTz *last_maintenance, TimestampTz *last
 		step_begin("inventory_events housekeeping");
 		if (extension_locked() && ie_catalog()->sql_version >= IE_SQL_0_3_0)
 			run_task("snapshot", "inventory_events.take_snapshots()",
-					 "SELECT inventory_events.take_snapshots()", &snapshot_failing);
+					 "SELECT inventory_events.take_snapshots(NULL, " CppAsString2(IE_SNAPSHOT_BATCH) ")",
+					 &snapshot_failing);
 		step_end();
 		step_begin("inventory_events housekeeping");
 		if (extension_locked() && ie_catalog()->sql_version >= IE_SQL_0_3_0)

@@ -78,6 +78,9 @@ BEGIN
         RAISE EXCEPTION 'min_events and max_streams must be positive'
               USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Not while a history rewrite drops snapshots (event_rewritten takes the
+    -- same lock): the INSERT's snapshot, taken after this lock, sees it.
+    LOCK TABLE inventory_events.stream_snapshot IN SHARE ROW EXCLUSIVE MODE;
     INSERT INTO inventory_events.stream_snapshot AS ss
            (sku, location, lot, version, event_id, "position", safety_stock, occurred_max, taken_at)
     SELECT c.sku, c.location, c.lot, f.version, f.event_id, f."position", f.safety_stock, f.occurred_max, now()
@@ -136,6 +139,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- Waits for a take_snapshots() in progress, whose rows the DELETEs below
+    -- then see (READ COMMITTED: a new snapshot per statement).
+    LOCK TABLE inventory_events.stream_snapshot IN SHARE ROW EXCLUSIVE MODE;
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM inventory_events.stream_snapshot;
         RETURN NULL;

@@ -277,6 +277,13 @@ BEGIN
     LOCK TABLE inventory_events.event IN SHARE MODE;
     LOCK TABLE inventory_events.stock IN SHARE ROW EXCLUSIVE MODE;
 
+    -- A stream whose newest snapshot its predecessor and the events between do
+    -- not give (what verify() reports) is folded from its first event: its
+    -- snapshots go (take_snapshots() takes them again).
+    DELETE FROM inventory_events.stream_snapshot s
+     USING inventory_events.verify_snapshots(true) v
+     WHERE s.sku = v.sku AND s.location = v.location AND s.lot = v.lot;
+
     -- For the progress messages: the streams with a stock row (one descent of
     -- the log's stream index per stream would cost as much as the rebuild).
     SELECT count(*) INTO total FROM inventory_events.stock;

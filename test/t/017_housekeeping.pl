@@ -7,7 +7,7 @@
 #    stream reads fewer than snapshot_events + the events of one interval,
 #    not its history.
 # 2. The retention settings are applied: aged publications (each channel's
-#    newest kept), dead letters and resolved exceptions go; open ones stay.
+#    sku's newest kept), dead letters and resolved exceptions go; open ones stay.
 # 3. Each task is isolated: take_snapshots() failing (a CHECK constraint) is
 #    recorded in worker_error as task snapshot, while the retention still
 #    runs; cured, the streak is cleared and snapshots are taken again.
@@ -90,9 +90,10 @@ $node->safe_psql('postgres', q{
 });
 ok($node->poll_query_until('postgres', q{
 	SELECT (SELECT count(*) FROM inventory_events.dead_letter) = 0
-	   AND (SELECT count(*) FROM inventory_events.publication) = 1
+	   AND (SELECT count(*) FROM inventory_events.publication)
+	       = (SELECT count(*) FROM inventory_events.channel_shown)
 	   AND (SELECT string_agg(detail, ',') FROM inventory_events.exception WHERE kind = 'pick_short') = 'old, open'}),
-	'aged dead letters, publications (but the newest) and resolved exceptions are deleted by the worker');
+	'aged dead letters, publications (but each sku\'s newest) and resolved exceptions are deleted by the worker');
 
 # 3. A failing snapshot task is isolated.
 $node->safe_psql('postgres', q{
