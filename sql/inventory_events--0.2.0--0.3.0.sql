@@ -4127,7 +4127,7 @@ ALTER TABLE inventory_events.worker_error
 --                        away longer sees a gap in the sequence and reads
 --                        channel_shown again
 --   dead_letters         failed before inventory_events.retain_dead_letters
---                        (90 days)
+--                        (90 days), unless their exception is still open
 --   resolved_exceptions  resolved before inventory_events.retain_resolved_exceptions
 --                        (90 days); open ones are kept
 --   recon_runs           made before inventory_events.retain_recon_runs (400
@@ -4179,7 +4179,13 @@ BEGIN
                     deleted := deleted + n;
                 END LOOP;
             ELSIF kind = 'dead_letters' THEN
-                DELETE FROM inventory_events.dead_letter d WHERE d.failed_at < cutoff;
+                -- Not one whose exception is still open (recorded with it:
+                -- the same time and message), which someone is to act on.
+                DELETE FROM inventory_events.dead_letter d
+                 WHERE d.failed_at < cutoff
+                   AND NOT EXISTS (SELECT FROM inventory_events.exception e
+                                    WHERE e.resolved_at IS NULL AND e.kind = 'dead_letter'
+                                      AND e.created_at = d.failed_at AND e.detail = d.message);
                 GET DIAGNOSTICS deleted = ROW_COUNT;
             ELSIF kind = 'resolved_exceptions' THEN
                 DELETE FROM inventory_events.exception e WHERE e.resolved_at < cutoff;
@@ -4206,6 +4212,52 @@ REVOKE ALL ON inventory_events.stream_snapshot FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION inventory_events.stream_fold(text, text, text, timestamptz, bigint, boolean),
     inventory_events.take_snapshots(integer, integer), inventory_events.verify_snapshots(boolean),
     inventory_events.event_rewritten(), inventory_events.apply_retention() FROM PUBLIC;
+
+-- verify(), position_as_of() and sku_position_as_of() now read the snapshots
+-- through stream_fold() with their caller's rights: every role that may call
+-- one of them gets what they need, so that they work right after the update
+-- (not only after grant_access() again). The initial privileges of those
+-- objects are put back to a fresh install's afterwards (a GRANT inside
+-- ALTER EXTENSION would be recorded as one, which pg_dump leaves out).
+DO $snapshot_grants$
+DECLARE
+    fold pg_catalog.regprocedure := 'inventory_events.stream_fold(text,text,text,timestamp with time zone,bigint,boolean)';
+    proof pg_catalog.regprocedure := 'inventory_events.verify_snapshots(boolean)';
+    fresh_fold pg_catalog.aclitem[];
+    fresh_proof pg_catalog.aclitem[];
+    fresh_table pg_catalog.aclitem[];
+    grantee oid;
+BEGIN
+    SELECT i.initprivs INTO fresh_fold FROM pg_catalog.pg_init_privs i
+     WHERE i.objoid = fold AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
+    SELECT i.initprivs INTO fresh_proof FROM pg_catalog.pg_init_privs i
+     WHERE i.objoid = proof AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
+    SELECT i.initprivs INTO fresh_table FROM pg_catalog.pg_init_privs i
+     WHERE i.objoid = 'inventory_events.stream_snapshot'::pg_catalog.regclass
+       AND i.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND i.objsubid = 0;
+    FOR grantee IN
+        SELECT DISTINCT a.grantee
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid IN ('inventory_events.verify()'::pg_catalog.regprocedure,
+                         'inventory_events.position_as_of(text,text,timestamp with time zone,text)'::pg_catalog.regprocedure,
+                         'inventory_events.sku_position_as_of(text,timestamp with time zone)'::pg_catalog.regprocedure)
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s, %s TO %I', fold, proof,
+                                  pg_catalog.pg_get_userbyid(grantee));
+        EXECUTE pg_catalog.format('GRANT SELECT ON inventory_events.stream_snapshot TO %I',
+                                  pg_catalog.pg_get_userbyid(grantee));
+    END LOOP;
+    UPDATE pg_catalog.pg_init_privs i SET initprivs = fresh_fold
+     WHERE i.objoid = fold AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
+    UPDATE pg_catalog.pg_init_privs i SET initprivs = fresh_proof
+     WHERE i.objoid = proof AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
+    UPDATE pg_catalog.pg_init_privs i SET initprivs = fresh_table
+     WHERE i.objoid = 'inventory_events.stream_snapshot'::pg_catalog.regclass
+       AND i.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND i.objsubid = 0;
+END;
+$snapshot_grants$;
 -- === end of stream snapshots ===
 
 -- ---------------------------------------------------------------------------

@@ -137,6 +137,7 @@ UPDATE publication SET published_at = published_at - interval '40 days';
 SELECT count(*), max(seq) FROM publication;
 SELECT status FROM ingest('[{"sku": "NOPE", "location": "W1", "event_type": "received", "qty": 1}]');
 UPDATE dead_letter SET failed_at = failed_at - interval '100 days';
+UPDATE exception SET created_at = created_at - interval '100 days' WHERE kind = 'dead_letter';
 INSERT INTO exception (kind, detail, created_at, resolved_at)
 VALUES ('pick_short', 'old, resolved', now() - interval '200 days', now() - interval '100 days'),
        ('pick_short', 'old, open', now() - interval '200 days', NULL),
@@ -156,9 +157,12 @@ SELECT * FROM apply_retention();
 -- recent exceptions stay; the source's newest run stays, and the one with
 -- an open line beyond tolerance.
 SELECT count(*), max(seq) FROM publication;
+-- The dead letter stays while its exception is open.
 SELECT count(*) FROM dead_letter;
 SELECT detail FROM exception WHERE kind = 'pick_short' ORDER BY detail;
 SELECT id - :first_run AS run FROM recon_run ORDER BY id;
+SELECT resolve_exception(id) FROM exception WHERE kind = 'dead_letter';
+SELECT * FROM apply_retention() WHERE kind = 'dead_letters';
 RESET inventory_events.retain_resolved_exceptions;
 SELECT * FROM apply_retention() WHERE deleted > 0;
 SELECT detail FROM exception WHERE kind = 'pick_short' ORDER BY detail;

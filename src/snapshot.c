@@ -26,6 +26,7 @@
 #include "access/nbtree.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "common/int128.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -36,10 +37,6 @@
 
 #include "catalog.h"
 #include "snapshot.h"
-
-#ifndef HAVE_INT128
-#error "stream folds sum each bucket in 128 bits"
-#endif
 
 /* The stream's equality keys, under the index's collation, then more. */
 static int
@@ -125,14 +122,14 @@ ie_stream_fold(const IeStreamKey *key, TimestampTz at, int64 through_version, bo
 	IndexScanDesc scan;
 	ScanKeyData skey[5];
 	int			nkeys;
-	int128		sum[IE_NUM_BUCKETS];
+	INT128		sum[IE_NUM_BUCKETS];	/* common/int128.h: portable */
 	Oid			safety_label = c->event_type_label[IE_EV_SAFETY_STOCK_SET];
 
 	memset(fold, 0, sizeof(*fold));
 	if (use_snapshots)
 		(void) newest_snapshot(key, at, through_version, snapshot, fold);
 	for (int b = 0; b < IE_NUM_BUCKETS; b++)
-		sum[b] = fold->position.q[b];
+		sum[b] = int64_to_int128(fold->position.q[b]);
 
 	rel = table_open(c->event_rel, AccessShareLock);
 	idx = index_open(c->event_stream_idx, AccessShareLock);
@@ -161,7 +158,7 @@ ie_stream_fold(const IeStreamKey *key, TimestampTz at, int64 through_version, bo
 			StockPosition *effect = DatumGetStockPosition(slot_getattr(slot, Anum_ie_event_effect, &isnull));
 
 			for (int b = 0; b < IE_NUM_BUCKETS; b++)
-				sum[b] += effect->q[b];
+				int128_add_int64(&sum[b], effect->q[b]);
 		}
 		fold->events++;
 		/* In version order: the last one read is the latest. */
@@ -180,14 +177,15 @@ ie_stream_fold(const IeStreamKey *key, TimestampTz at, int64 through_version, bo
 
 	for (int b = 0; b < IE_NUM_BUCKETS; b++)
 	{
-		if (sum[b] > PG_INT64_MAX || sum[b] < PG_INT64_MIN)
+		if (int128_compare(sum[b], int64_to_int128(PG_INT64_MAX)) > 0 ||
+			int128_compare(sum[b], int64_to_int128(PG_INT64_MIN)) < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("the %s position of stream (%s, %s, %s) is out of range",
 							ie_bucket_names[b], TextDatumGetCString(key->sku),
 							TextDatumGetCString(key->location), TextDatumGetCString(key->lot)),
 					 errdetail("Its events sum to more than a bigint holds.")));
-		fold->position.q[b] = (int64) sum[b];
+		fold->position.q[b] = int128_to_int64(sum[b]);
 	}
 }
 

@@ -11,7 +11,7 @@
 --                        away longer sees a gap in the sequence and reads
 --                        channel_shown again
 --   dead_letters         failed before inventory_events.retain_dead_letters
---                        (90 days)
+--                        (90 days), unless their exception is still open
 --   resolved_exceptions  resolved before inventory_events.retain_resolved_exceptions
 --                        (90 days); open ones are kept
 --   recon_runs           made before inventory_events.retain_recon_runs (400
@@ -63,7 +63,13 @@ BEGIN
                     deleted := deleted + n;
                 END LOOP;
             ELSIF kind = 'dead_letters' THEN
-                DELETE FROM inventory_events.dead_letter d WHERE d.failed_at < cutoff;
+                -- Not one whose exception is still open (recorded with it:
+                -- the same time and message), which someone is to act on.
+                DELETE FROM inventory_events.dead_letter d
+                 WHERE d.failed_at < cutoff
+                   AND NOT EXISTS (SELECT FROM inventory_events.exception e
+                                    WHERE e.resolved_at IS NULL AND e.kind = 'dead_letter'
+                                      AND e.created_at = d.failed_at AND e.detail = d.message);
                 GET DIAGNOSTICS deleted = ROW_COUNT;
             ELSIF kind = 'resolved_exceptions' THEN
                 DELETE FROM inventory_events.exception e WHERE e.resolved_at < cutoff;

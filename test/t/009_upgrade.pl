@@ -630,6 +630,15 @@ sub update_from
 		SET ROLE r_reader;
 		SELECT count(*) > 0 FROM inventory_events.events_after('0:0');
 	}, "$db: r_reader right after the update"), 't', "$db: r_reader reads the log at once");
+	# verify() and the positions as of a time read the stream snapshots (new
+	# in 0.3.0): the update gives what they need to whoever could call them.
+	is(sql_ok($db, q{
+		SET ROLE r_reader;
+		SELECT count(*) = 0 AND inventory_events.position_as_of('A', 'W1', now()) IS NOT NULL
+		   AND (SELECT count(*) FROM inventory_events.sku_position_as_of('A', now())) >= 0
+		  FROM inventory_events.verify();
+	}, "$db: r_reader calls verify() and position_as_of() right after the update"), 't',
+		"$db: r_reader's verify() and position_as_of() work at once");
 	if ($then->{had_log_home} ne 't')
 	{
 		is($node->safe_psql($db, q{SELECT has_table_privilege('r_reader', 'inventory_events.log_home', 'SELECT')}), 'f',
