@@ -6,8 +6,10 @@
 #   make fuzz             SQLsmith and ingest() fuzzing with long bounds
 #   tools/test.sh         everything, on throw-away clusters (see README)
 
-EXTENSION   = inventory_events
-EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+# Two extensions: inventory_events, and inventory_events_proxy (proxy/: PL/Proxy
+# functions that route calls to shard databases by sku; SQL only).
+EXTENSION   = inventory_events inventory_events_proxy
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" inventory_events.control)
 
 MODULE_big  = inventory_events
 OBJS = \
@@ -39,10 +41,11 @@ OBJS = \
 # it are frozen files in sql/, and so are the upgrade scripts between versions;
 # sql/released.sha256 holds the checksum of every released install script
 # (make release-check).
-IE_INSTALL_SCRIPT  := sql/$(EXTENSION)--$(EXTVERSION).sql
+IE_INSTALL_SCRIPT  := sql/inventory_events--$(EXTVERSION).sql
 IE_INSTALL_SOURCES := $(sort $(wildcard sql/install/*.sql))
 DATA_built := $(IE_INSTALL_SCRIPT)
-DATA := $(filter-out $(IE_INSTALL_SCRIPT),$(wildcard sql/$(EXTENSION)--*.sql))
+DATA := $(filter-out $(IE_INSTALL_SCRIPT),$(wildcard sql/inventory_events--*.sql)) \
+	$(wildcard proxy/inventory_events_proxy--*.sql)
 DOCS := $(wildcard doc/*.md)
 
 # pg_regress inputs live in sql/ and expected/ (the install script in sql/ is not a test).
@@ -77,7 +80,7 @@ PROVE_FLAGS += -I test/t
 # Every object depends on the headers of src/ (few enough that one rule is honest).
 $(OBJS): $(wildcard src/*.h)
 
-$(IE_INSTALL_SCRIPT): $(IE_INSTALL_SOURCES) $(EXTENSION).control
+$(IE_INSTALL_SCRIPT): $(IE_INSTALL_SOURCES) inventory_events.control
 	{ printf -- '-- inventory_events $(EXTVERSION): install script, built by make from sql/install/*.sql.\n'; \
 	  printf '\\echo Use "CREATE EXTENSION inventory_events" to load this file. \\quit\n\n'; \
 	  cat $(IE_INSTALL_SOURCES); } > $@
@@ -111,8 +114,10 @@ print-tap:       ; @echo $(PROVE_TESTS)
 # the provided extension entry.
 meta-check: release-check
 	@n=$$(grep -c '"version" *: *"$(EXTVERSION)"' META.json); \
-	if [ "$$n" -ge 2 ]; then echo "META.json matches $(EXTENSION).control ($(EXTVERSION))"; \
-	else echo "META.json does not carry version $(EXTVERSION) from $(EXTENSION).control" >&2; exit 1; fi
+	if [ "$$n" -ge 3 ]; then echo "META.json matches inventory_events.control ($(EXTVERSION))"; \
+	else echo "META.json does not carry version $(EXTVERSION) from inventory_events.control" >&2; exit 1; fi
+	@grep -q "^default_version = '$(EXTVERSION)'" inventory_events_proxy.control || \
+	{ echo "inventory_events_proxy.control does not carry version $(EXTVERSION)" >&2; exit 1; }
 
 # A released install script never changes: sql/released.sha256 lists them.
 release-check: $(IE_INSTALL_SCRIPT)

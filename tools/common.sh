@@ -17,7 +17,7 @@ IE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IE_PGMAJOR=15
 IE_PACKAGES=(make gcc postgresql-$IE_PGMAJOR postgresql-server-dev-$IE_PGMAJOR
 	libipc-run-perl libdbd-pg-perl perl sqlsmith python3-psycopg2
-	prometheus-postgres-exporter prometheus ${IE_EXTRA_PACKAGES:-})
+	prometheus-postgres-exporter prometheus postgresql-$IE_PGMAJOR-plproxy ${IE_EXTRA_PACKAGES:-})
 
 ie_log() { printf '==> %s\n' "$*" >&2; }
 ie_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -18,7 +18,7 @@ bench_start() {
 	bench_data=$IE_WORK/bench_data
 	ie_run initdb -D "$bench_data" -U postgres -A trust --no-sync -E UTF8 >/dev/null
 	# The throw-away config's fsync=off is dropped: server defaults for everyone.
-	ie_run sh -c "grep -v '^fsync' '$IE_CONF' >> '$bench_data/postgresql.conf'; printf 'shared_buffers = 256MB\nmax_locks_per_transaction = 256\n' >> '$bench_data/postgresql.conf'"
+	ie_run sh -c "grep -v '^fsync' '$IE_CONF' >> '$bench_data/postgresql.conf'; printf 'shared_buffers = 256MB\nmax_locks_per_transaction = 256\nmax_replication_slots = 16\nmax_wal_senders = 16\n' >> '$bench_data/postgresql.conf'"
 	ie_run pg_ctl -c -D "$bench_data" -l "$IE_WORK/bench.log" -w -o "-k $IE_WORK/sock -c listen_addresses='' -p 5432" start >/dev/null
 	bench_raw=$IE_WORK/raw.csv
 	ie_run sh -c "echo 'benchmark,workload,measure,round,contender,baseline,ratio,target' > '$bench_raw'"

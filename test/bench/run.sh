@@ -14,10 +14,13 @@
 #   channels   receipts and reservations on 4 channels       the same
 #   wave       a wave release: thousands of picks, 4 tx      pick() vs FOR UPDATE
 #   decoding   the same WAL                                  our plugin vs wal2json, test_decoding
+#   subscribers 0, 1, 4, 8 slots streamed while 2 clients       appenders vs no slot; decode rate per
+#              append                                         slot; walsender memory
 #   publisher  append with the publisher on and off          running / stopped
 #   connector  50 appends/s, the reference connector         commit-to-connector latency vs a plain
 #              (tools/connector.py) on a channel              LISTEN/NOTIFY round trip
-#   growth     log of 10k .. 1M (full: 10M) events           append and ATP latency (also over a node) vs at 10k; ATP vs summing
+#   growth     log of 10k .. 1M (full: 10M) events           append, ATP (also over a node) and position_as_of()
+#                                                            latency vs at 10k; ATP vs summing; the whole-history fold vs a snapshot
 #   metrics    log of 10M events, Debian's postgres exporter  a scrape (target <= 50 ms); refresh_metrics()
 #              with monitoring/queries.yaml                   vs before the growth; record_verify() once
 #   recon      a 99,999-line WMS snapshot (2 % / 20 % of the    COPY + reconcile_staged() vs COPY + the team's
@@ -40,7 +43,7 @@
 # against log size), recon.csv (the reconciliation's curve), memory.csv.
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$bench_dir/lib.sh"
-for part in append serial reserve decoding publisher connector growth metrics recon; do source "$bench_dir/part_$part.sh"; done
+for part in append serial reserve decoding subscribers publisher connector growth metrics recon; do source "$bench_dir/part_$part.sh"; done
 
 mode=${1:-short}
 [ $# -gt 0 ] && shift
@@ -57,7 +60,7 @@ case $mode in
 esac
 bench_skus=10000 bench_units=2000 bench_metrics_events=${IE_BENCH_METRICS_EVENTS:-10000000}
 bench_recon_fixed_after=10000 bench_recon_rounds=3
-parts=${*:-append serial reserve burst channels wave decoding publisher connector growth metrics recon}
+parts=${*:-append serial reserve burst channels wave decoding subscribers publisher connector growth metrics recon}
 out_dir=${BENCH_OUT:-$IE_ROOT/build/bench}
 mkdir -p "$out_dir"
 began=$(date +%s)
