@@ -85,12 +85,16 @@ $(IE_INSTALL_SCRIPT): $(IE_INSTALL_SOURCES) inventory_events.control
 	  printf '\\echo Use "CREATE EXTENSION inventory_events" to load this file. \\quit\n\n'; \
 	  cat $(IE_INSTALL_SOURCES); } > $@
 
-.PHONY: print-version print-regress print-isolation print-tap meta-check release-check bench bench-full bench-versions fuzz
+.PHONY: print-version print-regress print-isolation print-tap meta-check release-check bench bench-full bench-growth bench-versions fuzz
 bench:
 	bash test/bench/run.sh short
 
 bench-full:
 	bash test/bench/run.sh full
+
+# The log grown to 50 million events (about an hour, 25 GB of disk).
+bench-growth:
+	bash test/bench/run.sh growth
 
 # The hot paths of this tree against an earlier commit (REF=..., default 7540d71).
 bench-versions:

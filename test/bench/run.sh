@@ -32,7 +32,7 @@
 # and, all along, the resident memory of the publisher and of a walsender
 # decoding everything with the output plugin (pg_recvlogical).
 #
-#   bash test/bench/run.sh [short|full] [part ...]      (make bench / make bench-full)
+#   bash test/bench/run.sh [short|full|growth] [part ...]  (make bench / make bench-full / make bench-growth)
 #
 # The publisher runs only in the parts that need it (see below).
 #
@@ -56,11 +56,21 @@ case $mode in
 		bench_seconds=10 bench_rounds=5 bench_batches=50 bench_wave=4000 bench_decode_events=100000 bench_latency_seconds=20
 		bench_growth_sizes="10000 100000 1000000 10000000"
 		bench_recon_histories="1000000 3000000 10000000" bench_recon_afters="1000 10000 100000 1000000" ;;
-	*) ie_die "usage: run.sh [short|full] [part ...]" ;;
+	growth)
+		# make bench-growth: the growth part alone, up to 50 million events
+		# (about an hour and 25 GB of disk on the development machine).
+		bench_seconds=5 bench_rounds=3 bench_batches=20 bench_wave=2000 bench_decode_events=20000 bench_latency_seconds=7
+		bench_growth_sizes="10000 100000 1000000 10000000 50000000" bench_growth_target="<= 1.1"
+		bench_recon_histories="100000" bench_recon_afters="1000"
+		default_parts=growth
+		# No walsender decoding the whole run: it would decode, and spill to
+		# disk, every bulk step of tens of millions of rows.
+		bench_memory_slot=0 ;;
+	*) ie_die "usage: run.sh [short|full|growth] [part ...]" ;;
 esac
 bench_skus=10000 bench_units=2000 bench_metrics_events=${IE_BENCH_METRICS_EVENTS:-10000000}
 bench_recon_fixed_after=10000 bench_recon_rounds=3
-parts=${*:-append serial reserve burst channels wave decoding subscribers publisher connector growth metrics recon}
+parts=${*:-${default_parts:-append serial reserve burst channels wave decoding subscribers publisher connector growth metrics recon}}
 out_dir=${BENCH_OUT:-$IE_ROOT/build/bench}
 mkdir -p "$out_dir"
 began=$(date +%s)
@@ -72,9 +82,11 @@ psql_ -f "$IE_WORK/src/test/bench/reserve_baselines.sql" >/dev/null
 # Memory: a walsender decoding everything for the whole run, and the
 # publisher; RssAnon (private memory, not the shared buffers a process
 # touches) and VmHWM every 2 seconds.
-psql_ -c "SELECT pg_create_logical_replication_slot('bench_memory', 'inventory_events')" >/dev/null
-ie_run sh -c "pg_recvlogical -U postgres -p 5432 -d postgres --slot bench_memory --start -f /dev/null \
-	-o include-xact=on -o include-position=on --status-interval 1 --no-loop >/dev/null 2>&1 &"
+if [ "${bench_memory_slot:-1}" = 1 ]; then
+	psql_ -c "SELECT pg_create_logical_replication_slot('bench_memory', 'inventory_events')" >/dev/null
+	ie_run sh -c "pg_recvlogical -U postgres -p 5432 -d postgres --slot bench_memory --start -f /dev/null \
+		-o include-xact=on -o include-position=on --status-interval 1 --no-loop >/dev/null 2>&1 &"
+fi
 ie_run sh -c "echo 'seconds,part,process,rss_anon_kb,hwm_kb' > '$IE_WORK/memory.csv'"
 echo start > "$IE_WORK/part"
 sample_memory() {
