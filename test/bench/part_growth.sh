@@ -95,9 +95,9 @@ SQL
 		record growth "$size events" "verify() of the log, ms" 1 "$verify_ms" "" ""
 		record growth "$size events" "verify() per event after the newest snapshots and per stream, us" 1 \
 			"$(echo "scale=2; $verify_ms * 1000 / ($since + $streams)" | bc)" "" ""
-		record growth "$size events" "disk bytes per event, the log's table" 1 \
+		record growth "$size events" "disk bytes per event, event table" 1 \
 			"$(psql_ -At -c "SELECT pg_table_size('inventory_events.event') / count(*) FROM inventory_events.event")" "" ""
-		record growth "$size events" "disk bytes per event, the log's indexes" 1 \
+		record growth "$size events" "disk bytes per event, event indexes" 1 \
 			"$(psql_ -At -c "SELECT pg_indexes_size('inventory_events.event') / count(*) FROM inventory_events.event")" "" ""
 		for r in $(seq 1 "$bench_rounds"); do
 			read -r tps lat <<<"$(pgb_latency_ "$IE_WORK/append.sql" 1 "$bench_seconds")"
