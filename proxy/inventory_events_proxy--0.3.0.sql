@@ -11,9 +11,10 @@
 -- every shard by the ERP. Remote calls are positional (PL/Proxy's parser
 -- refuses =>); callers of these functions may use names. See doc/scaling.md.
 
--- The shard key. Redefine it (CREATE OR REPLACE) to keep families together,
--- e.g. a kit with its components: a kit is available only from components on
--- its own shard.
+-- The shard key. It is part of the data's placement: changing it means
+-- moving every sku's history to its new shard (and a redefinition would be
+-- undone by pg_dump and by an update of the extension), so it is not a
+-- setting. A kit is available only from components on its own shard.
 CREATE FUNCTION inventory_events_proxy.shard_hash(sku text) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN pg_catalog.hashtext(coalesce(sku, ''));
@@ -45,6 +46,11 @@ CREATE TABLE inventory_events_proxy.compensation (
     message    text NOT NULL,
     PRIMARY KEY (channel, ref)
 );
+-- Both are state of this database: pg_dump keeps them (an owed release
+-- lost with a dump would leave its line reserved on its shard for ever).
+SELECT pg_catalog.pg_extension_config_dump('inventory_events_proxy.order_line', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_events_proxy.compensation', '');
+REVOKE ALL ON inventory_events_proxy.order_line, inventory_events_proxy.compensation FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- Routed by sku
@@ -153,7 +159,7 @@ $$ LANGUAGE plproxy;
 -- The shard hash of an order line's sku: remembered by reserve(), or asked of
 -- every shard. An unknown line is P0002, as on a shard.
 CREATE FUNCTION inventory_events_proxy.line_hash(channel text, ref text) RETURNS integer
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -250,12 +256,16 @@ $$;
 -- Every shard
 -- ---------------------------------------------------------------------------
 
--- verify() of every shard, each row with the shard's database name.
+-- verify() of every shard, each row naming its shard (cluster_name, address,
+-- port, database).
 CREATE FUNCTION inventory_events_proxy.verify()
 RETURNS TABLE (shard text, sku text, location text, lot text, problem text) AS $$
     CLUSTER 'inventory_events';
     RUN ON ALL;
-    SELECT pg_catalog.current_database()::text AS shard, v.sku, v.location, v.lot, v.problem
+    SELECT pg_catalog.concat_ws(' ', NULLIF(pg_catalog.current_setting('cluster_name'), ''),
+                                pg_catalog.inet_server_addr(), pg_catalog.inet_server_port(),
+                                pg_catalog.current_database()) AS shard,
+           v.sku, v.location, v.lot, v.problem
       FROM inventory_events.verify() v;
 $$ LANGUAGE plproxy;
 
@@ -272,18 +282,48 @@ RETURN CASE WHEN state = 'XX000'
              AND message ~ '(PQconnect|connection to server|could not connect|server closed the connection|connection not open)'
             THEN '08006' ELSE state END;
 
+-- What a line's reservation still holds on its shard: reserved, picked or
+-- shipped units and backorders (0 once released), or null when the shard
+-- has no such line.
+CREATE FUNCTION inventory_events_proxy.line_open_remote(shard integer, channel text, ref text)
+RETURNS bigint AS $$
+    CLUSTER 'inventory_events';
+    RUN ON shard;
+    SELECT (SELECT r.backordered + coalesce((SELECT sum(a.reserved + a.picked + a.shipped)
+                                               FROM inventory_events.allocation a WHERE a.reservation_id = r.id), 0)
+              FROM inventory_events.reservation r WHERE r.channel = $2 AND r.ref = $3)::bigint AS line_open_remote;
+$$ LANGUAGE plproxy;
+
+-- Is it known that a failed remote call did nothing? A shard that reports an
+-- error (PL/Proxy: "REMOTE ERROR") rolled its transaction back, unless it
+-- says that it had committed already (a cancelled wait for synchronous
+-- replication); a connection that could not be made sent nothing. A
+-- connection lost during the call, a query timeout or a cancel on the proxy
+-- leave the outcome unknown: it may have committed.
+CREATE FUNCTION inventory_events_proxy.outcome_known(message text) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+RETURN (message LIKE '%REMOTE ERROR:%' AND message !~* '(already committed|synchronous replication)')
+    OR message ~ '(PQconnectStart|PQconnectPoll|could not connect)';
+
 -- An order of several lines, all or nothing: each line is reserved on its
 -- sku's shard in turn (each shard commits its own line: no transaction spans
--- shards); when a line fails (refused, or its shard is down), the lines
--- already reserved are released again (compensation) and the rest are not
--- tried. A release that fails too (that shard went away meanwhile) is kept
--- in inventory_events_proxy.compensation for retry_compensations().
--- lines: [{"sku": ..., "qty": ..., "ref": ..., "location": ...}, ...]; each
--- ref is the line's idempotency key on its shard. Returns one row per line:
--- status reserved (the order stands), refused or failed (the line that
--- failed, with its SQLSTATE), released (compensated), compensation_pending,
--- or not_tried. It raises no error itself, so that what it records stays:
--- check the statuses. A failed order is final; send it again with new refs.
+-- shards); when a line fails, the lines already accepted, and a line whose
+-- call may have committed unseen (outcome_known() false), are released
+-- again (compensation), and the rest are not tried. A release that fails,
+-- or that finds no line where one may still appear, is owed: kept in
+-- inventory_events_proxy.compensation for retry_compensations().
+-- lines: [{"sku": ..., "qty": n, "ref": ..., "location": ..., "expires_at": ...}],
+-- refs unique; each line's idempotency key on its shard is its ref, under the
+-- source 'inventory_events_proxy:<channel>'. Returns one row per line: status
+-- reserved or backordered (the order stands; a backorder channel accepts a
+-- shortage as a backorder), refused (IE005) or failed (the line that failed,
+-- with its SQLSTATE: 08006 for a shard it could not reach), unknown then
+-- released or compensation_pending (a call whose outcome was not seen),
+-- released (compensated), compensation_pending, or not_tried.
+-- A retry with the same refs (after a lost reply) replays each line: one that
+-- was released since is reported failed, not reserved, and the order fails.
+-- It raises no error for a line, so that what it records stays: call it in a
+-- transaction of its own (autocommit) and check the statuses.
 CREATE FUNCTION inventory_events_proxy.reserve_order(channel text, lines jsonb)
 RETURNS TABLE (line integer, ref text, sku text, status text, reservation_id bigint, sqlstate text, message text)
 LANGUAGE plpgsql VOLATILE
@@ -293,7 +333,13 @@ AS $$
 DECLARE
     n integer;
     l jsonb;
-    got bigint;
+    source_name text := 'inventory_events_proxy:' || channel;
+    got_status text;
+    got_replayed boolean;
+    got_id bigint;
+    open_qty bigint;
+    err_state text;
+    err_message text;
     failed boolean := false;
     refs text[] := '{}';
     skus text[] := '{}';
@@ -302,16 +348,26 @@ DECLARE
     states text[] := '{}';
     messages text[] := '{}';
 BEGIN
+    IF channel IS NULL THEN
+        RAISE EXCEPTION 'an order needs a channel' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF lines IS NULL OR jsonb_typeof(lines) <> 'array' OR jsonb_array_length(lines) = 0 THEN
         RAISE EXCEPTION 'an order is a non-empty JSON array of lines'
               USING ERRCODE = 'invalid_parameter_value';
     END IF;
     n := jsonb_array_length(lines);
+    -- Every line checked before any is reserved.
     FOR i IN 1 .. n LOOP
         l := lines -> (i - 1);
-        IF l ->> 'sku' IS NULL OR l ->> 'ref' IS NULL OR jsonb_typeof(l -> 'qty') IS DISTINCT FROM 'number' THEN
-            RAISE EXCEPTION 'line % of the order needs a sku, a ref and a numeric qty', i
+        IF jsonb_typeof(l) IS DISTINCT FROM 'object' OR jsonb_typeof(l -> 'sku') IS DISTINCT FROM 'string'
+           OR jsonb_typeof(l -> 'ref') IS DISTINCT FROM 'string'
+           OR jsonb_typeof(l -> 'qty') IS DISTINCT FROM 'number' OR (l ->> 'qty') !~ '^[1-9][0-9]{0,17}$' THEN
+            RAISE EXCEPTION 'line % of the order needs a string sku and ref and a positive whole qty', i
                   USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF (l ->> 'ref') = ANY (refs) THEN
+            RAISE EXCEPTION 'line % of the order repeats the ref "%"', i, l ->> 'ref'
+                  USING ERRCODE = 'invalid_parameter_value', HINT = 'Each line of an order has a ref of its own.';
         END IF;
         refs := refs || (l ->> 'ref');
         skus := skus || (l ->> 'sku');
@@ -323,33 +379,56 @@ BEGIN
     FOR i IN 1 .. n LOOP
         l := lines -> (i - 1);
         BEGIN
-            SELECT r.reservation_id INTO got
-              FROM inventory_events_proxy.reserve(channel, l ->> 'sku', (l ->> 'qty')::bigint, l ->> 'ref',
-                                                  l ->> 'location', NULL, 'inventory_events_proxy', l ->> 'ref') r
+            SELECT r.status, r.replayed, r.reservation_id INTO got_status, got_replayed, got_id
+              FROM inventory_events_proxy.reserve(channel, skus[i], (l ->> 'qty')::bigint, refs[i], l ->> 'location',
+                                                  (l ->> 'expires_at')::timestamptz, source_name, refs[i]) r
+             ORDER BY r.status = 'backordered' DESC
              LIMIT 1;
-            statuses[i] := 'reserved';
-            ids[i] := got;
-        EXCEPTION WHEN OTHERS THEN
-            statuses[i] := CASE WHEN SQLSTATE = 'IE005' THEN 'refused' ELSE 'failed' END;
-            states[i] := inventory_events_proxy.error_state(SQLSTATE, SQLERRM);
-            messages[i] := SQLERRM;
+            IF got_replayed THEN
+                -- A retry: the line stands only if it was not released since.
+                open_qty := inventory_events_proxy.line_open_remote(inventory_events_proxy.shard_hash(skus[i]),
+                                                                    channel, refs[i]);
+                IF coalesce(open_qty, 0) <= 0 THEN
+                    RAISE EXCEPTION 'line "%" of this order was released after an earlier attempt', refs[i]
+                          USING ERRCODE = 'object_not_in_prerequisite_state',
+                                HINT = 'A failed order is final: send it again with new refs.';
+                END IF;
+            END IF;
+            statuses[i] := got_status;
+            ids[i] := got_id;
+        EXCEPTION WHEN query_canceled OR OTHERS THEN
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+            states[i] := inventory_events_proxy.error_state(err_state, err_message);
+            messages[i] := err_message;
+            statuses[i] := CASE WHEN err_state = '55000' AND got_replayed THEN 'failed'
+                                WHEN NOT inventory_events_proxy.outcome_known(err_message) THEN 'unknown'
+                                WHEN err_state = 'IE005' THEN 'refused'
+                                ELSE 'failed' END;
             failed := true;
         END;
         EXIT WHEN failed;
     END LOOP;
     IF failed THEN
         FOR i IN REVERSE n .. 1 LOOP
-            CONTINUE WHEN statuses[i] <> 'reserved';
+            CONTINUE WHEN statuses[i] NOT IN ('reserved', 'backordered', 'unknown');
             BEGIN
                 PERFORM inventory_events_proxy.release(channel, refs[i], NULL, 'order failed on another line',
-                                                       'inventory_events_proxy', 'compensate:' || refs[i]);
+                                                       source_name, 'compensate:' || refs[i]);
                 statuses[i] := 'released';
-            EXCEPTION WHEN OTHERS THEN
+            EXCEPTION WHEN query_canceled OR OTHERS THEN
+                GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+                err_state := inventory_events_proxy.error_state(err_state, err_message);
+                -- No such line: nothing to release, unless the reserve whose
+                -- outcome was not seen commits later; owed until then.
+                IF err_state = 'P0002' AND statuses[i] <> 'unknown' THEN
+                    statuses[i] := 'released';
+                    CONTINUE;
+                END IF;
                 statuses[i] := 'compensation_pending';
-                states[i] := inventory_events_proxy.error_state(SQLSTATE, SQLERRM);
-                messages[i] := SQLERRM;
+                states[i] := err_state;
+                messages[i] := err_message;
                 INSERT INTO inventory_events_proxy.compensation AS c (channel, ref, sku, sqlstate, message)
-                VALUES (channel, refs[i], skus[i], states[i], messages[i])
+                VALUES (channel, refs[i], skus[i], err_state, err_message)
                 ON CONFLICT ON CONSTRAINT compensation_pkey DO UPDATE
                    SET failed_at = now(), sqlstate = excluded.sqlstate, message = excluded.message;
             END;
@@ -369,9 +448,11 @@ END;
 $$;
 
 -- The compensations still owed: each release is tried again (its
--- idempotency key makes a repeat harmless); those made are forgotten.
--- Returns how many are still owed.
-CREATE FUNCTION inventory_events_proxy.retry_compensations()
+-- idempotency key makes a repeat harmless); those made are forgotten. A line
+-- its shard does not have (P0002) is forgotten once owed for longer than
+-- grace: a reserve whose outcome was not seen has committed by then, or never
+-- will. Returns how many are still owed.
+CREATE FUNCTION inventory_events_proxy.retry_compensations(grace interval DEFAULT '5 minutes')
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -384,13 +465,17 @@ BEGIN
     FOR c IN SELECT * FROM inventory_events_proxy.compensation ORDER BY failed_at LOOP
         BEGIN
             PERFORM inventory_events_proxy.release(c.channel, c.ref, NULL, 'order failed on another line',
-                                                   'inventory_events_proxy', 'compensate:' || c.ref);
+                                                   'inventory_events_proxy:' || c.channel, 'compensate:' || c.ref);
             DELETE FROM inventory_events_proxy.compensation x WHERE x.channel = c.channel AND x.ref = c.ref;
         EXCEPTION WHEN OTHERS THEN
-            err_state := inventory_events_proxy.error_state(SQLSTATE, SQLERRM);
-            err_message := SQLERRM;
-            UPDATE inventory_events_proxy.compensation x SET sqlstate = err_state, message = err_message
-             WHERE x.channel = c.channel AND x.ref = c.ref;
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+            err_state := inventory_events_proxy.error_state(err_state, err_message);
+            IF err_state = 'P0002' AND c.failed_at < now() - grace THEN
+                DELETE FROM inventory_events_proxy.compensation x WHERE x.channel = c.channel AND x.ref = c.ref;
+            ELSE
+                UPDATE inventory_events_proxy.compensation x SET sqlstate = err_state, message = err_message
+                 WHERE x.channel = c.channel AND x.ref = c.ref;
+            END IF;
         END;
     END LOOP;
     RETURN (SELECT count(*) FROM inventory_events_proxy.compensation);

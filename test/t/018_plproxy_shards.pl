@@ -18,6 +18,7 @@
 #    half-reserved: every line of an order is reserved, or none is.
 use strict;
 use warnings;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -53,7 +54,7 @@ my %shard_of = map { split /\|/ } split /\n/,
   $proxy->safe_psql('postgres', q{SELECT 'S' || g, inventory_events_proxy.shard_hash('S' || g) & 1 FROM generate_series(1, 8) g});
 my @on0 = sort grep { $shard_of{$_} == 0 } keys %shard_of;
 my @on1 = sort grep { $shard_of{$_} == 1 } keys %shard_of;
-ok(@on0 && @on1, "skus on both shards (@on0 | @on1)");
+ok(@on0 >= 2 && @on1 >= 2, "two skus or more on each shard (@on0 | @on1)");
 my ($a0, $b0) = @on0;
 my ($a1, $b1) = @on1;
 
@@ -87,6 +88,58 @@ is(via_proxy(qq{
 	SELECT string_agg(status || coalesce(':' || sqlstate, ''), ',' ORDER BY line)
 	  FROM reserve_order('web', '[{"sku": "$b1", "qty": 2, "ref": "SO-3/1"}, {"sku": "$b0", "qty": 5000, "ref": "SO-3/2"}]')}),
 	'released,refused:IE005', 'an order with a refused line: the other shard\'s line is released again');
+# A retry of that order with the same refs (as after a lost reply): the line
+# released since is not reported reserved.
+is(via_proxy(qq{
+	SELECT string_agg(status || coalesce(':' || sqlstate, ''), ',' ORDER BY line)
+	  FROM reserve_order('web', '[{"sku": "$b1", "qty": 2, "ref": "SO-3/1"}, {"sku": "$b0", "qty": 1, "ref": "SO-3/2"}]')}),
+	'failed:55000,not_tried', 'a retry with the same refs: the released line fails the order');
+my ($rc0, $out0, $err0) = $proxy->psql('postgres',
+	q{SELECT count(*) FROM inventory_events_proxy.reserve_order('web', '[{"sku": "S1", "qty": 1, "ref": "X/1"}, {"sku": "S2", "qty": 1, "ref": "X/1"}]')});
+like($err0, qr/repeats the ref "X\/1"/, 'an order repeating a ref is refused before anything is reserved');
+# A backorder channel accepts a shortage as a backorder: the order stands.
+$_->safe_psql('postgres', q{
+	INSERT INTO inventory_events.channel (code, allow_backorders) VALUES ('b2b', true);
+	INSERT INTO inventory_events.channel_location (channel, location) VALUES ('b2b', 'W1');
+}) for @shards;
+is(via_proxy(qq{
+	SELECT string_agg(status, ',' ORDER BY line)
+	  FROM reserve_order('b2b', '[{"sku": "$a0", "qty": 1, "ref": "BO-1/1"}, {"sku": "$a1", "qty": 5000, "ref": "BO-1/2"}]')}),
+	'reserved,backordered', 'on a backorder channel a shortage is accepted as a backorder');
+# A release that fails (a trigger on shard 1 refuses it) is owed, made once the
+# cause is gone.
+$shards[$shard_of{$b1}]->safe_psql('postgres', q{
+	CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	    IF NEW.event_type = 'released' AND NEW.ref LIKE 'SO-6/%' THEN
+	        RAISE EXCEPTION 'release refused for the test';
+	    END IF;
+	    RETURN NEW;
+	END $$;
+	CREATE TRIGGER refuse_release BEFORE INSERT ON inventory_events.event FOR EACH ROW EXECUTE FUNCTION refuse_release();
+});
+is(via_proxy(qq{
+	SELECT string_agg(status, ',' ORDER BY line)
+	  FROM reserve_order('web', '[{"sku": "$b1", "qty": 1, "ref": "SO-6/1"}, {"sku": "$b0", "qty": 5000, "ref": "SO-6/2"}]')}),
+	'compensation_pending,refused', 'a compensation that fails is owed');
+is(via_proxy(q{SELECT string_agg(ref, ',') FROM compensation}), 'SO-6/1', 'and recorded');
+$shards[$shard_of{$b1}]->safe_psql('postgres', q{DROP TRIGGER refuse_release ON inventory_events.event});
+is(via_proxy(q{SELECT retry_compensations()}), '0', 'retry_compensations() makes it once the cause is gone');
+# A call whose outcome is not seen (the proxy's statement_timeout fires while
+# the line's shard waits for a lock): that line is released too, or owed.
+my $locker = IPC::Run::start(
+	[ 'psql', '-X', '-q', '-h', $shards[$shard_of{$b1}]->host, '-p', $shards[$shard_of{$b1}]->port, '-d', 'postgres',
+	  '-c', 'BEGIN; LOCK TABLE inventory_events.reservation; SELECT pg_sleep(3); COMMIT;' ],
+	'>', \my $lock_out, '2>', \my $lock_err);
+$shards[$shard_of{$b1}]->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM pg_locks WHERE relation = 'inventory_events.reservation'::regclass AND mode = 'AccessExclusiveLock'});
+my $unseen = via_proxy(qq{
+	SET statement_timeout = '1s';
+	SELECT string_agg(status, ',' ORDER BY line)
+	  FROM reserve_order('web', '[{"sku": "$b0", "qty": 1, "ref": "SO-7/1"}, {"sku": "$b1", "qty": 1, "ref": "SO-7/2"}]')});
+like($unseen, qr/^released,(released|compensation_pending)$/, "a line whose outcome was not seen is compensated ($unseen)");
+$locker->finish;
+is(via_proxy(q{SELECT retry_compensations('0 s')}), '0', 'and nothing is owed once its shard has answered');
 is(via_proxy(q{SELECT count(*) FROM verify()}), '0', 'verify() of every shard through the proxy is clean');
 foreach my $i (0, 1)
 {
@@ -107,7 +160,7 @@ $shards[1]->stop('immediate');
 my ($rc, $out, $err) = $proxy->psql('postgres',
 	qq{\\set VERBOSITY verbose
 	   SELECT inventory_events_proxy.channel_availability('web', '$a1')});
-like($err, qr/ERROR:  XX000: PL\/Proxy function inventory_events_proxy.channel_availability\(2\): \[postgres\] PQconnectStart: connection to server .* failed/,
+like($err, qr/ERROR:  XX000: PL\/Proxy function inventory_events_proxy.channel_availability\(2\): \[postgres\] PQconnect\w+: connection to server .* failed/,
 	'a call routed to the dead shard fails, naming the shard it could not reach (PL/Proxy says XX000)');
 is(via_proxy(qq{
 	SELECT string_agg(status || coalesce(':' || left(sqlstate, 2), ''), ',' ORDER BY line)
@@ -117,7 +170,7 @@ is(via_proxy(qq{
 # release fails) is kept until the shard is back.
 via_proxy(qq{
 	INSERT INTO compensation (channel, ref, sku, sqlstate, message) VALUES ('web', 'SO-5/1', '$a1', '08006', 'down')});
-is(via_proxy(q{SELECT retry_compensations()}), '1', 'the compensation is still owed while the shard is down');
+is(via_proxy(q{SELECT retry_compensations('0 s')}), '1', 'the compensation is still owed while the shard is down');
 $shards[1]->start;
 is(via_proxy(q{SELECT retry_compensations()}), '0', 'and made once it is back');
 is($shards[1]->safe_psql('postgres', q{SELECT string_agg(event_type::text, ',' ORDER BY id) FROM inventory_events.event WHERE ref = 'SO-5/1'}),
@@ -133,7 +186,8 @@ foreach my $i (0, 1)
 # still reserved (reserved - released - picked > 0) or not (a refused line,
 # or one on a dead shard, has no event at all).
 my %orders = ('SO-2' => [ 'SO-2/1', 'SO-2/2' ], 'SO-3' => [ 'SO-3/1', 'SO-3/2' ],
-	'SO-4' => [ 'SO-4/1', 'SO-4/2' ], 'SO-5' => [ 'SO-5/1' ]);
+	'SO-4' => [ 'SO-4/1', 'SO-4/2' ], 'SO-5' => [ 'SO-5/1' ], 'SO-6' => [ 'SO-6/1', 'SO-6/2' ],
+	'SO-7' => [ 'SO-7/1', 'SO-7/2' ]);
 my %held;
 foreach my $s (@shards)
 {
@@ -153,8 +207,9 @@ my @half = grep {
 } sort keys %orders;
 is("@half", '', 'no order is half-reserved: every line of an order is reserved, or none is')
   or diag(explain \%held);
-is(join(' ', map { "$_=" . ($held{$_} // 0) } qw(SO-2/1 SO-2/2 SO-3/1 SO-4/1 SO-5/1)),
-	'SO-2/1=1 SO-2/2=1 SO-3/1=0 SO-4/1=0 SO-5/1=0', 'the whole order holds its lines; the failed ones hold none');
+is(join(' ', map { "$_=" . ($held{$_} // 0) } qw(SO-2/1 SO-2/2 SO-3/1 SO-4/1 SO-5/1 SO-6/1 SO-7/1 SO-7/2)),
+	'SO-2/1=1 SO-2/2=1 SO-3/1=0 SO-4/1=0 SO-5/1=0 SO-6/1=0 SO-7/1=0 SO-7/2=0',
+	'the whole order holds its lines; the failed ones hold none');
 
 $_->stop for (@shards, $proxy);
 done_testing();
