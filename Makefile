@@ -9,6 +9,7 @@
 # Two extensions: inventory_events, and inventory_events_proxy (proxy/: PL/Proxy
 # functions that route calls to shard databases by sku; SQL only).
 EXTENSION   = inventory_events inventory_events_proxy
+EXTENSION_NAME = inventory_events
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" inventory_events.control)
 
 MODULE_big  = inventory_events
@@ -85,12 +86,23 @@ $(IE_INSTALL_SCRIPT): $(IE_INSTALL_SOURCES) inventory_events.control
 	  printf '\\echo Use "CREATE EXTENSION inventory_events" to load this file. \\quit\n\n'; \
 	  cat $(IE_INSTALL_SOURCES); } > $@
 
-.PHONY: print-version print-regress print-isolation print-tap meta-check release-check bench bench-full bench-growth bench-versions fuzz
+.PHONY: print-version print-regress print-isolation print-tap meta-check release-check bench bench-full bench-growth bench-versions fuzz dist package-check
 bench:
 	bash test/bench/run.sh short
 
 bench-full:
 	bash test/bench/run.sh full
+
+# The PGXN distribution: the files git has at HEAD, as
+# inventory_events-VERSION.zip with a directory of that name.
+dist: meta-check
+	git archive --format zip --prefix=$(EXTENSION_NAME)-$(EXTVERSION)/ -o $(EXTENSION_NAME)-$(EXTVERSION).zip HEAD
+	@echo "built $(EXTENSION_NAME)-$(EXTVERSION).zip"
+
+# Builds the Debian package, installs it, uses it and removes it (root; it
+# writes to the system, so it is not part of tools/test.sh).
+package-check:
+	bash tools/package-check.sh
 
 # The log grown to 50 million events (about an hour, 25 GB of disk).
 bench-growth:
@@ -114,14 +126,10 @@ print-regress:   ; @echo $(REGRESS)
 print-isolation: ; @echo $(ISOLATION)
 print-tap:       ; @echo $(PROVE_TESTS)
 
-# META.json must carry the control file's version, for the extension and for
-# the provided extension entry.
+# One version everywhere: META.json (checked against the PGXN meta spec),
+# both control files and debian/changelog (tools/meta-validate.pl).
 meta-check: release-check
-	@n=$$(grep -c '"version" *: *"$(EXTVERSION)"' META.json); \
-	if [ "$$n" -ge 3 ]; then echo "META.json matches inventory_events.control ($(EXTVERSION))"; \
-	else echo "META.json does not carry version $(EXTVERSION) from inventory_events.control" >&2; exit 1; fi
-	@grep -q "^default_version = '$(EXTVERSION)'" inventory_events_proxy.control || \
-	{ echo "inventory_events_proxy.control does not carry version $(EXTVERSION)" >&2; exit 1; }
+	@perl tools/meta-validate.pl .
 
 # A released install script never changes: sql/released.sha256 lists them.
 release-check: $(IE_INSTALL_SCRIPT)

@@ -94,7 +94,7 @@ SQL
 			  FROM inventory_events.stock s")
 		record growth "$size events" "verify() of the log, ms" 1 "$verify_ms" "" ""
 		record growth "$size events" "verify() per event after the newest snapshots and per stream, us" 1 \
-			"$(echo "scale=2; $verify_ms * 1000 / ($since + $streams)" | bc)" "" ""
+			"$(echo "scale=2; $verify_ms * 1000 / ($since + $streams)" | bc | sed 's/^\./0./')" "" ""
 		record growth "$size events" "disk bytes per event, event table" 1 \
 			"$(psql_ -At -c "SELECT pg_table_size('inventory_events.event') / count(*) FROM inventory_events.event")" "" ""
 		record growth "$size events" "disk bytes per event, event indexes" 1 \
