@@ -2,7 +2,8 @@
 # Checks META.json against the PGXN meta spec 1.0.0 (the keys a distribution
 # must have, their shapes, and the files it names) and against the versions
 # kept elsewhere: inventory_events.control, inventory_events_proxy.control and
-# debian/changelog must all say the version META.json says. Debian has no
+# debian/changelog must all say the version META.json says, and the upgrade
+# scripts must chain every released version to it. Debian has no
 # PGXN::Meta::Validator; this covers what it requires.
 use strict;
 use warnings;
@@ -57,8 +58,29 @@ if (open my $ch, '<', "$root/debian/changelog") {
 	(my $upstream = $v // '') =~ s/-[^-]*$//;
 	push @errors, "debian/changelog says $v, META.json $meta->{version}" if $upstream ne ($meta->{version} // '');
 }
+# The upgrade chain: every released version (sql/released.sha256) reaches the
+# current one through the upgrade scripts in sql/.
+if (open my $rel, '<', "$root/sql/released.sha256") {
+	my @released = sort { version_cmp($a, $b) } map { /inventory_events--([0-9.]+)\.sql/ ? $1 : () } <$rel>;
+	my @chain = (@released, $meta->{version} // '');
+	for my $i (0 .. $#chain - 1) {
+		next if $chain[$i] eq $chain[$i + 1];
+		my $script = "sql/inventory_events--$chain[$i]--$chain[$i + 1].sql";
+		push @errors, "no upgrade script $script" unless -e "$root/$script";
+	}
+}
+sub version_cmp {
+	my @a = split /\./, shift;
+	my @b = split /\./, shift;
+	while (@a || @b) {
+		my $c = (shift(@a) // 0) <=> (shift(@b) // 0);
+		return $c if $c;
+	}
+	return 0;
+}
+
 if (@errors) {
 	print STDERR "META.json: $_\n" for @errors;
 	exit 1;
 }
-print "META.json is valid (PGXN meta spec 1.0.0) and every version says $meta->{version}\n";
+print "META.json is valid (PGXN meta spec 1.0.0); every version says $meta->{version}; the upgrade scripts chain every release to it\n";

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make package-check: builds the Debian package from this tree and uses it as
-# a DBA would: installs the .deb with apt, creates a cluster with
+# a DBA would: installs the .deb with apt, runs the autopkgtest
+# (debian/tests/installcheck) against it, creates a cluster with
 # pg_createcluster and the settings of debian/README.Debian, runs CREATE
 # EXTENSION and the demo on it, updates a database from the previous release
 # with ALTER EXTENSION ... UPDATE, then drops the cluster and removes the
@@ -59,6 +60,11 @@ check "it carries the library, both control files and every script of sql/" sh -
 echo "==> installing it with apt-get"
 check "apt-get install ./$(basename "$deb")" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb"
 check "dpkg knows it" dpkg -s "postgresql-$pgmajor-inventory-events"
+
+echo "==> the autopkgtest (debian/tests/installcheck: pg_regress on a pg_virtualenv cluster)"
+check "debian/tests/installcheck passes against the installed package" \
+	sh -c "cd '$work/build/src' && sh debian/tests/installcheck"
+grep -E '^ *(All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests failed)' "$work/check.out" || true
 
 echo "==> a cluster made with pg_createcluster, configured as debian/README.Debian says"
 pg_dropcluster --stop "$pgmajor" "$cluster" >/dev/null 2>&1 || true
