@@ -114,6 +114,9 @@ SELECT stream_fold(NULL, 'W1');
 SELECT stream_fold('A', 'W1', '', NULL, 0);
 SELECT take_snapshots(0);
 SELECT take_snapshots(1, 0);
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT take_snapshots(1);
+ROLLBACK;
 
 -- A bucket's total must fit, not each partial sum: -9e18 then back, with a
 -- snapshot in between.

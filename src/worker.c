@@ -691,6 +691,14 @@ ie_publisher_main(Datum arg)
 
 	BackgroundWorkerInitializeConnection(database, NULL, 0);
 	pgstat_report_appname("inventory_events publisher");
+
+	/*
+	 * Every step reads what committed before it (READ COMMITTED): publish()
+	 * reads the last sequence numbers, take_snapshots() must see a history
+	 * rewrite that committed before its lock. A server-wide
+	 * default_transaction_isolation does not apply to the worker.
+	 */
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 	LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
 	slot->database_oid = MyDatabaseId;
 	LWLockRelease(ie_shared->lock);

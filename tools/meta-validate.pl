@@ -4,7 +4,8 @@
 # kept elsewhere: inventory_events.control, inventory_events_proxy.control and
 # debian/changelog must all say the version META.json says, and the upgrade
 # scripts must chain every released version to it. Debian has no
-# PGXN::Meta::Validator; this covers what it requires.
+# PGXN::Meta::Validator: this checks the keys the spec requires and their
+# shapes, not everything that validator does (prereq ranges, licenses).
 use strict;
 use warnings;
 use JSON::PP;

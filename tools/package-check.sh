@@ -16,11 +16,18 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "error: package-check installs a package: run it as root" >&2; exit 1; }
 pgmajor=15
-cluster=iepkg
-port=5441
+package=postgresql-$pgmajor-inventory-events
+cluster=iepkg$$
+port=
 work=$(mktemp -d /tmp/inventory_events_pkg.XXXX)
 chmod 755 "$work"
 passed=0 failed=0
+installed_by_us=0 cluster_made=0
+# It must not test (and then remove) a package someone installed.
+if [ "$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)" = installed ]; then
+	echo "error: $package is installed on this machine: package-check would remove it; remove it first" >&2
+	exit 1
+fi
 check() {	# check description command...
 	local what=$1; shift
 	if "$@" >"$work/check.out" 2>&1; then
@@ -30,14 +37,18 @@ check() {	# check description command...
 	fi
 }
 cleanup() {
-	pg_dropcluster --stop "$pgmajor" "$cluster" >/dev/null 2>&1 || true
+	# Only what this run made: its cluster and its package.
+	[ "$cluster_made" = 1 ] && { pg_dropcluster --stop "$pgmajor" "$cluster" >/dev/null 2>&1 || true; }
+	[ "$installed_by_us" = 1 ] && { DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "$package" >/dev/null 2>&1 || true; }
 	rm -rf "$work"
 }
 trap cleanup EXIT
 
 echo "==> installing the build and test dependencies"
+# (Left installed afterwards: build tools, the server, psycopg2 for the demo's
+# connector, PL/Proxy for the proxy extension.)
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debhelper dpkg-dev postgresql-server-dev-all \
-	"postgresql-$pgmajor" python3-psycopg2 >/dev/null
+	"postgresql-$pgmajor" "postgresql-$pgmajor-plproxy" python3-psycopg2 >/dev/null
 
 echo "==> building the package (dpkg-buildpackage -us -uc -b) from the files git knows"
 mkdir -p "$work/build/src"
@@ -45,21 +56,23 @@ mkdir -p "$work/build/src"
 (cd "$work/build/src" && dpkg-buildpackage -us -uc -b) >"$work/build.log" 2>&1 ||
 	{ tail -30 "$work/build.log"; echo "0 passed, 1 failed"; exit 1; }
 version=$(dpkg-parsechangelog -l "$root/debian/changelog" -S Version)
-deb=$work/build/postgresql-$pgmajor-inventory-events_${version}_$(dpkg --print-architecture).deb
+deb=$work/build/${package}_${version}_$(dpkg --print-architecture).deb
 check "the package is built, version $version" test -s "$deb"
 check "it carries the library, both control files and every script of sql/" sh -c "
 	dpkg -c '$deb' > '$work/contents' &&
 	grep -q 'lib/postgresql/$pgmajor/lib/inventory_events.so\$' '$work/contents' &&
 	grep -q 'extension/inventory_events.control\$' '$work/contents' &&
 	grep -q 'extension/inventory_events_proxy.control\$' '$work/contents' &&
-	for f in $(cd "$root/sql" && ls inventory_events--*.sql | tr '\n' ' ') \
+	for f in inventory_events--$version.sql $(cd "$root/sql" && ls inventory_events--*.sql | tr '\n' ' ') \
 	         $(cd "$root/proxy" && ls inventory_events_proxy--*.sql | tr '\n' ' '); do
 		grep -q \"extension/\$f\\\$\" '$work/contents' || { echo \"missing \$f\"; exit 1; }
 	done"
 
 echo "==> installing it with apt-get"
-check "apt-get install ./$(basename "$deb")" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb"
-check "dpkg knows it" dpkg -s "postgresql-$pgmajor-inventory-events"
+installed_by_us=1
+check "apt-get install ./$(basename "$deb")" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb"
+check "dpkg knows it" dpkg -s "$package"
+dpkg -L "$package" | while read -r f; do [ -d "$f" ] || echo "$f"; done > "$work/files"
 
 echo "==> the autopkgtest (debian/tests/installcheck: pg_regress on a pg_virtualenv cluster)"
 check "debian/tests/installcheck passes against the installed package" \
@@ -67,12 +80,17 @@ check "debian/tests/installcheck passes against the installed package" \
 grep -E '^ *(All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests failed)' "$work/check.out" || true
 
 echo "==> a cluster made with pg_createcluster, configured as debian/README.Debian says"
-pg_dropcluster --stop "$pgmajor" "$cluster" >/dev/null 2>&1 || true
 plugins=""
 if "/usr/lib/postgresql/$pgmajor/bin/postgres" --describe-config 2>/dev/null | grep '^output_plugin_libraries[[:space:]]' >/dev/null; then
 	plugins="-o output_plugin_libraries=pgoutput,test_decoding,inventory_events"
 fi
-check "pg_createcluster $pgmajor $cluster" pg_createcluster "$pgmajor" "$cluster" -p "$port" -- -A trust
+if pg_lsclusters -h | awk -v v="$pgmajor" -v c="$cluster" '$1 == v && $2 == c' | grep -q .; then
+	echo "error: a cluster $pgmajor/$cluster exists already" >&2; exit 1
+fi
+check "pg_createcluster $pgmajor $cluster (a free port)" pg_createcluster "$pgmajor" "$cluster" -- -A trust
+[ -d "/etc/postgresql/$pgmajor/$cluster/conf.d" ] || { echo "$passed passed, $((failed + 1)) failed"; exit 1; }
+cluster_made=1
+port=$(pg_conftool -s "$pgmajor" "$cluster" show port)
 for line in "shared_preload_libraries = 'inventory_events'" "wal_level = logical" \
 	"inventory_events.database = 'postgres'" "listen_addresses = ''" \
 	${plugins:+"output_plugin_libraries = 'pgoutput, test_decoding, inventory_events'"}; do
@@ -109,13 +127,19 @@ check "a database made at $previous, used, then updated to $version" psql_ -d po
 	        END IF;
 	    END \$\$"
 
+echo "==> inventory_events_proxy from the package (PL/Proxy)"
+check "CREATE EXTENSION inventory_events_proxy CASCADE loads its script" psql_ -d postgres \
+	-c "CREATE DATABASE proxy" -c "\\c proxy" -c "CREATE EXTENSION inventory_events_proxy CASCADE" \
+	-c "SELECT inventory_events_proxy.shard_hash('SKU-1') IS NOT NULL"
+
 echo "==> removing the cluster and the package"
 check "pg_dropcluster" pg_dropcluster --stop "$pgmajor" "$cluster"
-check "apt-get remove" env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "postgresql-$pgmajor-inventory-events"
-check "nothing of the package is left" sh -c "
-	! dpkg -s postgresql-$pgmajor-inventory-events 2>/dev/null | grep -q '^Status: install ok installed' &&
-	! test -e /usr/lib/postgresql/$pgmajor/lib/inventory_events.so &&
-	! ls /usr/share/postgresql/$pgmajor/extension/inventory_events* >/dev/null 2>&1"
+cluster_made=0
+check "apt-get remove" env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "$package"
+installed_by_us=0
+check "nothing of the package is left (dpkg -L before the removal: $(wc -l < "$work/files") files)" sh -c "
+	case \"\$(dpkg-query -W -f='\${db:Status-Abbrev}' $package 2>/dev/null)\" in ''|un*|rc*) ;; *) exit 1 ;; esac &&
+	while read -r f; do if [ -e \"\$f\" ]; then echo \"left: \$f\"; exit 1; fi; done < '$work/files'"
 
 echo
 echo "$passed passed, $failed failed"

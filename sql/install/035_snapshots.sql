@@ -74,6 +74,13 @@ DECLARE
     taken bigint;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.take_snapshots()');
+    -- Its INSERT must see what committed before the lock below: a statement
+    -- snapshot, not one taken when the transaction began.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'take_snapshots() runs under READ COMMITTED'
+              USING ERRCODE = 'invalid_transaction_state',
+                    HINT = 'Call it in a READ COMMITTED transaction (the default).';
+    END IF;
     IF least_events < 1 OR max_streams IS NULL OR max_streams < 1 THEN
         RAISE EXCEPTION 'min_events and max_streams must be positive'
               USING ERRCODE = 'invalid_parameter_value';

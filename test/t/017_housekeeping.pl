@@ -12,6 +12,8 @@
 #    recorded in worker_error as task snapshot, while the retention still
 #    runs; cured, the streak is cleared and snapshots are taken again.
 # 4. housekeeping_interval = 0 stops both.
+# The server's default_transaction_isolation is repeatable read throughout:
+# the worker runs its steps under READ COMMITTED all the same.
 use strict;
 use warnings;
 use IPC::Run;
@@ -28,6 +30,9 @@ inventory_events.snapshot_events = 50
 inventory_events.retain_dead_letters = '1d'
 inventory_events.retain_publications = '1d'
 inventory_events.retain_resolved_exceptions = '1d'
+# The worker runs READ COMMITTED whatever the server's default (take_snapshots()
+# refuses anything else).
+default_transaction_isolation = 'repeatable read'
 });
 $node->start;
 $node->safe_psql('postgres', q{
