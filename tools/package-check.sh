@@ -74,10 +74,12 @@ check "apt-get install ./$(basename "$deb")" env DEBIAN_FRONTEND=noninteractive 
 check "dpkg knows it" dpkg -s "$package"
 dpkg -L "$package" | while read -r f; do [ -d "$f" ] || echo "$f"; done > "$work/files"
 
-echo "==> the autopkgtest (debian/tests/installcheck: pg_regress on a pg_virtualenv cluster)"
+echo "==> the autopkgtests (debian/tests: pg_regress, and the proxy over two shards, on pg_virtualenv clusters)"
 check "debian/tests/installcheck passes against the installed package" \
 	sh -c "cd '$work/build/src' && sh debian/tests/installcheck"
 grep -E '^ *(All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests failed)' "$work/check.out" || true
+check "debian/tests/proxy: inventory_events_proxy routes over two shards" \
+	sh -c "cd '$work/build/src' && sh debian/tests/proxy"
 
 echo "==> a cluster made with pg_createcluster, configured as debian/README.Debian says"
 plugins=""
