@@ -38,16 +38,51 @@
 #include "catalog.h"
 #include "snapshot.h"
 
-/* The stream's equality keys, under the index's collation, then more. */
-static int
-stream_scan_keys(Relation index, const IeStreamKey *key, ScanKeyData *skey)
+/* An index scan of one stream's rows whose version is in (after, upto]. */
+typedef struct StreamScan
+{
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+} StreamScan;
+
+/*
+ * Begins the scan of relid through indexid, whose keys are (sku, location,
+ * lot, version): the stream's rows with version > after and, when upto > 0,
+ * version <= upto, under snapshot. The text keys compare under the index's
+ * collation.
+ */
+static void
+stream_scan_begin(StreamScan *s, Oid relid, Oid indexid, const IeStreamKey *key, Snapshot snapshot,
+				  int64 after, int64 upto)
 {
 	Datum		keys[3] = {key->sku, key->location, key->lot};
+	ScanKeyData skey[5];
+	int			nkeys = 0;
 
+	s->rel = table_open(relid, AccessShareLock);
+	s->idx = index_open(indexid, AccessShareLock);
+	s->slot = table_slot_create(s->rel, NULL);
 	for (int i = 0; i < 3; i++)
-		ScanKeyEntryInitialize(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
-							   index->rd_indcollation[i], F_TEXTEQ, keys[i]);
-	return 3;
+		ScanKeyEntryInitialize(&skey[nkeys++], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   s->idx->rd_indcollation[i], F_TEXTEQ, keys[i]);
+	ScanKeyEntryInitialize(&skey[nkeys++], 0, 4, BTGreaterStrategyNumber, InvalidOid, InvalidOid,
+						   F_INT8GT, Int64GetDatum(after));
+	if (upto > 0)
+		ScanKeyEntryInitialize(&skey[nkeys++], 0, 4, BTLessEqualStrategyNumber, InvalidOid, InvalidOid,
+							   F_INT8LE, Int64GetDatum(upto));
+	s->scan = index_beginscan(s->rel, s->idx, snapshot, nkeys, 0);
+	index_rescan(s->scan, skey, nkeys, NULL, 0);
+}
+
+static void
+stream_scan_end(StreamScan *s)
+{
+	index_endscan(s->scan);
+	ExecDropSingleTupleTableSlot(s->slot);
+	index_close(s->idx, AccessShareLock);
+	table_close(s->rel, AccessShareLock);
 }
 
 /*
@@ -59,26 +94,17 @@ newest_snapshot(const IeStreamKey *key, TimestampTz at, int64 through_version, S
 				IeStreamFold *fold)
 {
 	const IeCatalog *c = ie_catalog();
-	Relation	rel;
-	Relation	idx;
+	StreamScan	s;
 	TupleTableSlot *slot;
-	IndexScanDesc scan;
-	ScanKeyData skey[4];
-	int			nkeys;
 	bool		found = false;
 
-	if (!OidIsValid(c->stream_snapshot_rel))
+	/* No snapshot table (SQL objects before 0.3.0), or none below version 1. */
+	if (!OidIsValid(c->stream_snapshot_rel) || through_version == 1)
 		return false;
-	rel = table_open(c->stream_snapshot_rel, AccessShareLock);
-	idx = index_open(c->stream_snapshot_pkey, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	nkeys = stream_scan_keys(idx, key, skey);
-	if (through_version > 0)
-		ScanKeyEntryInitialize(&skey[nkeys++], 0, 4, BTLessStrategyNumber, InvalidOid, InvalidOid,
-							   F_INT8LT, Int64GetDatum(through_version));
-	scan = index_beginscan(rel, idx, snapshot, nkeys, 0);
-	index_rescan(scan, skey, nkeys, NULL, 0);
-	while (index_getnext_slot(scan, BackwardScanDirection, slot))
+	stream_scan_begin(&s, c->stream_snapshot_rel, c->stream_snapshot_pkey, key, snapshot, 0,
+					  through_version > 0 ? through_version - 1 : 0);
+	slot = s.slot;
+	while (index_getnext_slot(s.scan, BackwardScanDirection, slot))
 	{
 		bool		isnull;
 		TimestampTz occurred = DatumGetTimestampTz(slot_getattr(slot, Anum_ie_stream_snapshot_occurred_max, &isnull));
@@ -97,10 +123,7 @@ newest_snapshot(const IeStreamKey *key, TimestampTz at, int64 through_version, S
 		found = true;
 		break;
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	stream_scan_end(&s);
 	return found;
 }
 
@@ -116,12 +139,8 @@ ie_stream_fold(const IeStreamKey *key, TimestampTz at, int64 through_version, bo
 			   Snapshot snapshot, IeFoldVisit visit, void *arg, IeStreamFold *fold)
 {
 	const IeCatalog *c = ie_catalog();
-	Relation	rel;
-	Relation	idx;
+	StreamScan	s;
 	TupleTableSlot *slot;
-	IndexScanDesc scan;
-	ScanKeyData skey[5];
-	int			nkeys;
 	INT128		sum[IE_NUM_BUCKETS];	/* common/int128.h: portable */
 	Oid			safety_label = c->event_type_label[IE_EV_SAFETY_STOCK_SET];
 
@@ -131,18 +150,10 @@ ie_stream_fold(const IeStreamKey *key, TimestampTz at, int64 through_version, bo
 	for (int b = 0; b < IE_NUM_BUCKETS; b++)
 		sum[b] = int64_to_int128(fold->position.q[b]);
 
-	rel = table_open(c->event_rel, AccessShareLock);
-	idx = index_open(c->event_stream_idx, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	nkeys = stream_scan_keys(idx, key, skey);
-	ScanKeyEntryInitialize(&skey[nkeys++], 0, 4, BTGreaterStrategyNumber, InvalidOid, InvalidOid,
-						   F_INT8GT, Int64GetDatum(fold->base_version));
-	if (through_version > 0)
-		ScanKeyEntryInitialize(&skey[nkeys++], 0, 4, BTLessEqualStrategyNumber, InvalidOid, InvalidOid,
-							   F_INT8LE, Int64GetDatum(through_version));
-	scan = index_beginscan(rel, idx, snapshot, nkeys, 0);
-	index_rescan(scan, skey, nkeys, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	stream_scan_begin(&s, c->event_rel, c->event_stream_idx, key, snapshot, fold->base_version,
+					  through_version);
+	slot = s.slot;
+	while (index_getnext_slot(s.scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
 		TimestampTz occurred = DatumGetTimestampTz(slot_getattr(slot, Anum_ie_event_occurred_at, &isnull));
@@ -170,10 +181,7 @@ ie_stream_fold(const IeStreamKey *key, TimestampTz at, int64 through_version, bo
 		if (DatumGetObjectId(slot_getattr(slot, Anum_ie_event_event_type, &isnull)) == safety_label)
 			fold->safety_stock = DatumGetInt64(slot_getattr(slot, Anum_ie_event_qty, &isnull));
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	stream_scan_end(&s);
 
 	for (int b = 0; b < IE_NUM_BUCKETS; b++)
 	{
