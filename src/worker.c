@@ -538,6 +538,17 @@ periodic_due(int interval_s, TimestampTz last, long *timeout)
 	return false;
 }
 
+/* One isolated task of the housekeeping, in a transaction of its own. */
+static void
+housekeeping_task(const char *task, const char *activity, const char *sql, bool *failing)
+{
+	step_begin("inventory_events housekeeping");
+	/* The SQL objects may have changed since the publisher step looked. */
+	if (extension_locked() && ie_catalog()->sql_version >= IE_SQL_0_3_0)
+		run_task(task, activity, sql, failing);
+	step_end();
+}
+
 /*
  * The maintenance task, every inventory_events.maintenance_interval (SQL
  * objects 0.3.0 and later): reconciliation lines hit by late events get
@@ -573,18 +584,16 @@ maintenance_step(long *timeout, TimestampTz *last_maintenance, TimestampTz *last
 	}
 	if (periodic_due(ie_housekeeping_interval, *last_housekeeping, timeout))
 	{
-		/* A transaction each: the snapshots are kept if the retention fails. */
-		step_begin("inventory_events housekeeping");
-		if (extension_locked() && ie_catalog()->sql_version >= IE_SQL_0_3_0)
-			run_task("snapshot", "inventory_events.take_snapshots()",
-					 "SELECT inventory_events.take_snapshots(NULL, " CppAsString2(IE_SNAPSHOT_BATCH) ")",
-					 &snapshot_failing);
-		step_end();
-		step_begin("inventory_events housekeeping");
-		if (extension_locked() && ie_catalog()->sql_version >= IE_SQL_0_3_0)
-			run_task("retention", "inventory_events.apply_retention()",
-					 "SELECT inventory_events.apply_retention()", &retention_failing);
-		step_end();
+		/*
+		 * A transaction each: take_snapshots() holds its lock on
+		 * stream_snapshot (which a history rewrite waits for) to its commit,
+		 * not while the retention runs.
+		 */
+		housekeeping_task("snapshot", "inventory_events.take_snapshots()",
+						  "SELECT inventory_events.take_snapshots(NULL, " CppAsString2(IE_SNAPSHOT_BATCH) ")",
+						  &snapshot_failing);
+		housekeeping_task("retention", "inventory_events.apply_retention()",
+						  "SELECT inventory_events.apply_retention()", &retention_failing);
 		*last_housekeeping = GetCurrentTimestamp();
 		*timeout = Min(*timeout, ie_housekeeping_interval * 1000L);
 	}
