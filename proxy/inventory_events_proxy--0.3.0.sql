@@ -305,6 +305,15 @@ LANGUAGE sql IMMUTABLE
 RETURN (message LIKE '%REMOTE ERROR:%' AND message !~* '(already committed|synchronous replication)')
     OR message ~ '(PQconnectStart|PQconnectPoll|could not connect)';
 
+-- The release that compensates an order line, under the idempotency key
+-- compensate:<ref> (a repeat is harmless).
+CREATE FUNCTION inventory_events_proxy.compensate_line(channel text, ref text) RETURNS void
+LANGUAGE sql VOLATILE
+AS $$
+    SELECT count(*) FROM inventory_events_proxy.release($1, $2, NULL, 'order failed on another line',
+                                                       'inventory_events_proxy:' || $1, 'compensate:' || $2);
+$$;
+
 -- An order of several lines, all or nothing: each line is reserved on its
 -- sku's shard in turn (each shard commits its own line: no transaction spans
 -- shards); when a line fails, the lines already accepted, and a line whose
@@ -412,8 +421,7 @@ BEGIN
         FOR i IN REVERSE n .. 1 LOOP
             CONTINUE WHEN statuses[i] NOT IN ('reserved', 'backordered', 'unknown');
             BEGIN
-                PERFORM inventory_events_proxy.release(channel, refs[i], NULL, 'order failed on another line',
-                                                       source_name, 'compensate:' || refs[i]);
+                PERFORM inventory_events_proxy.compensate_line(channel, refs[i]);
                 statuses[i] := 'released';
             EXCEPTION WHEN query_canceled OR OTHERS THEN
                 GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
@@ -464,8 +472,7 @@ DECLARE
 BEGIN
     FOR c IN SELECT * FROM inventory_events_proxy.compensation ORDER BY failed_at LOOP
         BEGIN
-            PERFORM inventory_events_proxy.release(c.channel, c.ref, NULL, 'order failed on another line',
-                                                   'inventory_events_proxy:' || c.channel, 'compensate:' || c.ref);
+            PERFORM inventory_events_proxy.compensate_line(c.channel, c.ref);
             DELETE FROM inventory_events_proxy.compensation x WHERE x.channel = c.channel AND x.ref = c.ref;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
