@@ -427,18 +427,25 @@ class Fuzzer:
         self.conn.commit()
         return rows
 
+    def reserved_line(self):
+        """A random order line with units still reserved: (channel, ref, sku, its allocations with
+        reserved units), or None."""
+        if not self.refs:
+            return None
+        ch, ref, sku = self.rng.choice(self.refs)
+        allocs = [a for a in self.allocations(ch, ref) if a[2] > 0]
+        return (ch, ref, sku, allocs) if allocs else None
+
     def picked_of(self, sku, ch, ref):
         out = [(v["seq"], s, v["location"], v["lot"]) for (k, s), v in self.serials.items()
                if k == sku and v["bucket"] == "picked" and v["ref"] == ref and v["channel"] == ch]
         return sorted(out)
 
     def op_pick(self):
-        if not self.refs:
+        line = self.reserved_line()
+        if line is None:
             return self.skip()
-        ch, ref, sku = self.rng.choice(self.refs)
-        allocs = [a for a in self.allocations(ch, ref) if a[2] > 0]
-        if not allocs:
-            return self.skip()
+        ch, ref, sku, allocs = line
         loc = self.rng.choice(allocs)[0]
         here = [a for a in allocs if a[0] == loc]
         qty = None
@@ -518,22 +525,18 @@ class Fuzzer:
         self.op = "ship without serials"
 
     def op_release(self):
-        if not self.refs:
+        line = self.reserved_line()
+        if line is None:
             return self.skip()
-        ch, ref, sku = self.rng.choice(self.refs)
-        allocs = [a for a in self.allocations(ch, ref) if a[2] > 0]
-        if not allocs:
-            return self.skip()
+        ch, ref, sku, allocs = line
         self.must_work("SELECT * FROM inventory_events.release(%s, %s, %s)",
                        (ch, ref, self.rng.choice([None, 1])), "release")
 
     def op_pick_short(self):
-        if not self.refs:
+        line = self.reserved_line()
+        if line is None:
             return self.skip()
-        ch, ref, sku = self.rng.choice(self.refs)
-        allocs = [a for a in self.allocations(ch, ref) if a[2] > 0]
-        if not allocs:
-            return self.skip()
+        ch, ref, sku, allocs = line
         rows = self.must_work("SELECT event_type::text, location, lot, qty FROM inventory_events.pick_short(%s, %s, 1)",
                               (ch, ref), "pick_short")
         for et, loc, lot, q in rows:
