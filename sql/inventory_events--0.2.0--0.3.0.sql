@@ -1873,6 +1873,7 @@ BEGIN
                     inventory_events.serial_trace(text, text),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
                     inventory_events.verify_snapshots(boolean),
+                    inventory_events.event_partitions(),
                     inventory_events.stream_fold(text, text, text, timestamptz, bigint, boolean),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
@@ -1935,7 +1936,8 @@ BEGIN
                         inventory_events.refresh_metrics(interval),
                         inventory_events.record_verify(),
                         inventory_events.take_snapshots(integer, integer),
-                        inventory_events.apply_retention() TO %s', r);
+                        inventory_events.apply_retention(),
+                        inventory_events.create_partitions(timestamptz, integer) TO %s', r);
     END IF;
 END;
 $$;
@@ -3830,6 +3832,10 @@ CREATE TABLE inventory_events.stream_snapshot (
     safety_stock  bigint NOT NULL,
     occurred_max  timestamptz NOT NULL,
     taken_at      timestamptz NOT NULL DEFAULT now(),
+    -- Taken by archive_before() at the stream's last version in an archived
+    -- partition: the events it folds are gone, so it is taken as given
+    -- (verify_snapshots() cannot prove it) and kept through history rewrites.
+    sealed        boolean NOT NULL DEFAULT false,
     CONSTRAINT stream_snapshot_pkey PRIMARY KEY (sku, location, lot, version)
 );
 COMMENT ON TABLE inventory_events.stream_snapshot IS
@@ -3921,7 +3927,8 @@ BEGIN ATOMIC
                 ELSE 'business time differs' END
       FROM inventory_events.stream_snapshot n
      CROSS JOIN LATERAL inventory_events.stream_fold(n.sku, n.location, n.lot, NULL, n.version) f
-     WHERE (NOT coalesce(verify_snapshots.newest_only, false)
+     WHERE NOT n.sealed
+       AND (NOT coalesce(verify_snapshots.newest_only, false)
             OR n.version = (SELECT max(x.version) FROM inventory_events.stream_snapshot x
                              WHERE x.sku = n.sku AND x.location = n.location AND x.lot = n.lot))
        AND (f."position" OPERATOR(inventory_events.<>) n."position" OR f.version <> n.version
@@ -3944,14 +3951,14 @@ BEGIN
     -- then see (READ COMMITTED: a new snapshot per statement).
     LOCK TABLE inventory_events.stream_snapshot IN SHARE ROW EXCLUSIVE MODE;
     IF TG_OP = 'TRUNCATE' THEN
-        DELETE FROM inventory_events.stream_snapshot;
+        DELETE FROM inventory_events.stream_snapshot s WHERE NOT s.sealed;
         RETURN NULL;
     END IF;
     DELETE FROM inventory_events.stream_snapshot s
-     WHERE (s.sku, s.location, s.lot) = (OLD.sku, OLD.location, OLD.lot);
+     WHERE (s.sku, s.location, s.lot) = (OLD.sku, OLD.location, OLD.lot) AND NOT s.sealed;
     IF TG_OP = 'UPDATE' THEN
         DELETE FROM inventory_events.stream_snapshot s
-         WHERE (s.sku, s.location, s.lot) = (NEW.sku, NEW.location, NEW.lot);
+         WHERE (s.sku, s.location, s.lot) = (NEW.sku, NEW.location, NEW.lot) AND NOT s.sealed;
     END IF;
     RETURN NULL;
 END;
@@ -4058,6 +4065,7 @@ DECLARE
     done      bigint := 0;
     repaired  bigint := 0;
     deleted   bigint;
+    keep_keys bigint;
     d         record;
     p         inventory_events.stock_position;
 BEGIN
@@ -4069,9 +4077,10 @@ BEGIN
     -- A stream whose newest snapshot its predecessor and the events between do
     -- not give (what verify() reports) is folded from its first event: its
     -- snapshots go (take_snapshots() takes them again).
+    -- Not the sealed ones of archived partitions, which cannot be taken again.
     DELETE FROM inventory_events.stream_snapshot s
      USING inventory_events.verify_snapshots(true) v
-     WHERE s.sku = v.sku AND s.location = v.location AND s.lot = v.lot;
+     WHERE s.sku = v.sku AND s.location = v.location AND s.lot = v.lot AND NOT s.sealed;
 
     -- For the progress messages: the streams with a stock row (one descent of
     -- the log's stream index per stream would cost as much as the rebuild).
@@ -4107,11 +4116,26 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- A stream with neither events nor a snapshot (whose events are all in
+    -- archived partitions) has no stock row.
     DELETE FROM inventory_events.stock s
      WHERE NOT EXISTS (SELECT 1 FROM inventory_events.event e
-                        WHERE e.sku = s.sku AND e.location = s.location AND e.lot = s.lot);
+                        WHERE e.sku = s.sku AND e.location = s.location AND e.lot = s.lot)
+       AND NOT EXISTS (SELECT 1 FROM inventory_events.stream_snapshot n
+                        WHERE n.sku = s.sku AND n.location = s.location AND n.lot = s.lot);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     repaired := repaired + deleted;
+    -- The idempotency keys of the events present within the keys' retention
+    -- window (a log loaded without them), a key used twice for its latest.
+    SELECT s.setting::bigint INTO keep_keys FROM pg_catalog.pg_settings s
+     WHERE s.name = 'inventory_events.retain_keys';
+    INSERT INTO inventory_events.event_key (source, idempotency_key, event_id, recorded_at, version)
+    SELECT e.source, e.idempotency_key, e.id, e.recorded_at, e.version
+      FROM inventory_events.event e
+     WHERE e.idempotency_key IS NOT NULL
+       AND (keep_keys IS NULL OR keep_keys < 0 OR e.recorded_at >= now() - make_interval(secs => keep_keys))
+     ORDER BY e.recorded_at DESC
+    ON CONFLICT DO NOTHING;
     RAISE NOTICE 'rebuild: % streams checked, % repaired', done, repaired;
     RETURN repaired;
 END;
@@ -4121,7 +4145,7 @@ $$;
 -- retention.
 ALTER TABLE inventory_events.worker_error
     DROP CONSTRAINT worker_error_task_check,
-    ADD CONSTRAINT worker_error_task_check CHECK (task IN ('publish', 'expire', 'metrics', 'reconcile', 'snapshot', 'retention'));
+    ADD CONSTRAINT worker_error_task_check CHECK (task IN ('publish', 'expire', 'metrics', 'reconcile', 'snapshot', 'retention', 'partitions'));
 
 -- Retention of the operational logs: sql/install/088_retention.sql.
 
@@ -4157,7 +4181,7 @@ DECLARE
 BEGIN
     -- C: it also loads the library, which defines the settings read below.
     PERFORM inventory_events.require_writable('inventory_events.apply_retention()');
-    FOREACH kind IN ARRAY ARRAY['publications', 'dead_letters', 'resolved_exceptions', 'recon_runs'] LOOP
+    FOREACH kind IN ARRAY ARRAY['publications', 'dead_letters', 'resolved_exceptions', 'recon_runs', 'keys'] LOOP
         setting_name := 'inventory_events.retain_' || kind;
         SELECT s.setting::bigint INTO keep FROM pg_catalog.pg_settings s WHERE s.name = setting_name;
         deleted := 0;
@@ -4193,6 +4217,10 @@ BEGIN
                    AND NOT EXISTS (SELECT FROM inventory_events.exception e
                                     WHERE e.resolved_at IS NULL AND e.kind = 'dead_letter'
                                       AND e.created_at = d.failed_at AND e.detail = d.message);
+                GET DIAGNOSTICS deleted = ROW_COUNT;
+            ELSIF kind = 'keys' THEN
+                -- A key may be used again from here on (for a new event).
+                DELETE FROM inventory_events.event_key k WHERE k.recorded_at < cutoff;
                 GET DIAGNOSTICS deleted = ROW_COUNT;
             ELSIF kind = 'resolved_exceptions' THEN
                 DELETE FROM inventory_events.exception e WHERE e.resolved_at < cutoff;
@@ -4266,6 +4294,857 @@ BEGIN
 END;
 $snapshot_grants$;
 -- === end of stream snapshots ===
+
+-- ---------------------------------------------------------------------------
+-- The partitioned log (issue 16, part 1)
+-- ---------------------------------------------------------------------------
+
+-- inventory_events.event becomes a table partitioned by range of recorded_at.
+-- A table cannot be made partitioned in place: the log of 0.2.0 is renamed
+-- event_0_2_0 and attached as the first partition of a new log, for every
+-- time up to the start of the next month (appends go on into it until
+-- then; the worker's create_partitions() makes the partitions after it). It
+-- leaves the extension, like every partition create_partitions() makes, so
+-- pg_dump writes it with its rows as a partition of the log.
+--
+-- What the update costs on a large log: the idempotency keys are copied
+-- into event_key, and ATTACH checks the range (a scan of the old log) under
+-- an ACCESS EXCLUSIVE lock of it; its indexes stay. See doc/operations.md,
+-- "Upgrade".
+LOCK TABLE inventory_events.event IN ACCESS EXCLUSIVE MODE;
+ALTER TABLE inventory_events.event RENAME TO event_0_2_0;
+ALTER SEQUENCE inventory_events.event_id_seq OWNED BY NONE;
+DROP TRIGGER event_stock ON inventory_events.event_0_2_0;
+DROP TRIGGER event_local_xid ON inventory_events.event_0_2_0;
+DROP TRIGGER event_append_only ON inventory_events.event_0_2_0;
+DROP TRIGGER event_append_only_truncate ON inventory_events.event_0_2_0;
+DROP TRIGGER event_rewritten ON inventory_events.event_0_2_0;
+DROP TRIGGER event_rewritten_truncate ON inventory_events.event_0_2_0;
+-- Its indexes are those of a partition (index_partition()) under other names,
+-- so it keeps them; not the unique index of idempotency keys, which move to
+-- event_key (a key may be used again after its retention window).
+ALTER INDEX inventory_events.event_pkey RENAME TO event_0_2_0_pkey;
+ALTER INDEX inventory_events.event_stream_version_key RENAME TO event_0_2_0_sku_location_lot_version_idx;
+ALTER INDEX inventory_events.event_xid_id_idx RENAME TO event_0_2_0_xid_id_idx;
+ALTER INDEX inventory_events.event_lot_idx RENAME TO event_0_2_0_sku_lot_idx;
+ALTER INDEX inventory_events.event_transfer_idx RENAME TO event_0_2_0_xid_id_idx1;
+ALTER INDEX inventory_events.event_recorded_at_brin RENAME TO event_0_2_0_recorded_at_idx;
+ALTER INDEX inventory_events.event_future_dated_idx RENAME TO event_0_2_0_occurred_at_idx;
+ALTER EXTENSION inventory_events DROP TABLE inventory_events.event_0_2_0;
+
+CREATE TABLE inventory_events.event (
+    id               bigint NOT NULL DEFAULT nextval('inventory_events.event_id_seq'),
+    sku              text NOT NULL,
+    location         text NOT NULL,
+    lot              text NOT NULL DEFAULT '',
+    version          bigint NOT NULL CONSTRAINT event_version_check CHECK (version > 0),
+    event_type       inventory_events.event_type NOT NULL,
+    from_bucket      inventory_events.bucket,
+    to_bucket        inventory_events.bucket,
+    qty              bigint NOT NULL,
+    uom              text NOT NULL,
+    uom_qty          bigint NOT NULL,
+    effect           inventory_events.stock_position NOT NULL,
+    occurred_at      timestamptz NOT NULL,
+    recorded_at      timestamptz NOT NULL DEFAULT now(),
+    source           text NOT NULL DEFAULT '',
+    source_seq       bigint,
+    idempotency_key  text,
+    correlation_id   uuid NOT NULL,
+    causation_id     uuid NOT NULL,
+    channel          text,
+    ref              text,
+    reason           text,
+    expected_date    date,
+    xid              xid8 NOT NULL DEFAULT inventory_events.log_xid(),
+    payload          jsonb
+) PARTITION BY RANGE (recorded_at);
+ALTER SEQUENCE inventory_events.event_id_seq OWNED BY inventory_events.event.id;
+COMMENT ON TABLE inventory_events.event IS
+  'The append-only inventory event log, partitioned by time of recording (see create_partitions())';
+COMMENT ON COLUMN inventory_events.event.xid IS
+  'Log transaction id: the writing transaction''s id plus the offset of the log''s home (see log_home)';
+
+-- The indexes of a partition of the log. The log itself has none: the
+-- worker's partitions (create_partitions()) are not members of the
+-- extension, and pg_dump writes each with its own indexes after its rows; an
+-- index of the log would give every partition attached during a restore its
+-- own copy first, and the restore's would then fail. A unique index of a
+-- partitioned table could not leave out the partition key anyway: ids are
+-- unique because the sequence draws them, a stream's versions because the
+-- stream's lock and the stock trigger's check order them (src/stock.c), and
+-- idempotency keys are kept in event_key below. Each partition's own
+-- primary key and stream index are unique.
+CREATE FUNCTION inventory_events.index_partition(partition regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Read by C, which finds them by their columns (src/logpart.c).
+    EXECUTE format('ALTER TABLE %s ADD PRIMARY KEY (id)', partition);
+    EXECUTE format('CREATE UNIQUE INDEX ON %s (sku, location, lot, version)', partition);
+    EXECUTE format('CREATE INDEX ON %s (xid, id)', partition);
+    -- A lot's events, for lot_trace(): only events of lot-controlled items.
+    EXECUTE format('CREATE INDEX ON %s (sku, lot) WHERE lot <> %L', partition, '');
+    -- Transfers, for intercompany_transfer.
+    EXECUTE format('CREATE INDEX ON %s (xid, id) WHERE event_type IN (%L, %L)', partition,
+                   'transfer_out', 'transfer_in_transit');
+    -- Reconciliation: events by time of recording, and future-dated ones.
+    EXECUTE format('CREATE INDEX ON %s USING brin (recorded_at)', partition);
+    EXECUTE format('CREATE INDEX ON %s (occurred_at) WHERE occurred_at > recorded_at', partition);
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.index_partition(regclass) IS
+  'Internal: creates the indexes of a partition of the event log';
+
+-- Catches what no partition covers, so that no append ever fails for lack of
+-- a partition. The worker's partitions (create_partitions()) are made ahead
+-- of need and are not members of the extension: pg_dump writes them, with
+-- their rows, as partitions of the log that CREATE EXTENSION makes. This one
+-- is a member (it is the same in every database) whose rows are dumped.
+CREATE TABLE inventory_events.event_default PARTITION OF inventory_events.event DEFAULT;
+COMMENT ON TABLE inventory_events.event_default IS
+  'Events recorded at a time no partition of the log covered (empty while the worker makes partitions ahead)';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_default', '');
+SELECT inventory_events.index_partition('inventory_events.event_default');
+
+-- Idempotency across the partitions: the event recorded under each (source,
+-- key), written by the stock trigger with the event (so a replication
+-- subscriber derives it; dumped, like the stock table). Keys older than
+-- inventory_events.retain_keys are deleted by apply_retention(): such a key
+-- may then be used again.
+CREATE TABLE inventory_events.event_key (
+    source           text NOT NULL,
+    idempotency_key  text NOT NULL,
+    event_id         bigint NOT NULL,
+    recorded_at      timestamptz NOT NULL,
+    version          bigint NOT NULL,
+    CONSTRAINT event_key_pkey PRIMARY KEY (source, idempotency_key)
+);
+CREATE INDEX event_key_recorded_at_brin ON inventory_events.event_key USING brin (recorded_at);
+COMMENT ON TABLE inventory_events.event_key IS
+  'The event recorded under each idempotency key (source, key), within the key retention window';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_key', '');
+-- Stock rows are dumped from 0.3.0 on (a restore loads them: see stock.c).
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.stock', '');
+
+CREATE TRIGGER event_stock AFTER INSERT ON inventory_events.event
+    FOR EACH ROW EXECUTE FUNCTION inventory_events.stock_trigger();
+-- Also on logical replication subscribers: they derive their own positions.
+ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_stock;
+
+-- Only on logical replication subscribers (and other sessions in replica
+-- mode): an applied event gets this database's log transaction id instead of
+-- the publisher's.
+CREATE TRIGGER event_local_xid BEFORE INSERT ON inventory_events.event
+    FOR EACH ROW EXECUTE FUNCTION inventory_events.event_local_xid();
+ALTER TABLE inventory_events.event ENABLE REPLICA TRIGGER event_local_xid;
+
+-- Per row, so that every row rewritten under allow_history_rewrite is logged
+-- and written into the WAL as a logical decoding message; ALWAYS, so that
+-- session_replication_role = replica does not switch the guard off.
+CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE ON inventory_events.event
+    FOR EACH ROW EXECUTE FUNCTION inventory_events.event_guard();
+CREATE TRIGGER event_append_only_truncate BEFORE TRUNCATE ON inventory_events.event
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.event_guard();
+ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_append_only;
+ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_append_only_truncate;
+
+CREATE TRIGGER event_rewritten AFTER UPDATE OR DELETE ON inventory_events.event
+    FOR EACH ROW EXECUTE FUNCTION inventory_events.event_rewritten();
+CREATE TRIGGER event_rewritten_truncate AFTER TRUNCATE ON inventory_events.event
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.event_rewritten();
+-- Also where replication applies a rewrite.
+ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_rewritten;
+ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_rewritten_truncate;
+
+-- The keys of the old log, then the old log as the first partition.
+INSERT INTO inventory_events.event_key (source, idempotency_key, event_id, recorded_at, version)
+SELECT e.source, e.idempotency_key, e.id, e.recorded_at, e.version
+  FROM inventory_events.event_0_2_0 e WHERE e.idempotency_key IS NOT NULL;
+ALTER TABLE inventory_events.event_0_2_0 DROP CONSTRAINT event_idempotency_key;
+-- Its CHECK constraint has the name the new log's has (ATTACH matches them
+-- by name).
+DO $attach_0_2_0$
+DECLARE
+    upto timestamptz;
+    col record;
+BEGIN
+    -- C reads every partition with the log's attribute numbers: columns a DBA
+    -- added to the old log are added to the new one in the same order; a
+    -- dropped one would shift them.
+    IF EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = 'inventory_events.event_0_2_0'::pg_catalog.regclass AND a.attisdropped) THEN
+        RAISE EXCEPTION 'the event log has a dropped column: it cannot become a partition of the partitioned log'
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'Rewrite it without the dropped column first (see "Upgrade" in doc/operations.md), then update again.';
+    END IF;
+    FOR col IN
+        SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull,
+               pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default_expr, a.attgenerated
+          FROM pg_catalog.pg_attribute a
+          LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+         WHERE a.attrelid = 'inventory_events.event_0_2_0'::pg_catalog.regclass AND a.attnum > 0
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute p
+                            WHERE p.attrelid = 'inventory_events.event'::pg_catalog.regclass AND p.attname = a.attname)
+         ORDER BY a.attnum
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE inventory_events.event ADD COLUMN %I %s%s%s', col.attname, col.type,
+                                  CASE WHEN col.default_expr IS NULL THEN ''
+                                       WHEN col.attgenerated = 's' THEN ' GENERATED ALWAYS AS (' || col.default_expr || ') STORED'
+                                       ELSE ' DEFAULT ' || col.default_expr END,
+                                  CASE WHEN col.attnotnull THEN ' NOT NULL' ELSE '' END);
+    END LOOP;
+    SELECT greatest((pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC') + interval '1 month')
+                    AT TIME ZONE 'UTC',
+                               pg_catalog.max(e.recorded_at) + interval '1 microsecond')
+      INTO upto FROM inventory_events.event_0_2_0 e;
+    -- CHECK constraints a DBA added to the old log: the new one has them too
+    -- (ATTACH requires each of the log's on the partition, by name).
+    FOR col IN
+        SELECT c.conname, pg_catalog.pg_get_constraintdef(c.oid) AS def
+          FROM pg_catalog.pg_constraint c
+         WHERE c.conrelid = 'inventory_events.event_0_2_0'::pg_catalog.regclass AND c.contype = 'c'
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint p
+                            WHERE p.conrelid = 'inventory_events.event'::pg_catalog.regclass AND p.conname = c.conname)
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE inventory_events.event ADD CONSTRAINT %I %s', col.conname, col.def);
+    END LOOP;
+    EXECUTE pg_catalog.format('ALTER TABLE inventory_events.event ATTACH PARTITION inventory_events.event_0_2_0
+                               FOR VALUES FROM (MINVALUE) TO (%L)', upto);
+    -- A publication of the old log publishes the new one, through its root
+    -- (its partitions are this database's own).
+    FOR col IN
+        SELECT p.pubname, p.pubviaroot FROM pg_catalog.pg_publication p
+          JOIN pg_catalog.pg_publication_rel r ON r.prpubid = p.oid
+         WHERE r.prrelid = 'inventory_events.event_0_2_0'::pg_catalog.regclass
+    LOOP
+        EXECUTE pg_catalog.format('ALTER PUBLICATION %I DROP TABLE inventory_events.event_0_2_0', col.pubname);
+        EXECUTE pg_catalog.format('ALTER PUBLICATION %I ADD TABLE inventory_events.event', col.pubname);
+        IF NOT col.pubviaroot THEN
+            EXECUTE pg_catalog.format('ALTER PUBLICATION %I SET (publish_via_partition_root = true)', col.pubname);
+            RAISE WARNING 'publication "%" now publishes inventory_events.event with publish_via_partition_root', col.pubname
+                  USING DETAIL = 'The event log is partitioned from 0.3.0 on; its subscribers receive its rows as rows of inventory_events.event.';
+        END IF;
+    END LOOP;
+END;
+$attach_0_2_0$;
+
+CREATE FUNCTION inventory_events.event_partitions()
+RETURNS TABLE (partition regclass, recorded_from timestamptz, recorded_to timestamptz, is_default boolean)
+AS 'MODULE_PATHNAME', 'ie_event_partitions'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION inventory_events.event_partitions() IS
+  'The partitions of the event log by range of recorded_at (null: an open end), the default partition last';
+
+-- A TRUNCATE trigger is not inherited by the partitions: every partition gets
+-- the log's own (the append-only guard, and the drop of the snapshots).
+CREATE FUNCTION inventory_events.guard_partition(partition regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('CREATE TRIGGER event_append_only_truncate BEFORE TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.event_guard()', partition);
+    EXECUTE format('CREATE TRIGGER event_rewritten_truncate AFTER TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION inventory_events.event_rewritten()', partition);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER event_append_only_truncate', partition);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER event_rewritten_truncate', partition);
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.guard_partition(regclass) IS
+  'Internal: gives a partition of the log the log''s TRUNCATE triggers';
+SELECT inventory_events.guard_partition('inventory_events.event_default');
+
+-- The start of the partition that holds t: intervals of months are aligned
+-- to the first of a month, others to 2000-01-01, both in UTC.
+CREATE FUNCTION inventory_events.partition_start(t timestamptz, every interval)
+RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    months integer := extract(year FROM every)::integer * 12 + extract(month FROM every)::integer;
+    m integer;
+BEGIN
+    IF months > 0 THEN
+        m := (extract(year FROM t AT TIME ZONE 'UTC')::integer - 2000) * 12
+             + extract(month FROM t AT TIME ZONE 'UTC')::integer - 1;
+        m := m - ((m % months) + months) % months;
+        RETURN make_timestamptz(2000 + (m / 12) - CASE WHEN m < 0 AND m % 12 <> 0 THEN 1 ELSE 0 END,
+                                ((m % 12) + 12) % 12 + 1, 1, 0, 0, 0, 'UTC');
+    END IF;
+    RETURN date_bin(every, t, timestamptz '2000-01-01 00:00:00+00');
+END;
+$$;
+
+-- Creates the partitions of the log from the one that holds `at` (default:
+-- now) to `ahead` intervals after it (default inventory_events.partition_premake),
+-- each one inventory_events.partition_interval long, and returns those it
+-- made. Idempotent. Around an existing partition it makes the rest of the
+-- range; above rows the default partition already holds for a range (the
+-- worker was away longer than the premade partitions lasted), the new
+-- partition starts after them, so that no row has to move.
+CREATE FUNCTION inventory_events.create_partitions(at timestamptz DEFAULT NULL, ahead integer DEFAULT NULL)
+RETURNS SETOF regclass
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+AS $$
+DECLARE
+    every interval;
+    n integer;
+    start timestamptz;
+    lo timestamptz;
+    hi timestamptz;
+    p record;
+    default_part regclass;
+    last_default timestamptz;
+    name text;
+    made regclass;
+    grantee oid;
+BEGIN
+    -- C: it also loads the library, which defines the settings read below.
+    PERFORM inventory_events.require_writable('inventory_events.create_partitions()');
+    every := current_setting('inventory_events.partition_interval')::interval;
+    n := coalesce(ahead, current_setting('inventory_events.partition_premake')::integer);
+    IF n < 0 THEN
+        RAISE EXCEPTION 'ahead must not be negative'
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    at := coalesce(at, nullif(current_setting('inventory_events.clock'), '')::timestamptz, now());
+    SELECT e.partition INTO default_part FROM inventory_events.event_partitions() e WHERE e.is_default;
+    start := inventory_events.partition_start(at, every);
+    FOR i IN 0..n LOOP
+        lo := (start AT TIME ZONE 'UTC' + every * i) AT TIME ZONE 'UTC';
+        hi := (start AT TIME ZONE 'UTC' + every * (i + 1)) AT TIME ZONE 'UTC';
+        name := 'event_p' || to_char(lo AT TIME ZONE 'UTC',
+                                     CASE WHEN every >= interval '1 day' THEN 'YYYYMMDD' ELSE 'YYYYMMDD"_"HH24MI' END);
+        FOR p IN SELECT e.recorded_from, e.recorded_to FROM inventory_events.event_partitions() e
+                  WHERE NOT e.is_default
+                    AND coalesce(e.recorded_from, '-infinity') < hi AND coalesce(e.recorded_to, 'infinity') > lo
+                  ORDER BY e.recorded_from NULLS FIRST LOOP
+            IF coalesce(p.recorded_from, '-infinity') <= lo THEN
+                lo := coalesce(p.recorded_to, 'infinity');
+            ELSE
+                hi := least(hi, p.recorded_from);
+            END IF;
+        END LOOP;
+        CONTINUE WHEN lo >= hi;
+        IF default_part IS NOT NULL THEN
+            EXECUTE format('SELECT max(d.recorded_at) FROM %s d WHERE d.recorded_at >= $1 AND d.recorded_at < $2',
+                           default_part)
+               INTO last_default USING lo, hi;
+            IF last_default IS NOT NULL THEN
+                lo := last_default + interval '1 microsecond';
+                CONTINUE WHEN lo >= hi;
+            END IF;
+        END IF;
+        WHILE to_regclass('inventory_events.' || quote_ident(name)) IS NOT NULL LOOP
+            name := name || '_';
+        END LOOP;
+        EXECUTE format('CREATE TABLE inventory_events.%I PARTITION OF inventory_events.event FOR VALUES FROM (%L) TO (%L)',
+                       name, lo, hi);
+        made := format('inventory_events.%I', name)::regclass;
+        PERFORM inventory_events.index_partition(made);
+        PERFORM inventory_events.guard_partition(made);
+        -- Whoever may read the log reads the partition too (a reader's
+        -- pg_dump locks every table it dumps).
+        FOR grantee IN SELECT DISTINCT a.grantee FROM pg_class c, aclexplode(c.relacl) a
+                        WHERE c.oid = 'inventory_events.event'::regclass AND a.privilege_type = 'SELECT'
+                          AND a.grantee <> c.relowner LOOP
+            EXECUTE format('GRANT SELECT ON %s TO %s', made,
+                           CASE WHEN grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(grantee)) END);
+        END LOOP;
+        RETURN NEXT made;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.create_partitions(timestamptz, integer) IS
+  'Creates the partitions of the event log from the one holding `at` to `ahead` intervals after it; returns those made';
+
+-- The partitions archive_before() has detached. The archive boundary is the
+-- latest recorded_to: a position as of an earlier business time is refused.
+CREATE TABLE inventory_events.event_archive (
+    partition      text PRIMARY KEY,
+    recorded_from  timestamptz,
+    recorded_to    timestamptz NOT NULL,
+    events         bigint NOT NULL,
+    streams        bigint NOT NULL,
+    archived_at    timestamptz NOT NULL DEFAULT now(),
+    dropped        boolean NOT NULL
+);
+COMMENT ON TABLE inventory_events.event_archive IS
+  'Partitions of the event log archived (detached, and perhaps dropped) by archive_before()';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_archive', '');
+
+-- Detaches (and with drop_partitions, drops) every partition whose range ends
+-- at or before `before`, oldest first, one per row returned. Each must be
+-- covered by stream snapshots: every stream with events in it has a snapshot
+-- at or after its last version there (else 55000: take_snapshots() first).
+-- For each such stream a sealed snapshot at exactly that version is kept and
+-- the older ones go, so that every position from the boundary on is folded
+-- from what remains. Refused too: a partition some transaction may still
+-- append to (one that started before its end is running), one holding a
+-- transfer or purchase-order line still open (its open quantity is summed
+-- over the stream's events with its ref), and one with an event dated after
+-- its end. The checks and seals of every partition come first, the
+-- detaching last: the log's ACCESS EXCLUSIVE lock, which DETACH takes and
+-- appends wait for, is held only for that. READ COMMITTED only.
+CREATE FUNCTION inventory_events.archive_before(before timestamptz, drop_partitions boolean DEFAULT false)
+RETURNS TABLE (partition text, recorded_from timestamptz, recorded_to timestamptz, events bigint,
+               streams bigint, dropped boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+    gap record;
+    now_recorded timestamptz;
+    boundary timestamptz;
+    archived pg_catalog.regclass[] := '{}';
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.archive_before()');
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'archive_before() runs under READ COMMITTED'
+              USING ERRCODE = 'invalid_transaction_state',
+                    HINT = 'Call it in a READ COMMITTED transaction (the default).';
+    END IF;
+    now_recorded := coalesce(nullif(current_setting('inventory_events.clock'), '')::timestamptz, now());
+    IF before IS NULL OR before > now_recorded THEN
+        RAISE EXCEPTION 'cannot archive the event log before %', coalesce(before::text, 'null')
+              USING ERRCODE = 'invalid_parameter_value',
+                    DETAIL = 'Only partitions whose whole range is in the past can be archived.',
+                    HINT = format('Give a time at or before %s.', now_recorded);
+    END IF;
+    -- Against take_snapshots() and history rewrites, as they against each other.
+    LOCK TABLE inventory_events.stream_snapshot IN SHARE ROW EXCLUSIVE MODE;
+    -- The archive boundary afterwards: the latest end of an archived partition.
+    SELECT max(x.t) INTO boundary
+      FROM (SELECT e.recorded_to AS t FROM inventory_events.event_partitions() e
+             WHERE NOT e.is_default AND e.recorded_to <= before
+            UNION ALL SELECT a.recorded_to FROM inventory_events.event_archive a) x;
+    FOR p IN SELECT e.partition AS rel, e.recorded_from, e.recorded_to
+               FROM inventory_events.event_partitions() e
+              WHERE NOT e.is_default AND e.recorded_to <= before
+              ORDER BY e.recorded_to LOOP
+        partition := format('%I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                       WHERE c.oid = p.rel), (SELECT c.relname FROM pg_class c WHERE c.oid = p.rel));
+        -- An event's recording time is its transaction's start: only a
+        -- transaction that started before the partition's end can still
+        -- append to it. None may be running.
+        SELECT a.pid, a.xact_start INTO gap FROM pg_catalog.pg_stat_activity a
+         WHERE a.xact_start < p.recorded_to AND a.pid <> pg_catalog.pg_backend_pid() AND a.datname = current_database()
+         ORDER BY a.xact_start LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'partition "%" of the event log may still be appended to', partition
+                  USING ERRCODE = 'object_in_use',
+                        DETAIL = format('The transaction of process %s started at %s, before the partition''s end.',
+                                        gap.pid, gap.xact_start),
+                        HINT = 'Wait for it to end, then archive again.';
+        END IF;
+        EXECUTE format('CREATE TEMP TABLE archive_streams ON COMMIT DROP AS
+                        SELECT e.sku, e.location, e.lot, max(e.version) AS last_version, count(*) AS events
+                          FROM %s e GROUP BY 1, 2, 3', p.rel);
+        SELECT a.sku, a.location, a.lot, a.last_version INTO gap
+          FROM archive_streams a
+         WHERE NOT EXISTS (SELECT FROM inventory_events.stream_snapshot s
+                            WHERE s.sku = a.sku AND s.location = a.location AND s.lot = a.lot
+                              AND s.version >= a.last_version)
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'partition "%" of the event log is not covered by stream snapshots', partition
+                  USING ERRCODE = 'object_not_in_prerequisite_state',
+                        DETAIL = format('Stream (sku %s, location %s, lot %s) has events up to version %s in it and no snapshot at or after that version.',
+                                        quote_literal(gap.sku), quote_literal(gap.location), quote_literal(gap.lot), gap.last_version),
+                        HINT = 'Take the snapshots first: SELECT inventory_events.take_snapshots(min_events => 1);';
+        END IF;
+        -- Open transfers and purchase-order lines: receipts sum their ref's
+        -- events (src/supply.c), which must all stay.
+        EXECUTE format($open$
+            SELECT r.sku, r.location, r.lot, r.ref
+              FROM (SELECT DISTINCT e.sku, e.location, e.lot, e.ref FROM %s e
+                     WHERE e.ref IS NOT NULL
+                       AND (inventory_events.in_transit(e.effect) <> 0 OR inventory_events.inbound(e.effect) <> 0)) r
+             WHERE EXISTS (SELECT FROM inventory_events.event x
+                            WHERE x.sku = r.sku AND x.location = r.location AND x.lot = r.lot AND x.ref = r.ref
+                            HAVING sum(inventory_events.in_transit(x.effect)) <> 0
+                                OR sum(inventory_events.inbound(x.effect)) <> 0)
+             LIMIT 1 $open$, p.rel) INTO gap;
+        IF gap.sku IS NOT NULL THEN
+            RAISE EXCEPTION 'partition "%" of the event log holds an open transfer or purchase-order line', partition
+                  USING ERRCODE = 'object_not_in_prerequisite_state',
+                        DETAIL = format('Reference %s of stream (sku %s, location %s, lot %s) still has units in transit or inbound.',
+                                        quote_literal(gap.ref), quote_literal(gap.sku), quote_literal(gap.location), quote_literal(gap.lot)),
+                        HINT = 'Receive or close it (receive_transfer(), receive_po()) first, or archive up to an earlier time.';
+        END IF;
+        -- The seals: each stream folded through its last version here; not
+        -- a stream sealed at a later version already (versions interleave
+        -- across a boundary: a later partition may hold an earlier one).
+        INSERT INTO inventory_events.stream_snapshot AS ss
+               (sku, location, lot, version, event_id, "position", safety_stock, occurred_max, taken_at, sealed)
+        SELECT a.sku, a.location, a.lot, f.version, f.event_id, f."position", f.safety_stock, f.occurred_max, now(), true
+          FROM archive_streams a
+         CROSS JOIN LATERAL inventory_events.stream_fold(a.sku, a.location, a.lot, NULL, a.last_version) f
+         WHERE NOT EXISTS (SELECT FROM inventory_events.stream_snapshot x
+                            WHERE x.sku = a.sku AND x.location = a.location AND x.lot = a.lot
+                              AND x.sealed AND x.version >= a.last_version)
+        ON CONFLICT (sku, location, lot, version) DO UPDATE SET sealed = true;
+        -- A position from the boundary on starts from a seal: none may hold
+        -- a business time after the boundary.
+        SELECT s.sku, s.location, s.lot, s.occurred_max INTO gap
+          FROM archive_streams a
+          JOIN inventory_events.stream_snapshot s
+            ON s.sku = a.sku AND s.location = a.location AND s.lot = a.lot AND s.version >= a.last_version
+               AND s.sealed
+         WHERE s.occurred_max > boundary
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'partition "%" of the event log holds an event dated after the archive boundary %',
+                            partition, boundary
+                  USING ERRCODE = 'object_not_in_prerequisite_state',
+                        DETAIL = format('Stream (sku %s, location %s, lot %s) has an event that occurred at %s, up to its last version in the partition.',
+                                        quote_literal(gap.sku), quote_literal(gap.location), quote_literal(gap.lot), gap.occurred_max),
+                        HINT = 'Archive up to a later time, past that date.';
+        END IF;
+        DELETE FROM inventory_events.stream_snapshot s
+         USING archive_streams a
+         WHERE s.sku = a.sku AND s.location = a.location AND s.lot = a.lot AND s.version < a.last_version;
+        SELECT coalesce(sum(a.events), 0), count(*) INTO events, streams FROM archive_streams a;
+        recorded_from := p.recorded_from;
+        recorded_to := p.recorded_to;
+        dropped := coalesce(drop_partitions, false);
+        INSERT INTO inventory_events.event_archive AS x (partition, recorded_from, recorded_to, events, streams, dropped)
+        VALUES (archive_before.partition, archive_before.recorded_from, archive_before.recorded_to,
+                archive_before.events, archive_before.streams, archive_before.dropped)
+        ON CONFLICT ON CONSTRAINT event_archive_pkey DO UPDATE
+           SET recorded_from = excluded.recorded_from, recorded_to = excluded.recorded_to, events = excluded.events,
+               streams = excluded.streams, archived_at = excluded.archived_at, dropped = excluded.dropped;
+        DROP TABLE archive_streams;
+        archived := archived || p.rel;
+        RETURN NEXT;
+    END LOOP;
+    FOR i IN 1 .. coalesce(cardinality(archived), 0) LOOP
+        EXECUTE format('ALTER TABLE inventory_events.event DETACH PARTITION %s', archived[i]);
+        IF drop_partitions THEN
+            EXECUTE format('DROP TABLE %s', archived[i]);
+        END IF;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.archive_before(timestamptz, boolean) IS
+  'Detaches (and optionally drops) the partitions of the event log recorded entirely before a time, once stream snapshots cover them';
+
+-- Attaches a partition archive_before() detached (restored from a dump, or
+-- never dropped) at its range again; positions as of times before the
+-- archive boundary are answered again once no later partition is archived.
+CREATE FUNCTION inventory_events.attach_archived(partition regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+AS $$
+DECLARE
+    name text;
+    a record;
+BEGIN
+    PERFORM inventory_events.require_writable('inventory_events.attach_archived()');
+    SELECT format('%I.%I', n.nspname, c.relname) INTO name
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = partition;
+    SELECT * INTO a FROM inventory_events.event_archive x WHERE x.partition = name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not an archived partition of the event log', name
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'inventory_events.event_archive lists the archived partitions under their names at archiving.';
+    END IF;
+    EXECUTE format('ALTER TABLE inventory_events.event ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%L)',
+                   partition, coalesce(quote_literal(a.recorded_from), 'MINVALUE'), a.recorded_to);
+    -- Its column layout and indexes are checked here (C reads every partition).
+    PERFORM count(*) FROM inventory_events.event_partitions();
+    DELETE FROM inventory_events.event_archive x WHERE x.partition = name;
+    -- With every archived partition back, the whole history is there again:
+    -- the seals are snapshots like any other (verify_snapshots() proves them).
+    IF NOT EXISTS (SELECT FROM inventory_events.event_archive) THEN
+        UPDATE inventory_events.stream_snapshot s SET sealed = false WHERE s.sealed;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.attach_archived(regclass) IS
+  'Attaches a partition of the event log that archive_before() detached at its range again';
+SELECT inventory_events.guard_partition('inventory_events.event_0_2_0');
+
+-- Views read the log by its OID: they are made again on the new one.
+CREATE OR REPLACE VIEW inventory_events.stream_derived AS
+WITH RECURSIVE logged (sku, location, lot) AS (
+    (SELECT e.sku, e.location, e.lot FROM inventory_events.event e ORDER BY e.sku, e.location, e.lot LIMIT 1)
+    UNION ALL
+    SELECT n.sku, n.location, n.lot
+      FROM logged l
+     CROSS JOIN LATERAL (SELECT e.sku, e.location, e.lot FROM inventory_events.event e
+                          WHERE (e.sku, e.location, e.lot) > (l.sku, l.location, l.lot)
+                          ORDER BY e.sku, e.location, e.lot LIMIT 1) n
+), streams AS (
+    SELECT logged.sku, logged.location, logged.lot FROM logged
+    UNION
+    SELECT x.sku, x.location, x.lot FROM inventory_events.stream_snapshot x
+)
+SELECT st.sku, st.location, st.lot, f."position", f.events, f.version, f.event_id AS last_event_id, f.safety_stock
+  FROM streams st
+ CROSS JOIN LATERAL inventory_events.stream_fold(st.sku, st.location, st.lot) f;
+
+CREATE OR REPLACE VIEW inventory_events.serial_history AS
+SELECT h.sku, h.serial, h.version, h.event_id, e.event_type, h.location, h.bucket, e.lot, e.ref,
+       e.channel, e.source, e.occurred_at, e.recorded_at
+  FROM inventory_events.serial_event h
+  JOIN inventory_events.event e ON e.id = h.event_id;
+
+CREATE OR REPLACE VIEW inventory_events.intercompany_transfer AS
+SELECT o.id AS out_event_id, i.id AS in_transit_event_id, o.sku, o.lot, o.qty, o.ref,
+       o.location AS from_location, fo.owner AS from_entity,
+       i.location AS to_location, ti.owner AS to_entity,
+       o.occurred_at, i.expected_date
+  FROM inventory_events.event o
+ CROSS JOIN LATERAL (SELECT x.id, x.location, x.expected_date FROM inventory_events.event x
+                      WHERE x.xid = o.xid AND x.id > o.id AND x.event_type = 'transfer_in_transit'
+                        AND x.sku = o.sku AND x.lot = o.lot AND x.ref = o.ref
+                      ORDER BY x.id LIMIT 1) i
+  JOIN inventory_events.location_tree fo ON fo.location = o.location AND fo.depth = 0
+  JOIN inventory_events.location_tree ti ON ti.location = i.location AND ti.depth = 0
+ WHERE o.event_type = 'transfer_out' AND fo.owner IS DISTINCT FROM ti.owner;
+
+CREATE OR REPLACE VIEW inventory_events.channel_health AS
+SELECT ch.code AS channel,
+       coalesce(pend.pending_skus, 0) AS pending_skus,
+       least(pend.oldest_pending, unread.recorded_at) AS oldest_unpublished,
+       coalesce(extract(epoch FROM clock_timestamp() - least(pend.oldest_pending, unread.recorded_at)), 0)
+           ::double precision AS lag_seconds,
+       coalesce(p.last_seq, 0) AS last_seq,
+       p.last_published_at,
+       w.sqlstate AS last_error_sqlstate,
+       w.message AS last_error,
+       w.last_seen AS last_error_at,
+       CASE WHEN w.cleared_at IS NULL THEN coalesce(w.failures, 0) ELSE 0 END AS failures,
+       CASE WHEN w.cleared_at IS NULL THEN w.retry_at END AS retry_at,
+       horizon.pid AS horizon_pid,
+       horizon.datname AS horizon_database,
+       horizon.xact_start AS horizon_xact_start
+  FROM inventory_events.channel ch
+  LEFT JOIN inventory_events.channel_publisher p ON p.channel = ch.code
+  LEFT JOIN inventory_events.worker_error w ON w.task = 'publish' AND w.channel = ch.code
+  LEFT JOIN LATERAL (SELECT count(*) AS pending_skus, min(x.since) AS oldest_pending
+                       FROM inventory_events.publication_pending x WHERE x.channel = ch.code) pend ON true
+  -- The checkpoint as two scalar subqueries: a condition of the index scan
+  -- on (xid, id), which starts at the checkpoint (joined, it would filter
+  -- every event before it: the whole log once the publisher has caught up).
+  LEFT JOIN LATERAL (SELECT e.recorded_at
+                       FROM inventory_events.event e
+                      WHERE (e.xid, e.id) > ((SELECT split_part(c.checkpoint, ':', 1)::xid8
+                                                FROM inventory_events.publisher_checkpoint c),
+                                             (SELECT split_part(c.checkpoint, ':', 2)::bigint
+                                                FROM inventory_events.publisher_checkpoint c))
+                      ORDER BY e.xid, e.id LIMIT 1) unread ON true
+  LEFT JOIN LATERAL (SELECT a.pid, a.datname, a.xact_start
+                       FROM pg_catalog.pg_stat_activity a
+                      WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid()
+                      ORDER BY pg_catalog.age(a.backend_xid) DESC LIMIT 1) horizon ON true;
+
+CREATE OR REPLACE VIEW inventory_events.kpi_order_latency AS
+WITH shipped AS (
+    SELECT e.channel, e.ref, max(e.occurred_at) AS shipped_at
+      FROM inventory_events.event e
+     WHERE e.recorded_at >= current_date - 29 AND e.event_type = 'shipped'
+     GROUP BY e.channel, e.ref
+), ord AS (
+    SELECT l.channel, l.order_ref, min(l.created_at) AS placed_at, max(s.shipped_at) AS shipped_at,
+           bool_or(l.open) AS open
+      FROM inventory_events.kpi_order_line l
+      LEFT JOIN shipped s ON s.channel = l.channel AND s.ref = l.ref
+     GROUP BY l.channel, l.order_ref
+), done AS (
+    SELECT o.channel, o.shipped_at::date AS day,
+           extract(epoch FROM o.shipped_at - o.placed_at)::float8 AS seconds
+      FROM ord o
+     WHERE NOT o.open AND o.shipped_at IS NOT NULL
+)
+SELECT d.channel, d.day,
+       count(*) AS orders,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY d.seconds)::numeric, 3) AS p50_seconds,
+       round(percentile_cont(0.95) WITHIN GROUP (ORDER BY d.seconds)::numeric, 3) AS p95_seconds,
+       round(avg(d.seconds)::numeric, 3) AS avg_seconds,
+       round(max(d.seconds)::numeric, 3) AS max_seconds
+  FROM done d
+ GROUP BY d.channel, d.day;
+
+CREATE OR REPLACE VIEW inventory_events.kpi_shipment_timeliness AS
+SELECT e.channel, e.recorded_at::date AS day,
+       count(*) AS shipments,
+       sum(e.qty)::bigint AS units,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM e.recorded_at - e.occurred_at)::float8)::numeric, 3) AS p50_seconds,
+       round(percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM e.recorded_at - e.occurred_at)::float8)::numeric, 3) AS p95_seconds,
+       round(max(extract(epoch FROM e.recorded_at - e.occurred_at)), 3) AS max_seconds,
+       interval '1 hour' AS target,
+       count(*) FILTER (WHERE e.recorded_at - e.occurred_at <= interval '1 hour') AS within_target,
+       round(count(*) FILTER (WHERE e.recorded_at - e.occurred_at <= interval '1 hour')::numeric / count(*), 4)
+           AS within_target_share
+  FROM inventory_events.event e
+ WHERE e.recorded_at >= current_date - 29 AND e.event_type = 'shipped'
+ GROUP BY e.channel, e.recorded_at::date;
+
+CREATE OR REPLACE VIEW inventory_events.kpi_manual_adjustments AS
+WITH ev AS (
+    -- A reconciliation's adjustment is the event a line names as its
+    -- resolution (a writer could give any event the source name).
+    SELECT e.recorded_at::date AS day, e.location,
+           abs(inventory_events.on_hand(e.effect)) AS units,
+           e.event_type IN ('adjusted', 'counted') AND r.event_id IS NULL AS manual,
+           e.event_type IN ('adjusted', 'counted') AND r.event_id IS NOT NULL AS reconciliation
+      FROM inventory_events.event e
+      LEFT JOIN (SELECT DISTINCT l.resolution_event_id AS event_id FROM inventory_events.recon_line l
+                  WHERE l.resolution_event_id IS NOT NULL) r ON r.event_id = e.id
+     WHERE e.recorded_at >= current_date - 29
+)
+SELECT ev.day, ev.location,
+       count(*) AS stock_events,
+       count(*) FILTER (WHERE ev.manual) AS manual_adjustments,
+       count(*) FILTER (WHERE ev.reconciliation) AS reconciliation_adjustments,
+       round(count(*) FILTER (WHERE ev.manual)::numeric / count(*), 4) AS manual_share,
+       sum(ev.units)::bigint AS stock_units,
+       coalesce(sum(ev.units) FILTER (WHERE ev.manual), 0)::bigint AS manual_units,
+       round(coalesce(sum(ev.units) FILTER (WHERE ev.manual), 0) / sum(ev.units), 4) AS manual_unit_share
+  FROM ev
+ WHERE ev.units <> 0
+ GROUP BY ev.day, ev.location;
+
+CREATE OR REPLACE VIEW inventory_events.kpi_throughput AS
+WITH days AS (
+    SELECT d::date AS day FROM generate_series(current_date - 29, current_date, interval '1 day') d
+), ev AS (
+    SELECT e.recorded_at::date AS day, count(*) AS n
+      FROM inventory_events.event e WHERE e.recorded_at >= current_date - 29 GROUP BY 1
+), pub AS (
+    SELECT p.published_at::date AS day, count(*) AS n, count(DISTINCT p.channel) AS channels
+      FROM inventory_events.publication p WHERE p.published_at >= current_date - 29 GROUP BY 1
+), dl AS (
+    SELECT d.failed_at::date AS day, count(*) AS n
+      FROM inventory_events.dead_letter d WHERE d.failed_at >= current_date - 29 GROUP BY 1
+)
+SELECT days.day,
+       coalesce(ev.n, 0) AS events_appended,
+       coalesce(pub.n, 0) AS publications,
+       coalesce(pub.channels, 0) AS channels_published,
+       coalesce(dl.n, 0) AS dead_letters,
+       round(coalesce(dl.n, 0)::numeric / nullif(coalesce(ev.n, 0) + coalesce(dl.n, 0), 0), 4) AS dead_letter_share
+  FROM days
+  LEFT JOIN ev ON ev.day = days.day
+  LEFT JOIN pub ON pub.day = days.day
+  LEFT JOIN dl ON dl.day = days.day;
+
+REVOKE ALL ON inventory_events.event, inventory_events.event_default, inventory_events.event_key,
+    inventory_events.event_archive FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION inventory_events.event_partitions(), inventory_events.guard_partition(regclass),
+    inventory_events.index_partition(regclass),
+    inventory_events.partition_start(timestamptz, interval), inventory_events.create_partitions(timestamptz, integer),
+    inventory_events.archive_before(timestamptz, boolean), inventory_events.attach_archived(regclass) FROM PUBLIC;
+
+-- Every role that could read the old log reads the new one and its tables;
+-- every one that could call apply_retention() may make partitions; then the
+-- initial privileges are put back to a fresh install's, as above.
+DO $partition_grants$
+DECLARE
+    tables pg_catalog.regclass[] := ARRAY['inventory_events.event', 'inventory_events.event_default',
+                                          'inventory_events.event_key', 'inventory_events.event_archive'];
+    fresh pg_catalog.aclitem[];
+    t pg_catalog.regclass;
+    f pg_catalog.regprocedure;
+    grantee oid;
+    fresh_init jsonb := '{}';
+BEGIN
+    FOREACH t IN ARRAY tables LOOP
+        SELECT i.initprivs INTO fresh FROM pg_catalog.pg_init_privs i
+         WHERE i.objoid = t AND i.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND i.objsubid = 0;
+        fresh_init := fresh_init || jsonb_build_object(t::oid::text, fresh::text);
+    END LOOP;
+    FOREACH f IN ARRAY ARRAY['inventory_events.event_partitions()'::pg_catalog.regprocedure,
+                             'inventory_events.create_partitions(timestamp with time zone,integer)'] LOOP
+        SELECT i.initprivs INTO fresh FROM pg_catalog.pg_init_privs i
+         WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
+        fresh_init := fresh_init || jsonb_build_object(f::oid::text, fresh::text);
+    END LOOP;
+    FOR grantee IN
+        SELECT DISTINCT a.grantee
+          FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+         WHERE c.oid = 'inventory_events.event_0_2_0'::pg_catalog.regclass
+           AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner AND a.grantee <> 0
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT ON inventory_events.event, inventory_events.event_default,
+                                   inventory_events.event_key, inventory_events.event_archive TO %I',
+                                  pg_catalog.pg_get_userbyid(grantee));
+        IF pg_catalog.has_function_privilege(grantee, 'inventory_events.verify()', 'EXECUTE') THEN
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION inventory_events.event_partitions() TO %I',
+                                      pg_catalog.pg_get_userbyid(grantee));
+        END IF;
+    END LOOP;
+    FOR grantee IN
+        SELECT DISTINCT a.grantee
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid = 'inventory_events.apply_retention()'::pg_catalog.regprocedure
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION inventory_events.create_partitions(timestamptz, integer) TO %I',
+                                  pg_catalog.pg_get_userbyid(grantee));
+    END LOOP;
+    UPDATE pg_catalog.pg_init_privs i SET initprivs = (fresh_init ->> i.objoid::text)::pg_catalog.aclitem[]
+     WHERE fresh_init ? i.objoid::text AND i.objsubid = 0
+       AND i.classoid IN ('pg_catalog.pg_class'::pg_catalog.regclass, 'pg_catalog.pg_proc'::pg_catalog.regclass);
+END;
+$partition_grants$;
+DO $warn_0_2_0$
+DECLARE
+    col record;
+BEGIN
+    -- What the update cannot carry over: a DBA's triggers on the old log, and
+    -- views or SQL functions of the DBA's that read it (bound to event_0_2_0).
+    FOR col IN
+        SELECT t.tgname FROM pg_catalog.pg_trigger t
+         WHERE t.tgrelid = 'inventory_events.event_0_2_0'::pg_catalog.regclass AND NOT t.tgisinternal
+           AND t.tgparentid = 0 AND t.tgname NOT IN ('event_append_only_truncate', 'event_rewritten_truncate')
+    LOOP
+        RAISE WARNING 'trigger "%" stays on inventory_events.event_0_2_0, the 0.2.0 log', col.tgname
+              USING HINT = 'Create it again on inventory_events.event.';
+    END LOOP;
+    FOR col IN
+        SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, 0) AS what
+          FROM pg_catalog.pg_depend d
+         WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refobjid = 'inventory_events.event_0_2_0'::pg_catalog.regclass
+           AND d.classid IN ('pg_catalog.pg_rewrite'::pg_catalog.regclass, 'pg_catalog.pg_proc'::pg_catalog.regclass)
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
+                            WHERE e.deptype = 'e'
+                              AND ((d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                                    AND e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                    AND e.objid = (SELECT r.ev_class FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid))
+                                   OR (e.classid = d.classid AND e.objid = d.objid)))
+    LOOP
+        RAISE WARNING '% reads inventory_events.event_0_2_0, the 0.2.0 log, not the partitioned one', col.what
+              USING HINT = 'Create it again, so that it reads inventory_events.event.';
+    END LOOP;
+END;
+$warn_0_2_0$;
+-- A log of 0.2.0 with no event (an update right after CREATE EXTENSION) is
+-- not kept as a partition: the database is then the fresh install's.
+DO $empty_0_2_0$
+BEGIN
+    IF NOT EXISTS (SELECT FROM inventory_events.event_0_2_0) THEN
+        ALTER TABLE inventory_events.event DETACH PARTITION inventory_events.event_0_2_0;
+        DROP TABLE inventory_events.event_0_2_0;
+    END IF;
+END;
+$empty_0_2_0$;
+-- === end of the partitioned log ===
 
 -- ---------------------------------------------------------------------------
 -- Grants kept across DROP and CREATE (see upgrade_keep_grants() above)

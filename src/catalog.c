@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/partition.h"
+
 #include "access/genam.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
@@ -581,6 +583,10 @@ bool
 ie_attribute_written(Oid relid, AttrNumber attnum)
 {
 	(void) ie_catalog();
+	/* A partition of the log has the log's layout (src/logpart.c checks it). */
+	if (OidIsValid(relid) && get_rel_relispartition(relid) &&
+		get_partition_parent(relid, true) == table_relids[IE_TABLE_event])
+		relid = table_relids[IE_TABLE_event];
 	for (int t = 0; t < IE_NUM_TABLES; t++)
 		if (table_relids[t] == relid && OidIsValid(relid))
 			return attnum <= table_natts[t] && !table_new_nulls[t][attnum - 1];
@@ -751,11 +757,24 @@ reload:
 						 version)));
 	cat = c;
 	cat.event_rel = lookup_rel("event");
-	cat.event_pkey = lookup_rel("event_pkey");
-	cat.event_stream_idx = lookup_rel("event_stream_version_key");
-	cat.event_idempotency_idx = lookup_rel("event_idempotency_key");
+	if (c.sql_version >= IE_SQL_0_3_0)
+	{
+		/*
+		 * Partitioned: the indexes are each partition's (src/logpart.c), the
+		 * keys live in a table of their own.
+		 */
+		cat.event_key_rel = lookup_rel("event_key");
+		cat.event_key_pkey = lookup_rel("event_key_pkey");
+		cat.event_archive_rel = lookup_rel("event_archive");
+	}
+	else
+	{
+		cat.event_pkey = lookup_rel("event_pkey");
+		cat.event_stream_idx = lookup_rel("event_stream_version_key");
+		cat.event_idempotency_idx = lookup_rel("event_idempotency_key");
+		cat.event_xid_idx = lookup_rel("event_xid_id_idx");
+	}
 	cat.event_id_seq = lookup_rel("event_id_seq");
-	cat.event_xid_idx = lookup_rel("event_xid_id_idx");
 	if (cat.sql_version >= IE_SQL_0_2_0)
 	{
 		cat.log_home_rel = lookup_rel("log_home");
@@ -844,6 +863,8 @@ reload:
 		relids[IE_TABLE_item_uom] = cat.item_uom_rel;
 		relids[IE_TABLE_serial_event] = cat.serial_event_rel;
 		relids[IE_TABLE_stream_snapshot] = cat.stream_snapshot_rel;
+		relids[IE_TABLE_event_key] = cat.event_key_rel;
+		relids[IE_TABLE_event_archive] = cat.event_archive_rel;
 		resolve_columns(relids, cat.sql_version);
 	}
 	/* Invalidated while loading (a lock taken above processes them): again. */

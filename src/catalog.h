@@ -35,11 +35,15 @@ typedef struct IeCatalog
 	IeSqlVersion sql_version;	/* of the installed SQL objects */
 	Oid			namespace;
 	Oid			event_rel;
+	/* The log's indexes before 0.3.0; from 0.3.0 each partition's (logpart.c) */
 	Oid			event_pkey;
 	Oid			event_stream_idx;	/* (sku, location, lot, version) */
 	Oid			event_idempotency_idx;	/* (source, idempotency_key) */
+	Oid			event_key_rel;	/* from 0.3.0: the keys, out of the partitioned log */
+	Oid			event_key_pkey; /* (source, idempotency_key) */
+	Oid			event_archive_rel;	/* from 0.3.0: partitions archived */
 	Oid			event_id_seq;
-	Oid			event_xid_idx;	/* (xid, id) */
+	Oid			event_xid_idx;	/* (xid, id); before 0.3.0 */
 	Oid			log_home_rel;	/* from 0.2.0; InvalidOid before */
 	Oid			log_home_written_rel;	/* from 0.2.0 */
 	Oid			stock_rel;
@@ -165,7 +169,11 @@ typedef struct IeCatalog
 /* A table of 0.3.0: its columns are read only where it exists. */
 #define IE_STREAM_SNAPSHOT_COLUMNS(C) \
 	C(stream_snapshot, version) C(stream_snapshot, event_id) C(stream_snapshot, position) \
-	C(stream_snapshot, safety_stock) C(stream_snapshot, occurred_max)
+	C(stream_snapshot, safety_stock) C(stream_snapshot, occurred_max) C(stream_snapshot, sealed)
+#define IE_EVENT_KEY_COLUMNS(C) \
+	C(event_key, source) C(event_key, idempotency_key) C(event_key, event_id) \
+	C(event_key, recorded_at) C(event_key, version) \
+	C(event_archive, recorded_to)
 #define IE_LOCATION_COLUMNS(C) \
 	C(location, code) C(location, parent) \
 	C(intercompany, seller) C(intercompany, owner)
@@ -181,7 +189,7 @@ typedef struct IeCatalog
 	IE_RESERVATION_COLUMNS(C) IE_ALLOCATION_COLUMNS(C) IE_EXCEPTION_COLUMNS(C) \
 	IE_DEAD_LETTER_COLUMNS(C) IE_PUBLICATION_COLUMNS(C) IE_OPERATION_KEY_COLUMNS(C) \
 	IE_CHANNEL_ITEM_COLUMNS(C) IE_LOCATION_COLUMNS(C) IE_COLUMNS_FROM_0_3_0(C) IE_OTHER_COLUMNS(C) \
-	IE_SERIAL_EVENT_COLUMNS(C) IE_STREAM_SNAPSHOT_COLUMNS(C)
+	IE_SERIAL_EVENT_COLUMNS(C) IE_STREAM_SNAPSHOT_COLUMNS(C) IE_EVENT_KEY_COLUMNS(C)
 
 /* The tables those columns belong to. */
 typedef enum IeTable
@@ -208,6 +216,8 @@ typedef enum IeTable
 	IE_TABLE_item_uom,
 	IE_TABLE_serial_event,		/* from 0.3.0 */
 	IE_TABLE_stream_snapshot,	/* from 0.3.0 */
+	IE_TABLE_event_key,			/* from 0.3.0 */
+	IE_TABLE_event_archive,		/* from 0.3.0 */
 	IE_NUM_TABLES
 } IeTable;
 
@@ -341,6 +351,13 @@ extern bool ie_column_from_0_3_0(IeColumn column);
 #define Anum_ie_stream_snapshot_position IE_ATTNUM(IE_COL_stream_snapshot_position)
 #define Anum_ie_stream_snapshot_safety_stock IE_ATTNUM(IE_COL_stream_snapshot_safety_stock)
 #define Anum_ie_stream_snapshot_occurred_max IE_ATTNUM(IE_COL_stream_snapshot_occurred_max)
+#define Anum_ie_stream_snapshot_sealed IE_ATTNUM(IE_COL_stream_snapshot_sealed)
+#define Anum_ie_event_key_source IE_ATTNUM(IE_COL_event_key_source)
+#define Anum_ie_event_key_idempotency_key IE_ATTNUM(IE_COL_event_key_idempotency_key)
+#define Anum_ie_event_key_event_id IE_ATTNUM(IE_COL_event_key_event_id)
+#define Anum_ie_event_key_recorded_at IE_ATTNUM(IE_COL_event_key_recorded_at)
+#define Anum_ie_event_key_version IE_ATTNUM(IE_COL_event_key_version)
+#define Anum_ie_event_archive_recorded_to IE_ATTNUM(IE_COL_event_archive_recorded_to)
 #define Anum_ie_dead_letter_id IE_ATTNUM(IE_COL_dead_letter_id)
 #define Anum_ie_dead_letter_failed_at IE_ATTNUM(IE_COL_dead_letter_failed_at)
 #define Anum_ie_dead_letter_source IE_ATTNUM(IE_COL_dead_letter_source)

@@ -30,6 +30,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "replication/logical.h"
@@ -95,6 +96,7 @@ typedef struct ColumnPlan
 
 typedef struct RelationPlan
 {
+	Oid			relid;			/* the relation (an event plan: the partition) */
 	AttrNumber	att[IE_NUM_COLUMNS];	/* of the columns C reads, by name */
 	int			ncols;
 	ColumnPlan *cols;
@@ -118,7 +120,9 @@ static struct
 	Oid			serial_event;
 	Oid			position_typid;
 	MemoryContext context;		/* holds the plans */
-	RelationPlan *event_plan;
+	List	   *event_plans;	/* per partition of the log (or the log) */
+	List	   *log_partitions; /* relations known to be partitions of the log */
+	List	   *other_partitions;	/* and to be partitions of anything else */
 	RelationPlan *stock_plan;	/* read only: its rows complete event records */
 	RelationPlan *publication_plan;
 	RelationPlan *serial_event_plan;
@@ -129,7 +133,8 @@ static void
 rels_invalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == rels.event || relid == rels.stock || relid == rels.publication ||
-		relid == rels.serial_event)
+		relid == rels.serial_event || list_member_oid(rels.log_partitions, relid) ||
+		list_member_oid(rels.other_partitions, relid))
 		rels.valid = false;
 }
 
@@ -151,7 +156,8 @@ rels_load(void)
 											 ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(rels.context);
 	rels.event = rels.stock = rels.publication = rels.serial_event = rels.position_typid = InvalidOid;
-	rels.event_plan = rels.stock_plan = rels.publication_plan = rels.serial_event_plan = NULL;
+	rels.stock_plan = rels.publication_plan = rels.serial_event_plan = NULL;
+	rels.event_plans = rels.log_partitions = rels.other_partitions = NIL;
 	nsp = get_namespace_oid("inventory_events", true);
 	if (OidIsValid(nsp))
 	{
@@ -734,6 +740,70 @@ plan_tuple(RelationPlan **plan, Relation relation, int table, int skip, HeapTupl
 	return *plan;
 }
 
+/*
+ * The same for an event: its plan is that of its partition. The partitions
+ * have the log's column layout (src/logpart.c refuses any other), but the
+ * decoder reads the historic catalog of each change, which may predate that
+ * check: a plan per relation costs nothing and assumes nothing.
+ */
+static RelationPlan *
+plan_event_tuple(Relation relation, HeapTuple tuple)
+{
+	RelationPlan *plan = NULL;
+	ListCell   *lc;
+
+	foreach(lc, rels.event_plans)
+	{
+		if (((RelationPlan *) lfirst(lc))->relid == RelationGetRelid(relation))
+		{
+			plan = lfirst(lc);
+			break;
+		}
+	}
+	if (plan == NULL)
+	{
+		MemoryContext old;
+
+		/* "id" goes out first, as "event_id", so it is left out of the columns. */
+		plan = plan_relation(relation, IE_TABLE_event, IE_COL_event_id);
+		plan->relid = RelationGetRelid(relation);
+		old = MemoryContextSwitchTo(rels.context);
+		rels.event_plans = lappend(rels.event_plans, plan);
+		MemoryContextSwitchTo(old);
+	}
+	return plan_tuple(&plan, relation, IE_TABLE_event, IE_COL_event_id, tuple);
+}
+
+/*
+ * Is this relation the log, or one of its partitions (from 0.3.0, the
+ * changes decoded are those of the partitions)? Asked of the historic
+ * catalog once per partition.
+ */
+static bool
+is_log(Relation relation)
+{
+	Oid			relid = RelationGetRelid(relation);
+	bool		ours;
+	MemoryContext old;
+
+	if (relid == rels.event)
+		return true;
+	if (!relation->rd_rel->relispartition || !OidIsValid(rels.event))
+		return false;
+	if (list_member_oid(rels.log_partitions, relid))
+		return true;
+	if (list_member_oid(rels.other_partitions, relid))
+		return false;
+	ours = get_partition_parent(relid, true) == rels.event;
+	old = MemoryContextSwitchTo(rels.context);
+	if (ours)
+		rels.log_partitions = lappend_oid(rels.log_partitions, relid);
+	else
+		rels.other_partitions = lappend_oid(rels.other_partitions, relid);
+	MemoryContextSwitchTo(old);
+	return ours;
+}
+
 /* The label of an enum column's value, for the event-types filter. */
 static const char *
 enum_name(RelationPlan *plan, IeColumn column)
@@ -758,8 +828,7 @@ static void
 decode_event(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferTXN *txn,
 			 Relation relation, HeapTuple tuple, XLogRecPtr lsn)
 {
-	/* "id" goes out first, as "event_id", so it is left out of the columns. */
-	RelationPlan *plan = plan_tuple(&rels.event_plan, relation, IE_TABLE_event, IE_COL_event_id, tuple);
+	RelationPlan *plan = plan_event_tuple(relation, tuple);
 	char	   *sku = text_at(plan, IE_COL_event_sku);
 	StringInfo	out;
 
@@ -931,7 +1000,7 @@ decode_rewrite(LogicalDecodingContext *ctx, IeDecodingData *data, ReorderBufferT
 	if (buf != NULL)
 	{
 		/* A delete carries the replica identity: the primary key, the id. */
-		plan = plan_tuple(&rels.event_plan, relation, IE_TABLE_event, IE_COL_event_id, &buf->tuple);
+		plan = plan_event_tuple(relation, &buf->tuple);
 		if (!plan->nulls[plan->att[IE_COL_event_id] - 1])
 		{
 			appendStringInfoString(ctx->out, ",\"event_id\":");
@@ -954,12 +1023,14 @@ ie_decode_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, int nrela
 	rels_load();
 	for (int i = 0; i < nrelations; i++)
 	{
-		if (RelationGetRelid(relations[i]) != rels.event)
+		if (!is_log(relations[i]))
 			continue;
 		flush_pending(ctx, data);
 		begin_rewrite(ctx, data, txn, change->lsn, "truncate");
 		appendStringInfoChar(ctx->out, '}');
 		OutputPluginWrite(ctx, true);
+		/* One record for the log, whatever partitions it truncated. */
+		break;
 	}
 }
 
@@ -973,6 +1044,8 @@ ie_decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation re
 	HeapTuple	tuple;
 
 	rels_load();
+	if (is_log(relation))
+		relid = rels.event;
 	if (relid == rels.event && (change->action == REORDER_BUFFER_CHANGE_UPDATE ||
 								change->action == REORDER_BUFFER_CHANGE_DELETE))
 	{

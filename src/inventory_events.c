@@ -14,6 +14,7 @@
 #include "guc.h"
 #include "log.h"
 #include "loghome.h"
+#include "logpart.h"
 #include "reserve.h"
 #include "worker.h"
 #include "locks.h"
@@ -31,6 +32,7 @@ _PG_init(void)
 	ie_guc_init();
 	ie_log_init();
 	ie_catalog_init();
+	ie_logpart_init();
 	ie_locks_init();
 	ie_writer_init();
 	ie_reserve_init();

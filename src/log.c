@@ -29,6 +29,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "replication/message.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -43,6 +44,7 @@
 #include "stock.h"
 #include "writer.h"
 #include "loghome.h"
+#include "logpart.h"
 #include "shmem.h"
 #include "snapshot.h"
 #include "standby.h"
@@ -239,39 +241,110 @@ retry_mismatch(const IePreparedEvent *p, TupleTableSlot *slot)
 }
 
 /*
- * Takes the lock on (source, key) and looks for an event recorded under it:
- * under the lock, one recorded by a transaction that committed after our
- * snapshot was taken is found too (SnapshotSelf).
+ * The event recorded under an idempotency key: its id and version, and the
+ * event itself in slot (NULL when its partition has been archived; the key
+ * outlives it within the key retention window).
+ */
+typedef struct KeyedEvent
+{
+	int64		event_id;
+	int64		version;
+	Relation	rel;
+	TupleTableSlot *slot;
+} KeyedEvent;
+
+/*
+ * Looks for the event recorded under (source, key). With lock, takes the
+ * key's lock first, so that an event committed after our snapshot is found
+ * too (SnapshotSelf); without, the caller holds a lock that orders it after
+ * every writer of that key (the lock of the key its operation started with).
+ * From 0.3.0 on the keys are in event_key (the log is partitioned, and a
+ * unique index of it cannot leave out the partition key); before, in the
+ * log's unique index. keyed_event_done() releases what was found.
  */
 static bool
-idempotent_lookup(Relation rel, text *source, text *key, TupleTableSlot *slot)
+keyed_event(text *source, text *key, bool lock, KeyedEvent *k)
 {
+	const IeCatalog *c = ie_catalog();
 	Datum		keys[2] = {PointerGetDatum(source), PointerGetDatum(key)};
+	bool		isnull;
 	Relation	idx;
 	bool		found;
 
-	ie_lock_key(IE_LOCK_IDEMPOTENCY, 2, keys);
-	idx = index_open(ie_catalog()->event_idempotency_idx, AccessShareLock);
-	found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot);
+	memset(k, 0, sizeof(*k));
+	if (lock)
+		ie_lock_key(IE_LOCK_IDEMPOTENCY, 2, keys);
+	if (OidIsValid(c->event_key_rel))
+	{
+		Relation	keyrel = table_open(c->event_key_rel, AccessShareLock);
+		TupleTableSlot *keyslot = table_slot_create(keyrel, NULL);
+		TimestampTz recorded_at = 0;
+
+		idx = index_open(c->event_key_pkey, AccessShareLock);
+		found = ie_index_lookup(keyrel, idx, SnapshotSelf, 2, keys, ie_text_keys, keyslot);
+		if (found)
+		{
+			k->event_id = DatumGetInt64(slot_getattr(keyslot, Anum_ie_event_key_event_id, &isnull));
+			k->version = DatumGetInt64(slot_getattr(keyslot, Anum_ie_event_key_version, &isnull));
+			recorded_at = DatumGetTimestampTz(slot_getattr(keyslot, Anum_ie_event_key_recorded_at, &isnull));
+		}
+		index_close(idx, AccessShareLock);
+		ExecDropSingleTupleTableSlot(keyslot);
+		table_close(keyrel, AccessShareLock);
+		if (found && !ie_log_event_fetch(k->event_id, recorded_at, SnapshotSelf, &k->slot, &k->rel))
+		{
+			if (k->slot)
+			{
+				ExecDropSingleTupleTableSlot(k->slot);
+				table_close(k->rel, AccessShareLock);
+			}
+			k->slot = NULL;
+			k->rel = NULL;
+		}
+		return found;
+	}
+	k->rel = table_open(c->event_rel, AccessShareLock);
+	k->slot = table_slot_create(k->rel, NULL);
+	idx = index_open(c->event_idempotency_idx, AccessShareLock);
+	found = ie_index_lookup(k->rel, idx, SnapshotSelf, 2, keys, ie_text_keys, k->slot);
 	index_close(idx, AccessShareLock);
+	if (found)
+	{
+		k->event_id = DatumGetInt64(slot_getattr(k->slot, Anum_ie_event_id, &isnull));
+		k->version = DatumGetInt64(slot_getattr(k->slot, Anum_ie_event_version, &isnull));
+	}
 	return found;
 }
 
-/* Settles idempotency: true when p is a retry of an existing event. */
+static void
+keyed_event_done(KeyedEvent *k)
+{
+	if (k->slot)
+	{
+		ExecDropSingleTupleTableSlot(k->slot);
+		table_close(k->rel, AccessShareLock);
+	}
+	k->slot = NULL;
+	k->rel = NULL;
+}
+
+/*
+ * Settles idempotency: true when p is a retry of an existing event. A retry
+ * of an event whose partition is archived is taken as one (its content can no
+ * longer be compared).
+ */
 static bool
 settle_idempotency(IePreparedEvent *p)
 {
-	Relation	rel = table_open(ie_catalog()->event_rel, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	bool		found = idempotent_lookup(rel, p->source, p->in->idempotency_key, slot);
+	KeyedEvent	k;
+	bool		found = keyed_event(p->source, p->in->idempotency_key, true, &k);
 
 	if (found)
 	{
-		const char *field = retry_mismatch(p, slot);
-		bool		isnull;
+		const char *field = k.slot ? retry_mismatch(p, k.slot) : NULL;
 
-		p->existing_id = DatumGetInt64(slot_getattr(slot, Anum_ie_event_id, &isnull));
-		p->version = DatumGetInt64(slot_getattr(slot, Anum_ie_event_version, &isnull));
+		p->existing_id = k.event_id;
+		p->version = k.version;
 		if (field)
 			ereport(ERROR,
 					(errcode(ERRCODE_IE_IDEMPOTENCY_CONFLICT),
@@ -281,8 +354,7 @@ settle_idempotency(IePreparedEvent *p)
 							   (long long) p->existing_id, field),
 					 errhint("Use a new idempotency key for a new event.")));
 	}
-	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, AccessShareLock);
+	keyed_event_done(&k);
 	return found;
 }
 
@@ -315,22 +387,20 @@ ie_idempotent_event(PG_FUNCTION_ARGS)
 bool
 ie_event_by_key(text *source, text *key, bool lock, IeMovement *m)
 {
-	Relation	rel = table_open(ie_catalog()->event_rel, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	bool		found;
+	KeyedEvent	k;
+	bool		found = keyed_event(source, key, lock, &k);
 
-	if (lock)
-		found = idempotent_lookup(rel, source, key, slot);
-	else
-	{
-		Datum		keys[2] = {PointerGetDatum(source), PointerGetDatum(key)};
-		Relation	idx = index_open(ie_catalog()->event_idempotency_idx, AccessShareLock);
-
-		found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot);
-		index_close(idx, AccessShareLock);
-	}
+	if (found && k.slot == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("event %lld, recorded under idempotency key \"%s\" of source \"%s\", is archived",
+						(long long) k.event_id, text_to_cstring(key), text_to_cstring(source)),
+				 errdetail("The operation it belongs to cannot be replayed without it."),
+				 errhint("Use a new idempotency key, or attach the archived partition again with inventory_events.attach_archived().")));
 	if (found)
 	{
+		TupleTableSlot *slot = k.slot;
+
 		slot_getallattrs(slot);
 		m->event_id = DatumGetInt64(slot->tts_values[Anum_ie_event_id - 1]);
 		m->event_type = ie_event_type_from_oid(DatumGetObjectId(slot->tts_values[Anum_ie_event_event_type - 1]));
@@ -339,8 +409,7 @@ ie_event_by_key(text *source, text *key, bool lock, IeMovement *m)
 		m->lot = DatumGetTextPCopy(slot->tts_values[Anum_ie_event_lot - 1]);
 		m->qty = DatumGetInt64(slot->tts_values[Anum_ie_event_qty - 1]);
 	}
-	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, AccessShareLock);
+	keyed_event_done(&k);
 	return found;
 }
 
@@ -607,7 +676,7 @@ ie_prepare_event(const IeEventInput *in, IePreparedEvent *p)
 						   (int) (VARSIZE_ANY_EXHDR(p->source) +
 								  (in->idempotency_key ? VARSIZE_ANY_EXHDR(in->idempotency_key) : 0)),
 						   IE_MAX_SOURCE_KEY_BYTES)));
-	p->occurred_at = in->occurred_at_isnull ? GetCurrentTransactionStartTimestamp() : in->occurred_at;
+	p->occurred_at = in->occurred_at_isnull ? ie_recording_time() : in->occurred_at;
 
 	/* Idempotency first: a retry succeeds even after the stream moved on. */
 	if (in->idempotency_key && settle_idempotency(p))
@@ -778,6 +847,7 @@ ie_insert_event(const IePreparedEvent *p)
 	Datum	   *values;
 	bool	   *nulls;
 	pg_uuid_t  *correlation;
+	TimestampTz recorded_at;
 	StockPosition *effect = palloc(sizeof(StockPosition));
 	MemoryContext old;
 
@@ -810,7 +880,8 @@ ie_insert_event(const IePreparedEvent *p)
 	fxid = ie_log_xid();
 	id = nextval_internal(c->event_id_seq, false);
 
-	w = ie_writer_get(c->event_rel, &local);
+	recorded_at = ie_recording_time();
+	w = ie_writer_get(ie_log_partition_for(recorded_at, false), &local);
 	slot = w->slot;
 	values = slot->tts_values;
 	nulls = slot->tts_isnull;
@@ -832,7 +903,7 @@ ie_insert_event(const IePreparedEvent *p)
 	values[Anum_ie_event_uom_qty - 1] = Int64GetDatum(p->uom_qty);
 	values[Anum_ie_event_effect - 1] = StockPositionGetDatum(effect);
 	values[Anum_ie_event_occurred_at - 1] = TimestampTzGetDatum(p->occurred_at);
-	values[Anum_ie_event_recorded_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[Anum_ie_event_recorded_at - 1] = TimestampTzGetDatum(recorded_at);
 	values[Anum_ie_event_source - 1] = PointerGetDatum(p->source);
 	nulls[Anum_ie_event_source_seq - 1] = in->source_seq_isnull;
 	values[Anum_ie_event_source_seq - 1] = Int64GetDatum(in->source_seq);
@@ -1034,6 +1105,22 @@ ie_event_guard(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_IE_APPEND_ONLY),
 				 errmsg("%s of inventory_events.event is not allowed: the event log is append-only", op),
 				 errhint("Append a correcting event instead (for example an adjusted event).")));
+
+	/*
+	 * A TRUNCATE of the log fires the guard of the log and of each of its
+	 * partitions (each has its own, a TRUNCATE trigger is not inherited): one
+	 * message per command.
+	 */
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+	{
+		static LocalTransactionId truncate_lxid = InvalidLocalTransactionId;
+		static CommandId truncate_cid = InvalidCommandId;
+
+		if (MyProc->lxid == truncate_lxid && GetCurrentCommandId(false) == truncate_cid)
+			return PointerGetDatum(NULL);
+		truncate_lxid = MyProc->lxid;
+		truncate_cid = GetCurrentCommandId(false);
+	}
 
 	user = GetUserNameFromId(GetUserId(), false);
 	initStringInfo(&message);

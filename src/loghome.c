@@ -56,6 +56,7 @@
 #include "utils/xid8.h"
 
 #include "catalog.h"
+#include "logpart.h"
 #include "loghome.h"
 #include "locks.h"
 #include "stock.h"
@@ -145,23 +146,40 @@ home_is_here(const LogHome *h)
 static uint64
 max_log_xid(const IeCatalog *c)
 {
-	Relation	rel = table_open(c->event_rel, AccessShareLock);
-	Relation	idx = index_open(c->event_xid_idx, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	IndexScanDesc scan = index_beginscan(rel, idx, SnapshotAny, 0, 0);
+	const IeLogPartitions *ps = ie_log_partitions();
+	int			n = ps->n;
+	Oid		   *relids = palloc(sizeof(Oid) * Max(n, 1));
+	Oid		   *idxids = palloc(sizeof(Oid) * Max(n, 1));
 	uint64		max = 0;
 
-	index_rescan(scan, NULL, 0, NULL, 0);
-	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	/* Copied first: opening a relation may process invalidations. */
+	for (int i = 0; i < n; i++)
 	{
-		bool		isnull;
-
-		max = U64FromFullTransactionId(DatumGetFullTransactionId(slot_getattr(slot, Anum_ie_event_xid, &isnull)));
+		relids[i] = ps->parts[i].relid;
+		idxids[i] = ps->parts[i].xid_idx;
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	for (int i = 0; i < n; i++)
+	{
+		Relation	rel = table_open(relids[i], AccessShareLock);
+		Relation	idx = index_open(idxids[i], AccessShareLock);
+		TupleTableSlot *slot = table_slot_create(rel, NULL);
+		IndexScanDesc scan = index_beginscan(rel, idx, SnapshotAny, 0, 0);
+
+		index_rescan(scan, NULL, 0, NULL, 0);
+		if (index_getnext_slot(scan, BackwardScanDirection, slot))
+		{
+			bool		isnull;
+			uint64		xid = U64FromFullTransactionId(DatumGetFullTransactionId(slot_getattr(slot, Anum_ie_event_xid, &isnull)));
+
+			max = Max(max, xid);
+		}
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(idx, AccessShareLock);
+		table_close(rel, AccessShareLock);
+	}
+	pfree(relids);
+	pfree(idxids);
 	return max;
 }
 
@@ -249,6 +267,20 @@ settle_home(void)
 		Datum	   *values;
 		bool	   *nulls;
 
+		/*
+		 * The first write since CREATE EXTENSION or a restore. A restore
+		 * derives no stock from 0.3.0 on (the dump brings the rows); a log
+		 * loaded without them (a dump of an earlier version, or events
+		 * loaded before this first write) must not be written to until its
+		 * positions are derived: an append would start its streams over.
+		 */
+		if (c->sql_version >= IE_SQL_0_3_0 && !ie_relation_has_rows(c->stock_rel, SnapshotSelf) &&
+			ie_log_has_events())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the event log has events but no stock positions"),
+					 errdetail("A restore loads the stock rows with the log from version 0.3.0 on; this log came without them (a dump of an earlier version, or events loaded before the database's first write)."),
+					 errhint("Derive them with SELECT inventory_events.rebuild(); then write again.")));
 		ie_row_alloc(IE_TABLE_log_home_written, &values, &nulls);
 		values[Anum_ie_log_home_written_written_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 		values[Anum_ie_log_home_written_pid - 1] = Int32GetDatum(MyProcPid);

@@ -36,6 +36,7 @@
 #include "utils/snapmgr.h"
 
 #include "catalog.h"
+#include "logpart.h"
 #include "snapshot.h"
 
 /* An index scan of one stream's rows whose version is in (after, upto]. */
@@ -57,21 +58,13 @@ static void
 stream_scan_begin(StreamScan *s, Oid relid, Oid indexid, const IeStreamKey *key, Snapshot snapshot,
 				  int64 after, int64 upto)
 {
-	Datum		keys[3] = {key->sku, key->location, key->lot};
-	ScanKeyData skey[5];
-	int			nkeys = 0;
+	ScanKeyData skey[IE_STREAM_SCANKEYS];
+	int			nkeys;
 
 	s->rel = table_open(relid, AccessShareLock);
 	s->idx = index_open(indexid, AccessShareLock);
 	s->slot = table_slot_create(s->rel, NULL);
-	for (int i = 0; i < 3; i++)
-		ScanKeyEntryInitialize(&skey[nkeys++], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
-							   s->idx->rd_indcollation[i], F_TEXTEQ, keys[i]);
-	ScanKeyEntryInitialize(&skey[nkeys++], 0, 4, BTGreaterStrategyNumber, InvalidOid, InvalidOid,
-						   F_INT8GT, Int64GetDatum(after));
-	if (upto > 0)
-		ScanKeyEntryInitialize(&skey[nkeys++], 0, 4, BTLessEqualStrategyNumber, InvalidOid, InvalidOid,
-							   F_INT8LE, Int64GetDatum(upto));
+	nkeys = ie_stream_scankeys(skey, s->idx, key, after, upto);
 	s->scan = index_beginscan(s->rel, s->idx, snapshot, nkeys, 0);
 	index_rescan(s->scan, skey, nkeys, NULL, 0);
 }
@@ -128,6 +121,44 @@ newest_snapshot(const IeStreamKey *key, TimestampTz at, int64 through_version, S
 }
 
 /*
+ * Refuses a fold from below a sealed snapshot (archive_before()'s, at the
+ * stream's last version in an archived partition): the events it would read
+ * up to the seal are archived. Looks at the stream's snapshots above the
+ * fold's base, none as a rule (the base is the newest that applies).
+ */
+static void
+check_sealed_above(const IeStreamKey *key, int64 base_version, Snapshot snapshot)
+{
+	const IeCatalog *c = ie_catalog();
+	StreamScan	s;
+	int64		sealed = 0;
+
+	if (!OidIsValid(c->stream_snapshot_rel))
+		return;
+	stream_scan_begin(&s, c->stream_snapshot_rel, c->stream_snapshot_pkey, key, snapshot, base_version, 0);
+	while (index_getnext_slot(s.scan, ForwardScanDirection, s.slot))
+	{
+		bool		isnull;
+
+		CHECK_FOR_INTERRUPTS();
+		if (DatumGetBool(slot_getattr(s.slot, Anum_ie_stream_snapshot_sealed, &isnull)))
+		{
+			sealed = DatumGetInt64(slot_getattr(s.slot, Anum_ie_stream_snapshot_version, &isnull));
+			break;
+		}
+	}
+	stream_scan_end(&s);
+	if (sealed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the events of stream (%s, %s, %s) up to version %lld are archived",
+						TextDatumGetCString(key->sku), TextDatumGetCString(key->location),
+						TextDatumGetCString(key->lot), (long long) sealed),
+				 errdetail("This question needs events before the snapshot archive_before() sealed at that version."),
+				 errhint("Ask about a later time, or attach the archived partitions again with inventory_events.attach_archived().")));
+}
+
+/*
  * Folds the stream as of business time `at` (DT_NOEND: everything), through
  * version through_version (0: the last), starting from its newest snapshot
  * that applies (use_snapshots) or from nothing, under snapshot. visit, when
@@ -139,21 +170,22 @@ ie_stream_fold(const IeStreamKey *key, TimestampTz at, int64 through_version, bo
 			   Snapshot snapshot, IeFoldVisit visit, void *arg, IeStreamFold *fold)
 {
 	const IeCatalog *c = ie_catalog();
-	StreamScan	s;
+	IeLogStreamScan s;
 	TupleTableSlot *slot;
 	INT128		sum[IE_NUM_BUCKETS];	/* common/int128.h: portable */
 	Oid			safety_label = c->event_type_label[IE_EV_SAFETY_STOCK_SET];
 
 	memset(fold, 0, sizeof(*fold));
+	/* Before the archive boundary, the events it needs are gone. */
+	ie_log_check_as_of(at);
 	if (use_snapshots)
 		(void) newest_snapshot(key, at, through_version, snapshot, fold);
+	check_sealed_above(key, fold->base_version, snapshot);
 	for (int b = 0; b < IE_NUM_BUCKETS; b++)
 		sum[b] = int64_to_int128(fold->position.q[b]);
 
-	stream_scan_begin(&s, c->event_rel, c->event_stream_idx, key, snapshot, fold->base_version,
-					  through_version);
-	slot = s.slot;
-	while (index_getnext_slot(s.scan, ForwardScanDirection, slot))
+	ie_log_stream_scan_begin(&s, key, snapshot, fold->base_version, through_version, ForwardScanDirection);
+	while ((slot = ie_log_stream_scan_next(&s)) != NULL)
 	{
 		bool		isnull;
 		TimestampTz occurred = DatumGetTimestampTz(slot_getattr(slot, Anum_ie_event_occurred_at, &isnull));
@@ -181,7 +213,7 @@ ie_stream_fold(const IeStreamKey *key, TimestampTz at, int64 through_version, bo
 		if (DatumGetObjectId(slot_getattr(slot, Anum_ie_event_event_type, &isnull)) == safety_label)
 			fold->safety_stock = DatumGetInt64(slot_getattr(slot, Anum_ie_event_qty, &isnull));
 	}
-	stream_scan_end(&s);
+	ie_log_stream_scan_end(&s);
 
 	for (int b = 0; b < IE_NUM_BUCKETS; b++)
 	{

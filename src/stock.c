@@ -35,6 +35,7 @@
 #include "optimizer/optimizer.h"
 #include "utils/inval.h"
 #include "utils/backend_status.h"
+#include "replication/logicalworker.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
@@ -50,6 +51,7 @@
 #include "errors.h"
 #include "locks.h"
 #include "stock.h"
+#include "logpart.h"
 #include "writer.h"
 
 static void
@@ -176,20 +178,23 @@ ie_stock_expect_append(int64 event_id)
  * Is an event with this version of the stream present (committed, or this
  * transaction's: its trigger may not have fired yet)?
  */
+static int
+stream_version_count(const IeStreamKey *key, int64 version, int limit)
+{
+	IeLogStreamScan s;
+	int			n = 0;
+
+	ie_log_stream_scan_begin(&s, key, SnapshotSelf, version - 1, version, ForwardScanDirection);
+	while (n < limit && ie_log_stream_scan_next(&s) != NULL)
+		n++;
+	ie_log_stream_scan_end(&s);
+	return n;
+}
+
 static bool
 stream_has_version(const IeStreamKey *key, int64 version)
 {
-	const IeCatalog *c = ie_catalog();
-	Datum		keys[4] = {key->sku, key->location, key->lot, Int64GetDatum(version)};
-	Relation	rel = table_open(c->event_rel, AccessShareLock);
-	Relation	idx = index_open(c->event_stream_idx, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	bool		found = ie_index_lookup(rel, idx, SnapshotSelf, 4, keys, ie_stream_version_keys, slot);
-
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return found;
+	return stream_version_count(key, version, 1) > 0;
 }
 
 /*
@@ -202,26 +207,24 @@ static void
 absorb_following(const IeStreamKey *key, IeStockRow *row, int64 *last_event_id)
 {
 	const IeCatalog *c = ie_catalog();
-	Relation	rel = table_open(c->event_rel, AccessShareLock);
-	Relation	idx = index_open(c->event_stream_idx, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	Datum		keys[3] = {key->sku, key->location, key->lot};
-	ScanKeyData skey[4];
-	IndexScanDesc scan;
+	IeLogStreamScan s;
+	TupleTableSlot *slot;
 
-	for (int i = 0; i < 3; i++)
-		ScanKeyEntryInitialize(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
-							   idx->rd_indcollation[i], F_TEXTEQ, keys[i]);
-	ScanKeyEntryInitialize(&skey[3], 0, 4, BTGreaterStrategyNumber, InvalidOid,
-						   InvalidOid, F_INT8GT, Int64GetDatum(row->version));
-	scan = index_beginscan(rel, idx, SnapshotSelf, 4, 0);
-	index_rescan(scan, skey, 4, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	ie_log_stream_scan_begin(&s, key, SnapshotSelf, row->version, 0, ForwardScanDirection);
+	while ((slot = ie_log_stream_scan_next(&s)) != NULL)
 	{
 		bool		isnull;
 		int64		version = DatumGetInt64(slot_getattr(slot, Anum_ie_event_version, &isnull));
 
 		CHECK_FOR_INTERRUPTS();
+		/* No unique index spans the partitions: a repeated version is refused here. */
+		if (version == row->version)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("stream already has an event with version %lld", (long long) version),
+					 errdetail("Stream sku \"%s\", location \"%s\", lot \"%s\".",
+							   TextDatumGetCString(key->sku), TextDatumGetCString(key->location),
+							   TextDatumGetCString(key->lot))));
 		if (version != row->version + 1)
 			break;
 		ie_position_add(&row->pos, DatumGetStockPosition(slot_getattr(slot, Anum_ie_event_effect, &isnull)));
@@ -231,10 +234,92 @@ absorb_following(const IeStreamKey *key, IeStockRow *row, int64 *last_event_id)
 		*last_event_id = DatumGetInt64(slot_getattr(slot, Anum_ie_event_id, &isnull));
 		row->version = version;
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	ie_log_stream_scan_end(&s);
+}
+
+/*
+ * Records the event's idempotency key in event_key (0.3.0 and later). An
+ * append has found no event under the key, under the key's lock: the row is
+ * new. A bulk load may bring a key that is there already: a key used again
+ * after its retention window, restored with both its events; the later event
+ * keeps it.
+ */
+static void
+record_key(HeapTuple ev, TupleDesc evdesc, int64 ev_id, int64 ev_version, bool appended)
+{
+	const IeCatalog *c = ie_catalog();
+	bool		isnull;
+	Datum		key = heap_getattr(ev, Anum_ie_event_idempotency_key, evdesc, &isnull);
+	Datum		keys[2];
+	Datum	   *values;
+	bool	   *nulls;
+	TimestampTz recorded_at;
+	ItemPointerData tid;
+
+	if (isnull || !OidIsValid(c->event_key_rel))
+		return;
+	keys[0] = heap_getattr(ev, Anum_ie_event_source, evdesc, &isnull);
+	keys[1] = key;
+	recorded_at = DatumGetTimestampTz(heap_getattr(ev, Anum_ie_event_recorded_at, evdesc, &isnull));
+	values = palloc(sizeof(Datum) * ie_table_natts(IE_TABLE_event_key));
+	nulls = palloc(sizeof(bool) * ie_table_natts(IE_TABLE_event_key));
+	ie_row_new_nulls(IE_TABLE_event_key, nulls);
+	values[Anum_ie_event_key_source - 1] = keys[0];
+	values[Anum_ie_event_key_idempotency_key - 1] = keys[1];
+	values[Anum_ie_event_key_event_id - 1] = Int64GetDatum(ev_id);
+	values[Anum_ie_event_key_recorded_at - 1] = TimestampTzGetDatum(recorded_at);
+	values[Anum_ie_event_key_version - 1] = Int64GetDatum(ev_version);
+	if (!appended)
+	{
+		Relation	rel = table_open(c->event_key_rel, AccessShareLock);
+		Relation	idx = index_open(c->event_key_pkey, AccessShareLock);
+		TupleTableSlot *slot = table_slot_create(rel, NULL);
+		bool		found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot);
+		TimestampTz stored = 0;
+
+		if (found)
+		{
+			tid = slot->tts_tid;
+			stored = DatumGetTimestampTz(slot_getattr(slot, Anum_ie_event_key_recorded_at, &isnull));
+		}
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(idx, AccessShareLock);
+		table_close(rel, AccessShareLock);
+		if (found)
+		{
+			if (recorded_at > stored)
+				ie_row_update(c->event_key_rel, &tid, values, nulls);
+			return;
+		}
+	}
+	ie_row_insert(c->event_key_rel, values, nulls);
+}
+
+/*
+ * Is this bulk load a restore? From 0.3.0 on, pg_dump writes stock and
+ * event_key with the log, from one snapshot, and a restore loads them: the
+ * log's partitions it creates get their indexes only after their rows, so
+ * nothing could be derived meanwhile (src/logpart.c needs them). A restore is
+ * a load before the database has written to the log (log_home_written is not
+ * dumped), other than by logical replication, whose subscriber derives its
+ * own positions. Asked once per statement.
+ */
+static bool
+restoring(const IeCatalog *c)
+{
+	static LocalTransactionId lxid = InvalidLocalTransactionId;
+	static CommandId cid = InvalidCommandId;
+	static bool result = false;
+
+	if (c->sql_version < IE_SQL_0_3_0 || IsLogicalWorker())
+		return false;
+	if (MyProc->lxid != lxid || GetCurrentCommandId(false) != cid)
+	{
+		lxid = MyProc->lxid;
+		cid = GetCurrentCommandId(false);
+		result = !ie_relation_has_rows(c->log_home_written_rel, SnapshotSelf);
+	}
+	return result;
 }
 
 /*
@@ -245,10 +330,14 @@ absorb_following(const IeStreamKey *key, IeStockRow *row, int64 *last_event_id)
  * An event append() inserts holds its stream's lock and is the stream's
  * next version: its effect is added (anything else is a version conflict).
  *
- * Any other insert (replication apply, a superuser's INSERT, a restore's
- * COPY) is a bulk load, whose rows may come in any order of versions: a
- * restore loads the log in its physical order, one COPY (the trigger firing
- * for every row at its end) or one INSERT per row (pg_dump --inserts). The
+ * From 0.3.0 on, a restore (see restoring()) loads the stock rows and the
+ * idempotency keys with the log, and this trigger leaves them alone.
+ *
+ * Any other insert (replication apply, a superuser's INSERT, a restore of
+ * SQL objects before 0.3.0) is a bulk load, whose rows may come in any order
+ * of versions: a restore loaded the log in its physical order, one COPY (the
+ * trigger firing for every row at its end) or one INSERT per row (pg_dump
+ * --inserts). The
  * row then holds the longest run of versions from 1 that is present: an
  * event that is the next version is added with the versions after it that
  * are already there; an event beyond the next version waits for the ones
@@ -303,6 +392,8 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 
 	appended = (ev_id == appending_event);
 	appending_event = 0;
+	if (!appended && restoring(c))
+		return PointerGetDatum(NULL);
 	if (!appended)
 		LockRelationOid(c->stock_rel, ShareRowExclusiveLock);
 
@@ -335,6 +426,19 @@ ie_stock_trigger(PG_FUNCTION_ARGS)
 						   TextDatumGetCString(key.sku), TextDatumGetCString(key.location),
 						   TextDatumGetCString(key.lot), (long long) ev_id, (long long) ev_version),
 				 errhint("Append events with inventory_events.append(), which assigns versions.")));
+	/*
+	 * The log's partitions cannot have a unique index on the stream's
+	 * versions: an append's version is checked above under the stream's
+	 * lock; a bulk load's against the other events of the stream.
+	 */
+	if (!appended && ev_version <= row.version + 1 && stream_version_count(&key, ev_version, 2) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("stream already has an event with version %lld", (long long) ev_version),
+				 errdetail("Stream sku \"%s\", location \"%s\", lot \"%s\"; event %lld has the same version.",
+						   TextDatumGetCString(key.sku), TextDatumGetCString(key.location),
+						   TextDatumGetCString(key.lot), (long long) ev_id)));
+	record_key(ev, evdesc, ev_id, ev_version, appended);
 	if (ev_version != row.version + 1)
 	{
 		/* A bulk load: counted already, or waiting for the versions before it. */

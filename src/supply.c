@@ -22,6 +22,7 @@
 #include "utils/snapmgr.h"
 
 #include "catalog.h"
+#include "logpart.h"
 #include "errors.h"
 #include "log.h"
 #include "standby.h"
@@ -65,22 +66,16 @@ lock_sku_streams(text *sku, text *lot, int nlocations, text **locations)
 static int64
 open_quantity(text *sku, text *location, text *lot, text *ref, IeBucket bucket)
 {
-	const IeCatalog *c = ie_catalog();
-	Relation	rel;
-	Relation	idx;
-	TupleTableSlot *slot;
-	IndexScanDesc scan;
-	Datum		keys[3] = {PointerGetDatum(sku), PointerGetDatum(location),
+	IeStreamKey key = {PointerGetDatum(sku), PointerGetDatum(location),
 	lot ? PointerGetDatum(lot) : CStringGetTextDatum("")};
+	IeLogStreamScan s;
+	TupleTableSlot *slot;
 	int64		open = 0;
 
 	if (ref == NULL)
 		return 0;
-	rel = table_open(c->event_rel, AccessShareLock);
-	idx = index_open(c->event_stream_idx, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 3, keys, ie_text_keys);
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	ie_log_stream_scan_begin(&s, &key, SnapshotSelf, 0, 0, ForwardScanDirection);
+	while ((slot = ie_log_stream_scan_next(&s)) != NULL)
 	{
 		bool		isnull;
 		Datum		d = slot_getattr(slot, Anum_ie_event_ref, &isnull);
@@ -90,10 +85,7 @@ open_quantity(text *sku, text *location, text *lot, text *ref, IeBucket bucket)
 		d = slot_getattr(slot, Anum_ie_event_effect, &isnull);
 		open += DatumGetStockPosition(d)->q[bucket];
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	ie_log_stream_scan_end(&s);
 	return open;
 }
 

@@ -72,6 +72,7 @@ static int	ie_retain_publications = 30 * 86400;	/* s, -1: keep; read by apply_re
 static int	ie_retain_dead_letters = 90 * 86400;
 static int	ie_retain_resolved_exceptions = 90 * 86400;
 static int	ie_retain_recon_runs = 400 * 86400;
+static int	ie_retain_keys = 90 * 86400;
 
 /*
  * Streams take_snapshots() folds per housekeeping run: a first run over a
@@ -168,6 +169,11 @@ ie_worker_init(void)
 							"How long reconciliation runs are kept (-1: for ever).",
 							"A source's newest run, and runs with an unresolved line beyond tolerance, are always kept.",
 							&ie_retain_recon_runs, 400 * 86400, -1, INT_MAX, PGC_SUSET,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory_events.retain_keys",
+							"How long idempotency keys are kept (-1: for ever); after it a key may be used for a new event.",
+							NULL,
+							&ie_retain_keys, 90 * 86400, -1, INT_MAX, PGC_SUSET,
 							GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("inventory_events.publisher_delay",
 							"Least time between two runs of the publisher.",
@@ -369,6 +375,7 @@ static bool metrics_failing = true;
 static bool reconcile_failing = true;
 static bool snapshot_failing = true;
 static bool retention_failing = true;
+static bool partitions_failing = true;
 
 static const char *const waiting_for_library = "waiting for a library that serves the installed SQL objects";
 
@@ -538,7 +545,7 @@ periodic_due(int interval_s, TimestampTz last, long *timeout)
 	return false;
 }
 
-/* One isolated task of the housekeeping, in a transaction of its own. */
+/* One isolated task, in a transaction of its own. */
 static void
 housekeeping_task(const char *task, const char *activity, const char *sql, bool *failing)
 {
@@ -547,6 +554,32 @@ housekeeping_task(const char *task, const char *activity, const char *sql, bool 
 	if (extension_locked() && ie_catalog()->sql_version >= IE_SQL_0_3_0)
 		run_task(task, activity, sql, failing);
 	step_end();
+}
+
+/*
+ * The log's partitions ahead of need, every maintenance_interval, in a
+ * transaction of its own (with nothing to make, create_partitions() reads
+ * only the partition list). Its lock on the log is waited for at most 2 s:
+ * SQL readers of the log would queue behind it. Not until the database has
+ * written to the log (a restore in progress brings its own partitions), or
+ * subscribes to another's (a subscriber never writes to it, and so is never
+ * adopted): so it runs whether or not the publisher does.
+ */
+static void
+partitions_step(long *timeout, TimestampTz *last_partitions)
+{
+	if (!periodic_due(ie_maintenance_interval, *last_partitions, timeout))
+		return;
+	housekeeping_task("partitions", "inventory_events.create_partitions()",
+					  "SET LOCAL lock_timeout = '2s';"
+					  " SELECT inventory_events.create_partitions()"
+					  "  WHERE inventory_events.log_adopted()"
+					  "     OR EXISTS (SELECT FROM pg_catalog.pg_subscription s WHERE s.subdbid = "
+					  "                (SELECT d.oid FROM pg_catalog.pg_database d"
+					  "                  WHERE d.datname = pg_catalog.current_database()))",
+					  &partitions_failing);
+	*last_partitions = GetCurrentTimestamp();
+	*timeout = Min(*timeout, ie_maintenance_interval * 1000L);
 }
 
 /*
@@ -605,10 +638,11 @@ maintenance_step(long *timeout, TimestampTz *last_maintenance, TimestampTz *last
  */
 static bool
 publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
-			   TimestampTz *last_maintenance, TimestampTz *last_housekeeping)
+			   TimestampTz *last_maintenance, TimestampTz *last_housekeeping, TimestampTz *last_partitions)
 {
 	bool		more = false;
 	bool		ready = false;
+	bool		extension_ready = false;
 	int64		publications = 0;
 	char	   *installed;
 
@@ -633,12 +667,14 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
 		 * may still be loading the publisher's own tables, so write nothing
 		 * yet. The first append or reservation adopts the log.
 		 */
+		extension_ready = true;
 		set_state(slot, "waiting for the first write in this database (new, restored or moved here)");
 	}
 	else
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
+		extension_ready = true;
 		if (now >= publish_next_try)
 			more = publish_isolated(slot, timeout, &publications);
 		else
@@ -669,6 +705,8 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
 	}
 
 	step_end();
+	if (extension_ready)
+		partitions_step(timeout, last_partitions);
 	if (ready)
 		maintenance_step(timeout, last_maintenance, last_housekeeping);
 	return more;
@@ -684,6 +722,7 @@ ie_publisher_main(Datum arg)
 	TimestampTz last_expire = 0;
 	TimestampTz last_maintenance = 0;
 	TimestampTz last_housekeeping = 0;
+	TimestampTz last_partitions = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -728,7 +767,8 @@ ie_publisher_main(Datum arg)
 		}
 		MemoryContextReset(loop_cxt);
 		old = MemoryContextSwitchTo(loop_cxt);
-		more = publisher_step(slot, &timeout, &last_expire, &last_maintenance, &last_housekeeping);
+		more = publisher_step(slot, &timeout, &last_expire, &last_maintenance, &last_housekeeping,
+							  &last_partitions);
 		MemoryContextSwitchTo(old);
 		if (more)
 			continue;

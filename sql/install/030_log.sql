@@ -78,7 +78,7 @@ CREATE TABLE inventory_events.event (
     sku              text NOT NULL,
     location         text NOT NULL,
     lot              text NOT NULL DEFAULT '',
-    version          bigint NOT NULL CHECK (version > 0),
+    version          bigint NOT NULL CONSTRAINT event_version_check CHECK (version > 0),
     event_type       inventory_events.event_type NOT NULL,
     from_bucket      inventory_events.bucket,
     to_bucket        inventory_events.bucket,
@@ -98,18 +98,76 @@ CREATE TABLE inventory_events.event (
     reason           text,
     expected_date    date,
     xid              xid8 NOT NULL DEFAULT inventory_events.log_xid(),
-    payload          jsonb,
-    CONSTRAINT event_pkey PRIMARY KEY (id),
-    CONSTRAINT event_stream_version_key UNIQUE (sku, location, lot, version),
-    CONSTRAINT event_idempotency_key UNIQUE (source, idempotency_key)
-);
+    payload          jsonb
+) PARTITION BY RANGE (recorded_at);
 ALTER SEQUENCE inventory_events.event_id_seq OWNED BY inventory_events.event.id;
-CREATE INDEX event_xid_id_idx ON inventory_events.event (xid, id);
-COMMENT ON TABLE inventory_events.event IS 'The append-only inventory event log';
+COMMENT ON TABLE inventory_events.event IS
+  'The append-only inventory event log, partitioned by time of recording (see create_partitions())';
 COMMENT ON COLUMN inventory_events.event.xid IS
   'Log transaction id: the writing transaction''s id plus the offset of the log''s home (see log_home)';
-SELECT pg_catalog.pg_extension_config_dump('inventory_events.event', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_id_seq', '');
+
+-- The indexes of a partition of the log. The log itself has none: the
+-- worker's partitions (create_partitions()) are not members of the
+-- extension, and pg_dump writes each with its own indexes after its rows; an
+-- index of the log would give every partition attached during a restore its
+-- own copy first, and the restore's would then fail. A unique index of a
+-- partitioned table could not leave out the partition key anyway: ids are
+-- unique because the sequence draws them, a stream's versions because the
+-- stream's lock and the stock trigger's check order them (src/stock.c), and
+-- idempotency keys are kept in event_key below. Each partition's own
+-- primary key and stream index are unique.
+CREATE FUNCTION inventory_events.index_partition(partition regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Read by C, which finds them by their columns (src/logpart.c).
+    EXECUTE format('ALTER TABLE %s ADD PRIMARY KEY (id)', partition);
+    EXECUTE format('CREATE UNIQUE INDEX ON %s (sku, location, lot, version)', partition);
+    EXECUTE format('CREATE INDEX ON %s (xid, id)', partition);
+    -- A lot's events, for lot_trace(): only events of lot-controlled items.
+    EXECUTE format('CREATE INDEX ON %s (sku, lot) WHERE lot <> %L', partition, '');
+    -- Transfers, for intercompany_transfer.
+    EXECUTE format('CREATE INDEX ON %s (xid, id) WHERE event_type IN (%L, %L)', partition,
+                   'transfer_out', 'transfer_in_transit');
+    -- Reconciliation: events by time of recording, and future-dated ones.
+    EXECUTE format('CREATE INDEX ON %s USING brin (recorded_at)', partition);
+    EXECUTE format('CREATE INDEX ON %s (occurred_at) WHERE occurred_at > recorded_at', partition);
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.index_partition(regclass) IS
+  'Internal: creates the indexes of a partition of the event log';
+
+-- Catches what no partition covers, so that no append ever fails for lack of
+-- a partition. The worker's partitions (create_partitions()) are made ahead
+-- of need and are not members of the extension: pg_dump writes them, with
+-- their rows, as partitions of the log that CREATE EXTENSION makes. This one
+-- is a member (it is the same in every database) whose rows are dumped.
+CREATE TABLE inventory_events.event_default PARTITION OF inventory_events.event DEFAULT;
+COMMENT ON TABLE inventory_events.event_default IS
+  'Events recorded at a time no partition of the log covered (empty while the worker makes partitions ahead)';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_default', '');
+SELECT inventory_events.index_partition('inventory_events.event_default');
+
+-- Idempotency across the partitions: the event recorded under each (source,
+-- key), written by the stock trigger with the event (so a replication
+-- subscriber derives it; dumped, like the stock table). Keys older than
+-- inventory_events.retain_keys are deleted by apply_retention(): such a key
+-- may then be used again.
+CREATE TABLE inventory_events.event_key (
+    source           text NOT NULL,
+    idempotency_key  text NOT NULL,
+    event_id         bigint NOT NULL,
+    recorded_at      timestamptz NOT NULL,
+    version          bigint NOT NULL,
+    CONSTRAINT event_key_pkey PRIMARY KEY (source, idempotency_key)
+);
+CREATE INDEX event_key_recorded_at_brin ON inventory_events.event_key USING brin (recorded_at);
+COMMENT ON TABLE inventory_events.event_key IS
+  'The event recorded under each idempotency key (source, key), within the key retention window';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_key', '');
 
 CREATE TABLE inventory_events.stock (
     sku            text NOT NULL REFERENCES inventory_events.item,
@@ -131,8 +189,12 @@ CREATE TABLE inventory_events.stock (
 ) WITH (fillfactor = 70);
 COMMENT ON TABLE inventory_events.stock IS
   'Stock position per stream (sku, location, lot), derived from the event log in the same transaction';
--- Not dumped: a restore derives it again while it loads the log (the stock
--- trigger below copes with events loaded out of version order).
+-- Dumped with the log (one snapshot: they agree), and a restore loads it
+-- instead of deriving it: the partitions of the log that pg_dump writes get
+-- their indexes only after their rows, so while a restore loads them the
+-- stock trigger has no index to read a stream by (src/stock.c). Any other
+-- bulk load (a superuser's INSERT, replication) derives it.
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.stock', '');
 
 CREATE FUNCTION inventory_events.position_of(s inventory_events.stock)
 RETURNS inventory_events.stock_position

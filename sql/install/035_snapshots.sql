@@ -36,6 +36,10 @@ CREATE TABLE inventory_events.stream_snapshot (
     safety_stock  bigint NOT NULL,
     occurred_max  timestamptz NOT NULL,
     taken_at      timestamptz NOT NULL DEFAULT now(),
+    -- Taken by archive_before() at the stream's last version in an archived
+    -- partition: the events it folds are gone, so it is taken as given
+    -- (verify_snapshots() cannot prove it) and kept through history rewrites.
+    sealed        boolean NOT NULL DEFAULT false,
     CONSTRAINT stream_snapshot_pkey PRIMARY KEY (sku, location, lot, version)
 );
 COMMENT ON TABLE inventory_events.stream_snapshot IS
@@ -127,7 +131,8 @@ BEGIN ATOMIC
                 ELSE 'business time differs' END
       FROM inventory_events.stream_snapshot n
      CROSS JOIN LATERAL inventory_events.stream_fold(n.sku, n.location, n.lot, NULL, n.version) f
-     WHERE (NOT coalesce(verify_snapshots.newest_only, false)
+     WHERE NOT n.sealed
+       AND (NOT coalesce(verify_snapshots.newest_only, false)
             OR n.version = (SELECT max(x.version) FROM inventory_events.stream_snapshot x
                              WHERE x.sku = n.sku AND x.location = n.location AND x.lot = n.lot))
        AND (f."position" OPERATOR(inventory_events.<>) n."position" OR f.version <> n.version
@@ -140,7 +145,9 @@ COMMENT ON FUNCTION inventory_events.verify_snapshots(boolean) IS
 
 -- History rewritten under allow_history_rewrite: the rewritten streams'
 -- snapshots no longer fold their events. They are dropped (taken again by the
--- next housekeeping), so no answer rests on them.
+-- next housekeeping), so no answer rests on them; but not the sealed ones of
+-- archived partitions, which fold only archived events and cannot be taken
+-- again.
 CREATE FUNCTION inventory_events.event_rewritten() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -150,14 +157,14 @@ BEGIN
     -- then see (READ COMMITTED: a new snapshot per statement).
     LOCK TABLE inventory_events.stream_snapshot IN SHARE ROW EXCLUSIVE MODE;
     IF TG_OP = 'TRUNCATE' THEN
-        DELETE FROM inventory_events.stream_snapshot;
+        DELETE FROM inventory_events.stream_snapshot s WHERE NOT s.sealed;
         RETURN NULL;
     END IF;
     DELETE FROM inventory_events.stream_snapshot s
-     WHERE (s.sku, s.location, s.lot) = (OLD.sku, OLD.location, OLD.lot);
+     WHERE (s.sku, s.location, s.lot) = (OLD.sku, OLD.location, OLD.lot) AND NOT s.sealed;
     IF TG_OP = 'UPDATE' THEN
         DELETE FROM inventory_events.stream_snapshot s
-         WHERE (s.sku, s.location, s.lot) = (NEW.sku, NEW.location, NEW.lot);
+         WHERE (s.sku, s.location, s.lot) = (NEW.sku, NEW.location, NEW.lot) AND NOT s.sealed;
     END IF;
     RETURN NULL;
 END;

@@ -107,13 +107,12 @@ BEGIN ATOMIC
      ORDER BY st.location, st.lot;
 END;
 
--- A lot's events, for lot_trace(): only events of lot-controlled items.
-CREATE INDEX event_lot_idx ON inventory_events.event (sku, lot) WHERE lot <> '';
 -- A lot's trail for a recall, in one call: where its units came from
 -- (receipts, with their source documents in ref and source; and customer
 -- returns), where they are now (per location and physical bucket, from the
 -- stock rows), and where they went (shipments, with their orders and
--- channels). The lot's events are read through event_lot_idx, so the cost
+-- channels). The lot's events are read through the (sku, lot) index of each
+-- partition of the log (index_partition()), so the cost
 -- grows with the lot's events, not with the log.
 CREATE FUNCTION inventory_events.lot_trace(sku text, lot text)
 RETURNS TABLE (section text, location text, bucket inventory_events.bucket, qty bigint,
@@ -269,6 +268,7 @@ DECLARE
     done      bigint := 0;
     repaired  bigint := 0;
     deleted   bigint;
+    keep_keys bigint;
     d         record;
     p         inventory_events.stock_position;
 BEGIN
@@ -280,9 +280,10 @@ BEGIN
     -- A stream whose newest snapshot its predecessor and the events between do
     -- not give (what verify() reports) is folded from its first event: its
     -- snapshots go (take_snapshots() takes them again).
+    -- Not the sealed ones of archived partitions, which cannot be taken again.
     DELETE FROM inventory_events.stream_snapshot s
      USING inventory_events.verify_snapshots(true) v
-     WHERE s.sku = v.sku AND s.location = v.location AND s.lot = v.lot;
+     WHERE s.sku = v.sku AND s.location = v.location AND s.lot = v.lot AND NOT s.sealed;
 
     -- For the progress messages: the streams with a stock row (one descent of
     -- the log's stream index per stream would cost as much as the rebuild).
@@ -318,11 +319,26 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- A stream with neither events nor a snapshot (whose events are all in
+    -- archived partitions) has no stock row.
     DELETE FROM inventory_events.stock s
      WHERE NOT EXISTS (SELECT 1 FROM inventory_events.event e
-                        WHERE e.sku = s.sku AND e.location = s.location AND e.lot = s.lot);
+                        WHERE e.sku = s.sku AND e.location = s.location AND e.lot = s.lot)
+       AND NOT EXISTS (SELECT 1 FROM inventory_events.stream_snapshot n
+                        WHERE n.sku = s.sku AND n.location = s.location AND n.lot = s.lot);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     repaired := repaired + deleted;
+    -- The idempotency keys of the events present within the keys' retention
+    -- window (a log loaded without them), a key used twice for its latest.
+    SELECT s.setting::bigint INTO keep_keys FROM pg_catalog.pg_settings s
+     WHERE s.name = 'inventory_events.retain_keys';
+    INSERT INTO inventory_events.event_key (source, idempotency_key, event_id, recorded_at, version)
+    SELECT e.source, e.idempotency_key, e.id, e.recorded_at, e.version
+      FROM inventory_events.event e
+     WHERE e.idempotency_key IS NOT NULL
+       AND (keep_keys IS NULL OR keep_keys < 0 OR e.recorded_at >= now() - make_interval(secs => keep_keys))
+     ORDER BY e.recorded_at DESC
+    ON CONFLICT DO NOTHING;
     RAISE NOTICE 'rebuild: % streams checked, % repaired', done, repaired;
     RETURN repaired;
 END;

@@ -163,10 +163,6 @@ COMMENT ON FUNCTION inventory_events.availability_timeline IS
   'Cumulative availability by date for a channel with a future view: ATP now, open inbound and transfers by expected date, backorders consuming the earliest supply';
 
 
--- The two legs of transfers, for intercompany_transfer: only transfer events.
-CREATE INDEX event_transfer_idx ON inventory_events.event (xid, id)
- WHERE event_type IN ('transfer_out', 'transfer_in_transit');
-
 -- Transfers between legal entities: each transfer's outbound event with the
 -- in-transit event transfer() appended with it at the destination (the next
 -- one of its transaction with the same sku, lot and ref), where the owners

@@ -65,7 +65,7 @@ SELECT pg_catalog.pg_extension_config_dump('inventory_events.publisher_checkpoin
 -- tried again. A success clears the row (cleared_at); the next failure starts
 -- a new streak. Not dumped: it describes this server's workers.
 CREATE TABLE inventory_events.worker_error (
-    task        text NOT NULL CHECK (task IN ('publish', 'expire', 'metrics', 'reconcile', 'snapshot', 'retention')),
+    task        text NOT NULL CHECK (task IN ('publish', 'expire', 'metrics', 'reconcile', 'snapshot', 'retention', 'partitions')),
     channel     text NOT NULL DEFAULT '',
     sqlstate    text NOT NULL,
     message     text NOT NULL,

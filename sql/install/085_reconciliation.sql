@@ -185,14 +185,6 @@ CREATE TABLE inventory_events.recon_checkpoint (
 );
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.recon_checkpoint', '');
 
--- The events of the log that occurred after a time: those recorded after it
--- (the block range index on recorded_at finds them at the end of the table)
--- and those recorded before it with a business time in the future (a partial
--- index holds the few of them). Their number, not the history, is the cost of
--- a position as of a past time (recon_run_staged() reads them so).
-CREATE INDEX event_recorded_at_brin ON inventory_events.event USING brin (recorded_at);
-CREATE INDEX event_future_dated_idx ON inventory_events.event (occurred_at) WHERE occurred_at > recorded_at;
-
 -- The tolerance policy of a sku at a location (see recon_tolerance).
 CREATE FUNCTION inventory_events.recon_tolerance_of(sku text, location text,
     OUT pct numeric, OUT units bigint, OUT value numeric, OUT auto_adjust_units bigint,

@@ -18,6 +18,9 @@
 --                        days), with their lines; a source's newest run (the
 --                        streaks count from it) and runs with an unresolved
 --                        line beyond tolerance are kept
+--   keys                 idempotency keys (event_key) of events recorded before
+--                        inventory_events.retain_keys (90 days): such a key
+--                        may then be used again for a new event
 -- A setting of -1 keeps that kind for ever. The event log is never touched.
 CREATE FUNCTION inventory_events.apply_retention()
 RETURNS TABLE (kind text, deleted bigint)
@@ -34,7 +37,7 @@ DECLARE
 BEGIN
     -- C: it also loads the library, which defines the settings read below.
     PERFORM inventory_events.require_writable('inventory_events.apply_retention()');
-    FOREACH kind IN ARRAY ARRAY['publications', 'dead_letters', 'resolved_exceptions', 'recon_runs'] LOOP
+    FOREACH kind IN ARRAY ARRAY['publications', 'dead_letters', 'resolved_exceptions', 'recon_runs', 'keys'] LOOP
         setting_name := 'inventory_events.retain_' || kind;
         SELECT s.setting::bigint INTO keep FROM pg_catalog.pg_settings s WHERE s.name = setting_name;
         deleted := 0;
@@ -70,6 +73,10 @@ BEGIN
                    AND NOT EXISTS (SELECT FROM inventory_events.exception e
                                     WHERE e.resolved_at IS NULL AND e.kind = 'dead_letter'
                                       AND e.created_at = d.failed_at AND e.detail = d.message);
+                GET DIAGNOSTICS deleted = ROW_COUNT;
+            ELSIF kind = 'keys' THEN
+                -- A key may be used again from here on (for a new event).
+                DELETE FROM inventory_events.event_key k WHERE k.recorded_at < cutoff;
                 GET DIAGNOSTICS deleted = ROW_COUNT;
             ELSIF kind = 'resolved_exceptions' THEN
                 DELETE FROM inventory_events.exception e WHERE e.resolved_at < cutoff;

@@ -60,6 +60,7 @@ BEGIN
                     inventory_events.serial_trace(text, text),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
                     inventory_events.verify_snapshots(boolean),
+                    inventory_events.event_partitions(),
                     inventory_events.stream_fold(text, text, text, timestamptz, bigint, boolean),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
@@ -122,7 +123,8 @@ BEGIN
                         inventory_events.refresh_metrics(interval),
                         inventory_events.record_verify(),
                         inventory_events.take_snapshots(integer, integer),
-                        inventory_events.apply_retention() TO %s', r);
+                        inventory_events.apply_retention(),
+                        inventory_events.create_partitions(timestamptz, integer) TO %s', r);
     END IF;
 END;
 $$;

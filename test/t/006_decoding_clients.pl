@@ -27,7 +27,8 @@ $node->safe_psql('postgres', q{
 	INSERT INTO inventory_events.channel (code) VALUES ('web');
 	INSERT INTO inventory_events.channel_location (channel, location) VALUES ('web', 'W1'), ('web', 'W2');
 	CREATE PUBLICATION ie_pub FOR TABLE inventory_events.item, inventory_events.item_uom,
-	    inventory_events.location, inventory_events.lot, inventory_events.event;
+	    inventory_events.location, inventory_events.lot, inventory_events.event
+	    WITH (publish_via_partition_root = true);
 	SELECT pg_create_logical_replication_slot('stream', 'inventory_events');
 });
 

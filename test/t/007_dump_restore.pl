@@ -7,9 +7,11 @@
 #   letters; staged rows; reservations, allocations, backorders, exceptions;
 #   publications, what each channel was shown, pending publications, the
 #   publisher's checkpoint; the log's homes) and every sequence equal the
-#   source's; stock, which is not dumped, is derived again while the log
-#   loads (out of version order: an event was rewritten on disk, and a child
-#   location precedes its parent) and equals the source's; verify() is empty;
+#   source's; stock and the idempotency keys come with the dump (a restore
+#   derives nothing from 0.3.0 on: the log's partitions get their indexes
+#   after their rows) while the log loads out of version order (an event
+#   was rewritten on disk, and a child location precedes its parent), and
+#   equal the source's; verify() is empty;
 #   3,000 streams load without filling the lock table; a retried idempotency
 #   key returns the original event and applies nothing; a new event gets an
 #   id above the old ones; a reader role's grants come back; the publisher
@@ -309,7 +311,13 @@ is($node->safe_psql('erp', q{
 # --- data only, schema only --------------------------------------------------
 
 rename_db('erp', 'r_custom');
-command_ok(['pg_dump', @conn, '--data-only', '-n', 'inventory_events', '-Fc', '-f', "$backup/data.custom", 'r_dir_j2'],
+# With -n, -e too: pg_dump 15 crashes dumping the rows of an extension's
+# configuration table that is a partition (event_default) when the extension
+# itself is not selected (doc/operations.md).
+# --load-via-partition-root: the rows go to whatever partitions the target
+# has (doc/operations.md, "Data only").
+command_ok(['pg_dump', @conn, '--data-only', '-n', 'inventory_events', '-e', 'inventory_events',
+		'--load-via-partition-root', '-Fc', '-f', "$backup/data.custom", 'r_dir_j2'],
 	'pg_dump --data-only of the extension\'s schema');
 # (r_dir_j2 was written to after its restore: its own contents are the reference now.)
 $source = contents($node, 'r_dir_j2');
@@ -318,21 +326,26 @@ for my $disable (0, 1)
 {
 	my $label = $disable ? 'data_only_disable_triggers' : 'data_only';
 	my $db = fresh_db("r_$label");
-	$node->safe_psql($db, 'CREATE EXTENSION inventory_events');
+	# A data-only restore needs the partitions of the log it loads: the
+	# source's were made by its worker for this month and three after it.
+	$node->safe_psql($db, 'CREATE EXTENSION inventory_events; SELECT inventory_events.create_partitions()');
 	my ($stdout, $stderr) = run_command(['pg_restore', @conn, '--data-only', ($disable ? '--disable-triggers' : ()),
 		'-d', $db, "$backup/data.custom"]);
 	is($stderr, '', "$label: restored into a new extension without an error");
 	if ($disable)
 	{
-		is($node->safe_psql($db, 'SELECT count(*) FROM inventory_events.stock'), '0',
-			"$label: without the stock trigger nothing is derived");
+		# A restore derives nothing from 0.3.0 on: the stock rows come with the dump.
+		is($node->safe_psql($db, q{SELECT count(*) FROM inventory_events.stock s
+		                             WHERE NOT EXISTS (SELECT FROM inventory_events.stream_derived d
+		                                                WHERE (d.sku, d.location, d.lot, d.version) = (s.sku, s.location, s.lot, s.version))}),
+			'0', "$label: the stock rows come with the dump, as of its events");
 		$node->safe_psql($db, 'SELECT inventory_events.rebuild()');
 	}
 	same_as_source($node, $db, $label);
 }
 
-# The recipe of doc/operations.md for very large logs: the log without the
-# stock trigger, then rebuild().
+# The recipe of doc/operations.md for very large logs: the data without
+# triggers, then rebuild() once the post-data section has made the indexes.
 {
 	my $db = fresh_db('r_sections');
 	my @steps = (['--section=pre-data'], ['--data-only', '--disable-triggers'], ['--section=post-data']);
@@ -341,9 +354,10 @@ for my $disable (0, 1)
 	{
 		my ($stdout, $stderr) = run_command(['pg_restore', @conn, @$step, '-d', $db, "$backup/erp.custom"]);
 		$err .= $stderr;
-		$node->safe_psql($db, 'SELECT inventory_events.rebuild()') if $step->[0] eq '--data-only';
 	}
-	is($err, '', 'sections: pre-data, data without triggers, rebuild(), post-data');
+	# After the post-data section: the log's partitions have their indexes.
+	$node->safe_psql($db, 'SELECT inventory_events.rebuild()');
+	is($err, '', 'sections: pre-data, data without triggers, post-data, rebuild()');
 	my @saved = ($source, $source_homes);
 	($source, $source_homes) = ($erp, $erp_homes);
 	same_as_source($node, $db, 'sections');

@@ -142,7 +142,8 @@ $source->safe_psql('postgres', q{
 	UPDATE inventory_events.event SET reason = reason WHERE sku = 'S1' AND location = 'W1' AND version = 1;
 	RESET inventory_events.allow_history_rewrite;
 	CREATE PUBLICATION ie_pub FOR TABLE inventory_events.item, inventory_events.item_uom,
-	    inventory_events.location, inventory_events.lot, inventory_events.event;
+	    inventory_events.location, inventory_events.lot, inventory_events.event
+	    WITH (publish_via_partition_root = true);
 });
 my $subscriber = ie_node('subscriber');
 $subscriber->append_conf('postgresql.conf', 'inventory_events.publisher_naptime = 100');
