@@ -7,6 +7,8 @@ SET search_path = inventory_events, public;
 CREATE EXTENSION inventory_events;
 SELECT extname AS extension, extversion AS version, inventory_events.library_version() AS library
   FROM pg_extension WHERE extname = 'inventory_events';
+\echo 'The log is partitioned by month of recording: this month and three ahead (the worker keeps them ahead):'
+SELECT count(*) AS partitions_made FROM inventory_events.create_partitions();
 
 \echo
 \echo '=== 2. The server settings it runs with'
