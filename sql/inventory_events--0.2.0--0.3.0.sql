@@ -962,6 +962,15 @@ BEGIN
               USING ERRCODE = 'invalid_parameter_value',
                     HINT = 'A snapshot states what the source held at a past time; send its cut-off.';
     END IF;
+    -- Ours as of the cut-off is the stock less the events that occurred after
+    -- it: archived ones would be missed.
+    IF as_of < inventory_events.archive_boundary() THEN
+        RAISE EXCEPTION 'the event log before % is archived', inventory_events.archive_boundary()
+              USING ERRCODE = 'invalid_parameter_value',
+                    DETAIL = format('A reconciliation as of %s needs events of archived partitions.', as_of),
+                    HINT = format('Send a cut-off at %s or later, or attach the archived partitions again with inventory_events.attach_archived().',
+                                  inventory_events.archive_boundary());
+    END IF;
     IF NOT EXISTS (SELECT FROM inventory_events.event e WHERE e.occurred_at <= recon_run_staged.as_of) THEN
         RAISE EXCEPTION 'the cut-off % is before the start of the event log', as_of
               USING ERRCODE = 'invalid_parameter_value',
@@ -1873,7 +1882,7 @@ BEGIN
                     inventory_events.serial_trace(text, text),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
                     inventory_events.verify_snapshots(boolean),
-                    inventory_events.event_partitions(),
+                    inventory_events.event_partitions(), inventory_events.archive_boundary(),
                     inventory_events.stream_fold(text, text, text, timestamptz, bigint, boolean),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
@@ -4516,12 +4525,19 @@ BEGIN
     -- A publication of the old log publishes the new one, through its root
     -- (its partitions are this database's own).
     FOR col IN
-        SELECT p.pubname, p.pubviaroot FROM pg_catalog.pg_publication p
+        SELECT p.pubname, p.pubviaroot, pg_catalog.pg_get_expr(r.prqual, r.prrelid) AS qual,
+               (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                  FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs::pg_catalog.int2[])) AS cols
+          FROM pg_catalog.pg_publication p
           JOIN pg_catalog.pg_publication_rel r ON r.prpubid = p.oid
          WHERE r.prrelid = 'inventory_events.event_0_2_0'::pg_catalog.regclass
     LOOP
         EXECUTE pg_catalog.format('ALTER PUBLICATION %I DROP TABLE inventory_events.event_0_2_0', col.pubname);
-        EXECUTE pg_catalog.format('ALTER PUBLICATION %I ADD TABLE inventory_events.event', col.pubname);
+        -- With its column list and row filter.
+        EXECUTE pg_catalog.format('ALTER PUBLICATION %I ADD TABLE inventory_events.event%s%s', col.pubname,
+                                  CASE WHEN col.cols IS NULL THEN '' ELSE ' (' || col.cols || ')' END,
+                                  CASE WHEN col.qual IS NULL THEN '' ELSE ' WHERE (' || col.qual || ')' END);
         IF NOT col.pubviaroot THEN
             EXECUTE pg_catalog.format('ALTER PUBLICATION %I SET (publish_via_partition_root = true)', col.pubname);
             RAISE WARNING 'publication "%" now publishes inventory_events.event with publish_via_partition_root', col.pubname
@@ -4537,6 +4553,13 @@ AS 'MODULE_PATHNAME', 'ie_event_partitions'
 LANGUAGE C STABLE;
 COMMENT ON FUNCTION inventory_events.event_partitions() IS
   'The partitions of the event log by range of recorded_at (null: an open end), the default partition last';
+
+CREATE FUNCTION inventory_events.archive_boundary()
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'ie_archive_boundary_sql'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION inventory_events.archive_boundary() IS
+  'The end of the latest archived partition of the log (null: none): positions before it need archived events';
 
 -- A TRUNCATE trigger is not inherited by the partitions: every partition gets
 -- the log's own (the append-only guard, and the drop of the snapshots).
@@ -4608,6 +4631,11 @@ DECLARE
 BEGIN
     -- C: it also loads the library, which defines the settings read below.
     PERFORM inventory_events.require_writable('inventory_events.create_partitions()');
+    -- One changer of the log's partitions at a time (create_partitions(),
+    -- archive_before(), attach_archived()): each takes the log's ACCESS
+    -- EXCLUSIVE lock after reading its partitions, and two doing so at once
+    -- would deadlock.
+    LOCK TABLE inventory_events.event_archive IN EXCLUSIVE MODE;
     every := current_setting('inventory_events.partition_interval')::interval;
     n := coalesce(ahead, current_setting('inventory_events.partition_premake')::integer);
     IF n < 0 THEN
@@ -4680,6 +4708,47 @@ COMMENT ON TABLE inventory_events.event_archive IS
   'Partitions of the event log archived (detached, and perhaps dropped) by archive_before()';
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_archive', '');
 
+-- What archived events of each reference (a transfer, a purchase-order line)
+-- put into in_transit and inbound: a receipt sums its reference's events
+-- (src/supply.c), and adds this for those that are archived.
+CREATE TABLE inventory_events.event_archive_ref (
+    sku         text NOT NULL,
+    location    text NOT NULL,
+    lot         text NOT NULL,
+    ref         text NOT NULL,
+    in_transit  bigint NOT NULL,
+    inbound     bigint NOT NULL,
+    CONSTRAINT event_archive_ref_pkey PRIMARY KEY (sku, location, lot, ref)
+);
+COMMENT ON TABLE inventory_events.event_archive_ref IS
+  'The in-transit and inbound quantities of archived events, per stream and reference';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_archive_ref', '');
+
+-- Adds (sign 1: archiving) or takes back (-1: attaching again) what the
+-- events of a partition put into in_transit and inbound per reference.
+CREATE FUNCTION inventory_events.archive_refs(partition regclass, sign integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format($refs$
+        INSERT INTO inventory_events.event_archive_ref AS a (sku, location, lot, ref, in_transit, inbound)
+        SELECT e.sku, e.location, e.lot, e.ref, $1 * sum(inventory_events.in_transit(e.effect)),
+               $1 * sum(inventory_events.inbound(e.effect))
+          FROM %s e
+         WHERE e.ref IS NOT NULL
+           AND (inventory_events.in_transit(e.effect) <> 0 OR inventory_events.inbound(e.effect) <> 0)
+         GROUP BY 1, 2, 3, 4
+        ON CONFLICT ON CONSTRAINT event_archive_ref_pkey DO UPDATE
+           SET in_transit = a.in_transit + excluded.in_transit, inbound = a.inbound + excluded.inbound $refs$,
+        partition) USING sign;
+    DELETE FROM inventory_events.event_archive_ref a WHERE a.in_transit = 0 AND a.inbound = 0;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.archive_refs(regclass, integer) IS
+  'Internal: records (or takes back) the in-transit and inbound quantities of a partition''s events per reference';
+
 -- Detaches (and with drop_partitions, drops) every partition whose range ends
 -- at or before `before`, oldest first, one per row returned. Each must be
 -- covered by stream snapshots: every stream with events in it has a snapshot
@@ -4698,6 +4767,7 @@ RETURNS TABLE (partition text, recorded_from timestamptz, recorded_to timestampt
                streams bigint, dropped boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '10s'
 AS $$
 DECLARE
     p record;
@@ -4719,6 +4789,8 @@ BEGIN
                     DETAIL = 'Only partitions whose whole range is in the past can be archived.',
                     HINT = format('Give a time at or before %s.', now_recorded);
     END IF;
+    -- One changer of the log's partitions at a time (see create_partitions()).
+    LOCK TABLE inventory_events.event_archive IN EXCLUSIVE MODE;
     -- Against take_snapshots() and history rewrites, as they against each other.
     LOCK TABLE inventory_events.stream_snapshot IN SHARE ROW EXCLUSIVE MODE;
     -- The archive boundary afterwards: the latest end of an archived partition.
@@ -4738,11 +4810,20 @@ BEGIN
         SELECT a.pid, a.xact_start INTO gap FROM pg_catalog.pg_stat_activity a
          WHERE a.xact_start < p.recorded_to AND a.pid <> pg_catalog.pg_backend_pid() AND a.datname = current_database()
          ORDER BY a.xact_start LIMIT 1;
+        IF NOT FOUND THEN
+            -- A prepared transaction, or a backend whose activity is not
+            -- tracked: any other holder of a lock on the partition.
+            SELECT l.pid, l.virtualtransaction AS xact_start INTO gap FROM pg_catalog.pg_locks l
+             WHERE l.locktype = 'relation' AND l.relation = p.rel AND l.database = (SELECT d.oid FROM pg_database d
+                                                                                      WHERE d.datname = current_database())
+               AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()
+             LIMIT 1;
+        END IF;
         IF FOUND THEN
             RAISE EXCEPTION 'partition "%" of the event log may still be appended to', partition
                   USING ERRCODE = 'object_in_use',
-                        DETAIL = format('The transaction of process %s started at %s, before the partition''s end.',
-                                        gap.pid, gap.xact_start),
+                        DETAIL = format('The transaction %s of process %s started before the partition''s end, or holds a lock on it.',
+                                        gap.xact_start, coalesce(gap.pid::text, '(prepared)')),
                         HINT = 'Wait for it to end, then archive again.';
         END IF;
         EXECUTE format('CREATE TEMP TABLE archive_streams ON COMMIT DROP AS
@@ -4761,17 +4842,22 @@ BEGIN
                                         quote_literal(gap.sku), quote_literal(gap.location), quote_literal(gap.lot), gap.last_version),
                         HINT = 'Take the snapshots first: SELECT inventory_events.take_snapshots(min_events => 1);';
         END IF;
-        -- Open transfers and purchase-order lines: receipts sum their ref's
-        -- events (src/supply.c), which must all stay.
+        -- Open transfers and purchase-order lines stay: a receipt sums its
+        -- reference's events (src/supply.c), and those of closed ones that
+        -- are archived are kept as a sum in event_archive_ref.
         EXECUTE format($open$
             SELECT r.sku, r.location, r.lot, r.ref
               FROM (SELECT DISTINCT e.sku, e.location, e.lot, e.ref FROM %s e
                      WHERE e.ref IS NOT NULL
                        AND (inventory_events.in_transit(e.effect) <> 0 OR inventory_events.inbound(e.effect) <> 0)) r
-             WHERE EXISTS (SELECT FROM inventory_events.event x
-                            WHERE x.sku = r.sku AND x.location = r.location AND x.lot = r.lot AND x.ref = r.ref
-                            HAVING sum(inventory_events.in_transit(x.effect)) <> 0
-                                OR sum(inventory_events.inbound(x.effect)) <> 0)
+              LEFT JOIN inventory_events.event_archive_ref a
+                ON a.sku = r.sku AND a.location = r.location AND a.lot = r.lot AND a.ref = r.ref
+             CROSS JOIN LATERAL (SELECT coalesce(sum(inventory_events.in_transit(x.effect)), 0) AS in_transit,
+                                        coalesce(sum(inventory_events.inbound(x.effect)), 0) AS inbound
+                                   FROM inventory_events.event x
+                                  WHERE x.sku = r.sku AND x.location = r.location AND x.lot = r.lot
+                                    AND x.ref = r.ref) t
+             WHERE t.in_transit + coalesce(a.in_transit, 0) <> 0 OR t.inbound + coalesce(a.inbound, 0) <> 0
              LIMIT 1 $open$, p.rel) INTO gap;
         IF gap.sku IS NOT NULL THEN
             RAISE EXCEPTION 'partition "%" of the event log holds an open transfer or purchase-order line', partition
@@ -4812,6 +4898,7 @@ BEGIN
         DELETE FROM inventory_events.stream_snapshot s
          USING archive_streams a
          WHERE s.sku = a.sku AND s.location = a.location AND s.lot = a.lot AND s.version < a.last_version;
+        PERFORM inventory_events.archive_refs(p.rel, 1);
         SELECT coalesce(sum(a.events), 0), count(*) INTO events, streams FROM archive_streams a;
         recorded_from := p.recorded_from;
         recorded_to := p.recorded_to;
@@ -4826,6 +4913,8 @@ BEGIN
         archived := archived || p.rel;
         RETURN NEXT;
     END LOOP;
+    -- DETACH waits for every reader of the log, and every append waits for
+    -- it: not for long (lock_timeout, below: 55P03, nothing is archived).
     FOR i IN 1 .. coalesce(cardinality(archived), 0) LOOP
         EXECUTE format('ALTER TABLE inventory_events.event DETACH PARTITION %s', archived[i]);
         IF drop_partitions THEN
@@ -4851,6 +4940,8 @@ DECLARE
     a record;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.attach_archived()');
+    -- One changer of the log's partitions at a time (see create_partitions()).
+    LOCK TABLE inventory_events.event_archive IN EXCLUSIVE MODE;
     SELECT format('%I.%I', n.nspname, c.relname) INTO name
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = partition;
     SELECT * INTO a FROM inventory_events.event_archive x WHERE x.partition = name;
@@ -4863,6 +4954,7 @@ BEGIN
                    partition, coalesce(quote_literal(a.recorded_from), 'MINVALUE'), a.recorded_to);
     -- Its column layout and indexes are checked here (C reads every partition).
     PERFORM count(*) FROM inventory_events.event_partitions();
+    PERFORM inventory_events.archive_refs(partition, -1);
     DELETE FROM inventory_events.event_archive x WHERE x.partition = name;
     -- With every archived partition back, the whole history is there again:
     -- the seals are snapshots like any other (verify_snapshots() proves them).
@@ -5042,8 +5134,9 @@ SELECT days.day,
   LEFT JOIN dl ON dl.day = days.day;
 
 REVOKE ALL ON inventory_events.event, inventory_events.event_default, inventory_events.event_key,
-    inventory_events.event_archive FROM PUBLIC;
+    inventory_events.event_archive, inventory_events.event_archive_ref FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION inventory_events.event_partitions(), inventory_events.guard_partition(regclass),
+    inventory_events.archive_boundary(), inventory_events.archive_refs(regclass, integer),
     inventory_events.index_partition(regclass),
     inventory_events.partition_start(timestamptz, interval), inventory_events.create_partitions(timestamptz, integer),
     inventory_events.archive_before(timestamptz, boolean), inventory_events.attach_archived(regclass) FROM PUBLIC;
@@ -5054,7 +5147,8 @@ REVOKE EXECUTE ON FUNCTION inventory_events.event_partitions(), inventory_events
 DO $partition_grants$
 DECLARE
     tables pg_catalog.regclass[] := ARRAY['inventory_events.event', 'inventory_events.event_default',
-                                          'inventory_events.event_key', 'inventory_events.event_archive'];
+                                          'inventory_events.event_key', 'inventory_events.event_archive',
+                                          'inventory_events.event_archive_ref'];
     fresh pg_catalog.aclitem[];
     t pg_catalog.regclass;
     f pg_catalog.regprocedure;
@@ -5067,6 +5161,7 @@ BEGIN
         fresh_init := fresh_init || jsonb_build_object(t::oid::text, fresh::text);
     END LOOP;
     FOREACH f IN ARRAY ARRAY['inventory_events.event_partitions()'::pg_catalog.regprocedure,
+                             'inventory_events.archive_boundary()',
                              'inventory_events.create_partitions(timestamp with time zone,integer)'] LOOP
         SELECT i.initprivs INTO fresh FROM pg_catalog.pg_init_privs i
          WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objsubid = 0;
@@ -5080,10 +5175,12 @@ BEGIN
          ORDER BY 1
     LOOP
         EXECUTE pg_catalog.format('GRANT SELECT ON inventory_events.event, inventory_events.event_default,
-                                   inventory_events.event_key, inventory_events.event_archive TO %I',
+                                   inventory_events.event_key, inventory_events.event_archive,
+                                   inventory_events.event_archive_ref TO %I',
                                   pg_catalog.pg_get_userbyid(grantee));
         IF pg_catalog.has_function_privilege(grantee, 'inventory_events.verify()', 'EXECUTE') THEN
-            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION inventory_events.event_partitions() TO %I',
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION inventory_events.event_partitions(),
+                                       inventory_events.archive_boundary() TO %I',
                                       pg_catalog.pg_get_userbyid(grantee));
         END IF;
     END LOOP;
@@ -5108,6 +5205,18 @@ DECLARE
 BEGIN
     -- What the update cannot carry over: a DBA's triggers on the old log, and
     -- views or SQL functions of the DBA's that read it (bound to event_0_2_0).
+    -- Publications of all tables, or of the schema: each partition would go
+    -- out under its own name, unless through the root.
+    FOR col IN
+        SELECT p.pubname FROM pg_catalog.pg_publication p
+         WHERE NOT p.pubviaroot
+           AND (p.puballtables OR EXISTS (SELECT FROM pg_catalog.pg_publication_namespace n
+                                           WHERE n.pnpubid = p.oid
+                                             AND n.pnnspid = 'inventory_events'::pg_catalog.regnamespace))
+    LOOP
+        RAISE WARNING 'publication "%" publishes each partition of the event log under its own name', col.pubname
+              USING HINT = 'ALTER PUBLICATION ... SET (publish_via_partition_root = true), so that its subscribers receive rows of inventory_events.event.';
+    END LOOP;
     FOR col IN
         SELECT t.tgname FROM pg_catalog.pg_trigger t
          WHERE t.tgrelid = 'inventory_events.event_0_2_0'::pg_catalog.regclass AND NOT t.tgisinternal

@@ -372,6 +372,7 @@ ie_spi_run_snapshot(IeSpiPlan *def, Datum *values, const char *nulls, Snapshot s
  * a version; a bigint.
  */
 const RegProcedure ie_text_keys[3] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ};
+const RegProcedure ie_text_keys4[4] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ, F_TEXTEQ};
 const RegProcedure ie_stream_version_keys[4] = {F_TEXTEQ, F_TEXTEQ, F_TEXTEQ, F_INT8EQ};
 const RegProcedure ie_int8_key[1] = {F_INT8EQ};
 
@@ -766,6 +767,8 @@ reload:
 		cat.event_key_rel = lookup_rel("event_key");
 		cat.event_key_pkey = lookup_rel("event_key_pkey");
 		cat.event_archive_rel = lookup_rel("event_archive");
+		cat.event_archive_ref_rel = lookup_rel("event_archive_ref");
+		cat.event_archive_ref_pkey = lookup_rel("event_archive_ref_pkey");
 	}
 	else
 	{
@@ -865,6 +868,7 @@ reload:
 		relids[IE_TABLE_stream_snapshot] = cat.stream_snapshot_rel;
 		relids[IE_TABLE_event_key] = cat.event_key_rel;
 		relids[IE_TABLE_event_archive] = cat.event_archive_rel;
+		relids[IE_TABLE_event_archive_ref] = cat.event_archive_ref_rel;
 		resolve_columns(relids, cat.sql_version);
 	}
 	/* Invalidated while loading (a lock taken above processes them): again. */

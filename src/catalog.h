@@ -42,6 +42,8 @@ typedef struct IeCatalog
 	Oid			event_key_rel;	/* from 0.3.0: the keys, out of the partitioned log */
 	Oid			event_key_pkey; /* (source, idempotency_key) */
 	Oid			event_archive_rel;	/* from 0.3.0: partitions archived */
+	Oid			event_archive_ref_rel;	/* from 0.3.0: open quantities archived per ref */
+	Oid			event_archive_ref_pkey; /* (sku, location, lot, ref) */
 	Oid			event_id_seq;
 	Oid			event_xid_idx;	/* (xid, id); before 0.3.0 */
 	Oid			log_home_rel;	/* from 0.2.0; InvalidOid before */
@@ -173,7 +175,8 @@ typedef struct IeCatalog
 #define IE_EVENT_KEY_COLUMNS(C) \
 	C(event_key, source) C(event_key, idempotency_key) C(event_key, event_id) \
 	C(event_key, recorded_at) C(event_key, version) \
-	C(event_archive, recorded_to)
+	C(event_archive, recorded_to) \
+	C(event_archive_ref, in_transit) C(event_archive_ref, inbound)
 #define IE_LOCATION_COLUMNS(C) \
 	C(location, code) C(location, parent) \
 	C(intercompany, seller) C(intercompany, owner)
@@ -218,6 +221,7 @@ typedef enum IeTable
 	IE_TABLE_stream_snapshot,	/* from 0.3.0 */
 	IE_TABLE_event_key,			/* from 0.3.0 */
 	IE_TABLE_event_archive,		/* from 0.3.0 */
+	IE_TABLE_event_archive_ref, /* from 0.3.0 */
 	IE_NUM_TABLES
 } IeTable;
 
@@ -358,6 +362,8 @@ extern bool ie_column_from_0_3_0(IeColumn column);
 #define Anum_ie_event_key_recorded_at IE_ATTNUM(IE_COL_event_key_recorded_at)
 #define Anum_ie_event_key_version IE_ATTNUM(IE_COL_event_key_version)
 #define Anum_ie_event_archive_recorded_to IE_ATTNUM(IE_COL_event_archive_recorded_to)
+#define Anum_ie_event_archive_ref_in_transit IE_ATTNUM(IE_COL_event_archive_ref_in_transit)
+#define Anum_ie_event_archive_ref_inbound IE_ATTNUM(IE_COL_event_archive_ref_inbound)
 #define Anum_ie_dead_letter_id IE_ATTNUM(IE_COL_dead_letter_id)
 #define Anum_ie_dead_letter_failed_at IE_ATTNUM(IE_COL_dead_letter_failed_at)
 #define Anum_ie_dead_letter_source IE_ATTNUM(IE_COL_dead_letter_source)
@@ -455,6 +461,7 @@ extern IeBucket ie_bucket_from_oid(Oid label);
  * ie_index_lookup returns the first row found, in slot.
  */
 extern const RegProcedure ie_text_keys[3];
+extern const RegProcedure ie_text_keys4[4];
 extern const RegProcedure ie_stream_version_keys[4];
 extern const RegProcedure ie_int8_key[1];
 

@@ -242,6 +242,34 @@ adopt(const IeCatalog *c, LogHome *h)
 }
 
 /*
+ * The highest stock.last_event_id (SnapshotSelf), 0 for none: every event is
+ * counted by its stream's row when the log's highest id is (a stream's later
+ * version takes a later id: it is drawn under the stream's lock).
+ */
+static int64
+max_stock_event_id(const IeCatalog *c)
+{
+	Relation	rel = table_open(c->stock_rel, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TableScanDesc scan = table_beginscan(rel, SnapshotSelf, 0, NULL);
+	int64		max = 0;
+
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, Anum_ie_stock_last_event_id, &isnull);
+
+		CHECK_FOR_INTERRUPTS();
+		if (!isnull)
+			max = Max(max, DatumGetInt64(d));
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	return max;
+}
+
+/*
  * Makes sure this backend knows the offset of the log's home, adopting the
  * log when the database is not its home, and marking that the database has
  * written to the log. Once per load of the catalog cache; an abort (of the
@@ -274,12 +302,11 @@ settle_home(void)
 		 * loaded before this first write) must not be written to until its
 		 * positions are derived: an append would start its streams over.
 		 */
-		if (c->sql_version >= IE_SQL_0_3_0 && !ie_relation_has_rows(c->stock_rel, SnapshotSelf) &&
-			ie_log_has_events())
+		if (c->sql_version >= IE_SQL_0_3_0 && ie_log_max_event_id() > max_stock_event_id(c))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the event log has events but no stock positions"),
-					 errdetail("A restore loads the stock rows with the log from version 0.3.0 on; this log came without them (a dump of an earlier version, or events loaded before the database's first write)."),
+					 errmsg("the event log has events that the stock positions do not count"),
+					 errdetail("A restore loads the stock rows with the log from version 0.3.0 on; these events came without theirs (a dump of an earlier version, or events loaded before the database's first write)."),
 					 errhint("Derive them with SELECT inventory_events.rebuild(); then write again.")));
 		ie_row_alloc(IE_TABLE_log_home_written, &values, &nulls);
 		values[Anum_ie_log_home_written_written_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());

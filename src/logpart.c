@@ -333,7 +333,9 @@ ie_log_partitions(void)
 	while (!partitions_valid || partitions_parent != c->event_rel)
 	{
 		partitions_build();
+		/* The catalog may have been reloaded meanwhile: a log made anew. */
 		c = ie_catalog();
+		LockRelationOid(c->event_rel, AccessShareLock);
 	}
 	return &partitions;
 }
@@ -517,21 +519,46 @@ ie_log_stream_scan_end(IeLogStreamScan *s)
 	s->n = 0;
 }
 
-/* Does any partition of the log hold a row (SnapshotSelf)? */
-bool
-ie_log_has_events(void)
+/*
+ * The highest event id in the log (SnapshotSelf), 0 for an empty log: the
+ * first row of each partition's primary key read backwards.
+ */
+int64
+ie_log_max_event_id(void)
 {
 	const IeLogPartitions *ps = ie_log_partitions();
 	int			n = ps->n;
 	Oid		   *relids = palloc(sizeof(Oid) * Max(n, 1));
-	bool		found = false;
+	Oid		   *idxids = palloc(sizeof(Oid) * Max(n, 1));
+	int64		max = 0;
 
 	for (int i = 0; i < n; i++)
+	{
 		relids[i] = ps->parts[i].relid;
-	for (int i = 0; i < n && !found; i++)
-		found = ie_relation_has_rows(relids[i], SnapshotSelf);
+		idxids[i] = ps->parts[i].pkey;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		Relation	rel = table_open(relids[i], AccessShareLock);
+		Relation	idx = index_open(idxids[i], AccessShareLock);
+		TupleTableSlot *slot = table_slot_create(rel, NULL);
+		IndexScanDesc scan = index_beginscan(rel, idx, SnapshotSelf, 0, 0);
+
+		index_rescan(scan, NULL, 0, NULL, 0);
+		if (index_getnext_slot(scan, BackwardScanDirection, slot))
+		{
+			bool		isnull;
+
+			max = Max(max, DatumGetInt64(slot_getattr(slot, Anum_ie_event_id, &isnull)));
+		}
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(idx, AccessShareLock);
+		table_close(rel, AccessShareLock);
+	}
 	pfree(relids);
-	return found;
+	pfree(idxids);
+	return max;
 }
 
 /*
@@ -540,7 +567,7 @@ ie_log_has_events(void)
  * nothing is archived. Read from event_archive, a few rows.
  */
 TimestampTz
-ie_log_archive_boundary(void)
+ie_log_archive_boundary(Snapshot snapshot)
 {
 	const IeCatalog *c = ie_catalog();
 	TimestampTz boundary = DT_NOBEGIN;
@@ -552,7 +579,7 @@ ie_log_archive_boundary(void)
 		return boundary;
 	rel = table_open(c->event_archive_rel, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
-	scan = table_beginscan(rel, SnapshotSelf, 0, NULL);
+	scan = table_beginscan(rel, snapshot, 0, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
@@ -572,13 +599,22 @@ ie_log_archive_boundary(void)
  * one before the archive boundary (DT_NOEND, "now", never does).
  */
 void
-ie_log_check_as_of(TimestampTz at)
+ie_log_check_as_of(TimestampTz at, Snapshot snapshot)
 {
-	TimestampTz boundary;
+	TimestampTz boundary = ie_log_archive_boundary(snapshot);
 
+	/*
+	 * A snapshot taken before an archive committed sees the snapshots it
+	 * sealed or deleted as they were, but the log's partitions are those of
+	 * now: the answer could miss the archived events. The reader starts over.
+	 */
+	if (boundary != ie_log_archive_boundary(SnapshotSelf))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("the event log was archived after this transaction's snapshot was taken"),
+				 errhint("Run the transaction again.")));
 	if (TIMESTAMP_IS_NOEND(at))
 		return;
-	boundary = ie_log_archive_boundary();
 	if (at < boundary)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -586,6 +622,22 @@ ie_log_check_as_of(TimestampTz at)
 				 errdetail("A position as of %s needs events of archived partitions.", timestamptz_to_str(at)),
 				 errhint("Ask about %s or later, or attach the archived partitions again with inventory_events.attach_archived().",
 						 timestamptz_to_str(boundary))));
+}
+
+/*
+ * inventory_events.archive_boundary() returns timestamptz: the end of the
+ * latest archived partition (null: nothing archived). A position as of an
+ * earlier business time needs archived events.
+ */
+PG_FUNCTION_INFO_V1(ie_archive_boundary_sql);
+Datum
+ie_archive_boundary_sql(PG_FUNCTION_ARGS)
+{
+	TimestampTz boundary = ie_log_archive_boundary(GetActiveSnapshot());
+
+	if (TIMESTAMP_IS_NOBEGIN(boundary))
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(boundary);
 }
 
 /*

@@ -40,9 +40,9 @@ typedef struct IeLogPartitions
 extern const IeLogPartitions *ie_log_partitions(void);
 extern Oid	ie_log_partition_for(TimestampTz recorded_at, bool missing_ok);
 extern TimestampTz ie_recording_time(void);
-extern TimestampTz ie_log_archive_boundary(void);
-extern bool ie_log_has_events(void);
-extern void ie_log_check_as_of(TimestampTz at);
+extern TimestampTz ie_log_archive_boundary(Snapshot snapshot);
+extern int64 ie_log_max_event_id(void);
+extern void ie_log_check_as_of(TimestampTz at, Snapshot snapshot);
 extern void ie_logpart_init(void);
 
 /*

@@ -177,7 +177,7 @@ ie_stream_fold(const IeStreamKey *key, TimestampTz at, int64 through_version, bo
 
 	memset(fold, 0, sizeof(*fold));
 	/* Before the archive boundary, the events it needs are gone. */
-	ie_log_check_as_of(at);
+	ie_log_check_as_of(at, snapshot);
 	if (use_snapshots)
 		(void) newest_snapshot(key, at, through_version, snapshot, fold);
 	check_sealed_above(key, fold->base_version, snapshot);

@@ -61,13 +61,16 @@ lock_sku_streams(text *sku, text *lot, int nlocations, text **locations)
 /*
  * The open quantity of a reference (a transfer, a PO line) in one bucket of a
  * stream: the sum of that bucket in the effects of the stream's events with
- * that ref. Read under the stream lock, so every writer of it has committed.
+ * that ref, plus what archive_before() recorded of the ref's events it
+ * archived (event_archive_ref). Read under the stream lock, so every writer
+ * of it has committed.
  */
 static int64
 open_quantity(text *sku, text *location, text *lot, text *ref, IeBucket bucket)
 {
 	IeStreamKey key = {PointerGetDatum(sku), PointerGetDatum(location),
 	lot ? PointerGetDatum(lot) : CStringGetTextDatum("")};
+	const IeCatalog *c = ie_catalog();
 	IeLogStreamScan s;
 	TupleTableSlot *slot;
 	int64		open = 0;
@@ -86,6 +89,17 @@ open_quantity(text *sku, text *location, text *lot, text *ref, IeBucket bucket)
 		open += DatumGetStockPosition(d)->q[bucket];
 	}
 	ie_log_stream_scan_end(&s);
+	if (OidIsValid(c->event_archive_ref_rel) && (bucket == IE_BUCKET_IN_TRANSIT || bucket == IE_BUCKET_INBOUND))
+	{
+		Datum		keys[4] = {key.sku, key.location, key.lot, PointerGetDatum(ref)};
+		int			attnum = bucket == IE_BUCKET_IN_TRANSIT ? Anum_ie_event_archive_ref_in_transit
+			: Anum_ie_event_archive_ref_inbound;
+		Datum		archived;
+
+		if (ie_lookup_row_as(c->event_archive_ref_rel, c->event_archive_ref_pkey, SnapshotSelf, 4, keys,
+							 ie_text_keys4, 1, &attnum, &archived, NULL))
+			open += DatumGetInt64(archived);
+	}
 	return open;
 }
 

@@ -9,6 +9,13 @@ LANGUAGE C STABLE;
 COMMENT ON FUNCTION inventory_events.event_partitions() IS
   'The partitions of the event log by range of recorded_at (null: an open end), the default partition last';
 
+CREATE FUNCTION inventory_events.archive_boundary()
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'ie_archive_boundary_sql'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION inventory_events.archive_boundary() IS
+  'The end of the latest archived partition of the log (null: none): positions before it need archived events';
+
 -- A TRUNCATE trigger is not inherited by the partitions: every partition gets
 -- the log's own (the append-only guard, and the drop of the snapshots).
 CREATE FUNCTION inventory_events.guard_partition(partition regclass)
@@ -79,6 +86,11 @@ DECLARE
 BEGIN
     -- C: it also loads the library, which defines the settings read below.
     PERFORM inventory_events.require_writable('inventory_events.create_partitions()');
+    -- One changer of the log's partitions at a time (create_partitions(),
+    -- archive_before(), attach_archived()): each takes the log's ACCESS
+    -- EXCLUSIVE lock after reading its partitions, and two doing so at once
+    -- would deadlock.
+    LOCK TABLE inventory_events.event_archive IN EXCLUSIVE MODE;
     every := current_setting('inventory_events.partition_interval')::interval;
     n := coalesce(ahead, current_setting('inventory_events.partition_premake')::integer);
     IF n < 0 THEN
@@ -151,6 +163,47 @@ COMMENT ON TABLE inventory_events.event_archive IS
   'Partitions of the event log archived (detached, and perhaps dropped) by archive_before()';
 SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_archive', '');
 
+-- What archived events of each reference (a transfer, a purchase-order line)
+-- put into in_transit and inbound: a receipt sums its reference's events
+-- (src/supply.c), and adds this for those that are archived.
+CREATE TABLE inventory_events.event_archive_ref (
+    sku         text NOT NULL,
+    location    text NOT NULL,
+    lot         text NOT NULL,
+    ref         text NOT NULL,
+    in_transit  bigint NOT NULL,
+    inbound     bigint NOT NULL,
+    CONSTRAINT event_archive_ref_pkey PRIMARY KEY (sku, location, lot, ref)
+);
+COMMENT ON TABLE inventory_events.event_archive_ref IS
+  'The in-transit and inbound quantities of archived events, per stream and reference';
+SELECT pg_catalog.pg_extension_config_dump('inventory_events.event_archive_ref', '');
+
+-- Adds (sign 1: archiving) or takes back (-1: attaching again) what the
+-- events of a partition put into in_transit and inbound per reference.
+CREATE FUNCTION inventory_events.archive_refs(partition regclass, sign integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format($refs$
+        INSERT INTO inventory_events.event_archive_ref AS a (sku, location, lot, ref, in_transit, inbound)
+        SELECT e.sku, e.location, e.lot, e.ref, $1 * sum(inventory_events.in_transit(e.effect)),
+               $1 * sum(inventory_events.inbound(e.effect))
+          FROM %s e
+         WHERE e.ref IS NOT NULL
+           AND (inventory_events.in_transit(e.effect) <> 0 OR inventory_events.inbound(e.effect) <> 0)
+         GROUP BY 1, 2, 3, 4
+        ON CONFLICT ON CONSTRAINT event_archive_ref_pkey DO UPDATE
+           SET in_transit = a.in_transit + excluded.in_transit, inbound = a.inbound + excluded.inbound $refs$,
+        partition) USING sign;
+    DELETE FROM inventory_events.event_archive_ref a WHERE a.in_transit = 0 AND a.inbound = 0;
+END;
+$$;
+COMMENT ON FUNCTION inventory_events.archive_refs(regclass, integer) IS
+  'Internal: records (or takes back) the in-transit and inbound quantities of a partition''s events per reference';
+
 -- Detaches (and with drop_partitions, drops) every partition whose range ends
 -- at or before `before`, oldest first, one per row returned. Each must be
 -- covered by stream snapshots: every stream with events in it has a snapshot
@@ -169,6 +222,7 @@ RETURNS TABLE (partition text, recorded_from timestamptz, recorded_to timestampt
                streams bigint, dropped boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '10s'
 AS $$
 DECLARE
     p record;
@@ -190,6 +244,8 @@ BEGIN
                     DETAIL = 'Only partitions whose whole range is in the past can be archived.',
                     HINT = format('Give a time at or before %s.', now_recorded);
     END IF;
+    -- One changer of the log's partitions at a time (see create_partitions()).
+    LOCK TABLE inventory_events.event_archive IN EXCLUSIVE MODE;
     -- Against take_snapshots() and history rewrites, as they against each other.
     LOCK TABLE inventory_events.stream_snapshot IN SHARE ROW EXCLUSIVE MODE;
     -- The archive boundary afterwards: the latest end of an archived partition.
@@ -209,11 +265,20 @@ BEGIN
         SELECT a.pid, a.xact_start INTO gap FROM pg_catalog.pg_stat_activity a
          WHERE a.xact_start < p.recorded_to AND a.pid <> pg_catalog.pg_backend_pid() AND a.datname = current_database()
          ORDER BY a.xact_start LIMIT 1;
+        IF NOT FOUND THEN
+            -- A prepared transaction, or a backend whose activity is not
+            -- tracked: any other holder of a lock on the partition.
+            SELECT l.pid, l.virtualtransaction AS xact_start INTO gap FROM pg_catalog.pg_locks l
+             WHERE l.locktype = 'relation' AND l.relation = p.rel AND l.database = (SELECT d.oid FROM pg_database d
+                                                                                      WHERE d.datname = current_database())
+               AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()
+             LIMIT 1;
+        END IF;
         IF FOUND THEN
             RAISE EXCEPTION 'partition "%" of the event log may still be appended to', partition
                   USING ERRCODE = 'object_in_use',
-                        DETAIL = format('The transaction of process %s started at %s, before the partition''s end.',
-                                        gap.pid, gap.xact_start),
+                        DETAIL = format('The transaction %s of process %s started before the partition''s end, or holds a lock on it.',
+                                        gap.xact_start, coalesce(gap.pid::text, '(prepared)')),
                         HINT = 'Wait for it to end, then archive again.';
         END IF;
         EXECUTE format('CREATE TEMP TABLE archive_streams ON COMMIT DROP AS
@@ -232,17 +297,22 @@ BEGIN
                                         quote_literal(gap.sku), quote_literal(gap.location), quote_literal(gap.lot), gap.last_version),
                         HINT = 'Take the snapshots first: SELECT inventory_events.take_snapshots(min_events => 1);';
         END IF;
-        -- Open transfers and purchase-order lines: receipts sum their ref's
-        -- events (src/supply.c), which must all stay.
+        -- Open transfers and purchase-order lines stay: a receipt sums its
+        -- reference's events (src/supply.c), and those of closed ones that
+        -- are archived are kept as a sum in event_archive_ref.
         EXECUTE format($open$
             SELECT r.sku, r.location, r.lot, r.ref
               FROM (SELECT DISTINCT e.sku, e.location, e.lot, e.ref FROM %s e
                      WHERE e.ref IS NOT NULL
                        AND (inventory_events.in_transit(e.effect) <> 0 OR inventory_events.inbound(e.effect) <> 0)) r
-             WHERE EXISTS (SELECT FROM inventory_events.event x
-                            WHERE x.sku = r.sku AND x.location = r.location AND x.lot = r.lot AND x.ref = r.ref
-                            HAVING sum(inventory_events.in_transit(x.effect)) <> 0
-                                OR sum(inventory_events.inbound(x.effect)) <> 0)
+              LEFT JOIN inventory_events.event_archive_ref a
+                ON a.sku = r.sku AND a.location = r.location AND a.lot = r.lot AND a.ref = r.ref
+             CROSS JOIN LATERAL (SELECT coalesce(sum(inventory_events.in_transit(x.effect)), 0) AS in_transit,
+                                        coalesce(sum(inventory_events.inbound(x.effect)), 0) AS inbound
+                                   FROM inventory_events.event x
+                                  WHERE x.sku = r.sku AND x.location = r.location AND x.lot = r.lot
+                                    AND x.ref = r.ref) t
+             WHERE t.in_transit + coalesce(a.in_transit, 0) <> 0 OR t.inbound + coalesce(a.inbound, 0) <> 0
              LIMIT 1 $open$, p.rel) INTO gap;
         IF gap.sku IS NOT NULL THEN
             RAISE EXCEPTION 'partition "%" of the event log holds an open transfer or purchase-order line', partition
@@ -283,6 +353,7 @@ BEGIN
         DELETE FROM inventory_events.stream_snapshot s
          USING archive_streams a
          WHERE s.sku = a.sku AND s.location = a.location AND s.lot = a.lot AND s.version < a.last_version;
+        PERFORM inventory_events.archive_refs(p.rel, 1);
         SELECT coalesce(sum(a.events), 0), count(*) INTO events, streams FROM archive_streams a;
         recorded_from := p.recorded_from;
         recorded_to := p.recorded_to;
@@ -297,6 +368,8 @@ BEGIN
         archived := archived || p.rel;
         RETURN NEXT;
     END LOOP;
+    -- DETACH waits for every reader of the log, and every append waits for
+    -- it: not for long (lock_timeout, below: 55P03, nothing is archived).
     FOR i IN 1 .. coalesce(cardinality(archived), 0) LOOP
         EXECUTE format('ALTER TABLE inventory_events.event DETACH PARTITION %s', archived[i]);
         IF drop_partitions THEN
@@ -322,6 +395,8 @@ DECLARE
     a record;
 BEGIN
     PERFORM inventory_events.require_writable('inventory_events.attach_archived()');
+    -- One changer of the log's partitions at a time (see create_partitions()).
+    LOCK TABLE inventory_events.event_archive IN EXCLUSIVE MODE;
     SELECT format('%I.%I', n.nspname, c.relname) INTO name
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = partition;
     SELECT * INTO a FROM inventory_events.event_archive x WHERE x.partition = name;
@@ -334,6 +409,7 @@ BEGIN
                    partition, coalesce(quote_literal(a.recorded_from), 'MINVALUE'), a.recorded_to);
     -- Its column layout and indexes are checked here (C reads every partition).
     PERFORM count(*) FROM inventory_events.event_partitions();
+    PERFORM inventory_events.archive_refs(partition, -1);
     DELETE FROM inventory_events.event_archive x WHERE x.partition = name;
     -- With every archived partition back, the whole history is there again:
     -- the seals are snapshots like any other (verify_snapshots() proves them).

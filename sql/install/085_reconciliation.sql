@@ -592,6 +592,15 @@ BEGIN
               USING ERRCODE = 'invalid_parameter_value',
                     HINT = 'A snapshot states what the source held at a past time; send its cut-off.';
     END IF;
+    -- Ours as of the cut-off is the stock less the events that occurred after
+    -- it: archived ones would be missed.
+    IF as_of < inventory_events.archive_boundary() THEN
+        RAISE EXCEPTION 'the event log before % is archived', inventory_events.archive_boundary()
+              USING ERRCODE = 'invalid_parameter_value',
+                    DETAIL = format('A reconciliation as of %s needs events of archived partitions.', as_of),
+                    HINT = format('Send a cut-off at %s or later, or attach the archived partitions again with inventory_events.attach_archived().',
+                                  inventory_events.archive_boundary());
+    END IF;
     IF NOT EXISTS (SELECT FROM inventory_events.event e WHERE e.occurred_at <= recon_run_staged.as_of) THEN
         RAISE EXCEPTION 'the cut-off % is before the start of the event log', as_of
               USING ERRCODE = 'invalid_parameter_value',

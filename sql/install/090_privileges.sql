@@ -60,7 +60,7 @@ BEGIN
                     inventory_events.serial_trace(text, text),
                     inventory_events.events_after(text, integer), inventory_events.verify(),
                     inventory_events.verify_snapshots(boolean),
-                    inventory_events.event_partitions(),
+                    inventory_events.event_partitions(), inventory_events.archive_boundary(),
                     inventory_events.stream_fold(text, text, text, timestamptz, bigint, boolean),
                     inventory_events.channel_availability(text, text),
                     inventory_events.channel_position(text, text),
