@@ -16,22 +16,29 @@
 #   - once per size: verify() of the whole log, its time against the events
 #     it reads (after the predecessor of each stream's newest snapshot: the
 #     events after the snapshot and its proof) and the streams; disk bytes per
-#     event of the log's table and its indexes.
+#     event of the log's table and its indexes;
+#   - from 100 thousand on, the time to archive: each step's events (the
+#     measured appends too, on inventory_events.clock) are recorded in a
+#     month of their own (2020-01 on, partitions made for it),
+#     and archive_before() detaches every month but the newest (after
+#     take_snapshots(min_events => 1), timed apart), then attach_archived()
+#     puts them back for the next step.
 # Latency targets: <= 1.2 (bench_growth_target; make bench-growth: <= 1.1).
 # The log is grown by one INSERT ... SELECT per step with the stock trigger
 # disabled, then rebuild() derives the stock rows (appending millions of
 # events one by one would take most of an hour); the measured appends go
 # through append() as always. growth.csv holds the figures for the chart.
 
-grow_log() {	# $1: events in the log afterwards
-	psql_ -c "ALTER TABLE inventory_events.event DISABLE TRIGGER event_stock" \
+grow_log() {	# $1: events in the log afterwards, $2: the month they are recorded in
+	psql_ -c "SELECT count(*) FROM inventory_events.create_partitions('$2', 0)" \
+		-c "ALTER TABLE inventory_events.event DISABLE TRIGGER event_stock" \
 		-c "INSERT INTO inventory_events.event (sku, location, lot, version, event_type, to_bucket, qty, uom, uom_qty,
-		                                      effect, occurred_at, correlation_id, causation_id)
+		                                      effect, occurred_at, recorded_at, correlation_id, causation_id)
 		    SELECT x.sku, x.location, '', coalesce(s.version, 0) + row_number() OVER (PARTITION BY x.sku, x.location ORDER BY x.g),
-		           'received', 'available', 1, 'EA', 1, inventory_events.stock_position(available => 1), now(),
+		           'received', 'available', 1, 'EA', 1, inventory_events.stock_position(available => 1), x.t, x.t,
 		           '00000000-0000-0000-0000-000000000000', '00000000-0000-0000-0000-000000000000'
 		      FROM (SELECT g, CASE WHEN g % 10 = 0 THEN 'HOT' ELSE 'SKU' || (1 + g % $bench_skus) END AS sku,
-		                   'W' || (1 + g % 3) AS location
+		                   'W' || (1 + g % 3) AS location, '$2'::timestamptz + (g % 2000000) * interval '1 second' AS t
 		              FROM generate_series((SELECT count(*) FROM inventory_events.event) + 1, $1) g) x
 		      LEFT JOIN inventory_events.stock s ON s.sku = x.sku AND s.location = x.location AND s.lot = ''" \
 		-c "ALTER TABLE inventory_events.event ENABLE ALWAYS TRIGGER event_stock" \
@@ -45,7 +52,7 @@ part_growth() {
 	local -A base_append base_atp base_node
 	local node_tps node_lat asof_tps asof_lat full_tps full_lat
 	local -A base_asof
-	local target=${bench_growth_target:-<= 1.2} verify_ms since streams
+	local target=${bench_growth_target:-<= 1.2} verify_ms since streams step=0 month archived archive_ms snap_ms attach_ms
 	# The reset truncates the log: not while the publisher may be reading it
 	# (a publisher step that has a table the TRUNCATE wants, and waits for
 	# one the TRUNCATE holds, is a deadlock).
@@ -57,11 +64,6 @@ part_growth() {
 		-c "INSERT INTO inventory_events.channel (code) VALUES ('by-node') ON CONFLICT DO NOTHING" \
 		-c "INSERT INTO inventory_events.channel_location (channel, location) VALUES ('by-node', 'REGION')
 		    ON CONFLICT DO NOTHING" >/dev/null
-	cat > "$IE_WORK/append.sql" <<SQL
-\\set s random(1, $bench_skus)
-\\set l random(1, 3)
-SELECT inventory_events.append('SKU' || :s, 'W' || :l, 'received', 1);
-SQL
 	cat > "$IE_WORK/avail.sql" <<'SQL'
 SELECT inventory_events.channel_availability('shopify', 'HOT');
 SQL
@@ -80,11 +82,24 @@ SQL
 	cat > "$IE_WORK/asof_full.sql" <<'SQL'
 SELECT (inventory_events.stream_fold('HOT', 'W1', '', now(), NULL, false)).position;
 SQL
-	chmod 644 "$IE_WORK"/append.sql "$IE_WORK"/avail.sql "$IE_WORK"/node.sql "$IE_WORK"/sum.sql \
+	chmod 644 "$IE_WORK"/avail.sql "$IE_WORK"/node.sql "$IE_WORK"/sum.sql \
 		"$IE_WORK"/asof.sql "$IE_WORK"/asof_full.sql
 	ie_run sh -c "echo 'events,append_tps,append_ms,atp_tps,atp_ms,sum_tps,sum_ms' > '$IE_WORK/growth.csv'"
+	# The appends measured below are recorded now: their partitions too.
+	psql_ -c "SELECT count(*) FROM inventory_events.create_partitions()" >/dev/null
 	for size in $bench_growth_sizes; do
-		grow_log "$size"
+		month=$(psql_ -At -c "SELECT to_char(timestamptz '2020-01-01 00:00+00' + interval '1 month' * $step, 'YYYY-MM-DD') || ' 00:00+00'")
+		step=$((step + 1))
+		grow_log "$size" "$month"
+		# The measured appends are recorded in the step's month too, after its
+		# events (a later month's events then take later versions: archivable).
+		cat > "$IE_WORK/append.sql" <<SQL
+SET inventory_events.clock = '$(psql_ -At -c "SELECT ('$month'::timestamptz + interval '25 days')::text")';
+\\set s random(1, $bench_skus)
+\\set l random(1, 3)
+SELECT inventory_events.append('SKU' || :s, 'W' || :l, 'received', 1);
+SQL
+		chmod 644 "$IE_WORK/append.sql"
 		verify_ms=$(psql_ -At -c "
 			SELECT round(extract(epoch FROM clock_timestamp() - a.t0) * 1000)
 			  FROM (SELECT clock_timestamp() AS t0) a, LATERAL (SELECT count(*) FROM inventory_events.verify()) v")
@@ -101,9 +116,11 @@ SQL
 		record growth "$size events" "verify() per event it reads (after the newest snapshot and its proof) and per stream, us" 1 \
 			"$(echo "scale=2; $verify_ms * 1000 / ($since + $streams)" | bc | sed 's/^\./0./')" "" ""
 		record growth "$size events" "disk bytes per event, event table" 1 \
-			"$(psql_ -At -c "SELECT pg_table_size('inventory_events.event') / count(*) FROM inventory_events.event")" "" ""
+			"$(psql_ -At -c "SELECT (SELECT sum(pg_table_size(t.relid)) FROM pg_partition_tree('inventory_events.event') t)
+			                        / count(*) FROM inventory_events.event")" "" ""
 		record growth "$size events" "disk bytes per event, event indexes" 1 \
-			"$(psql_ -At -c "SELECT pg_indexes_size('inventory_events.event') / count(*) FROM inventory_events.event")" "" ""
+			"$(psql_ -At -c "SELECT (SELECT sum(pg_indexes_size(t.relid)) FROM pg_partition_tree('inventory_events.event') t)
+			                        / count(*) FROM inventory_events.event")" "" ""
 		for r in $(seq 1 "$bench_rounds"); do
 			read -r tps lat <<<"$(pgb_latency_ "$IE_WORK/append.sql" 1 "$bench_seconds")"
 			read -r atp_tps atp_lat <<<"$(pgb_latency_ "$IE_WORK/avail.sql" 1 "$bench_seconds")"
@@ -124,5 +141,25 @@ SQL
 				"$full_lat" "$asof_lat" ""
 			ie_run sh -c "echo '$size,$tps,$lat,$atp_tps,$atp_lat,$sum_tps,$sum_lat' >> '$IE_WORK/growth.csv'"
 		done
+		# Archiving every month but the newest, then attaching them again.
+		[ "$step" -gt 1 ] || continue
+		snap_ms=$(psql_ -At -c "
+			SELECT round(extract(epoch FROM clock_timestamp() - a.t0) * 1000)
+			  FROM (SELECT clock_timestamp() AS t0) a, LATERAL (SELECT inventory_events.take_snapshots(1, 1000000000)) v")
+		IFS='|' read -r archive_ms archived < <(psql_ -At -c "
+			SELECT round(extract(epoch FROM clock_timestamp() - a.t0) * 1000), v.events
+			  FROM (SELECT clock_timestamp() AS t0) a,
+			       LATERAL (SELECT sum(x.events) AS events FROM inventory_events.archive_before('$month') x) v")
+		attach_ms=$(psql_ -At -c "
+			SELECT round(extract(epoch FROM clock_timestamp() - a.t0) * 1000)
+			  FROM (SELECT clock_timestamp() AS t0) a,
+			       LATERAL (SELECT count(inventory_events.attach_archived(x.partition::regclass))
+			                  FROM (SELECT partition FROM inventory_events.event_archive ORDER BY recorded_to) x) v")
+		record growth "$size events" "archive_before() of the months before the newest, events archived" 1 "$archived" "" ""
+		record growth "$size events" "take_snapshots(1) before it, ms" 1 "$snap_ms" "" ""
+		record growth "$size events" "archive_before(), ms" 1 "$archive_ms" "" ""
+		record growth "$size events" "archive_before() per million events archived, ms" 1 \
+			"$(echo "scale=1; $archive_ms * 1000000 / $archived" | bc)" "" ""
+		record growth "$size events" "attach_archived() of them again, ms" 1 "$attach_ms" "" ""
 	done
 }
