@@ -154,6 +154,23 @@ SET inventory_events.clock = '2026-12-01 00:00+00';
 SELECT pg_temp.hint($$SELECT * FROM archive_before('2026-11-01')$$);
 SELECT count(*) AS archived FROM event_archive;
 
+-- A transfer sent in one month and received in the next: archiving the
+-- first month keeps what its events put in transit (event_archive_ref), so
+-- that the receipt's month can be archived in its turn.
+SELECT count(*) FROM create_partitions('2027-01-01', 1);
+SET inventory_events.clock = '2027-01-10 00:00+00';
+SELECT count(*) FROM transfer('A', 'W1', 'W2', 2, 'T-2');
+SET inventory_events.clock = '2027-02-10 00:00+00';
+SELECT count(*) FROM receive_transfer('A', 'W2', 2, 'T-2');
+SELECT take_snapshots(min_events => 1) > 0 AS taken;
+SET inventory_events.clock = '2027-03-15 00:00+00';
+SELECT partition, events, dropped FROM archive_before('2027-02-01', drop_partitions => true) ORDER BY recorded_to;
+SELECT sku, location, ref, in_transit, inbound FROM event_archive_ref;
+SELECT partition, events, dropped FROM archive_before('2027-03-01', drop_partitions => true);
+SELECT count(*) AS refs_kept FROM event_archive_ref;
+SELECT pg_temp.try($$SELECT receive_transfer('A', 'W2', 1, 'T-2')$$);
+SELECT count(*) AS problems FROM verify();
+
 -- Bad settings.
 SELECT pg_temp.try($$SET inventory_events.partition_interval = '1 month 2 days'$$);
 SELECT pg_temp.try($$SET inventory_events.partition_interval = '10 minutes'$$);
