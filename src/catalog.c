@@ -9,8 +9,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/partition.h"
-
 #include "access/genam.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
@@ -584,10 +582,6 @@ bool
 ie_attribute_written(Oid relid, AttrNumber attnum)
 {
 	(void) ie_catalog();
-	/* A partition of the log has the log's layout (src/logpart.c checks it). */
-	if (OidIsValid(relid) && get_rel_relispartition(relid) &&
-		get_partition_parent(relid, true) == table_relids[IE_TABLE_event])
-		relid = table_relids[IE_TABLE_event];
 	for (int t = 0; t < IE_NUM_TABLES; t++)
 		if (table_relids[t] == relid && OidIsValid(relid))
 			return attnum <= table_natts[t] && !table_new_nulls[t][attnum - 1];

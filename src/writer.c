@@ -144,6 +144,7 @@ writer_build(IeWriter *w, Oid relid)
 {
 	RangeTblEntry *rte;
 	MemoryContext old;
+	Oid			table_relid;
 
 	w->rel = table_open(relid, RowExclusiveLock);
 	w->estate = CreateExecutorState();
@@ -168,14 +169,18 @@ writer_build(IeWriter *w, Oid relid)
 
 	/*
 	 * Columns a DBA added to a table C writes get their defaults, as an
-	 * INSERT would give them (C names only its own columns).
+	 * INSERT would give them (C names only its own columns). The only
+	 * partitions C writes are the log's, which have the log's layout
+	 * (src/logpart.c checks it): its columns are the log's, found without
+	 * a catalog lookup of the partition's parent in every transaction.
 	 */
+	table_relid = w->rel->rd_rel->relispartition ? ie_catalog()->event_rel : relid;
 	for (int i = 0; i < RelationGetDescr(w->rel)->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(w->rel), i);
 		Node	   *expr;
 
-		if (att->attisdropped || att->attgenerated || ie_attribute_written(relid, att->attnum))
+		if (att->attisdropped || att->attgenerated || ie_attribute_written(table_relid, att->attnum))
 			continue;
 		expr = build_column_default(w->rel, att->attnum);
 		if (expr == NULL)
