@@ -116,11 +116,11 @@ SQL
 		record growth "$size events" "verify() per event it reads (after the newest snapshot and its proof) and per stream, us" 1 \
 			"$(echo "scale=2; $verify_ms * 1000 / ($since + $streams)" | bc | sed 's/^\./0./')" "" ""
 		record growth "$size events" "disk bytes per event, event table" 1 \
-			"$(psql_ -At -c "SELECT (SELECT sum(pg_table_size(t.relid)) FROM pg_partition_tree('inventory_events.event') t)
-			                        / count(*) FROM inventory_events.event")" "" ""
+			"$(psql_ -At -c "SELECT round((SELECT sum(pg_table_size(t.relid)) FROM pg_partition_tree('inventory_events.event') t)
+			                              / count(*)) FROM inventory_events.event")" "" ""
 		record growth "$size events" "disk bytes per event, event indexes" 1 \
-			"$(psql_ -At -c "SELECT (SELECT sum(pg_indexes_size(t.relid)) FROM pg_partition_tree('inventory_events.event') t)
-			                        / count(*) FROM inventory_events.event")" "" ""
+			"$(psql_ -At -c "SELECT round((SELECT sum(pg_indexes_size(t.relid)) FROM pg_partition_tree('inventory_events.event') t)
+			                              / count(*)) FROM inventory_events.event")" "" ""
 		for r in $(seq 1 "$bench_rounds"); do
 			read -r tps lat <<<"$(pgb_latency_ "$IE_WORK/append.sql" 1 "$bench_seconds")"
 			read -r atp_tps atp_lat <<<"$(pgb_latency_ "$IE_WORK/avail.sql" 1 "$bench_seconds")"
