@@ -144,43 +144,9 @@ home_is_here(const LogHome *h)
  * offset must put new transactions above all of them.
  */
 static uint64
-max_log_xid(const IeCatalog *c)
+max_log_xid(void)
 {
-	const IeLogPartitions *ps = ie_log_partitions();
-	int			n = ps->n;
-	Oid		   *relids = palloc(sizeof(Oid) * Max(n, 1));
-	Oid		   *idxids = palloc(sizeof(Oid) * Max(n, 1));
-	uint64		max = 0;
-
-	/* Copied first: opening a relation may process invalidations. */
-	for (int i = 0; i < n; i++)
-	{
-		relids[i] = ps->parts[i].relid;
-		idxids[i] = ps->parts[i].xid_idx;
-	}
-	for (int i = 0; i < n; i++)
-	{
-		Relation	rel = table_open(relids[i], AccessShareLock);
-		Relation	idx = index_open(idxids[i], AccessShareLock);
-		TupleTableSlot *slot = table_slot_create(rel, NULL);
-		IndexScanDesc scan = index_beginscan(rel, idx, SnapshotAny, 0, 0);
-
-		index_rescan(scan, NULL, 0, NULL, 0);
-		if (index_getnext_slot(scan, BackwardScanDirection, slot))
-		{
-			bool		isnull;
-			uint64		xid = U64FromFullTransactionId(DatumGetFullTransactionId(slot_getattr(slot, Anum_ie_event_xid, &isnull)));
-
-			max = Max(max, xid);
-		}
-		index_endscan(scan);
-		ExecDropSingleTupleTableSlot(slot);
-		index_close(idx, AccessShareLock);
-		table_close(rel, AccessShareLock);
-	}
-	pfree(relids);
-	pfree(idxids);
-	return max;
+	return ie_log_max(IE_LOG_MAX_XID, SnapshotAny);
 }
 
 /*
@@ -213,7 +179,7 @@ adopt(const IeCatalog *c, LogHome *h)
 		return;
 
 	Assert(TransactionIdIsNormal(TransactionXmin));
-	max = max_log_xid(c);
+	max = max_log_xid();
 	xmin = U64FromFullTransactionId(widen_xid(TransactionXmin));
 	offset = max >= xmin ? max - xmin + 1 : 0;
 
@@ -302,7 +268,7 @@ settle_home(void)
 		 * loaded before this first write) must not be written to until its
 		 * positions are derived: an append would start its streams over.
 		 */
-		if (c->sql_version >= IE_SQL_0_3_0 && ie_log_max_event_id() > max_stock_event_id(c))
+		if (c->sql_version >= IE_SQL_0_3_0 && ie_log_max(IE_LOG_MAX_ID, SnapshotSelf) > (uint64) max_stock_event_id(c))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("the event log has events that the stock positions do not count"),
@@ -386,7 +352,7 @@ ie_log_xmin(void)
 	current_home(c, snapshot, &h);
 	if (home_is_here(&h))
 		return FullTransactionIdFromU64(U64FromFullTransactionId(xmin) + h.xid_offset);
-	return FullTransactionIdFromU64(max_log_xid(c) + 1);
+	return FullTransactionIdFromU64(max_log_xid() + 1);
 }
 
 /*

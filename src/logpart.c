@@ -341,6 +341,27 @@ ie_log_partitions(void)
 }
 
 /*
+ * The partition of the list whose range holds recorded_at, or the default
+ * partition, or NULL when there is neither (the default partition dropped).
+ */
+static const IeLogPartition *
+partition_covering(const IeLogPartitions *ps, TimestampTz recorded_at)
+{
+	const IeLogPartition *fallback = NULL;
+
+	for (int i = 0; i < ps->n; i++)
+	{
+		const IeLogPartition *p = &ps->parts[i];
+
+		if (p->is_default)
+			fallback = p;
+		else if (recorded_at >= p->from && recorded_at < p->to)
+			return p;
+	}
+	return fallback;
+}
+
+/*
  * The partition an event recorded at recorded_at goes to: the one whose
  * range holds it, or the default partition. None (the default partition
  * dropped): InvalidOid with missing_ok, else an error, as the executor's.
@@ -348,26 +369,16 @@ ie_log_partitions(void)
 Oid
 ie_log_partition_for(TimestampTz recorded_at, bool missing_ok)
 {
-	const IeLogPartitions *ps = ie_log_partitions();
-	Oid			fallback = InvalidOid;
+	const IeLogPartition *p = partition_covering(ie_log_partitions(), recorded_at);
 
-	for (int i = 0; i < ps->n; i++)
-	{
-		const IeLogPartition *p = &ps->parts[i];
-
-		if (p->is_default)
-			fallback = p->relid;
-		else if (recorded_at >= p->from && recorded_at < p->to)
-			return p->relid;
-	}
-	if (!OidIsValid(fallback) && !missing_ok)
+	if (p == NULL && !missing_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
 				 errmsg("no partition of the event log covers recording time %s",
 						timestamptz_to_str(recorded_at)),
 				 errdetail("The log has no partition for that time and no default partition."),
 				 errhint("Create the partitions with inventory_events.create_partitions(); a partition made by hand needs inventory_events.index_partition() and inventory_events.guard_partition() too.")));
-	return fallback;
+	return p ? p->relid : InvalidOid;
 }
 
 /*
@@ -379,26 +390,16 @@ bool
 ie_log_event_fetch(int64 event_id, TimestampTz recorded_at, Snapshot snapshot,
 				   TupleTableSlot **slot, Relation *rel)
 {
-	const IeLogPartitions *ps = ie_log_partitions();
-	Oid			relid = InvalidOid;
-	Oid			pkey = InvalidOid;
+	const IeLogPartition *p = partition_covering(ie_log_partitions(), recorded_at);
 	Datum		keys[2] = {Int64GetDatum(event_id), TimestampTzGetDatum(recorded_at)};
+	Oid			pkey;
 	Relation	idx;
 	bool		found;
 
-	for (int i = 0; i < ps->n && !OidIsValid(relid); i++)
-	{
-		const IeLogPartition *p = &ps->parts[i];
-
-		if (!p->is_default && recorded_at >= p->from && recorded_at < p->to)
-			relid = p->relid, pkey = p->pkey;
-	}
-	for (int i = 0; i < ps->n && !OidIsValid(relid); i++)
-		if (ps->parts[i].is_default)
-			relid = ps->parts[i].relid, pkey = ps->parts[i].pkey;
-	if (!OidIsValid(relid))
+	if (p == NULL)
 		return false;
-	*rel = table_open(relid, AccessShareLock);
+	pkey = p->pkey;
+	*rel = table_open(p->relid, AccessShareLock);
 	*slot = table_slot_create(*rel, NULL);
 	idx = index_open(pkey, AccessShareLock);
 	found = ie_index_lookup(*rel, idx, snapshot, IndexRelationGetNumberOfKeyAttributes(idx),
@@ -520,36 +521,40 @@ ie_log_stream_scan_end(IeLogStreamScan *s)
 }
 
 /*
- * The highest event id in the log (SnapshotSelf), 0 for an empty log: the
- * first row of each partition's primary key read backwards.
+ * The highest value of the log's event ids (IE_LOG_MAX_ID: through each
+ * partition's primary key) or log transaction ids (IE_LOG_MAX_XID: its
+ * (xid, id) index) under snapshot, 0 for an empty log: the first row of each
+ * partition's index read backwards. Both are 64-bit and not negative.
  */
-int64
-ie_log_max_event_id(void)
+uint64
+ie_log_max(IeLogMax which, Snapshot snapshot)
 {
 	const IeLogPartitions *ps = ie_log_partitions();
 	int			n = ps->n;
 	Oid		   *relids = palloc(sizeof(Oid) * Max(n, 1));
 	Oid		   *idxids = palloc(sizeof(Oid) * Max(n, 1));
-	int64		max = 0;
+	AttrNumber	attnum = which == IE_LOG_MAX_ID ? Anum_ie_event_id : Anum_ie_event_xid;
+	uint64		max = 0;
 
+	/* Copied first: opening a relation may process invalidations. */
 	for (int i = 0; i < n; i++)
 	{
 		relids[i] = ps->parts[i].relid;
-		idxids[i] = ps->parts[i].pkey;
+		idxids[i] = which == IE_LOG_MAX_ID ? ps->parts[i].pkey : ps->parts[i].xid_idx;
 	}
 	for (int i = 0; i < n; i++)
 	{
 		Relation	rel = table_open(relids[i], AccessShareLock);
 		Relation	idx = index_open(idxids[i], AccessShareLock);
 		TupleTableSlot *slot = table_slot_create(rel, NULL);
-		IndexScanDesc scan = index_beginscan(rel, idx, SnapshotSelf, 0, 0);
+		IndexScanDesc scan = index_beginscan(rel, idx, snapshot, 0, 0);
 
 		index_rescan(scan, NULL, 0, NULL, 0);
 		if (index_getnext_slot(scan, BackwardScanDirection, slot))
 		{
 			bool		isnull;
 
-			max = Max(max, DatumGetInt64(slot_getattr(slot, Anum_ie_event_id, &isnull)));
+			max = Max(max, DatumGetUInt64(slot_getattr(slot, attnum, &isnull)));
 		}
 		index_endscan(scan);
 		ExecDropSingleTupleTableSlot(slot);
@@ -608,7 +613,7 @@ ie_log_check_as_of(TimestampTz at, Snapshot snapshot)
 	 * sealed or deleted as they were, but the log's partitions are those of
 	 * now: the answer could miss the archived events. The reader starts over.
 	 */
-	if (boundary != ie_log_archive_boundary(SnapshotSelf))
+	if (snapshot != SnapshotSelf && boundary != ie_log_archive_boundary(SnapshotSelf))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("the event log was archived after this transaction's snapshot was taken"),

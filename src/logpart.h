@@ -41,7 +41,14 @@ extern const IeLogPartitions *ie_log_partitions(void);
 extern Oid	ie_log_partition_for(TimestampTz recorded_at, bool missing_ok);
 extern TimestampTz ie_recording_time(void);
 extern TimestampTz ie_log_archive_boundary(Snapshot snapshot);
-extern int64 ie_log_max_event_id(void);
+/* What ie_log_max() reads the highest of. */
+typedef enum IeLogMax
+{
+	IE_LOG_MAX_ID,				/* event ids, through the primary keys */
+	IE_LOG_MAX_XID				/* log transaction ids, through (xid, id) */
+} IeLogMax;
+
+extern uint64 ie_log_max(IeLogMax which, Snapshot snapshot);
 extern void ie_log_check_as_of(TimestampTz at, Snapshot snapshot);
 extern void ie_logpart_init(void);
 
