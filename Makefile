@@ -51,7 +51,7 @@ DATA := $(filter-out $(IE_INSTALL_SCRIPT),$(wildcard sql/inventory_events--*.sql
 DOCS := $(wildcard doc/*.md)
 
 # pg_regress inputs live in sql/ and expected/ (the install script in sql/ is not a test).
-REGRESS = extension stock_position stock_position_fuzz event_log columns ingest history channel reserve supply publish publish_shared listing edi hierarchy serial snapshot partitions decoding reconcile kpi privileges privilege_matrix restore
+REGRESS = extension stock_position stock_position_fuzz event_log columns writer_exprs ingest history channel reserve supply publish publish_shared listing edi hierarchy serial snapshot partitions decoding reconcile kpi privileges privilege_matrix restore
 
 # Isolation specs: test/isolation/specs/*.spec with test/isolation/expected/*.out.
 ISOLATION := $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))

@@ -46,11 +46,15 @@
 #include "writer.h"
 
 /*
- * The CHECK constraints of the relations we write, compiled once per backend.
- * The executor would read and plan them again for every new ResultRelInfo,
- * that is for every writer opened. Dropped by any relcache
- * invalidation of the relation (ALTER TABLE ... ADD CHECK, DROP EXTENSION,
- * and the statistics updates of every VACUUM and ANALYZE).
+ * The compiled expressions of the relations we write, once per backend: their
+ * CHECK constraints and the predicates of their partial indexes (the log's
+ * partitions have three). The executor would read, plan and compile them
+ * again for every new ResultRelInfo, that is for every writer opened: once
+ * per table per transaction, a tenth of an append's instructions (profile in
+ * doc/development.md). An entry is dropped by any relcache invalidation of
+ * its relation or of one of its partial indexes (ALTER TABLE ... ADD CHECK,
+ * CREATE or DROP INDEX, DROP EXTENSION, and the statistics updates of every
+ * VACUUM and ANALYZE); when all entries are taken, the oldest makes room.
  *
  * An invalidation can arrive while a writer uses the compiled expressions:
  * whenever a lock is taken, so while the transaction's writers are open. So
@@ -58,71 +62,125 @@
  * it when it ends, after every writer it opened is closed; it is freed at
  * once only outside a transaction, where no writer is open.
  */
-typedef struct CheckCache
+typedef struct RelExprs
 {
 	Oid			relid;
-	ExprState **exprs;
+	ExprState **checks;			/* in the order of constr->check; or NULL */
+	int			npredicates;
+	Oid		   *predicate_indexes;	/* the partial indexes, */
+	ExprState **predicates;		/* and their compiled predicates */
 	MemoryContext cxt;
-} CheckCache;
+} RelExprs;
 
-static CheckCache check_cache[8];
-static int	check_cache_n = 0;
-static uint64 check_generation = 0;
+static RelExprs rel_exprs[8];
+static int	rel_exprs_n = 0;
+static uint64 rel_exprs_generation = 0;
 
 static void
-check_cache_callback(Datum arg, Oid relid)
+rel_exprs_drop(int i)
+{
+	if (IsTransactionState())
+		MemoryContextSetParent(rel_exprs[i].cxt, TopTransactionContext);
+	else
+		MemoryContextDelete(rel_exprs[i].cxt);
+	rel_exprs_n--;
+	memmove(&rel_exprs[i], &rel_exprs[i + 1], sizeof(RelExprs) * (rel_exprs_n - i));
+}
+
+static void
+rel_exprs_callback(Datum arg, Oid relid)
 {
 	bool		hit = (relid == InvalidOid);
 
-	for (int i = 0; i < check_cache_n; i++)
-		hit |= (check_cache[i].relid == relid);
+	for (int i = 0; i < rel_exprs_n; i++)
+	{
+		hit |= (rel_exprs[i].relid == relid);
+		for (int j = 0; j < rel_exprs[i].npredicates; j++)
+			hit |= (rel_exprs[i].predicate_indexes[j] == relid);
+	}
 	if (!hit)
 		return;
-	check_generation++;
-	for (int i = 0; i < check_cache_n; i++)
-	{
-		if (IsTransactionState())
-			MemoryContextSetParent(check_cache[i].cxt, TopTransactionContext);
-		else
-			MemoryContextDelete(check_cache[i].cxt);
-	}
-	check_cache_n = 0;
+	rel_exprs_generation++;
+	while (rel_exprs_n > 0)
+		rel_exprs_drop(rel_exprs_n - 1);
 }
 
 /*
- * The compiled CHECK constraints of rel, in the order of its constr->check.
- * Compiling may process invalidations; if one arrives meanwhile the result is
- * not cached but handed to the caller's context (estate_cxt) for this use.
+ * Gives a writer's result relation its compiled CHECK constraints and index
+ * predicates, compiling them on first use. Compiling may process
+ * invalidations; if one arrives meanwhile the result is not cached but handed
+ * to the executor state's context (estate_cxt) for this use.
  */
-static ExprState **
-check_exprs(Relation rel, MemoryContext estate_cxt)
+static void
+rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt)
 {
+	Relation	rel = rri->ri_RelationDesc;
 	TupleConstr *constr = rel->rd_att->constr;
-	uint64		generation = check_generation;
-	MemoryContext cxt;
+	uint64		generation = rel_exprs_generation;
+	RelExprs   *e = NULL;
+	RelExprs	built;
 	MemoryContext old;
-	ExprState **exprs;
 
-	for (int i = 0; i < check_cache_n; i++)
-		if (check_cache[i].relid == RelationGetRelid(rel))
-			return check_cache[i].exprs;
-	cxt = AllocSetContextCreate(CacheMemoryContext, "inventory_events check constraints",
-								ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(cxt);
-	exprs = palloc(sizeof(ExprState *) * constr->num_check);
-	for (int i = 0; i < constr->num_check; i++)
-		exprs[i] = ExecInitExpr(expression_planner(stringToNode(constr->check[i].ccbin)), NULL);
-	MemoryContextSwitchTo(old);
-	if (generation != check_generation || check_cache_n == lengthof(check_cache))
-		MemoryContextSetParent(cxt, estate_cxt);
-	else
+	for (int i = 0; i < rel_exprs_n && e == NULL; i++)
+		if (rel_exprs[i].relid == RelationGetRelid(rel))
+			e = &rel_exprs[i];
+	if (e == NULL)
 	{
-		check_cache[check_cache_n].relid = RelationGetRelid(rel);
-		check_cache[check_cache_n].exprs = exprs;
-		check_cache[check_cache_n].cxt = cxt;
-		check_cache_n++;
+		memset(&built, 0, sizeof(built));
+		built.relid = RelationGetRelid(rel);
+		built.cxt = AllocSetContextCreate(CacheMemoryContext, "inventory_events compiled expressions",
+										  ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(built.cxt);
+		if (constr && constr->num_check > 0)
+		{
+			built.checks = palloc(sizeof(ExprState *) * constr->num_check);
+			for (int i = 0; i < constr->num_check; i++)
+				built.checks[i] = ExecInitExpr(expression_planner(stringToNode(constr->check[i].ccbin)), NULL);
+		}
+		built.predicate_indexes = palloc(sizeof(Oid) * Max(rri->ri_NumIndices, 1));
+		built.predicates = palloc(sizeof(ExprState *) * Max(rri->ri_NumIndices, 1));
+		for (int i = 0; i < rri->ri_NumIndices; i++)
+		{
+			List	   *predicate = rri->ri_IndexRelationInfo[i]->ii_Predicate;
+
+			if (predicate == NIL)
+				continue;
+			/*
+			 * As ExecPrepareQual compiles it, without an executor state; from
+			 * a copy, for its constants live in the executor state's memory
+			 * (expression_planner copies nodes, not the data they point to),
+			 * which goes at the end of the transaction.
+			 */
+			built.predicate_indexes[built.npredicates] = RelationGetRelid(rri->ri_IndexRelationDescs[i]);
+			built.predicates[built.npredicates] =
+				ExecInitQual((List *) expression_planner((Expr *) copyObject(predicate)), NULL);
+			built.npredicates++;
+		}
+		MemoryContextSwitchTo(old);
+		if (generation != rel_exprs_generation)
+		{
+			MemoryContextSetParent(built.cxt, estate_cxt);
+			e = &built;
+		}
+		else
+		{
+			if (rel_exprs_n == lengthof(rel_exprs))
+				rel_exprs_drop(0);
+			rel_exprs[rel_exprs_n] = built;
+			e = &rel_exprs[rel_exprs_n++];
+		}
 	}
-	return exprs;
+
+	if (e->checks)
+		rri->ri_ConstraintExprs = e->checks;
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+	{
+		Oid			indexid = RelationGetRelid(rri->ri_IndexRelationDescs[i]);
+
+		for (int j = 0; j < e->npredicates; j++)
+			if (e->predicate_indexes[j] == indexid)
+				rri->ri_IndexRelationInfo[i]->ii_PredicateState = e->predicates[j];
+	}
 }
 
 /*
@@ -161,8 +219,7 @@ writer_build(IeWriter *w, Oid relid)
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 	w->estate->es_opened_result_relations = list_make1(w->rri);
 	ExecOpenIndices(w->rri, false);
-	if (w->rel->rd_att->constr && w->rel->rd_att->constr->num_check > 0)
-		w->rri->ri_ConstraintExprs = check_exprs(w->rel, w->estate->es_query_cxt);
+	rel_exprs_assign(w->rri, w->estate->es_query_cxt);
 
 	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
 	w->oldslot = table_slot_create(w->rel, &w->estate->es_tupleTable);
@@ -336,7 +393,7 @@ writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 static void
 writers_relcache_callback(Datum arg, Oid relid)
 {
-	check_cache_callback(arg, relid);
+	rel_exprs_callback(arg, relid);
 	for (int i = 0; i < n_xact_writers; i++)
 		if (xact_writers[i].rel != NULL &&
 			(relid == InvalidOid || RelationGetRelid(xact_writers[i].rel) == relid))

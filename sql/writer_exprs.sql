@@ -1,0 +1,91 @@
+-- The compiled expressions C keeps per backend for the tables it writes
+-- (src/writer.c): CHECK constraints and the predicates of partial indexes,
+-- reused by the writers of later transactions. Each partial index must hold
+-- exactly the rows its predicate admits, whichever transaction wrote them,
+-- in more partitions than the backend keeps compiled at once; a constraint or
+-- partial index a DBA adds applies from the next row on.
+CREATE EXTENSION inventory_events;
+SET search_path = inventory_events, public;
+SET timezone = 'UTC';
+SET client_min_messages = warning;
+
+INSERT INTO item (sku) VALUES ('A');
+INSERT INTO item (sku, lot_controlled) VALUES ('L', true);
+INSERT INTO location (code) VALUES ('W1');
+INSERT INTO lot (sku, lot) SELECT 'L', 'LOT-' || m FROM generate_series(0, 9) m;
+
+-- Counts the rows of the log that satisfy pred twice: through the partial
+-- indexes that pred implies (no sequential scan in the plan), and from the
+-- heap alone. An index entry its predicate should have refused shows as a
+-- difference.
+CREATE FUNCTION pg_temp.index_agrees(pred text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    by_index bigint;
+    by_heap  bigint;
+    seq      int := 0;
+    line     text;
+BEGIN
+    SET LOCAL enable_seqscan = off;
+    SET LOCAL enable_bitmapscan = off;
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) SELECT count(*) FROM inventory_events.event WHERE ' || pred LOOP
+        IF line LIKE '%Seq Scan%' THEN seq := seq + 1; END IF;
+    END LOOP;
+    EXECUTE 'SELECT count(*) FROM inventory_events.event WHERE ' || pred INTO by_index;
+    SET LOCAL enable_seqscan = on;
+    SET LOCAL enable_indexscan = off;
+    SET LOCAL enable_indexonlyscan = off;
+    EXECUTE 'SELECT count(*) FROM inventory_events.event WHERE ' || pred INTO by_heap;
+    RETURN format('index %s, heap %s, sequential scans in the index plan %s', by_index, by_heap, seq);
+END $$;
+
+-- Ten months, one transaction per event: the backend writes ten partitions
+-- of the log and the stock table, more than the eight relations whose
+-- expressions it keeps, so compiled entries are dropped and made again.
+SET inventory_events.clock = '2025-01-15 12:00+00';
+SELECT count(*) > 0 AS made FROM create_partitions();
+DO $$
+BEGIN
+    FOR m IN 0..9 LOOP
+        PERFORM set_config('inventory_events.clock', (timestamptz '2025-01-15 12:00+00' + make_interval(months => m))::text, false);
+        PERFORM create_partitions();
+        COMMIT;
+        PERFORM append('A', 'W1', 'received', 3);
+        COMMIT;
+        PERFORM append('L', 'W1', 'received', 2, lot => 'LOT-' || m);
+        COMMIT;
+        -- occurred after it was recorded (a correction dated ahead)
+        PERFORM append('A', 'W1', 'received', 1,
+                       occurred_at => (timestamptz '2025-01-15 12:00+00' + make_interval(months => m, days => 2)));
+        COMMIT;
+        PERFORM append('A', 'W1', 'adjusted', -1);
+        COMMIT;
+    END LOOP;
+END $$;
+SELECT count(DISTINCT tableoid) AS partitions_written, count(*) AS events FROM event;
+
+SELECT pg_temp.index_agrees($$lot <> ''$$) AS lot_index;
+SELECT pg_temp.index_agrees($$occurred_at > recorded_at$$) AS late_index;
+
+-- A partial index and a CHECK constraint of the DBA's, added after the
+-- writers compiled the table's expressions: both apply from the next event.
+CREATE INDEX event_big_qty ON event (sku) WHERE qty > 2;
+ALTER TABLE event ADD CONSTRAINT event_qty_small CHECK (qty < 100);
+SET inventory_events.clock = '2025-10-20 12:00+00';
+SELECT append('A', 'W1', 'received', 5) > 0 AS appended;
+SELECT append('A', 'W1', 'received', 2) > 0 AS appended;
+SELECT pg_temp.index_agrees($$qty > 2$$) AS dba_index;
+DO $$
+BEGIN
+    PERFORM append('A', 'W1', 'received', 500);
+EXCEPTION WHEN check_violation THEN
+    RAISE WARNING 'refused: %', SQLERRM;
+END $$;
+SELECT count(*) AS events_of_500 FROM event WHERE qty = 500;
+ALTER TABLE event DROP CONSTRAINT event_qty_small;
+SELECT append('A', 'W1', 'received', 500) > 0 AS appended_once_dropped;
+DROP INDEX event_big_qty;
+SELECT append('A', 'W1', 'received', 4) > 0 AS appended_once_dropped;
+SELECT pg_temp.index_agrees($$lot <> ''$$) AS lot_index;
+SELECT count(*) AS streams_verify_finds_wrong FROM verify();
+
+DROP EXTENSION inventory_events;
