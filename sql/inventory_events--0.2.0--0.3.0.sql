@@ -4806,16 +4806,21 @@ BEGIN
                                        WHERE c.oid = p.rel), (SELECT c.relname FROM pg_class c WHERE c.oid = p.rel));
         -- An event's recording time is its transaction's start: only a
         -- transaction that started before the partition's end can still
-        -- append to it. None may be running.
+        -- append to it. None may be running (autovacuum appends nothing).
         SELECT a.pid, a.xact_start INTO gap FROM pg_catalog.pg_stat_activity a
          WHERE a.xact_start < p.recorded_to AND a.pid <> pg_catalog.pg_backend_pid() AND a.datname = current_database()
+           AND a.backend_type <> 'autovacuum worker'
          ORDER BY a.xact_start LIMIT 1;
         IF NOT FOUND THEN
             -- A prepared transaction, or a backend whose activity is not
-            -- tracked: any other holder of a lock on the partition.
+            -- tracked: any other holder of a lock on the partition in a mode
+            -- that lets it insert. Readers and VACUUM (ACCESS SHARE, ROW
+            -- SHARE, SHARE UPDATE EXCLUSIVE, SHARE) only delay the detach
+            -- below, which waits for them.
             SELECT l.pid, l.virtualtransaction AS xact_start INTO gap FROM pg_catalog.pg_locks l
              WHERE l.locktype = 'relation' AND l.relation = p.rel AND l.database = (SELECT d.oid FROM pg_database d
                                                                                       WHERE d.datname = current_database())
+               AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
                AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()
              LIMIT 1;
         END IF;
