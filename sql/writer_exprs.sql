@@ -86,6 +86,39 @@ SELECT append('A', 'W1', 'received', 500) > 0 AS appended_once_dropped;
 DROP INDEX event_big_qty;
 SELECT append('A', 'W1', 'received', 4) > 0 AS appended_once_dropped;
 SELECT pg_temp.index_agrees($$lot <> ''$$) AS lot_index;
+
+-- A subtransaction that rolls back after an invalidation (here: an index
+-- made and dropped with it) drops the compiled expressions while the
+-- transaction's writer of the partition stays open: that writer must still
+-- have them (under valgrind: no read of freed memory). The stock writer the
+-- subtransaction reopened holds the index it made, and closes with it (else:
+-- WARNING "cannot remove relcache entry ... nonzero refcount").
+BEGIN;
+SELECT append('L', 'W1', 'received', 1, lot => 'LOT-1') > 0 AS appended;
+SAVEPOINT s;
+CREATE INDEX writer_exprs_probe ON stock (location);
+SELECT append('A', 'W1', 'received', 1) > 0 AS appended;
+ROLLBACK TO s;
+SELECT append('A', 'W1', 'received', 1) > 0 AS appended;
+SELECT append('L', 'W1', 'received', 1, lot => 'LOT-2') > 0 AS appended;
+COMMIT;
+SELECT pg_temp.index_agrees($$lot <> ''$$) AS lot_index;
+
+-- A CHECK over the whole row keeps state of its first evaluation in the
+-- executor state's memory: not kept across transactions, it works in each.
+-- (A partitioned table refuses whole-row CHECKs: on the month's partition.)
+ALTER TABLE event_p20251001 ADD CONSTRAINT event_row_short CHECK (length(event_p20251001::text) < 1000);
+SELECT append('A', 'W1', 'received', 1) > 0 AS appended;
+SELECT append('A', 'W1', 'received', 1) > 0 AS appended;
+DO $$
+BEGIN
+    PERFORM append('A', 'W1', 'received', 1, reason => repeat('x', 1000));
+EXCEPTION WHEN check_violation THEN
+    RAISE WARNING 'refused: %', SQLERRM;
+END $$;
+ALTER TABLE event_p20251001 DROP CONSTRAINT event_row_short;
+SELECT append('A', 'W1', 'received', 1) > 0 AS appended;
+
 SELECT count(*) AS streams_verify_finds_wrong FROM verify();
 
 DROP EXTENSION inventory_events;

@@ -33,6 +33,7 @@
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "tcop/utility.h"
@@ -41,6 +42,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "catalog.h"
 #include "writer.h"
@@ -51,16 +53,26 @@
  * partitions have three). The executor would read, plan and compile them
  * again for every new ResultRelInfo, that is for every writer opened: once
  * per table per transaction, a tenth of an append's instructions (profile in
- * doc/development.md). An entry is dropped by any relcache invalidation of
- * its relation or of one of its partial indexes (ALTER TABLE ... ADD CHECK,
- * CREATE or DROP INDEX, DROP EXTENSION, and the statistics updates of every
- * VACUUM and ANALYZE); when all entries are taken, the oldest makes room.
+ * doc/development.md). Every entry is dropped by a relcache invalidation of
+ * the relation of any entry or of one of its partial indexes (ALTER TABLE ...
+ * ADD CHECK, CREATE or DROP INDEX, DROP EXTENSION, and the statistics updates
+ * of every VACUUM and ANALYZE), and by any change to a function (ALTER
+ * FUNCTION, REVOKE EXECUTE: compiled steps hold a function's strictness and
+ * the result of its permission check); when all entries are taken, the
+ * oldest makes room.
  *
  * An invalidation can arrive while a writer uses the compiled expressions:
- * whenever a lock is taken, so while the transaction's writers are open. So
- * a dropped entry's memory is handed to the current transaction, which frees
- * it when it ends, after every writer it opened is closed; it is freed at
- * once only outside a transaction, where no writer is open.
+ * whenever a lock is taken, so while the transaction's writers are open, and
+ * when a subtransaction aborts, while the transaction's other writers stay
+ * open. So a dropped entry's memory is handed to the current transaction,
+ * which frees it when it ends, after every writer it opened is closed; it is
+ * freed at once only outside a transaction, where no writer is open.
+ *
+ * An expression that keeps state from its first evaluation in the executor
+ * state's memory (a whole-row reference keeps its tuple descriptor, a row
+ * type conversion its map) is not kept: it would read freed memory in the
+ * next transaction. A relation with one is compiled by the executor per
+ * writer, as PostgreSQL does.
  */
 typedef struct RelExprs
 {
@@ -79,7 +91,7 @@ static uint64 rel_exprs_generation = 0;
 static void
 rel_exprs_drop(int i)
 {
-	if (IsTransactionState())
+	if (TopTransactionContext != NULL)
 		MemoryContextSetParent(rel_exprs[i].cxt, TopTransactionContext);
 	else
 		MemoryContextDelete(rel_exprs[i].cxt);
@@ -88,28 +100,55 @@ rel_exprs_drop(int i)
 }
 
 static void
+rel_exprs_drop_all(void)
+{
+	while (rel_exprs_n > 0)
+		rel_exprs_drop(rel_exprs_n - 1);
+}
+
+static void
 rel_exprs_callback(Datum arg, Oid relid)
 {
 	bool		hit = (relid == InvalidOid);
 
+	/* Whatever it hits: it may be of a relation being compiled. */
+	rel_exprs_generation++;
 	for (int i = 0; i < rel_exprs_n; i++)
 	{
 		hit |= (rel_exprs[i].relid == relid);
 		for (int j = 0; j < rel_exprs[i].npredicates; j++)
 			hit |= (rel_exprs[i].predicate_indexes[j] == relid);
 	}
-	if (!hit)
-		return;
+	if (hit)
+		rel_exprs_drop_all();
+}
+
+static void
+rel_exprs_function_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
 	rel_exprs_generation++;
-	while (rel_exprs_n > 0)
-		rel_exprs_drop(rel_exprs_n - 1);
+	rel_exprs_drop_all();
+}
+
+/* Does an expression keep state of its first evaluation (see above)? */
+static bool
+keeps_evaluation_state(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var) && ((Var *) node)->varattno == InvalidAttrNumber)
+		return true;
+	if (IsA(node, ConvertRowtypeExpr))
+		return true;
+	return expression_tree_walker(node, keeps_evaluation_state, context);
 }
 
 /*
  * Gives a writer's result relation its compiled CHECK constraints and index
  * predicates, compiling them on first use. Compiling may process
  * invalidations; if one arrives meanwhile the result is not cached but handed
- * to the executor state's context (estate_cxt) for this use.
+ * to the executor state's context (estate_cxt) for this use. A relation with
+ * an expression that cannot be kept is left to the executor.
  */
 static void
 rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt)
@@ -120,6 +159,8 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt)
 	RelExprs   *e = NULL;
 	RelExprs	built;
 	MemoryContext old;
+	List	   *checks = NIL;
+	List	   *predicates = NIL;
 
 	for (int i = 0; i < rel_exprs_n && e == NULL; i++)
 		if (rel_exprs[i].relid == RelationGetRelid(rel))
@@ -128,42 +169,55 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt)
 	{
 		memset(&built, 0, sizeof(built));
 		built.relid = RelationGetRelid(rel);
-		built.cxt = AllocSetContextCreate(CacheMemoryContext, "inventory_events compiled expressions",
+		/* Under the executor state until it is complete: an error frees it. */
+		built.cxt = AllocSetContextCreate(estate_cxt, "inventory_events compiled expressions",
 										  ALLOCSET_SMALL_SIZES);
 		old = MemoryContextSwitchTo(built.cxt);
-		if (constr && constr->num_check > 0)
-		{
-			built.checks = palloc(sizeof(ExprState *) * constr->num_check);
+		if (constr)
 			for (int i = 0; i < constr->num_check; i++)
-				built.checks[i] = ExecInitExpr(expression_planner(stringToNode(constr->check[i].ccbin)), NULL);
-		}
-		built.predicate_indexes = palloc(sizeof(Oid) * Max(rri->ri_NumIndices, 1));
-		built.predicates = palloc(sizeof(ExprState *) * Max(rri->ri_NumIndices, 1));
+				checks = lappend(checks, expression_planner(stringToNode(constr->check[i].ccbin)));
 		for (int i = 0; i < rri->ri_NumIndices; i++)
 		{
+			/*
+			 * Planned from a copy: the predicate's constants live in the
+			 * executor state's memory (expression_planner copies nodes, not
+			 * the data they point to), which goes at the end of the
+			 * transaction.
+			 */
 			List	   *predicate = rri->ri_IndexRelationInfo[i]->ii_Predicate;
 
-			if (predicate == NIL)
+			predicates = lappend(predicates, predicate == NIL ? NULL :
+								 expression_planner((Expr *) copyObject(predicate)));
+		}
+		if (keeps_evaluation_state((Node *) checks, NULL) ||
+			keeps_evaluation_state((Node *) predicates, NULL))
+		{
+			MemoryContextSwitchTo(old);
+			return;
+		}
+		/* As ExecPrepareCheck and ExecPrepareQual compile them. */
+		if (checks != NIL)
+			built.checks = palloc(sizeof(ExprState *) * list_length(checks));
+		built.predicate_indexes = palloc(sizeof(Oid) * Max(rri->ri_NumIndices, 1));
+		built.predicates = palloc(sizeof(ExprState *) * Max(rri->ri_NumIndices, 1));
+		for (int i = 0; i < list_length(checks); i++)
+			built.checks[i] = ExecInitExpr(list_nth(checks, i), NULL);
+		for (int i = 0; i < rri->ri_NumIndices; i++)
+		{
+			Expr	   *predicate = list_nth(predicates, i);
+
+			if (predicate == NULL)
 				continue;
-			/*
-			 * As ExecPrepareQual compiles it, without an executor state; from
-			 * a copy, for its constants live in the executor state's memory
-			 * (expression_planner copies nodes, not the data they point to),
-			 * which goes at the end of the transaction.
-			 */
 			built.predicate_indexes[built.npredicates] = RelationGetRelid(rri->ri_IndexRelationDescs[i]);
-			built.predicates[built.npredicates] =
-				ExecInitQual((List *) expression_planner((Expr *) copyObject(predicate)), NULL);
+			built.predicates[built.npredicates] = ExecInitQual((List *) predicate, NULL);
 			built.npredicates++;
 		}
 		MemoryContextSwitchTo(old);
 		if (generation != rel_exprs_generation)
-		{
-			MemoryContextSetParent(built.cxt, estate_cxt);
-			e = &built;
-		}
+			e = &built;			/* for this use only: it stays under estate_cxt */
 		else
 		{
+			MemoryContextSetParent(built.cxt, CacheMemoryContext);
 			if (rel_exprs_n == lengthof(rel_exprs))
 				rel_exprs_drop(0);
 			rel_exprs[rel_exprs_n] = built;
@@ -368,6 +422,8 @@ writers_xact_callback(XactEvent event, void *arg)
  * A subtransaction that aborts released the buffer pins its uses of writers
  * took: those writers are reopened before their next use. Writers in use by
  * an outer level (a trigger's subtransaction inside an append) keep going.
+ * The writers it opened close at once: they may hold an index it created,
+ * whose relcache entry its abort removes (it cannot while we hold it open).
  */
 static void
 writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -377,7 +433,11 @@ writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	{
 		IeWriter   *w = &xact_writers[i];
 
-		if (w->rel == NULL || !w->in_use || w->use_subid != mySubid)
+		if (w->rel == NULL)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB && w->open_subid == mySubid)
+			w->open_subid = parentSubid;
+		if (!w->in_use || w->use_subid != mySubid)
 			continue;
 		if (event == SUBXACT_EVENT_COMMIT_SUB)
 			w->use_subid = parentSubid;
@@ -388,6 +448,15 @@ writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			w->stale = true;
 		}
 	}
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (int i = 0; i < n_xact_writers; i++)
+		if (xact_writers[i].rel != NULL && xact_writers[i].open_subid == mySubid &&
+			!xact_writers[i].in_use)
+		{
+			writer_close(&xact_writers[i]);
+			xact_writers[i].rel = NULL;
+		}
 }
 
 static void
@@ -466,6 +535,7 @@ ie_writer_init(void)
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = writers_process_utility;
 	CacheRegisterRelcacheCallback(writers_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, rel_exprs_function_callback, (Datum) 0);
 	RegisterXactCallback(writers_xact_callback, NULL);
 	RegisterSubXactCallback(writers_subxact_callback, NULL);
 }
@@ -510,6 +580,7 @@ ie_writer_get(Oid relid, IeWriter *local)
 
 			/* Into the array only once whole: an error leaves the entry free. */
 			writer_open(&opened, relid, true);
+			opened.open_subid = GetCurrentSubTransactionId();
 			MemoryContextSwitchTo(old);
 			*free_entry = opened;
 			w = free_entry;

@@ -26,6 +26,7 @@ typedef struct IeWriter
 	bool		in_use;			/* between ie_writer_get and ie_writer_done */
 	bool		stale;			/* to be reopened before its next use */
 	SubTransactionId use_subid; /* the (sub)transaction of the current use */
+	SubTransactionId open_subid;	/* the (sub)transaction that opened it */
 	ResourceOwner owner;		/* a kept writer's relations, descriptors, locks */
 	int			ndefaults;		/* columns C does not write that have a default */
 	AttrNumber *default_atts;
