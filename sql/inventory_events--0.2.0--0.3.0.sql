@@ -4831,6 +4831,10 @@ BEGIN
                                         gap.xact_start, coalesce(gap.pid::text, '(prepared)')),
                         HINT = 'Wait for it to end, then archive again.';
         END IF;
+        -- From here on nothing inserts into it: a transaction that read it
+        -- (not refused above) and appends to it later waits for the archive,
+        -- instead of adding an event that no seal below covers.
+        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', p.rel);
         EXECUTE format('CREATE TEMP TABLE archive_streams ON COMMIT DROP AS
                         SELECT e.sku, e.location, e.lot, max(e.version) AS last_version, count(*) AS events
                           FROM %s e GROUP BY 1, 2, 3', p.rel);
