@@ -32,6 +32,7 @@
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
@@ -56,10 +57,11 @@
  * doc/development.md). Every entry is dropped by a relcache invalidation of
  * the relation of any entry or of one of its partial indexes (ALTER TABLE ...
  * ADD CHECK, CREATE or DROP INDEX, DROP EXTENSION, and the statistics updates
- * of every VACUUM and ANALYZE), and by any change to a function (ALTER
- * FUNCTION, REVOKE EXECUTE: compiled steps hold a function's strictness and
- * the result of its permission check); when all entries are taken, the
- * oldest makes room.
+ * of every VACUUM and ANALYZE), and by any change to a function, a type or a
+ * constraint (ALTER FUNCTION, REVOKE EXECUTE, ALTER DOMAIN: compiled steps
+ * hold a function's strictness, a domain's constraints and the result of a
+ * permission check, made for the user who compiled them, whose entry it is);
+ * when all entries are taken, the oldest makes room.
  *
  * An invalidation can arrive while a writer uses the compiled expressions:
  * whenever a lock is taken, so while the transaction's writers are open, and
@@ -77,6 +79,7 @@
 typedef struct RelExprs
 {
 	Oid			relid;
+	Oid			userid;			/* who compiled: EXECUTE was checked for it */
 	ExprState **checks;			/* in the order of constr->check; or NULL */
 	int			npredicates;
 	Oid		   *predicate_indexes;	/* the partial indexes, */
@@ -124,7 +127,7 @@ rel_exprs_callback(Datum arg, Oid relid)
 }
 
 static void
-rel_exprs_function_callback(Datum arg, int cacheid, uint32 hashvalue)
+rel_exprs_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	rel_exprs_generation++;
 	rel_exprs_drop_all();
@@ -139,6 +142,9 @@ keeps_evaluation_state(Node *node, void *context)
 	if (IsA(node, Var) && ((Var *) node)->varattno == InvalidAttrNumber)
 		return true;
 	if (IsA(node, ConvertRowtypeExpr))
+		return true;
+	/* Hashed ScalarArrayOpExpr builds its table there (not planned so here). */
+	if (IsA(node, ScalarArrayOpExpr) && OidIsValid(((ScalarArrayOpExpr *) node)->hashfuncid))
 		return true;
 	return expression_tree_walker(node, keeps_evaluation_state, context);
 }
@@ -163,12 +169,13 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt)
 	List	   *predicates = NIL;
 
 	for (int i = 0; i < rel_exprs_n && e == NULL; i++)
-		if (rel_exprs[i].relid == RelationGetRelid(rel))
+		if (rel_exprs[i].relid == RelationGetRelid(rel) && rel_exprs[i].userid == GetUserId())
 			e = &rel_exprs[i];
 	if (e == NULL)
 	{
 		memset(&built, 0, sizeof(built));
 		built.relid = RelationGetRelid(rel);
+		built.userid = GetUserId();
 		/* Under the executor state until it is complete: an error frees it. */
 		built.cxt = AllocSetContextCreate(estate_cxt, "inventory_events compiled expressions",
 										  ALLOCSET_SMALL_SIZES);
@@ -195,7 +202,7 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt)
 			MemoryContextSwitchTo(old);
 			return;
 		}
-		/* As ExecPrepareCheck and ExecPrepareQual compile them. */
+		/* As ExecRelCheck (ExecPrepareExpr) and ExecPrepareQual compile them. */
 		if (checks != NIL)
 			built.checks = palloc(sizeof(ExprState *) * list_length(checks));
 		built.predicate_indexes = palloc(sizeof(Oid) * Max(rri->ri_NumIndices, 1));
@@ -398,6 +405,26 @@ drop_slot_pins(IeWriter *w)
 	}
 }
 
+/*
+ * Closes a writer while its subtransaction aborts, as the abort releases its
+ * own resources: nothing here can fail, and no executor shutdown runs. Its
+ * relations, slot descriptors and the locks it took go with its resource
+ * owner as in an abort (ROLLBACK TO releases the locks its subtransaction
+ * took; a lock an outer level holds too stays held by that level), and its
+ * executor state's memory goes whole. The entry is free before anything is
+ * released, so an abort retried after an error here does not free it twice.
+ */
+static void
+writer_abandon(IeWriter *w)
+{
+	ResourceOwner owner = w->owner;
+	MemoryContext estate_cxt = w->estate->es_query_cxt;
+
+	w->rel = NULL;
+	release_owner(owner, false);
+	MemoryContextDelete(estate_cxt);
+}
+
 static void
 writers_xact_callback(XactEvent event, void *arg)
 {
@@ -453,10 +480,7 @@ writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	for (int i = 0; i < n_xact_writers; i++)
 		if (xact_writers[i].rel != NULL && xact_writers[i].open_subid == mySubid &&
 			!xact_writers[i].in_use)
-		{
-			writer_close(&xact_writers[i]);
-			xact_writers[i].rel = NULL;
-		}
+			writer_abandon(&xact_writers[i]);
 }
 
 static void
@@ -535,7 +559,9 @@ ie_writer_init(void)
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = writers_process_utility;
 	CacheRegisterRelcacheCallback(writers_relcache_callback, (Datum) 0);
-	CacheRegisterSyscacheCallback(PROCOID, rel_exprs_function_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, rel_exprs_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(TYPEOID, rel_exprs_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(CONSTROID, rel_exprs_syscache_callback, (Datum) 0);
 	RegisterXactCallback(writers_xact_callback, NULL);
 	RegisterSubXactCallback(writers_subxact_callback, NULL);
 }
