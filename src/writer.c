@@ -160,6 +160,8 @@ static void
 rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt)
 {
 	Relation	rel = rri->ri_RelationDesc;
+	Oid			relid = RelationGetRelid(rel);
+	Oid			userid = GetUserId();
 	TupleConstr *constr = rel->rd_att->constr;
 	uint64		generation = rel_exprs_generation;
 	RelExprs   *e = NULL;
@@ -169,13 +171,13 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt)
 	List	   *predicates = NIL;
 
 	for (int i = 0; i < rel_exprs_n && e == NULL; i++)
-		if (rel_exprs[i].relid == RelationGetRelid(rel) && rel_exprs[i].userid == GetUserId())
+		if (rel_exprs[i].relid == relid && rel_exprs[i].userid == userid)
 			e = &rel_exprs[i];
 	if (e == NULL)
 	{
 		memset(&built, 0, sizeof(built));
-		built.relid = RelationGetRelid(rel);
-		built.userid = GetUserId();
+		built.relid = relid;
+		built.userid = userid;
 		/* Under the executor state until it is complete: an error frees it. */
 		built.cxt = AllocSetContextCreate(estate_cxt, "inventory_events compiled expressions",
 										  ALLOCSET_SMALL_SIZES);
@@ -459,28 +461,29 @@ writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	for (int i = 0; i < n_xact_writers; i++)
 	{
 		IeWriter   *w = &xact_writers[i];
+		bool		used_here = (w->in_use && w->use_subid == mySubid);
 
 		if (w->rel == NULL)
 			continue;
-		if (event == SUBXACT_EVENT_COMMIT_SUB && w->open_subid == mySubid)
-			w->open_subid = parentSubid;
-		if (!w->in_use || w->use_subid != mySubid)
-			continue;
 		if (event == SUBXACT_EVENT_COMMIT_SUB)
-			w->use_subid = parentSubid;
+		{
+			if (w->open_subid == mySubid)
+				w->open_subid = parentSubid;
+			if (used_here)
+				w->use_subid = parentSubid;
+		}
 		else if (event == SUBXACT_EVENT_ABORT_SUB)
 		{
-			drop_slot_pins(w);
-			w->in_use = false;
-			w->stale = true;
+			if (used_here)
+			{
+				drop_slot_pins(w);
+				w->in_use = false;
+				w->stale = true;
+			}
+			if (w->open_subid == mySubid && !w->in_use)
+				writer_abandon(w);
 		}
 	}
-	if (event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	for (int i = 0; i < n_xact_writers; i++)
-		if (xact_writers[i].rel != NULL && xact_writers[i].open_subid == mySubid &&
-			!xact_writers[i].in_use)
-			writer_abandon(&xact_writers[i]);
 }
 
 static void
