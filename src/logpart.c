@@ -252,6 +252,7 @@ partitions_build(void)
 	MemoryContextReset(partitions_cxt);
 	partitions.n = 0;
 	partitions.parts = NULL;
+	partitions.archive_boundary = DT_NOBEGIN;
 	partitions_parent = c->event_rel;
 	/* Invalidations processed while building (the locks below) start it over. */
 	partitions_valid = false;
@@ -313,6 +314,14 @@ partitions_build(void)
 			partition_indexes(part, &parts[i]);
 			table_close(part, AccessShareLock);
 		}
+
+		/*
+		 * archive_before() and attach_archived() change event_archive in the
+		 * transaction that detaches or attaches, whose invalidation brings
+		 * this rebuild after they committed: read as of now, not as of the
+		 * transaction's snapshot (an old transaction is the one it is for).
+		 */
+		partitions.archive_boundary = ie_log_archive_boundary(SnapshotSelf);
 	}
 	table_close(parent, AccessShareLock);
 	partitions_valid = !invalidated_while_building;
@@ -369,8 +378,25 @@ partition_covering(const IeLogPartitions *ps, TimestampTz recorded_at)
 Oid
 ie_log_partition_for(TimestampTz recorded_at, bool missing_ok)
 {
-	const IeLogPartition *p = partition_covering(ie_log_partitions(), recorded_at);
+	const IeLogPartitions *ps = ie_log_partitions();
+	const IeLogPartition *p = partition_covering(ps, recorded_at);
 
+	/*
+	 * A transaction that started before a month archive_before() archived
+	 * (and was not seen by it: no lock on the month, its start not reported)
+	 * would record its events in the default partition under the archive
+	 * boundary, where no seal covers them and attach_archived() of that month
+	 * would fail. Its events belong to the archived month: it starts over,
+	 * and its new start is after the boundary.
+	 */
+	if (p != NULL && p->is_default && recorded_at < ps->archive_boundary)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("the event log before %s was archived while this transaction was running",
+						timestamptz_to_str(ps->archive_boundary)),
+				 errdetail("The transaction's events would be recorded at %s, in an archived month.",
+						   timestamptz_to_str(recorded_at)),
+				 errhint("Run the transaction again.")));
 	if (p == NULL && !missing_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),

@@ -35,6 +35,7 @@ typedef struct IeLogPartitions
 {
 	int			n;
 	IeLogPartition *parts;		/* by range, the default partition last */
+	TimestampTz archive_boundary;	/* as ie_log_archive_boundary(), when built */
 } IeLogPartitions;
 
 extern const IeLogPartitions *ie_log_partitions(void);
