@@ -104,6 +104,37 @@ SELECT append('L', 'W1', 'received', 1, lot => 'LOT-2') > 0 AS appended;
 COMMIT;
 SELECT pg_temp.index_agrees($$lot <> ''$$) AS lot_index;
 
+-- A CHECK whose function appends to the log (volatile: PostgreSQL allows it)
+-- has the nested append's CHECK evaluated while the outer one is under way.
+-- The transaction's writer of the partition is busy with the outer row; the
+-- nested row's writer must compile its own: a compiled expression keeps its
+-- intermediate results in itself, and here the nested evaluation's null
+-- (first argument of the OR) would turn the outer false into null, which a
+-- CHECK passes. The outer event must be refused, and the nested one with it.
+INSERT INTO item (sku) VALUES ('OUTER'), ('NESTED');
+CREATE FUNCTION public.writer_exprs_nested(s text) RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN
+    IF s <> 'OUTER' THEN
+        RETURN true;
+    END IF;
+    PERFORM inventory_events.append('NESTED', 'W1', 'received', 1);
+    RETURN false;
+END $f$;
+ALTER TABLE event ADD CONSTRAINT event_nested
+    CHECK (nullif(sku, 'NESTED') = 'none' OR public.writer_exprs_nested(sku));
+SELECT append('A', 'W1', 'received', 1) > 0 AS appended;
+DO $$
+BEGIN
+    PERFORM append('OUTER', 'W1', 'received', 1);
+EXCEPTION WHEN check_violation THEN
+    RAISE WARNING 'refused: %', SQLERRM;
+END $$;
+SELECT count(*) FILTER (WHERE sku = 'OUTER') AS outer_events,
+       count(*) FILTER (WHERE sku = 'NESTED') AS nested_events
+  FROM event;
+ALTER TABLE event DROP CONSTRAINT event_nested;
+DROP FUNCTION public.writer_exprs_nested(text);
+
 -- A CHECK over the whole row keeps state of its first evaluation in the
 -- executor state's memory: not kept across transactions, it works in each.
 -- (A partitioned table refuses whole-row CHECKs: on the month's partition.)

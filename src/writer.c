@@ -75,15 +75,26 @@
  * type conversion its map) is not kept: it would read freed memory in the
  * next transaction. A relation with one is compiled by the executor per
  * writer, as PostgreSQL does.
+ *
+ * A compiled expression is not re-entrant: its steps keep their intermediate
+ * results in it (an OR's "some argument was null" among them). Only the
+ * transaction's writers, one per relation and never used by two rows at a
+ * time, run the kept compiled form; a writer opened for one row (another row
+ * of the relation is being written: a CHECK function that appends, say)
+ * compiles the kept planned expressions for itself, as the executor would,
+ * without planning them again.
  */
 typedef struct RelExprs
 {
 	Oid			relid;
 	Oid			userid;			/* who compiled: EXECUTE was checked for it */
-	ExprState **checks;			/* in the order of constr->check; or NULL */
+	int			nchecks;
+	Expr	  **planned_checks;	/* in the order of constr->check */
+	ExprState **checks;			/* and compiled */
 	int			npredicates;
 	Oid		   *predicate_indexes;	/* the partial indexes, */
-	ExprState **predicates;		/* and their compiled predicates */
+	List	  **planned_predicates; /* their predicates planned, */
+	ExprState **predicates;		/* and compiled */
 	MemoryContext cxt;
 } RelExprs;
 
@@ -151,13 +162,15 @@ keeps_evaluation_state(Node *node, void *context)
 
 /*
  * Gives a writer's result relation its compiled CHECK constraints and index
- * predicates, compiling them on first use. Compiling may process
- * invalidations; if one arrives meanwhile the result is not cached but handed
- * to the executor state's context (estate_cxt) for this use. A relation with
- * an expression that cannot be kept is left to the executor.
+ * predicates, compiling them on first use; with own_states, compiled anew
+ * from the kept planned form in the current memory context (see above).
+ * Compiling may process invalidations; if one arrives meanwhile the result is
+ * not cached but handed to the executor state's context (estate_cxt) for this
+ * use. A relation with an expression that cannot be kept is left to the
+ * executor.
  */
 static void
-rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt)
+rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt, bool own_states)
 {
 	Relation	rel = rri->ri_RelationDesc;
 	Oid			relid = RelationGetRelid(rel);
@@ -205,20 +218,26 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt)
 			return;
 		}
 		/* As ExecRelCheck (ExecPrepareExpr) and ExecPrepareQual compile them. */
-		if (checks != NIL)
-			built.checks = palloc(sizeof(ExprState *) * list_length(checks));
+		built.nchecks = list_length(checks);
+		built.planned_checks = palloc(sizeof(Expr *) * Max(built.nchecks, 1));
+		built.checks = palloc(sizeof(ExprState *) * Max(built.nchecks, 1));
 		built.predicate_indexes = palloc(sizeof(Oid) * Max(rri->ri_NumIndices, 1));
+		built.planned_predicates = palloc(sizeof(List *) * Max(rri->ri_NumIndices, 1));
 		built.predicates = palloc(sizeof(ExprState *) * Max(rri->ri_NumIndices, 1));
-		for (int i = 0; i < list_length(checks); i++)
-			built.checks[i] = ExecInitExpr(list_nth(checks, i), NULL);
+		for (int i = 0; i < built.nchecks; i++)
+		{
+			built.planned_checks[i] = list_nth(checks, i);
+			built.checks[i] = ExecInitExpr(built.planned_checks[i], NULL);
+		}
 		for (int i = 0; i < rri->ri_NumIndices; i++)
 		{
-			Expr	   *predicate = list_nth(predicates, i);
+			List	   *predicate = list_nth(predicates, i);
 
 			if (predicate == NULL)
 				continue;
 			built.predicate_indexes[built.npredicates] = RelationGetRelid(rri->ri_IndexRelationDescs[i]);
-			built.predicates[built.npredicates] = ExecInitQual((List *) predicate, NULL);
+			built.planned_predicates[built.npredicates] = predicate;
+			built.predicates[built.npredicates] = ExecInitQual(predicate, NULL);
 			built.npredicates++;
 		}
 		MemoryContextSwitchTo(old);
@@ -234,15 +253,22 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt)
 		}
 	}
 
-	if (e->checks)
+	if (e->nchecks > 0 && !own_states)
 		rri->ri_ConstraintExprs = e->checks;
+	else if (e->nchecks > 0)
+	{
+		rri->ri_ConstraintExprs = palloc(sizeof(ExprState *) * e->nchecks);
+		for (int i = 0; i < e->nchecks; i++)
+			rri->ri_ConstraintExprs[i] = ExecInitExpr(e->planned_checks[i], NULL);
+	}
 	for (int i = 0; i < rri->ri_NumIndices; i++)
 	{
 		Oid			indexid = RelationGetRelid(rri->ri_IndexRelationDescs[i]);
 
 		for (int j = 0; j < e->npredicates; j++)
 			if (e->predicate_indexes[j] == indexid)
-				rri->ri_IndexRelationInfo[i]->ii_PredicateState = e->predicates[j];
+				rri->ri_IndexRelationInfo[i]->ii_PredicateState = own_states ?
+					ExecInitQual(e->planned_predicates[j], NULL) : e->predicates[j];
 	}
 }
 
@@ -261,7 +287,7 @@ release_owner(ResourceOwner owner, bool success)
 }
 
 static void
-writer_build(IeWriter *w, Oid relid)
+writer_build(IeWriter *w, Oid relid, bool kept)
 {
 	RangeTblEntry *rte;
 	MemoryContext old;
@@ -282,7 +308,7 @@ writer_build(IeWriter *w, Oid relid)
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 	w->estate->es_opened_result_relations = list_make1(w->rri);
 	ExecOpenIndices(w->rri, false);
-	rel_exprs_assign(w->rri, w->estate->es_query_cxt);
+	rel_exprs_assign(w->rri, w->estate->es_query_cxt, !kept);
 
 	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
 	w->oldslot = table_slot_create(w->rel, &w->estate->es_tupleTable);
@@ -344,7 +370,7 @@ writer_open(IeWriter *w, Oid relid, bool kept)
 		CurrentResourceOwner = w->owner;
 		PG_TRY();
 		{
-			writer_build(w, relid);
+			writer_build(w, relid, true);
 		}
 		PG_CATCH();
 		{
@@ -356,7 +382,7 @@ writer_open(IeWriter *w, Oid relid, bool kept)
 		CurrentResourceOwner = saved;
 	}
 	else
-		writer_build(w, relid);
+		writer_build(w, relid, false);
 	w->kept = kept;
 }
 
