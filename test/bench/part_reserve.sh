@@ -21,7 +21,7 @@ reserve_round() {	# $1 part, $2 workload, $3 round, $4 clients, $5 ext script, $
 	read -r ba ea bo eo <<<"$(psql_ -At -F ' ' -c "SELECT (SELECT count(*) FROM baseline.reservation) / $bench_seconds.0,
 		(SELECT count(*) FROM inventory_events.reservation) / $bench_seconds.0,
 		baseline.oversold('baseline'), baseline.oversold('extension')")"
-	record "$1" "$2" "extension / FOR UPDATE, transactions/s" "$3" "$e" "$b" ">= 1.5"
+	record "$1" "$2" "extension / FOR UPDATE, transactions/s" "$3" "$e" "$b" ">= 2"
 	record "$1" "$2" "extension / FOR UPDATE, accepted lines/s" "$3" "$ea" "$ba" ""
 	record "$1" "$2" "oversold streams, FOR UPDATE" "$3" "$bo" "" "= 0"
 	record "$1" "$2" "oversold streams, extension" "$3" "$eo" "" "= 0"
