@@ -393,7 +393,20 @@ writer_close(IeWriter *w)
 
 	if (w->kept)
 		CurrentResourceOwner = w->owner;
-	/* Indexes of the result relation, and relations opened for triggers. */
+
+	/*
+	 * The indexes are closed keeping their ROW EXCLUSIVE locks, which
+	 * ExecCloseIndices would release one by one: the table's lock, held to
+	 * the end of the transaction anyway, keeps out the DDL they would, and
+	 * the transaction's end releases them all at once for less than the
+	 * one-by-one releases cost (a tenth of a one-line reservation's writer
+	 * work; doc/development.md).
+	 */
+	for (int i = 0; i < w->rri->ri_NumIndices; i++)
+		if (w->rri->ri_IndexRelationDescs[i] != NULL)
+			index_close(w->rri->ri_IndexRelationDescs[i], NoLock);
+	w->rri->ri_NumIndices = 0;
+	/* Relations opened for triggers. */
 	ExecCloseResultRelations(w->estate);
 	ExecCloseRangeTableRelations(w->estate);
 	ExecResetTupleTable(w->estate->es_tupleTable, false);	/* drops the slots */
