@@ -274,11 +274,25 @@ partitions_build(void)
 	}
 	else
 	{
-		PartitionDesc pd = RelationGetPartitionDesc(parent, true);
-		PartitionBoundInfo bi = pd->boundinfo;
-		IeLogPartition *parts = MemoryContextAllocZero(partitions_cxt,
-													   sizeof(IeLogPartition) * Max(pd->nparts, 1));
+		PartitionDesc pd;
+		PartitionBoundInfo bi;
+		IeLogPartition *parts;
 		int			n = 0;
+
+		/*
+		 * archive_before() and attach_archived() change event_archive in the
+		 * transaction that detaches or attaches, whose invalidation brings
+		 * this rebuild after they committed: read as of now, not as of the
+		 * transaction's snapshot (an old transaction is the one it is for).
+		 * Read before the partitions: an attach_archived() committing in
+		 * between (it does not lock the log against this) then leaves the
+		 * month in the list under the old boundary, not a boundary lowered
+		 * for a month the list lacks.
+		 */
+		partitions.archive_boundary = ie_log_archive_boundary(SnapshotSelf);
+		pd = RelationGetPartitionDesc(parent, true);
+		bi = pd->boundinfo;
+		parts = MemoryContextAllocZero(partitions_cxt, sizeof(IeLogPartition) * Max(pd->nparts, 1));
 
 		/* By range: the partition whose upper bound is datums[i] has indexes[i]. */
 		for (int i = 0; bi != NULL && i < bi->ndatums; i++)
@@ -315,13 +329,6 @@ partitions_build(void)
 			table_close(part, AccessShareLock);
 		}
 
-		/*
-		 * archive_before() and attach_archived() change event_archive in the
-		 * transaction that detaches or attaches, whose invalidation brings
-		 * this rebuild after they committed: read as of now, not as of the
-		 * transaction's snapshot (an old transaction is the one it is for).
-		 */
-		partitions.archive_boundary = ie_log_archive_boundary(SnapshotSelf);
 	}
 	table_close(parent, AccessShareLock);
 	partitions_valid = !invalidated_while_building;

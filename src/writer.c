@@ -179,6 +179,7 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt, bool own_states)
 	uint64		generation = rel_exprs_generation;
 	RelExprs   *e = NULL;
 	RelExprs	built;
+	RelExprs	used;
 	MemoryContext old;
 	List	   *checks = NIL;
 	List	   *predicates = NIL;
@@ -253,22 +254,28 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt, bool own_states)
 		}
 	}
 
-	if (e->nchecks > 0 && !own_states)
-		rri->ri_ConstraintExprs = e->checks;
-	else if (e->nchecks > 0)
+	/*
+	 * Copied first: compiling (own_states) may process invalidations, which
+	 * drop entries of rel_exprs[] (their memory stays until the transaction
+	 * ends, the array's slots do not).
+	 */
+	used = *e;
+	if (used.nchecks > 0 && !own_states)
+		rri->ri_ConstraintExprs = used.checks;
+	else if (used.nchecks > 0)
 	{
-		rri->ri_ConstraintExprs = palloc(sizeof(ExprState *) * e->nchecks);
-		for (int i = 0; i < e->nchecks; i++)
-			rri->ri_ConstraintExprs[i] = ExecInitExpr(e->planned_checks[i], NULL);
+		rri->ri_ConstraintExprs = palloc(sizeof(ExprState *) * used.nchecks);
+		for (int i = 0; i < used.nchecks; i++)
+			rri->ri_ConstraintExprs[i] = ExecInitExpr(used.planned_checks[i], NULL);
 	}
 	for (int i = 0; i < rri->ri_NumIndices; i++)
 	{
 		Oid			indexid = RelationGetRelid(rri->ri_IndexRelationDescs[i]);
 
-		for (int j = 0; j < e->npredicates; j++)
-			if (e->predicate_indexes[j] == indexid)
+		for (int j = 0; j < used.npredicates; j++)
+			if (used.predicate_indexes[j] == indexid)
 				rri->ri_IndexRelationInfo[i]->ii_PredicateState = own_states ?
-					ExecInitQual(e->planned_predicates[j], NULL) : e->predicates[j];
+					ExecInitQual(used.planned_predicates[j], NULL) : used.predicates[j];
 	}
 }
 
