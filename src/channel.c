@@ -902,7 +902,7 @@ ie_channel_sources(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	IeChannel	ch;
 
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	ie_channel_require(PG_GETARG_TEXT_PP(0), &ch);
 	for (int i = 0; i < ch.nsources; i++)
 	{

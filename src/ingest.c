@@ -467,7 +467,7 @@ ie_ingest(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("events must be a JSON array of event objects")));
 
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	(void) ie_catalog();		/* fail early, outside any subtransaction */
 
 	n = JsonContainerSize(&events->root);
@@ -656,7 +656,7 @@ ie_ingest_staged(PG_FUNCTION_ARGS)
 	TupleTableSlot *slot;
 
 	ie_require_writable("inventory_events.ingest_staged()");
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	(void) ie_catalog();		/* fail early, outside any subtransaction */
 
 	memset(&s, 0, sizeof(s));

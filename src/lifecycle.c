@@ -615,7 +615,7 @@ ie_release(PG_FUNCTION_ARGS)
 	Reservation r;
 
 	ie_require_writable("inventory_events.release()");
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	check_positive(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
 	if (!ie_replay_operation(source, key, &moves) && !operation_key_recorded(source, key))
 	{
@@ -641,7 +641,7 @@ pick_or_ship(FunctionCallInfo fcinfo, LifecycleOp op, text *location, text *sour
 	Reservation r;
 
 	ie_require_writable(op == OP_PICK ? "inventory_events.pick()" : "inventory_events.ship()");
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	if (!ie_replay_operation(source, key, &moves))
 	{
 		lock_reservation(ARG_TEXT(0), ARG_TEXT(1), &r);
@@ -704,7 +704,7 @@ ie_pick_short(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("qty must not be null")));
 	qty = PG_GETARG_INT64(2);
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	if (ie_replay_operation(source, key, &moves))
 	{
 		ie_emit_movements(fcinfo, moves);

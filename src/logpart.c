@@ -692,7 +692,7 @@ ie_event_partitions(PG_FUNCTION_ARGS)
 	IeLogPartition *copy;
 	int			n;
 
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	ps = ie_log_partitions();
 	n = ps->n;
 	copy = palloc(sizeof(IeLogPartition) * Max(n, 1));

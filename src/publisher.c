@@ -789,7 +789,7 @@ ie_publish(PG_FUNCTION_ARGS)
 	int64		publications = 0;
 	bool		adopted;
 
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	ie_require_writable("inventory_events.publish()");
 
 	/*

@@ -1020,7 +1020,7 @@ ie_reserve(PG_FUNCTION_ARGS)
 	l.source = ARG_TEXT(6);
 	l.key = ARG_TEXT(7);
 
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	line_load(&l);
 	lock_lines(&l, 1);
 	reserve_line(&l, true, &outcomes);
@@ -1130,7 +1130,7 @@ ie_reserve_lines(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lines must be a JSON array of line objects")));
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	n = JsonContainerSize(&lines->root);
 	l = palloc0(sizeof(ReserveLine) * Max(n, 1));
 	for (int i = 0; i < n; i++)

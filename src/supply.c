@@ -142,7 +142,7 @@ ie_transfer(PG_FUNCTION_ARGS)
 	IeEventInput in;
 
 	ie_require_writable("inventory_events.transfer()");
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	if (ie_replay_operation(source, key, &moves))
 	{
 		ie_emit_movements(fcinfo, moves);
@@ -274,7 +274,7 @@ ie_receive_po(PG_FUNCTION_ARGS)
 	int			n = 0;
 
 	ie_require_writable("inventory_events.receive_po()");
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	if (ie_replay_operation(source, key, &moves))
 	{
 		ie_emit_movements(fcinfo, moves);

@@ -836,7 +836,7 @@ ie_publisher_status(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	ie_require_preload("publisher_status()");
-	InitMaterializedSRF(fcinfo, 0);
+	ie_init_materialized_srf(fcinfo);
 	LWLockAcquire(ie_shared->lock, LW_SHARED);
 	for (int i = 0; i < ie_shared->npublishers; i++)
 	{
