@@ -217,8 +217,15 @@ ie_lookup_row_as(Oid relid, Oid indexid, Snapshot snapshot, int nkeys, const Dat
 		}
 	}
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	/*
+	 * The locks are kept to the end of the transaction, as the executor keeps a
+	 * query's: the next lookup of the relation in the transaction (a reservation
+	 * reads stock, items and channels several times) finds them held instead of
+	 * taking them again, and the transaction's end releases them all at once.
+	 * The readers of the append and reservation paths do the same.
+	 */
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
 	return found;
 }
 
@@ -281,7 +288,8 @@ ie_lock_referenced_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
 	}
 	UnregisterSnapshot(snapshot);
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
+	/* Locks kept to the end of the transaction (see ie_lookup_row_as). */
+	index_close(idx, NoLock);
 	table_close(rel, NoLock);	/* RowShareLock to the end, like SELECT FOR KEY SHARE */
 	return found;
 }

@@ -600,8 +600,9 @@ ie_velocity_buffer(const IeChannel *ch, text *sku)
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	/* Locks kept to the end of the transaction (see ie_lookup_row_as). */
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
 
 	buffer = ceil((double) units * (double) ch->publish_interval_us / (double) ch->velocity_window_us);
 	return buffer >= (double) PG_INT64_MAX ? PG_INT64_MAX : (int64) buffer;
@@ -685,13 +686,14 @@ ie_location_stock(text *sku, text *location, IeLocationStock *out)
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	/* Locks kept to the end of the transaction (see ie_lookup_row_as). */
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
 	if (lotrel)
 	{
 		ExecDropSingleTupleTableSlot(lotslot);
-		index_close(lotidx, AccessShareLock);
-		table_close(lotrel, AccessShareLock);
+		index_close(lotidx, NoLock);
+		table_close(lotrel, NoLock);
 	}
 
 	qsort(out->lots, out->nlots, sizeof(IeLotStock), lot_fefo_cmp);
@@ -756,8 +758,9 @@ components_read(text *sku, IeComponents *out)
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	/* Locks kept to the end of the transaction (see ie_lookup_row_as). */
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
 
 	out->is_kit = out->n > 0;
 	if (!out->is_kit)

@@ -76,7 +76,8 @@ read_stock_into(Relation stock, const IeStreamKey *key, TupleTableSlot *slot, Ie
 	bool		found;
 
 	found = ie_index_lookup(stock, pkey, SnapshotSelf, 3, keys, ie_text_keys, slot);
-	index_close(pkey, AccessShareLock);
+	/* Locks kept to the end of the transaction (see ie_lookup_row_as). */
+	index_close(pkey, NoLock);
 
 	memset(row, 0, sizeof(*row));
 	if (found)
@@ -121,7 +122,8 @@ ie_read_stock(const IeStreamKey *key, IeStockRow *row)
 
 	read_stock_into(stock, key, slot, row);
 	ExecDropSingleTupleTableSlot(slot);
-	table_close(stock, AccessShareLock);
+	/* Locks kept to the end of the transaction (see ie_lookup_row_as). */
+	table_close(stock, NoLock);
 
 	last_read.valid = false;
 	if (row->exists)
@@ -283,8 +285,9 @@ record_key(HeapTuple ev, TupleDesc evdesc, int64 ev_id, int64 ev_version, bool a
 			stored = DatumGetTimestampTz(slot_getattr(slot, Anum_ie_event_key_recorded_at, &isnull));
 		}
 		ExecDropSingleTupleTableSlot(slot);
-		index_close(idx, AccessShareLock);
-		table_close(rel, AccessShareLock);
+		/* Locks kept to the end of the transaction (see ie_lookup_row_as). */
+		index_close(idx, NoLock);
+		table_close(rel, NoLock);
 		if (found)
 		{
 			if (recorded_at > stored)
