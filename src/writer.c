@@ -29,6 +29,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/index.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
@@ -39,6 +40,7 @@
 #include "rewrite/rewriteHandler.h"
 #include "tcop/utility.h"
 #include "utils/datum.h"
+#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -120,6 +122,151 @@ rel_exprs_drop_all(void)
 		rel_exprs_drop(rel_exprs_n - 1);
 }
 
+/*
+ * The IndexInfo of each index we write, once per backend (ExecOpenIndices
+ * builds one per index for every writer opened, that is once per index per
+ * transaction: its expressions and predicate copied from the relcache, its
+ * exclusion operators looked up). A writer takes a flat copy with the fields
+ * the executor fills while it writes (compiled expressions and predicate,
+ * the access method's cache, the unchanged-columns hint) cleared, and its
+ * own memory context; the lists and arrays the copy points to are shared,
+ * read only. An entry goes with any relcache invalidation of its index or of
+ * the index's table (a CREATE INDEX CONCURRENTLY making it ready, ALTER
+ * INDEX, REINDEX) and with any function, type or constraint change (an
+ * exclusion constraint's operators); its memory, which writers of the
+ * current transaction may point into, is handed to the transaction, as
+ * rel_exprs' is.
+ */
+typedef struct IndexInfoEntry
+{
+	Oid			indexid;		/* hash key */
+	Oid			heapid;
+	IndexInfo  *info;
+	MemoryContext cxt;
+} IndexInfoEntry;
+
+static HTAB *index_infos = NULL;
+
+static void
+index_info_drop(IndexInfoEntry *e)
+{
+	MemoryContext cxt = e->cxt;
+	Oid			indexid = e->indexid;
+
+	(void) hash_search(index_infos, &indexid, HASH_REMOVE, NULL);
+	if (TopTransactionContext != NULL)
+		MemoryContextSetParent(cxt, TopTransactionContext);
+	else
+		MemoryContextDelete(cxt);
+}
+
+/* Drops the entries of relid (an index or a table), or all (InvalidOid). */
+static void
+index_infos_drop(Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	IndexInfoEntry *e;
+
+	if (index_infos == NULL)
+		return;
+	/* Removing the entry just returned is allowed during a scan. */
+	hash_seq_init(&seq, index_infos);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (relid == InvalidOid || e->indexid == relid || e->heapid == relid)
+			index_info_drop(e);
+}
+
+/*
+ * A writer's IndexInfo for the open index idx, in the current memory context
+ * (the writer's executor state), from the backend's entry (built on first
+ * use; not kept if an invalidation arrived while it was built).
+ */
+static IndexInfo *
+index_info_for(Relation idx)
+{
+	Oid			indexid = RelationGetRelid(idx);
+	IndexInfoEntry *e = NULL;
+	IndexInfo  *source;
+	IndexInfo  *ii;
+
+	if (index_infos == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(IndexInfoEntry);
+		ctl.hcxt = CacheMemoryContext;
+		index_infos = hash_create("inventory_events index infos", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	else
+		e = hash_search(index_infos, &indexid, HASH_FIND, NULL);
+	if (e != NULL)
+		source = e->info;
+	else
+	{
+		uint64		generation = rel_exprs_generation;
+		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "inventory_events index info",
+												  ALLOCSET_SMALL_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		source = BuildIndexInfo(idx);
+		MemoryContextSwitchTo(old);
+		/* Else it stays, for this writer only, under the executor state. */
+		if (generation == rel_exprs_generation)
+		{
+			MemoryContextSetParent(cxt, CacheMemoryContext);
+			e = hash_search(index_infos, &indexid, HASH_ENTER, NULL);
+			e->heapid = idx->rd_index->indrelid;
+			e->info = source;
+			e->cxt = cxt;
+		}
+	}
+	ii = palloc(sizeof(IndexInfo));
+	memcpy(ii, source, sizeof(IndexInfo));
+	ii->ii_ExpressionsState = NIL;
+	ii->ii_PredicateState = NULL;
+	ii->ii_CheckedUnchanged = false;
+	ii->ii_IndexUnchanged = false;
+	ii->ii_AmCache = NULL;
+	ii->ii_Context = CurrentMemoryContext;
+	return ii;
+}
+
+/*
+ * Opens the result relation's indexes as ExecOpenIndices does (every index
+ * of the relation, ROW EXCLUSIVE), with their IndexInfo from index_info_for.
+ * The lock is taken before the entry is looked up: taking it processes the
+ * invalidations that may have made the entry stale.
+ */
+static void
+writer_open_indexes(ResultRelInfo *rri)
+{
+	Relation	rel = rri->ri_RelationDesc;
+	List	   *indexids;
+	ListCell   *lc;
+	int			n;
+
+	rri->ri_NumIndices = 0;
+	if (!rel->rd_rel->relhasindex)
+		return;
+	indexids = RelationGetIndexList(rel);
+	n = list_length(indexids);
+	if (n == 0)
+		return;
+	rri->ri_IndexRelationDescs = palloc(sizeof(Relation) * n);
+	rri->ri_IndexRelationInfo = palloc(sizeof(IndexInfo *) * n);
+	foreach(lc, indexids)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
+
+		rri->ri_IndexRelationDescs[rri->ri_NumIndices] = idx;
+		rri->ri_IndexRelationInfo[rri->ri_NumIndices] = index_info_for(idx);
+		rri->ri_NumIndices++;
+	}
+	list_free(indexids);
+}
+
 static void
 rel_exprs_callback(Datum arg, Oid relid)
 {
@@ -135,6 +282,7 @@ rel_exprs_callback(Datum arg, Oid relid)
 	}
 	if (hit)
 		rel_exprs_drop_all();
+	index_infos_drop(relid);
 }
 
 static void
@@ -142,6 +290,7 @@ rel_exprs_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	rel_exprs_generation++;
 	rel_exprs_drop_all();
+	index_infos_drop(InvalidOid);
 }
 
 /* Does an expression keep state of its first evaluation (see above)? */
@@ -314,7 +463,7 @@ writer_build(IeWriter *w, Oid relid, bool kept)
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 	w->estate->es_opened_result_relations = list_make1(w->rri);
-	ExecOpenIndices(w->rri, false);
+	writer_open_indexes(w->rri);
 	rel_exprs_assign(w->rri, w->estate->es_query_cxt, !kept);
 
 	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
