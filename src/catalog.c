@@ -36,6 +36,7 @@
 #include "utils/syscache.h"
 
 #include "catalog.h"
+#include "standby.h"
 
 static IeCatalog cat;
 static bool cat_valid = false;
@@ -74,6 +75,22 @@ master_cache_reset(void)
 
 static uint64 cat_invalidations = 0;	/* relevant relcache invalidations seen */
 static int	catalog_table_of(Oid relid);
+
+/*
+ * The start of every call that writes (append, ingest, reserve, the
+ * lifecycle, publish, transfers): refused on a standby or in a read-only
+ * transaction (ie_require_writable), then the invalidations other
+ * transactions committed are taken in, so that master data changed since
+ * this transaction's previous call is seen by this one. Taking a lock not
+ * yet held does the same, but the calls keep their locks to the end of the
+ * transaction, so a later call in it may take none.
+ */
+void
+ie_write_call_start(const char *function)
+{
+	ie_require_writable(function);
+	AcceptInvalidationMessages();
+}
 
 static void
 ie_catalog_relcache_callback(Datum arg, Oid relid)

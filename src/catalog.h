@@ -477,9 +477,12 @@ extern bool ie_index_lookup(Relation heap, Relation index, Snapshot snapshot,
  * descriptor its caller expects (the executor built it for the call site),
  * instead of building another from the function's OUT parameters in
  * pg_proc on every call: 2 % of a one-line reserve_lines() (profile in
- * doc/development.md). The executor checks the rows against it either way.
+ * doc/development.md).
  */
 #define ie_init_materialized_srf(fcinfo) \
 	InitMaterializedSRF((fcinfo), MAT_SRF_USE_EXPECTED_DESC)
+
+/* Every call that writes starts here (see catalog.c). */
+extern void ie_write_call_start(const char *function);
 
 #endif							/* IE_CATALOG_H */

@@ -61,7 +61,6 @@
 #include "errors.h"
 #include "fields.h"
 #include "log.h"
-#include "standby.h"
 #include "locks.h"
 #include "stock.h"
 #include "writer.h"
@@ -456,7 +455,7 @@ ie_ingest(PG_FUNCTION_ARGS)
 	MemoryContext callctx = CurrentMemoryContext;
 	MemoryContext rowctx;
 
-	ie_require_writable("inventory_events.ingest()");
+	ie_write_call_start("inventory_events.ingest()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -655,7 +654,7 @@ ie_ingest_staged(PG_FUNCTION_ARGS)
 	HASHCTL		hctl;
 	TupleTableSlot *slot;
 
-	ie_require_writable("inventory_events.ingest_staged()");
+	ie_write_call_start("inventory_events.ingest_staged()");
 	ie_init_materialized_srf(fcinfo);
 	(void) ie_catalog();		/* fail early, outside any subtransaction */
 

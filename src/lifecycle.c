@@ -43,7 +43,6 @@
 #include "errors.h"
 #include "log.h"
 #include "reserve.h"
-#include "standby.h"
 #include "locks.h"
 #include "stock.h"
 #include "writer.h"
@@ -614,7 +613,7 @@ ie_release(PG_FUNCTION_ARGS)
 	List	   *moves = NIL;
 	Reservation r;
 
-	ie_require_writable("inventory_events.release()");
+	ie_write_call_start("inventory_events.release()");
 	ie_init_materialized_srf(fcinfo);
 	check_positive(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
 	if (!ie_replay_operation(source, key, &moves) && !operation_key_recorded(source, key))
@@ -640,7 +639,7 @@ pick_or_ship(FunctionCallInfo fcinfo, LifecycleOp op, text *location, text *sour
 	List	   *moves = NIL;
 	Reservation r;
 
-	ie_require_writable(op == OP_PICK ? "inventory_events.pick()" : "inventory_events.ship()");
+	ie_write_call_start(op == OP_PICK ? "inventory_events.pick()" : "inventory_events.ship()");
 	ie_init_materialized_srf(fcinfo);
 	if (!ie_replay_operation(source, key, &moves))
 	{
@@ -698,7 +697,7 @@ ie_pick_short(PG_FUNCTION_ARGS)
 	IeChannel	ch;
 	int64		qty;
 
-	ie_require_writable("inventory_events.pick_short()");
+	ie_write_call_start("inventory_events.pick_short()");
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -861,7 +860,7 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	text	   *reason = cstring_to_text("expired");
 
-	ie_require_writable("inventory_events.expire_reservations()");
+	ie_write_call_start("inventory_events.expire_reservations()");
 	if (max < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -47,7 +47,6 @@
 #include "logpart.h"
 #include "shmem.h"
 #include "snapshot.h"
-#include "standby.h"
 
 static bool ie_allow_history_rewrite = false;
 
@@ -998,7 +997,7 @@ append_from_args(FunctionCallInfo fcinfo, bool lifecycle)
 	IeEventInput in;
 	int64		id;
 
-	ie_require_writable(lifecycle ? "inventory_events.append_lifecycle()" : "inventory_events.append()");
+	ie_write_call_start(lifecycle ? "inventory_events.append_lifecycle()" : "inventory_events.append()");
 	ie_input_init(&in);
 	in.lifecycle = lifecycle;
 	in.sku = ARG_TEXT(0);

@@ -76,7 +76,6 @@
 #include "channel.h"
 #include "loghome.h"
 #include "publisher.h"
-#include "standby.h"
 #include "writer.h"
 
 /* The statements of a step, prepared once per backend. */
@@ -790,7 +789,7 @@ ie_publish(PG_FUNCTION_ARGS)
 	bool		adopted;
 
 	ie_init_materialized_srf(fcinfo);
-	ie_require_writable("inventory_events.publish()");
+	ie_write_call_start("inventory_events.publish()");
 
 	/*
 	 * Restored or moved here and not written since (see log_home): a restore

@@ -47,7 +47,6 @@
 #include "fields.h"
 #include "log.h"
 #include "reserve.h"
-#include "standby.h"
 #include "locks.h"
 #include "stock.h"
 #include "writer.h"
@@ -1002,7 +1001,7 @@ ie_reserve(PG_FUNCTION_ARGS)
 	ReserveLine l;
 	List	   *outcomes = NIL;
 
-	ie_require_writable("inventory_events.reserve()");
+	ie_write_call_start("inventory_events.reserve()");
 	memset(&l, 0, sizeof(l));
 	l.ordinal = 1;
 	l.channel = ARG_TEXT(0);
@@ -1119,7 +1118,7 @@ ie_reserve_lines(PG_FUNCTION_ARGS)
 	int			n;
 	List	   *outcomes = NIL;
 
-	ie_require_writable("inventory_events.reserve_lines()");
+	ie_write_call_start("inventory_events.reserve_lines()");
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1157,7 +1156,7 @@ ie_fill_backorders_sql(PG_FUNCTION_ARGS)
 	int64		filled = 0;
 	ListCell   *lc;
 
-	ie_require_writable("inventory_events.fill_backorders()");
+	ie_write_call_start("inventory_events.fill_backorders()");
 	c = ie_catalog();
 
 	if (!PG_ARGISNULL(0))

@@ -25,7 +25,6 @@
 #include "logpart.h"
 #include "errors.h"
 #include "log.h"
-#include "standby.h"
 #include "locks.h"
 #include "stock.h"
 #include "writer.h"
@@ -141,7 +140,7 @@ ie_transfer(PG_FUNCTION_ARGS)
 	text	   *locations[2];
 	IeEventInput in;
 
-	ie_require_writable("inventory_events.transfer()");
+	ie_write_call_start("inventory_events.transfer()");
 	ie_init_materialized_srf(fcinfo);
 	if (ie_replay_operation(source, key, &moves))
 	{
@@ -216,7 +215,7 @@ ie_receive_transfer(PG_FUNCTION_ARGS)
 	int64		open;
 	int64		id;
 
-	ie_require_writable("inventory_events.receive_transfer()");
+	ie_write_call_start("inventory_events.receive_transfer()");
 	if (key && ie_event_by_key(source ? source : cstring_to_text(""), key, true, &prior))
 		PG_RETURN_INT64(prior.event_id);
 	require_arg(sku, "sku");
@@ -273,7 +272,7 @@ ie_receive_po(PG_FUNCTION_ARGS)
 	int64		matched;
 	int			n = 0;
 
-	ie_require_writable("inventory_events.receive_po()");
+	ie_write_call_start("inventory_events.receive_po()");
 	ie_init_materialized_srf(fcinfo);
 	if (ie_replay_operation(source, key, &moves))
 	{

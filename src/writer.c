@@ -215,8 +215,11 @@ index_info_for(Relation idx)
 		/* Else it stays, for this writer only, under the executor state. */
 		if (generation == rel_exprs_generation)
 		{
+			bool		found PG_USED_FOR_ASSERTS_ONLY;
+
 			MemoryContextSetParent(cxt, CacheMemoryContext);
-			e = hash_search(index_infos, &indexid, HASH_ENTER, NULL);
+			e = hash_search(index_infos, &indexid, HASH_ENTER, &found);
+			Assert(!found);
 			e->heapid = idx->rd_index->indrelid;
 			e->info = source;
 			e->cxt = cxt;
@@ -351,10 +354,11 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt, bool own_states)
 		for (int i = 0; i < rri->ri_NumIndices; i++)
 		{
 			/*
-			 * Planned from a copy: the predicate's constants live in the
-			 * executor state's memory (expression_planner copies nodes, not
-			 * the data they point to), which goes at the end of the
-			 * transaction.
+			 * Planned from a copy: the predicate's constants live with the
+			 * writer's IndexInfo (expression_planner copies nodes, not the
+			 * data they point to), in index_infos' entry, which an
+			 * invalidation drops, or in the executor state's memory, which
+			 * goes at the end of the transaction.
 			 */
 			List	   *predicate = rri->ri_IndexRelationInfo[i]->ii_Predicate;
 
