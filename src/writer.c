@@ -225,6 +225,11 @@ index_info_for(Relation idx)
 			e->cxt = cxt;
 		}
 	}
+	/*
+	 * The fields cleared are those PostgreSQL 15's executor fills in while it
+	 * writes; a later major version must be checked again (as writer_close,
+	 * which does not call what ExecCloseIndices calls beyond index_close).
+	 */
 	ii = palloc(sizeof(IndexInfo));
 	memcpy(ii, source, sizeof(IndexInfo));
 	ii->ii_ExpressionsState = NIL;
