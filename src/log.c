@@ -287,9 +287,10 @@ keyed_event(text *source, text *key, bool lock, KeyedEvent *k)
 			k->version = DatumGetInt64(slot_getattr(keyslot, Anum_ie_event_key_version, &isnull));
 			recorded_at = DatumGetTimestampTz(slot_getattr(keyslot, Anum_ie_event_key_recorded_at, &isnull));
 		}
-		index_close(idx, AccessShareLock);
 		ExecDropSingleTupleTableSlot(keyslot);
-		table_close(keyrel, AccessShareLock);
+		/* Locks kept to the end of the transaction (see ie_lookup_row_as). */
+		index_close(idx, NoLock);
+		table_close(keyrel, NoLock);
 		if (found && !ie_log_event_fetch(k->event_id, recorded_at, SnapshotSelf, &k->slot, &k->rel))
 		{
 			if (k->slot)
