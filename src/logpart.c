@@ -328,7 +328,6 @@ partitions_build(void)
 			partition_indexes(part, &parts[i]);
 			table_close(part, AccessShareLock);
 		}
-
 	}
 	table_close(parent, AccessShareLock);
 	partitions_valid = !invalidated_while_building;

@@ -104,13 +104,23 @@ static RelExprs rel_exprs[8];
 static int	rel_exprs_n = 0;
 static uint64 rel_exprs_generation = 0;
 
+/*
+ * Frees the memory of a dropped cache entry, or hands it to the current
+ * transaction when there is one: its writers may still point into it.
+ */
+static void
+cache_entry_memory_release(MemoryContext cxt)
+{
+	if (TopTransactionContext != NULL)
+		MemoryContextSetParent(cxt, TopTransactionContext);
+	else
+		MemoryContextDelete(cxt);
+}
+
 static void
 rel_exprs_drop(int i)
 {
-	if (TopTransactionContext != NULL)
-		MemoryContextSetParent(rel_exprs[i].cxt, TopTransactionContext);
-	else
-		MemoryContextDelete(rel_exprs[i].cxt);
+	cache_entry_memory_release(rel_exprs[i].cxt);
 	rel_exprs_n--;
 	memmove(&rel_exprs[i], &rel_exprs[i + 1], sizeof(RelExprs) * (rel_exprs_n - i));
 }
@@ -154,10 +164,7 @@ index_info_drop(IndexInfoEntry *e)
 	Oid			indexid = e->indexid;
 
 	(void) hash_search(index_infos, &indexid, HASH_REMOVE, NULL);
-	if (TopTransactionContext != NULL)
-		MemoryContextSetParent(cxt, TopTransactionContext);
-	else
-		MemoryContextDelete(cxt);
+	cache_entry_memory_release(cxt);
 }
 
 /* Drops the entries of relid (an index or a table), or all (InvalidOid). */
@@ -415,9 +422,12 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt, bool own_states)
 	/*
 	 * Copied first: compiling (own_states) may process invalidations, which
 	 * drop entries of rel_exprs[] (their memory stays until the transaction
-	 * ends, the array's slots do not).
+	 * ends, the array's slots do not). What was just built for this use only
+	 * is this writer's already.
 	 */
 	used = *e;
+	if (e == &built)
+		own_states = false;
 	if (used.nchecks > 0 && !own_states)
 		rri->ri_ConstraintExprs = used.checks;
 	else if (used.nchecks > 0)
