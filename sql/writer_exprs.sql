@@ -3,7 +3,8 @@
 -- reused by the writers of later transactions. Each partial index must hold
 -- exactly the rows its predicate admits, whichever transaction wrote them,
 -- in more partitions than the backend keeps compiled at once; a constraint or
--- partial index a DBA adds applies from the next row on.
+-- partial index a DBA adds applies from the next row on. The writers
+-- themselves are parked between transactions, and reused.
 CREATE EXTENSION inventory_events;
 SET search_path = inventory_events, public;
 SET timezone = 'UTC';
@@ -149,6 +150,48 @@ EXCEPTION WHEN check_violation THEN
 END $$;
 ALTER TABLE event_p20251001 DROP CONSTRAINT event_row_short;
 SELECT append('A', 'W1', 'received', 1) > 0 AS appended;
+
+-- Writers are parked between transactions (src/writer.c): each relation's
+-- executor state stays in the backend's memory, reopened by the next
+-- transaction, and must not grow with the number of transactions. (The
+-- executor states under the kept writers' context, and their own bytes.)
+CREATE PROCEDURE pg_temp.appends(n int) LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..n LOOP
+        PERFORM append('A', 'W1', 'received', 1);
+        COMMIT;
+    END LOOP;
+END $$;
+CALL pg_temp.appends(20);
+SELECT count(*) AS parked_before, sum(total_bytes) AS bytes_before FROM pg_backend_memory_contexts
+ WHERE parent = 'inventory_events kept writers' \gset
+CALL pg_temp.appends(1000);
+SELECT :parked_before > 0 AS parked, count(*) = :parked_before AS same_writers,
+       sum(total_bytes) - :bytes_before AS bytes_grown
+  FROM pg_backend_memory_contexts WHERE parent = 'inventory_events kept writers';
+
+-- A DBA's trigger on the log fires for every event. Its function is not the
+-- extension's and may keep state of one query in its FmgrInfo, so the
+-- writer of the partition that fired it is closed at commit, not parked;
+-- once the trigger is gone, it is parked again.
+CREATE TABLE public.audited (event_id bigint);
+CREATE FUNCTION public.audit_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.audited VALUES (NEW.id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER audit AFTER INSERT ON event FOR EACH ROW EXECUTE FUNCTION public.audit_event();
+CALL pg_temp.appends(3);
+SELECT count(*) AS audited FROM public.audited;
+SELECT :parked_before - count(*) AS writers_not_parked
+  FROM pg_backend_memory_contexts WHERE parent = 'inventory_events kept writers';
+DROP TRIGGER audit ON event;
+CALL pg_temp.appends(2);
+SELECT count(*) AS audited FROM public.audited;
+SELECT :parked_before - count(*) AS writers_not_parked
+  FROM pg_backend_memory_contexts WHERE parent = 'inventory_events kept writers';
+DROP FUNCTION public.audit_event();
+DROP TABLE public.audited;
 
 SELECT count(*) AS streams_verify_finds_wrong FROM verify();
 

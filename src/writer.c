@@ -1,27 +1,43 @@
 /*
  * writer.c
  *		Writing rows without SQL: a relation open for writing with its
- *		executor state (IeWriter), kept for the rest of the transaction, and
- *		the row insert and update that use it.
+ *		executor state (IeWriter), kept by the backend between
+ *		transactions, and the row insert and update that use it.
  *
  * The extension writes its tables (event, stock, reservation, allocation,
  * exception, dead_letter) through the executor's simple-relation routines,
  * as logical replication apply does: constraints, index entries and (for the
  * event) triggers as for any INSERT, without planner or SPI. Opening a
  * relation for writing (its indexes, a ResultRelInfo, an EState, slots) costs
- * more than writing one row, so a writer, once opened, stays open until the
- * transaction ends: a wave of picks or a batch of appends opens each table
- * once.
+ * more than writing one row, so a writer, once built, is kept by the
+ * backend: open for the rest of the transaction (a wave of picks or a batch
+ * of appends opens each table once), then parked when the transaction
+ * commits, its relations closed and everything else kept for the next
+ * transaction, which opens the relation and its indexes again and finds the
+ * rest ready (a tenth of a one-line reservation's instructions;
+ * doc/development.md).
  *
- * A writer's relations and slots belong to the top transaction's resource
- * owner (a statement's or a subtransaction's would release them, with a leak
- * warning, when it ends): its relation locks are held to the end of the
- * transaction anyway. Only the buffer pins of its slots belong to the
+ * A writer's relations belong to a resource owner of its own under the top
+ * transaction's (a statement's or a subtransaction's would release them, with
+ * a leak warning, when it ends): its relation locks are held to the end of
+ * the transaction anyway. Only the buffer pins of its slots belong to the
  * statement that uses it, and are dropped before it returns; when a
  * subtransaction aborts in the middle of a use, the abort releases them and
  * the writer is closed and reopened at its next use. A relcache invalidation
  * of a writer's relation (an index or constraint added in the same
- * transaction) does the same. Writers are closed before commit or prepare.
+ * transaction) does the same.
+ *
+ * A parked writer holds nothing of a transaction: no relation (its resource
+ * owner is released when it is parked), no tuple descriptor pin (its slots
+ * have a copy of the relation's descriptor), no buffer pin, no snapshot (set
+ * at each use). It is used again only if nothing it was built from can have
+ * changed: no invalidation of any relation, function, type or constraint
+ * since it was built (rel_exprs_generation counts them; opening the relation
+ * again processes those that arrived meanwhile), the same user, the same
+ * relcache entries; otherwise it is built again. A writer that fired a
+ * trigger function other than the extension's (a DBA's trigger on the log),
+ * one whose triggers opened other relations, or one whose memory grew is
+ * closed at commit instead. An abort frees the writers it had open.
  */
 #include "postgres.h"
 
@@ -42,6 +58,7 @@
 #include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -100,7 +117,7 @@ typedef struct RelExprs
 	MemoryContext cxt;
 } RelExprs;
 
-static RelExprs rel_exprs[8];
+static RelExprs rel_exprs[16];
 static int	rel_exprs_n = 0;
 static uint64 rel_exprs_generation = 0;
 
@@ -120,6 +137,8 @@ cache_entry_memory_release(MemoryContext cxt)
 static void
 rel_exprs_drop(int i)
 {
+	/* Parked writers may point into it (see writer_unpark). */
+	rel_exprs_generation++;
 	cache_entry_memory_release(rel_exprs[i].cxt);
 	rel_exprs_n--;
 	memmove(&rel_exprs[i], &rel_exprs[i + 1], sizeof(RelExprs) * (rel_exprs_n - i));
@@ -449,8 +468,8 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt, bool own_states)
 
 /*
  * Releases a kept writer's resource owner: what is left in it (nothing after
- * writer_close, everything after a failed writer_open), its locks handed to
- * the top transaction on success (they are held to its end anyway).
+ * its relations were closed, everything after a failed open), its locks
+ * handed to the top transaction on success (they are held to its end anyway).
  */
 static void
 release_owner(ResourceOwner owner, bool success)
@@ -461,16 +480,63 @@ release_owner(ResourceOwner owner, bool success)
 	ResourceOwnerDelete(owner);
 }
 
+/* The backend's memory for the executor states of kept writers. */
+static MemoryContext kept_writers_cxt = NULL;
+
+/*
+ * A kept writer whose executor state has grown past this is closed rather
+ * than parked: whatever the executor and the triggers allocate there for
+ * one row is released with the row, but a parked state must not grow without
+ * bound if some path does not.
+ */
+#define PARKED_WRITER_MAX_BYTES (1024 * 1024)
+
+/*
+ * Has the writer fired a trigger whose function is not the extension's? Its
+ * triggers' FmgrInfo stay with it when it is parked, and a trigger function
+ * may keep state of one query in fn_extra: only the extension's own trigger
+ * functions, which keep none, are trusted. (A trigger's FmgrInfo is set up
+ * when it first fires; the rows C writes without the executor fire none.)
+ */
+static bool
+fired_foreign_trigger(IeWriter *w)
+{
+	TriggerDesc *trigdesc = w->rri->ri_TrigDesc;
+
+	if (trigdesc == NULL)
+		return false;
+	for (int i = 0; i < trigdesc->numtriggers; i++)
+		if (OidIsValid(w->rri->ri_TrigFunctions[i].fn_oid) && !w->trigger_ours[i])
+			return true;
+	return false;
+}
+
 static void
 writer_build(IeWriter *w, Oid relid, bool kept)
 {
 	RangeTblEntry *rte;
 	MemoryContext old;
 	Oid			table_relid;
+	TupleDesc	desc;
+	const TupleTableSlotOps *ops;
 
+	w->relid = relid;
+	w->userid = GetUserId();
 	w->rel = table_open(relid, RowExclusiveLock);
-	w->estate = CreateExecutorState();
-	/* Everything else with the executor state: FreeExecutorState frees it. */
+	/* Taking the lock processed the invalidations that had arrived. */
+	w->generation = rel_exprs_generation;
+	if (kept)
+	{
+		if (kept_writers_cxt == NULL)
+			kept_writers_cxt = AllocSetContextCreate(TopMemoryContext, "inventory_events kept writers",
+													 ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(kept_writers_cxt);
+		w->estate = CreateExecutorState();
+		MemoryContextSwitchTo(old);
+	}
+	else
+		w->estate = CreateExecutorState();
+	/* Everything else with the executor state: freeing it frees all. */
 	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
@@ -484,9 +550,31 @@ writer_build(IeWriter *w, Oid relid, bool kept)
 	w->estate->es_opened_result_relations = list_make1(w->rri);
 	writer_open_indexes(w->rri);
 	rel_exprs_assign(w->rri, w->estate->es_query_cxt, !kept);
+	w->nindexes = w->rri->ri_NumIndices;
+	w->index_oids = palloc(sizeof(Oid) * Max(w->nindexes, 1));
+	for (int i = 0; i < w->nindexes; i++)
+		w->index_oids[i] = RelationGetRelid(w->rri->ri_IndexRelationDescs[i]);
 
-	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
-	w->oldslot = table_slot_create(w->rel, &w->estate->es_tupleTable);
+	/*
+	 * The slots, the triggers' among them, get a copy of the relation's
+	 * descriptor: the relcache's would be pinned by the transaction's
+	 * resource owner, and a parked writer holds nothing of a transaction.
+	 * (With its constraints: the missing values of columns added since
+	 * rows were written.)
+	 */
+	desc = CreateTupleDescCopyConstr(RelationGetDescr(w->rel));
+	ops = table_slot_callbacks(w->rel);
+	w->slot = ExecAllocTableSlot(&w->estate->es_tupleTable, desc, ops);
+	w->oldslot = ExecAllocTableSlot(&w->estate->es_tupleTable, desc, ops);
+	if (w->rri->ri_TrigDesc)
+	{
+		w->rri->ri_TrigOldSlot = ExecInitExtraTupleSlot(w->estate, desc, ops);
+		w->rri->ri_TrigNewSlot = ExecInitExtraTupleSlot(w->estate, desc, ops);
+		w->trigger_ours = palloc(sizeof(bool) * w->rri->ri_TrigDesc->numtriggers);
+		for (int i = 0; i < w->rri->ri_TrigDesc->numtriggers; i++)
+			w->trigger_ours[i] = (get_func_namespace(w->rri->ri_TrigDesc->triggers[i].tgfoid) ==
+								  ie_catalog()->namespace);
+	}
 
 	/*
 	 * Columns a DBA added to a table C writes get their defaults, as an
@@ -515,23 +603,38 @@ writer_build(IeWriter *w, Oid relid, bool kept)
 		w->default_exprs[w->ndefaults] = ExecPrepareExpr((Expr *) expr, w->estate);
 		w->ndefaults++;
 	}
-	/*
-	 * The slots the event's triggers fire with, made now under the writer's
-	 * resource owner rather than lazily under a statement's.
-	 */
-	if (w->rri->ri_TrigDesc)
-	{
-		(void) ExecGetTriggerOldSlot(w->estate, w->rri);
-		(void) ExecGetTriggerNewSlot(w->estate, w->rri);
-	}
 	MemoryContextSwitchTo(old);
 }
 
+/* A kept writer's entry, free for another relation. */
+static void
+writer_forget(IeWriter *w)
+{
+	w->relid = InvalidOid;
+	w->rel = NULL;
+	w->estate = NULL;
+	w->owner = NULL;
+	w->open = false;
+	w->in_use = false;
+}
+
 /*
- * Opens a writer. A kept one (the transaction's) holds its relations, tuple
- * descriptors and locks in a resource owner of its own under the top
- * transaction's: released whole if opening fails half-way, and when the
- * writer is closed.
+ * Frees a kept writer that holds no relation: parked, or open in a
+ * transaction whose abort releases what it holds (its resource owner is the
+ * transaction's child). Nothing here can fail, and no executor shutdown
+ * runs: nothing outside its memory points into it.
+ */
+static void
+writer_free(IeWriter *w)
+{
+	MemoryContextDelete(w->estate->es_query_cxt);
+	writer_forget(w);
+}
+
+/*
+ * Opens a writer. A kept one holds its relations and locks in a resource
+ * owner of its own under the top transaction's: released whole if opening
+ * fails half-way, and when the writer is parked or closed.
  */
 static void
 writer_open(IeWriter *w, Oid relid, bool kept)
@@ -551,6 +654,8 @@ writer_open(IeWriter *w, Oid relid, bool kept)
 		{
 			CurrentResourceOwner = saved;
 			release_owner(w->owner, false);
+			if (w->estate != NULL)
+				MemoryContextDelete(w->estate->es_query_cxt);
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
@@ -559,6 +664,7 @@ writer_open(IeWriter *w, Oid relid, bool kept)
 	else
 		writer_build(w, relid, false);
 	w->kept = kept;
+	w->open = true;
 }
 
 static void
@@ -593,13 +699,103 @@ writer_close(IeWriter *w)
 }
 
 /*
- * The writers of the current transaction, at most one per relation, opened
- * on first use in TopTransactionContext (the array entries: callers hold
- * pointers into it, so an entry is reopened in place, never moved). More relations than this are written
- * through writers opened and closed for each row.
+ * The backend's kept writers, at most one per relation: opened on first use
+ * in a transaction, parked when it commits, opened again by the next
+ * transaction that writes the relation. Callers hold pointers into the array
+ * while they write a row, so an entry is reopened in place, never moved.
+ * Relations beyond these are written through writers opened and closed for
+ * each row; when all entries are taken, the parked writer unused longest
+ * makes room.
  */
-static IeWriter xact_writers[8];
-static int	n_xact_writers = 0;
+static IeWriter kept_writers[12];
+static int	n_kept_writers = 0;
+static uint64 writer_uses = 0;
+
+/*
+ * Parks a kept writer when its transaction commits: its relation and indexes
+ * closed (their locks stay with the transaction until it ends), everything
+ * else kept for the next transaction. A writer that cannot be parked (stale,
+ * one that fired a trigger of another's, or holds relations the trigger
+ * machinery opened, or grew) is closed instead.
+ */
+static void
+writer_park(IeWriter *w)
+{
+	ResourceOwner saved = CurrentResourceOwner;
+	EState	   *estate = w->estate;
+
+	if (w->stale || fired_foreign_trigger(w) || estate->es_trig_target_relations != NIL ||
+		estate->es_relations[0] != NULL ||
+		MemoryContextMemAllocated(estate->es_query_cxt, true) > PARKED_WRITER_MAX_BYTES)
+	{
+		writer_close(w);
+		writer_forget(w);
+		return;
+	}
+	CurrentResourceOwner = w->owner;
+	for (int i = 0; i < w->nindexes; i++)
+		index_close(w->rri->ri_IndexRelationDescs[i], NoLock);
+	table_close(w->rel, NoLock);
+	CurrentResourceOwner = saved;
+	release_owner(w->owner, true);
+	w->owner = NULL;
+	w->open = false;
+}
+
+/*
+ * Opens a parked writer again for the current transaction: its relation and
+ * indexes, under a resource owner of its own as when it was built. Taking
+ * their locks processes the invalidations that arrived since: false (the
+ * writer freed, its relations closed) when anything it was built from may
+ * have changed, that is when any invalidation arrived since it was built
+ * (see rel_exprs_generation), another user writes, or the relcache entries
+ * are not those it was built with.
+ */
+static bool
+writer_unpark(IeWriter *w)
+{
+	ResourceOwner saved = CurrentResourceOwner;
+	Relation   *indexes = w->rri->ri_IndexRelationDescs;
+	Relation	rel;
+	bool		same = true;
+
+	w->owner = ResourceOwnerCreate(TopTransactionResourceOwner, "inventory_events writer");
+	CurrentResourceOwner = w->owner;
+	PG_TRY();
+	{
+		rel = table_open(w->relid, RowExclusiveLock);
+		same = (rel == w->rel);
+		for (int i = 0; i < w->nindexes; i++)
+		{
+			Relation	idx = index_open(w->index_oids[i], RowExclusiveLock);
+
+			same = same && (idx == indexes[i]);
+			indexes[i] = idx;
+		}
+	}
+	PG_CATCH();
+	{
+		CurrentResourceOwner = saved;
+		release_owner(w->owner, false);
+		writer_free(w);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	w->rel = rel;
+	w->open = true;
+	if (same && w->generation == rel_exprs_generation && w->userid == GetUserId())
+	{
+		CurrentResourceOwner = saved;
+		return true;
+	}
+	for (int i = 0; i < w->nindexes; i++)
+		index_close(indexes[i], NoLock);
+	table_close(rel, NoLock);
+	CurrentResourceOwner = saved;
+	release_owner(w->owner, true);
+	writer_free(w);
+	return false;
+}
 
 /*
  * The slots of a writer that was in use when a subtransaction aborted (its
@@ -624,11 +820,11 @@ drop_slot_pins(IeWriter *w)
 /*
  * Closes a writer while its subtransaction aborts, as the abort releases its
  * own resources: nothing here can fail, and no executor shutdown runs. Its
- * relations, slot descriptors and the locks it took go with its resource
- * owner as in an abort (ROLLBACK TO releases the locks its subtransaction
- * took; a lock an outer level holds too stays held by that level), and its
- * executor state's memory goes whole. The entry is free before anything is
- * released, so an abort retried after an error here does not free it twice.
+ * relations and the locks it took go with its resource owner as in an abort
+ * (ROLLBACK TO releases the locks its subtransaction took; a lock an outer
+ * level holds too stays held by that level), and its executor state's memory
+ * goes whole. The entry is free before anything is released, so an abort
+ * retried after an error here does not free it twice.
  */
 static void
 writer_abandon(IeWriter *w)
@@ -636,7 +832,7 @@ writer_abandon(IeWriter *w)
 	ResourceOwner owner = w->owner;
 	MemoryContext estate_cxt = w->estate->es_query_cxt;
 
-	w->rel = NULL;
+	writer_forget(w);
 	release_owner(owner, false);
 	MemoryContextDelete(estate_cxt);
 }
@@ -649,14 +845,18 @@ writers_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			for (int i = n_xact_writers - 1; i >= 0; i--)
-				if (xact_writers[i].rel != NULL)
-					writer_close(&xact_writers[i]);
-			n_xact_writers = 0;
+			for (int i = n_kept_writers - 1; i >= 0; i--)
+				if (kept_writers[i].open)
+					writer_park(&kept_writers[i]);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			/* The abort releases what they hold; parked ones hold nothing. */
+			for (int i = 0; i < n_kept_writers; i++)
+				if (kept_writers[i].open)
+					writer_free(&kept_writers[i]);
 			break;
 		default:
-			/* An abort released what they held; TopTransactionContext goes too. */
-			n_xact_writers = 0;
 			break;
 	}
 }
@@ -672,12 +872,12 @@ static void
 writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						 SubTransactionId parentSubid, void *arg)
 {
-	for (int i = 0; i < n_xact_writers; i++)
+	for (int i = 0; i < n_kept_writers; i++)
 	{
-		IeWriter   *w = &xact_writers[i];
+		IeWriter   *w = &kept_writers[i];
 		bool		used_here = (w->in_use && w->use_subid == mySubid);
 
-		if (w->rel == NULL)
+		if (!w->open)
 			continue;
 		if (event == SUBXACT_EVENT_COMMIT_SUB)
 		{
@@ -700,32 +900,35 @@ writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
+/*
+ * An open writer of the relation is reopened before its next use; a parked
+ * one sees that an invalidation arrived (rel_exprs_generation).
+ */
 static void
 writers_relcache_callback(Datum arg, Oid relid)
 {
 	rel_exprs_callback(arg, relid);
-	for (int i = 0; i < n_xact_writers; i++)
-		if (xact_writers[i].rel != NULL &&
-			(relid == InvalidOid || RelationGetRelid(xact_writers[i].rel) == relid))
-			xact_writers[i].stale = true;
+	for (int i = 0; i < n_kept_writers; i++)
+		if (kept_writers[i].open && (relid == InvalidOid || kept_writers[i].relid == relid))
+			kept_writers[i].stale = true;
 }
 
 /*
  * Before any utility statement (ALTER TABLE, TRUNCATE, DROP, CREATE INDEX,
- * ... also from a function), the idle writers close: DDL on a table refuses
- * to run while the session holds it open, and after it a writer would be
- * reopened anyway.
+ * ... also from a function), the open idle writers close: DDL on a table
+ * refuses to run while the session holds it open, and after it a writer
+ * would be reopened anyway. Parked writers hold nothing open.
  */
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
 static void
 writers_close_idle(void)
 {
-	for (int i = 0; i < n_xact_writers; i++)
-		if (xact_writers[i].rel != NULL && !xact_writers[i].in_use)
+	for (int i = 0; i < n_kept_writers; i++)
+		if (kept_writers[i].open && !kept_writers[i].in_use)
 		{
-			writer_close(&xact_writers[i]);
-			xact_writers[i].rel = NULL;
+			writer_close(&kept_writers[i]);
+			writer_forget(&kept_writers[i]);
 		}
 }
 
@@ -762,7 +965,7 @@ writers_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOn
 						ProcessUtilityContext context, ParamListInfo params,
 						QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
-	if (n_xact_writers > 0 && IsTransactionState() && !leaves_relations_alone(pstmt->utilityStmt))
+	if (n_kept_writers > 0 && IsTransactionState() && !leaves_relations_alone(pstmt->utilityStmt))
 		writers_close_idle();
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
@@ -785,46 +988,68 @@ ie_writer_init(void)
 
 /*
  * A writer for relid, ready for one more row: current command id, slots
- * cleared. The transaction's, or (when it is in use already, or too many
- * relations are open) a fresh one in *local, closed by ie_writer_done.
+ * cleared. A kept one (opened, or unparked, for the transaction), or (when
+ * it is in use already, or no entry is free) a fresh one in *local, closed
+ * by ie_writer_done.
  */
 IeWriter *
 ie_writer_get(Oid relid, IeWriter *local)
 {
 	IeWriter   *w = NULL;
 	IeWriter   *free_entry = NULL;
+	IeWriter   *oldest_parked = NULL;
 
-	for (int i = 0; i < n_xact_writers && w == NULL; i++)
+	writer_uses++;
+	for (int i = 0; i < n_kept_writers; i++)
 	{
-		if (xact_writers[i].rel == NULL)
-			free_entry = free_entry ? free_entry : &xact_writers[i];
-		else if (RelationGetRelid(xact_writers[i].rel) == relid)
-			w = &xact_writers[i];
+		IeWriter   *e = &kept_writers[i];
+
+		/* Parked, built before the last invalidation: not to be used again. */
+		if (OidIsValid(e->relid) && !e->open && e->generation != rel_exprs_generation)
+			writer_free(e);
+		if (!OidIsValid(e->relid))
+			free_entry = free_entry ? free_entry : e;
+		else if (e->relid == relid)
+			w = e;
+		else if (!e->open && (oldest_parked == NULL || e->last_used < oldest_parked->last_used))
+			oldest_parked = e;
 	}
-	if (w != NULL && w->stale && !w->in_use)
+	if (w != NULL && !w->open)
+	{
+		if (writer_unpark(w))
+			w->open_subid = GetCurrentSubTransactionId();
+		else
+			w = NULL;			/* freed: its entry is free */
+	}
+	else if (w != NULL && w->stale && !w->in_use)
 	{
 		/* Closed and reopened in place: callers hold pointers into the array. */
 		writer_close(w);
-		w->rel = NULL;
-		free_entry = w;
+		writer_forget(w);
 		w = NULL;
 	}
 	if (w == NULL)
 	{
-		if (free_entry == NULL && n_xact_writers < (int) lengthof(xact_writers))
+		for (int i = 0; i < n_kept_writers && free_entry == NULL; i++)
+			if (!OidIsValid(kept_writers[i].relid))
+				free_entry = &kept_writers[i];
+		if (free_entry == NULL && n_kept_writers < (int) lengthof(kept_writers))
 		{
-			free_entry = &xact_writers[n_xact_writers++];
-			free_entry->rel = NULL;
+			free_entry = &kept_writers[n_kept_writers++];
+			writer_forget(free_entry);
+		}
+		if (free_entry == NULL && oldest_parked != NULL)
+		{
+			writer_free(oldest_parked);
+			free_entry = oldest_parked;
 		}
 		if (free_entry != NULL)
 		{
-			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 			IeWriter	opened;
 
 			/* Into the array only once whole: an error leaves the entry free. */
 			writer_open(&opened, relid, true);
 			opened.open_subid = GetCurrentSubTransactionId();
-			MemoryContextSwitchTo(old);
 			*free_entry = opened;
 			w = free_entry;
 		}
@@ -834,6 +1059,8 @@ ie_writer_get(Oid relid, IeWriter *local)
 		w = local;
 		writer_open(w, relid, false);
 	}
+	else
+		w->last_used = writer_uses;
 	w->in_use = true;
 	w->use_subid = GetCurrentSubTransactionId();
 	w->estate->es_output_cid = GetCurrentCommandId(true);

@@ -1,7 +1,6 @@
 /*
  * writer.h
- *		Rows written without SQL, through writers kept open for the
- *		transaction.
+ *		Rows written without SQL, through writers kept by the backend.
  */
 #ifndef IE_WRITER_H
 #define IE_WRITER_H
@@ -12,22 +11,31 @@
 #include "utils/resowner.h"
 
 /*
- * A relation open for writing, with its executor state and two slots: the
- * transaction's (kept until it ends), or one opened for a single row.
+ * A relation open for writing, with its executor state and two slots: one of
+ * the backend's kept writers (see writer.c: opened for a transaction, kept
+ * parked between transactions), or one opened for a single row.
  */
 typedef struct IeWriter
 {
-	Relation	rel;
+	Oid			relid;			/* InvalidOid: a free entry */
+	Relation	rel;			/* while open; kept for comparison when parked */
 	EState	   *estate;			/* executor state for this relation, no SPI */
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;		/* the new tuple */
 	TupleTableSlot *oldslot;	/* the tuple it replaces */
-	bool		kept;			/* the transaction's: do not close after the row */
+	bool		kept;			/* one of the kept writers: not closed after the row */
+	bool		open;			/* its relations open in the current transaction */
 	bool		in_use;			/* between ie_writer_get and ie_writer_done */
 	bool		stale;			/* to be reopened before its next use */
 	SubTransactionId use_subid; /* the (sub)transaction of the current use */
 	SubTransactionId open_subid;	/* the (sub)transaction that opened it */
-	ResourceOwner owner;		/* a kept writer's relations, descriptors, locks */
+	ResourceOwner owner;		/* a kept writer's relations and locks, while open */
+	Oid			userid;			/* who built it: EXECUTE of its expressions was checked for them */
+	uint64		generation;		/* invalidations seen when it was built (writer.c) */
+	uint64		last_used;		/* the backend's writer uses when it was last opened */
+	bool	   *trigger_ours;	/* per trigger: its function is the extension's */
+	int			nindexes;
+	Oid		   *index_oids;		/* ri_IndexRelationDescs' relations, reopened by OID */
 	int			ndefaults;		/* columns C does not write that have a default */
 	AttrNumber *default_atts;
 	ExprState **default_exprs;
