@@ -745,33 +745,39 @@ writer_park(IeWriter *w)
 /*
  * Opens a parked writer again for the current transaction: its relation and
  * indexes, under a resource owner of its own as when it was built. Taking
- * their locks processes the invalidations that arrived since: false (the
- * writer freed, its relations closed) when anything it was built from may
+ * the relation's lock processes the invalidations that arrived since the
+ * transaction began (an index dropped meanwhile among them): false (the
+ * writer freed, what was opened closed) when anything it was built from may
  * have changed, that is when any invalidation arrived since it was built
  * (see rel_exprs_generation), another user writes, or the relcache entries
- * are not those it was built with.
+ * are not those it was built with. Its indexes are opened only once that is
+ * known: with the table's lock held none of them can be dropped, and one
+ * created meanwhile (CREATE INDEX CONCURRENTLY) shows in the counter again.
  */
 static bool
 writer_unpark(IeWriter *w)
 {
 	ResourceOwner saved = CurrentResourceOwner;
 	Relation   *indexes = w->rri->ri_IndexRelationDescs;
-	Relation	rel;
-	bool		same = true;
+	volatile int nopened = 0;
+	volatile bool same = false;
 
 	w->owner = ResourceOwnerCreate(TopTransactionResourceOwner, "inventory_events writer");
 	CurrentResourceOwner = w->owner;
 	PG_TRY();
 	{
-		rel = table_open(w->relid, RowExclusiveLock);
-		same = (rel == w->rel);
-		for (int i = 0; i < w->nindexes; i++)
-		{
-			Relation	idx = index_open(w->index_oids[i], RowExclusiveLock);
+		Relation	rel = table_open(w->relid, RowExclusiveLock);
 
-			same = same && (idx == indexes[i]);
-			indexes[i] = idx;
+		same = (rel == w->rel && w->generation == rel_exprs_generation && w->userid == GetUserId());
+		w->rel = rel;
+		for (; same && nopened < w->nindexes; nopened++)
+		{
+			Relation	idx = index_open(w->index_oids[nopened], RowExclusiveLock);
+
+			same = (idx == indexes[nopened]);
+			indexes[nopened] = idx;
 		}
+		same = same && w->generation == rel_exprs_generation;
 	}
 	PG_CATCH();
 	{
@@ -781,16 +787,15 @@ writer_unpark(IeWriter *w)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	w->rel = rel;
 	w->open = true;
-	if (same && w->generation == rel_exprs_generation && w->userid == GetUserId())
+	if (same)
 	{
 		CurrentResourceOwner = saved;
 		return true;
 	}
-	for (int i = 0; i < w->nindexes; i++)
+	for (int i = 0; i < nopened; i++)
 		index_close(indexes[i], NoLock);
-	table_close(rel, NoLock);
+	table_close(w->rel, NoLock);
 	CurrentResourceOwner = saved;
 	release_owner(w->owner, true);
 	writer_free(w);
