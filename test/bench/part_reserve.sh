@@ -2,7 +2,10 @@
 # same operations in PL/pgSQL with SELECT ... FOR UPDATE
 # (reserve_baselines.sql), each round from the same stock (reset_stock), and
 # afterwards counted for oversell (both sides must show zero).
-#   reserve   one line per call, 8 clients, uniform and Zipf-hot skus
+#   reserve   one line per call, 8 clients, uniform and Zipf-hot skus, then
+#             uniform CPU-bound (2 clients, synchronous_commit off): the line
+#             as a one-element reserve_lines() array, and through reserve()
+#             (the baseline's shape: one line, scalar arguments)
 #   burst     peak order burst: 16 clients, 3-line orders of Zipf-hot skus
 #   channels  concurrent inventory updates across the four channels: 8
 #             clients, a quarter receipts, the rest reservations on a random
@@ -14,7 +17,13 @@
 reset_stock() { psql_ -c "SELECT baseline.reset($1)" -c "SELECT count(*) FROM inventory_events.publish(1000000)" >/dev/null; }
 
 reserve_round() {	# $1 part, $2 workload, $3 round, $4 clients, $5 ext script, $6 baseline script
-	local b e ba ea bo eo
+	#                 [$7: the same line through reserve() instead of reserve_lines(), timed too]
+	local b e ba ea bo eo s so
+	if [ -n "${7:-}" ]; then
+		reset_stock "$bench_units"
+		s=$(pgb_ "$7" "$4" "$bench_seconds")
+		so=$(psql_ -At -c "SELECT baseline.oversold('extension')")
+	fi
 	reset_stock "$bench_units"
 	b=$(pgb_ "$6" "$4" "$bench_seconds")
 	e=$(pgb_ "$5" "$4" "$bench_seconds")
@@ -25,28 +34,48 @@ reserve_round() {	# $1 part, $2 workload, $3 round, $4 clients, $5 ext script, $
 	record "$1" "$2" "extension / FOR UPDATE, accepted lines/s" "$3" "$ea" "$ba" ""
 	record "$1" "$2" "oversold streams, FOR UPDATE" "$3" "$bo" "" "= 0"
 	record "$1" "$2" "oversold streams, extension" "$3" "$eo" "" "= 0"
+	if [ -n "${7:-}" ]; then
+		record "$1" "$2" "reserve() / FOR UPDATE, transactions/s" "$3" "$s" "$b" ">= 2"
+		record "$1" "$2" "oversold streams, reserve()" "$3" "$so" "" "= 0"
+	fi
 }
 
 part_reserve() {
 	local workload draw r
-	for workload in uniform zipf; do
-		draw="random(1, $bench_skus)"
+	local clients label
+	# The last pass is CPU-bound, as the append part's first rows
+	# (synchronous_commit off, 2 clients): what each side's own work costs,
+	# without the commit's flush and the scheduling of 8 clients on the
+	# machine's cores, which both sides pay alike and which compress the
+	# ratio of the passes before (doc/development.md).
+	for workload in uniform zipf uniform-cpu; do
+		draw="random(1, $bench_skus)" clients=8 label="${workload} skus, 1 line, 8 clients"
 		[ "$workload" = zipf ] && draw="random_zipfian(1, $bench_skus, 1.2)"
+		if [ "$workload" = uniform-cpu ]; then
+			clients=2 label="uniform skus, 1 line, 2 clients, sync_commit off"
+			psql_ -c "ALTER SYSTEM SET synchronous_commit = off" -c "SELECT pg_reload_conf()" >/dev/null
+		fi
 		cat > "$IE_WORK/ext.sql" <<SQL
 \\set s $draw
 \\set q random(1, 4)
 SELECT status FROM inventory_events.reserve_lines(jsonb_build_array(jsonb_build_object('channel', 'shopify', 'sku', 'SKU' || :s, 'qty', :q::bigint, 'ref', gen_random_uuid()::text)));
+SQL
+		cat > "$IE_WORK/one.sql" <<SQL
+\\set s $draw
+\\set q random(1, 4)
+SELECT status FROM inventory_events.reserve('shopify', 'SKU' || :s, :q::bigint, gen_random_uuid()::text);
 SQL
 		cat > "$IE_WORK/base.sql" <<SQL
 \\set s $draw
 \\set q random(1, 4)
 SELECT baseline.reserve('shopify', 'SKU' || :s, :q, gen_random_uuid()::text);
 SQL
-		chmod 644 "$IE_WORK/ext.sql" "$IE_WORK/base.sql"
+		chmod 644 "$IE_WORK/ext.sql" "$IE_WORK/one.sql" "$IE_WORK/base.sql"
 		for r in $(seq 1 "$bench_rounds"); do
-			reserve_round reserve "$workload skus, 1 line, 8 clients" "$r" 8 "$IE_WORK/ext.sql" "$IE_WORK/base.sql"
+			reserve_round reserve "$label" "$r" "$clients" "$IE_WORK/ext.sql" "$IE_WORK/base.sql" "$IE_WORK/one.sql"
 		done
 	done
+	psql_ -c "ALTER SYSTEM RESET synchronous_commit" -c "SELECT pg_reload_conf()" >/dev/null
 	consistency reserve
 }
 
