@@ -170,28 +170,50 @@ SELECT :parked_before > 0 AS parked, count(*) = :parked_before AS same_writers,
        sum(total_bytes) - :bytes_before AS bytes_grown
   FROM pg_backend_memory_contexts WHERE parent = 'inventory_events kept writers';
 
--- A DBA's trigger on the log fires for every event. Its function is not the
--- extension's and may keep state of one query in its FmgrInfo, so the
--- writer of the partition that fired it is closed at commit, not parked;
--- once the trigger is gone, it is parked again.
+-- A DBA's trigger on the log (on the month's partition) fires for every
+-- event. Its function (PL/pgSQL) keeps state in its FmgrInfo, so the writer
+-- of the partition that fired it is closed at commit, not parked; once the
+-- trigger is gone, it is parked again.
 CREATE TABLE public.audited (event_id bigint);
 CREATE FUNCTION public.audit_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO public.audited VALUES (NEW.id);
     RETURN NULL;
 END $$;
-CREATE TRIGGER audit AFTER INSERT ON event FOR EACH ROW EXECUTE FUNCTION public.audit_event();
+CREATE TRIGGER audit AFTER INSERT ON event_p20251001 FOR EACH ROW EXECUTE FUNCTION public.audit_event();
 CALL pg_temp.appends(3);
 SELECT count(*) AS audited FROM public.audited;
 SELECT :parked_before - count(*) AS writers_not_parked
   FROM pg_backend_memory_contexts WHERE parent = 'inventory_events kept writers';
-DROP TRIGGER audit ON event;
+DROP TRIGGER audit ON event_p20251001;
 CALL pg_temp.appends(2);
 SELECT count(*) AS audited FROM public.audited;
 SELECT :parked_before - count(*) AS writers_not_parked
   FROM pg_backend_memory_contexts WHERE parent = 'inventory_events kept writers';
 DROP FUNCTION public.audit_event();
 DROP TABLE public.audited;
+
+-- The extension's own BEFORE trigger on the log (it fires in replica mode)
+-- given a SET clause by a DBA: the function's settings are cached in its
+-- FmgrInfo, which lives with the writer (looked up in the writer's memory,
+-- not the caller's), and the writer is closed at commit rather than parked.
+-- (Before, the cache was in the first caller's memory, freed when its
+-- statement ended: the next use read freed memory and the server crashed.)
+ALTER FUNCTION event_local_xid() SET work_mem = '4MB';
+SET session_replication_role = replica;
+SELECT append('A', 'W1', 'received', 1) > 0 AS appended;
+SELECT length(translate(repeat('z', 7000), 'z', 'q')) > 0 AND append('A', 'W1', 'received', 1) > 0 AS appended;
+BEGIN;
+SELECT append('A', 'W1', 'received', 1) > 0 AS appended;
+SELECT length(translate(repeat('z', 7000), 'z', 'q')) > 0 AND append('A', 'W1', 'received', 1) > 0 AS appended;
+COMMIT;
+SELECT :parked_before - count(*) AS writers_not_parked
+  FROM pg_backend_memory_contexts WHERE parent = 'inventory_events kept writers';
+RESET session_replication_role;
+ALTER FUNCTION event_local_xid() RESET work_mem;
+SELECT append('A', 'W1', 'received', 1) > 0 AS appended;
+SELECT :parked_before - count(*) AS writers_not_parked
+  FROM pg_backend_memory_contexts WHERE parent = 'inventory_events kept writers';
 
 SELECT count(*) AS streams_verify_finds_wrong FROM verify();
 

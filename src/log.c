@@ -849,7 +849,6 @@ ie_insert_event(const IePreparedEvent *p)
 	pg_uuid_t  *correlation;
 	TimestampTz recorded_at;
 	StockPosition *effect = palloc(sizeof(StockPosition));
-	MemoryContext old;
 
 	/*
 	 * A new stream: its stock row will reference the item and the location.
@@ -926,13 +925,8 @@ ie_insert_event(const IePreparedEvent *p)
 	ie_stock_expect_append(id);
 	AfterTriggerBeginQuery();
 	ExecSimpleRelationInsert(w->rri, w->estate, slot);
-	/*
-	 * In the writer's memory, as the executor fires them: a trigger function
-	 * caches its lookups there (fn_mcxt) for the writer's next rows.
-	 */
-	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+	/* The trigger functions were looked up in the writer's memory (writer.c). */
 	AfterTriggerEndQuery(w->estate);
-	MemoryContextSwitchTo(old);
 	ie_stock_expect_append(0);
 	ie_writer_done(w);
 

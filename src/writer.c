@@ -34,8 +34,8 @@
  * changed: no invalidation of any relation, function, type or constraint
  * since it was built (rel_exprs_generation counts them; opening the relation
  * again processes those that arrived meanwhile), the same user, the same
- * relcache entries; otherwise it is built again. A writer that fired a
- * trigger function other than the extension's (a DBA's trigger on the log),
+ * relcache entries; otherwise it is built again. A writer whose trigger
+ * functions keep state of their own (a DBA's PL/pgSQL trigger on the log),
  * one whose triggers opened other relations, or one whose memory grew is
  * closed at commit instead. An abort frees the writers it had open.
  */
@@ -58,7 +58,6 @@
 #include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -86,19 +85,22 @@
  * whenever a lock is taken, so while the transaction's writers are open, and
  * when a subtransaction aborts, while the transaction's other writers stay
  * open. So a dropped entry's memory is handed to the current transaction,
- * which frees it when it ends, after every writer it opened is closed; it is
- * freed at once only outside a transaction, where no writer is open.
+ * which frees it when it ends, after its writers are closed or parked (a
+ * parked writer that may point into it is not used again: every drop counts
+ * as an invalidation, see writer_unpark); it is freed at once only outside a
+ * transaction, where no writer is open.
  *
  * An expression that keeps state from its first evaluation in the executor
  * state's memory (a whole-row reference keeps its tuple descriptor, a row
- * type conversion its map) is not kept: it would read freed memory in the
- * next transaction. A relation with one is compiled by the executor per
- * writer, as PostgreSQL does.
+ * type conversion its map) is not kept here: it would read freed memory once
+ * that writer is gone. A relation with one is compiled by the executor per
+ * writer, as PostgreSQL does (and kept with the writer when it is parked).
  *
  * A compiled expression is not re-entrant: its steps keep their intermediate
  * results in it (an OR's "some argument was null" among them). Only the
  * transaction's writers, one per relation and never used by two rows at a
- * time, run the kept compiled form; a writer opened for one row (another row
+ * time (nor by two transactions: a writer is used by one backend), run the
+ * kept compiled form; a writer opened for one row (another row
  * of the relation is being written: a CHECK function that appends, say)
  * compiles the kept planned expressions for itself, as the executor would,
  * without planning them again.
@@ -164,7 +166,7 @@ rel_exprs_drop_all(void)
  * INDEX, REINDEX) and with any function, type or constraint change (an
  * exclusion constraint's operators); its memory, which writers of the
  * current transaction may point into, is handed to the transaction, as
- * rel_exprs' is.
+ * rel_exprs' is (a parked writer's copies are not used again after it).
  */
 typedef struct IndexInfoEntry
 {
@@ -389,7 +391,7 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt, bool own_states)
 			 * writer's IndexInfo (expression_planner copies nodes, not the
 			 * data they point to), in index_infos' entry, which an
 			 * invalidation drops, or in the executor state's memory, which
-			 * goes at the end of the transaction.
+			 * goes with the writer.
 			 */
 			List	   *predicate = rri->ri_IndexRelationInfo[i]->ii_Predicate;
 
@@ -492,21 +494,22 @@ static MemoryContext kept_writers_cxt = NULL;
 #define PARKED_WRITER_MAX_BYTES (1024 * 1024)
 
 /*
- * Has the writer fired a trigger whose function is not the extension's? Its
- * triggers' FmgrInfo stay with it when it is parked, and a trigger function
- * may keep state of one query in fn_extra: only the extension's own trigger
- * functions, which keep none, are trusted. (A trigger's FmgrInfo is set up
- * when it first fires; the rows C writes without the executor fire none.)
+ * Do the writer's trigger functions keep state in their FmgrInfo? They stay
+ * with the writer when it is parked, and a function may keep one query's
+ * state in fn_extra (PL/pgSQL its compiled function, a function with a SET
+ * clause or SECURITY DEFINER its settings): such a writer is closed at
+ * commit, as the executor would end its query. The extension's own trigger
+ * functions keep none; a foreign key's are never fired by the rows C writes.
  */
 static bool
-fired_foreign_trigger(IeWriter *w)
+triggers_keep_state(IeWriter *w)
 {
 	TriggerDesc *trigdesc = w->rri->ri_TrigDesc;
 
 	if (trigdesc == NULL)
 		return false;
 	for (int i = 0; i < trigdesc->numtriggers; i++)
-		if (OidIsValid(w->rri->ri_TrigFunctions[i].fn_oid) && !w->trigger_ours[i])
+		if (w->rri->ri_TrigFunctions[i].fn_extra != NULL)
 			return true;
 	return false;
 }
@@ -570,10 +573,16 @@ writer_build(IeWriter *w, Oid relid, bool kept)
 	{
 		w->rri->ri_TrigOldSlot = ExecInitExtraTupleSlot(w->estate, desc, ops);
 		w->rri->ri_TrigNewSlot = ExecInitExtraTupleSlot(w->estate, desc, ops);
-		w->trigger_ours = palloc(sizeof(bool) * w->rri->ri_TrigDesc->numtriggers);
+
+		/*
+		 * The trigger functions looked up now, in the writer's memory:
+		 * ExecCallTriggerFunc would look one up when it first fires, in the
+		 * caller's memory context, which a function's cache in fn_extra
+		 * (fmgr_security_definer's, PL/pgSQL's) would outlive.
+		 */
 		for (int i = 0; i < w->rri->ri_TrigDesc->numtriggers; i++)
-			w->trigger_ours[i] = (get_func_namespace(w->rri->ri_TrigDesc->triggers[i].tgfoid) ==
-								  ie_catalog()->namespace);
+			fmgr_info_cxt(w->rri->ri_TrigDesc->triggers[i].tgfoid, &w->rri->ri_TrigFunctions[i],
+						  w->estate->es_query_cxt);
 	}
 
 	/*
@@ -715,7 +724,7 @@ static uint64 writer_uses = 0;
  * Parks a kept writer when its transaction commits: its relation and indexes
  * closed (their locks stay with the transaction until it ends), everything
  * else kept for the next transaction. A writer that cannot be parked (stale,
- * one that fired a trigger of another's, or holds relations the trigger
+ * one whose trigger functions keep state, or holds relations the trigger
  * machinery opened, or grew) is closed instead.
  */
 static void
@@ -724,7 +733,7 @@ writer_park(IeWriter *w)
 	ResourceOwner saved = CurrentResourceOwner;
 	EState	   *estate = w->estate;
 
-	if (w->stale || fired_foreign_trigger(w) || estate->es_trig_target_relations != NIL ||
+	if (w->stale || triggers_keep_state(w) || estate->es_trig_target_relations != NIL ||
 		estate->es_relations[0] != NULL ||
 		MemoryContextMemAllocated(estate->es_query_cxt, true) > PARKED_WRITER_MAX_BYTES)
 	{
@@ -991,6 +1000,16 @@ ie_writer_init(void)
 	RegisterSubXactCallback(writers_subxact_callback, NULL);
 }
 
+/* The kept writer of relid, open or parked, or NULL. */
+static IeWriter *
+kept_writer_of(Oid relid)
+{
+	for (int i = 0; i < n_kept_writers; i++)
+		if (kept_writers[i].relid == relid)
+			return &kept_writers[i];
+	return NULL;
+}
+
 /*
  * A writer for relid, ready for one more row: current command id, slots
  * cleared. A kept one (opened, or unparked, for the transaction), or (when
@@ -1055,8 +1074,20 @@ ie_writer_get(Oid relid, IeWriter *local)
 			/* Into the array only once whole: an error leaves the entry free. */
 			writer_open(&opened, relid, true);
 			opened.open_subid = GetCurrentSubTransactionId();
-			*free_entry = opened;
-			w = free_entry;
+
+			/*
+			 * Opening it may have run a nested write (a function of a
+			 * default or CHECK, planned, that writes) which took the entry
+			 * or opened the relation: this one is then closed, and the row
+			 * written through a writer of its own.
+			 */
+			if (!OidIsValid(free_entry->relid) && kept_writer_of(relid) == NULL)
+			{
+				*free_entry = opened;
+				w = free_entry;
+			}
+			else
+				writer_close(&opened);
 		}
 	}
 	if (w == NULL || w->in_use)
@@ -1075,13 +1106,14 @@ ie_writer_get(Oid relid, IeWriter *local)
 	return w;
 }
 
-/* Done with one row: a transaction's writer is reset for the next, any other closed. */
+/* Done with one row: a kept writer is reset for the next, any other closed. */
 void
 ie_writer_done(IeWriter *w)
 {
 	w->in_use = false;
 	if (w->kept)
 	{
+		w->estate->es_snapshot = InvalidSnapshot;	/* the statement's; set at each use */
 		ResetPerTupleExprContext(w->estate);
 		ExecClearTuple(w->slot);
 		ExecClearTuple(w->oldslot);
