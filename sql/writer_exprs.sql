@@ -154,7 +154,9 @@ SELECT append('A', 'W1', 'received', 1) > 0 AS appended;
 -- Writers are parked between transactions (src/writer.c): each relation's
 -- executor state stays in the backend's memory, reopened by the next
 -- transaction, and must not grow with the number of transactions. (The
--- executor states under the kept writers' context, and their own bytes.)
+-- executor states under the kept writers' context and the contexts under
+-- them, found by level: this query's own executor state is deeper, under
+-- its portal.)
 CREATE PROCEDURE pg_temp.appends(n int) LANGUAGE plpgsql AS $$
 BEGIN
     FOR i IN 1..n LOOP
@@ -162,13 +164,21 @@ BEGIN
         COMMIT;
     END LOOP;
 END $$;
+CREATE VIEW pg_temp.kept_writer_memory AS
+SELECT count(*) FILTER (WHERE c.parent = 'inventory_events kept writers') AS writers,
+       count(*) FILTER (WHERE c.parent = 'ExecutorState') AS their_contexts,
+       sum(c.total_bytes) AS bytes
+  FROM pg_backend_memory_contexts c,
+       (SELECT level FROM pg_backend_memory_contexts WHERE name = 'inventory_events kept writers') k
+ WHERE c.parent = 'inventory_events kept writers'
+    OR (c.parent = 'ExecutorState' AND c.level = k.level + 2);
 CALL pg_temp.appends(20);
-SELECT count(*) AS parked_before, sum(total_bytes) AS bytes_before FROM pg_backend_memory_contexts
- WHERE parent = 'inventory_events kept writers' \gset
+SELECT writers AS parked_before, their_contexts AS contexts_before, bytes AS bytes_before
+  FROM pg_temp.kept_writer_memory \gset
 CALL pg_temp.appends(1000);
-SELECT :parked_before > 0 AS parked, count(*) = :parked_before AS same_writers,
-       sum(total_bytes) - :bytes_before AS bytes_grown
-  FROM pg_backend_memory_contexts WHERE parent = 'inventory_events kept writers';
+SELECT :parked_before > 0 AS parked, :contexts_before > 0 AS with_contexts,
+       writers = :parked_before AS same_writers, bytes - :bytes_before AS bytes_grown
+  FROM pg_temp.kept_writer_memory;
 
 -- A DBA's trigger on the log (on the month's partition) fires for every
 -- event. Its function (PL/pgSQL) keeps state in its FmgrInfo, so the writer
