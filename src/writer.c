@@ -553,9 +553,8 @@ writer_build(IeWriter *w, Oid relid, bool kept)
 	w->estate->es_opened_result_relations = list_make1(w->rri);
 	writer_open_indexes(w->rri);
 	rel_exprs_assign(w->rri, w->estate->es_query_cxt, !kept);
-	w->nindexes = w->rri->ri_NumIndices;
-	w->index_oids = palloc(sizeof(Oid) * Max(w->nindexes, 1));
-	for (int i = 0; i < w->nindexes; i++)
+	w->index_oids = palloc(sizeof(Oid) * Max(w->rri->ri_NumIndices, 1));
+	for (int i = 0; i < w->rri->ri_NumIndices; i++)
 		w->index_oids[i] = RelationGetRelid(w->rri->ri_IndexRelationDescs[i]);
 
 	/*
@@ -707,6 +706,14 @@ writer_close(IeWriter *w)
 		release_owner(w->owner, true);
 }
 
+/* Closes a kept writer that is open and not in use; its entry is free. */
+static void
+kept_writer_close(IeWriter *w)
+{
+	writer_close(w);
+	writer_forget(w);
+}
+
 /*
  * The backend's kept writers, at most one per relation: opened on first use
  * in a transaction, parked when it commits, opened again by the next
@@ -737,12 +744,11 @@ writer_park(IeWriter *w)
 		estate->es_relations[0] != NULL ||
 		MemoryContextMemAllocated(estate->es_query_cxt, true) > PARKED_WRITER_MAX_BYTES)
 	{
-		writer_close(w);
-		writer_forget(w);
+		kept_writer_close(w);
 		return;
 	}
 	CurrentResourceOwner = w->owner;
-	for (int i = 0; i < w->nindexes; i++)
+	for (int i = 0; i < w->rri->ri_NumIndices; i++)
 		index_close(w->rri->ri_IndexRelationDescs[i], NoLock);
 	table_close(w->rel, NoLock);
 	CurrentResourceOwner = saved;
@@ -779,7 +785,7 @@ writer_unpark(IeWriter *w)
 
 		same = (rel == w->rel && w->generation == rel_exprs_generation && w->userid == GetUserId());
 		w->rel = rel;
-		for (; same && nopened < w->nindexes; nopened++)
+		for (; same && nopened < w->rri->ri_NumIndices; nopened++)
 		{
 			Relation	idx = index_open(w->index_oids[nopened], RowExclusiveLock);
 
@@ -796,9 +802,9 @@ writer_unpark(IeWriter *w)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	w->open = true;
 	if (same)
 	{
+		w->open = true;
 		CurrentResourceOwner = saved;
 		return true;
 	}
@@ -940,10 +946,7 @@ writers_close_idle(void)
 {
 	for (int i = 0; i < n_kept_writers; i++)
 		if (kept_writers[i].open && !kept_writers[i].in_use)
-		{
-			writer_close(&kept_writers[i]);
-			writer_forget(&kept_writers[i]);
-		}
+			kept_writer_close(&kept_writers[i]);
 }
 
 /* Utility statements that cannot change or drop a relation. */
@@ -1043,20 +1046,21 @@ ie_writer_get(Oid relid, IeWriter *local)
 		if (writer_unpark(w))
 			w->open_subid = GetCurrentSubTransactionId();
 		else
-			w = NULL;			/* freed: its entry is free */
+		{
+			/* Freed by writer_unpark: its entry is free. */
+			free_entry = free_entry ? free_entry : w;
+			w = NULL;
+		}
 	}
 	else if (w != NULL && w->stale && !w->in_use)
 	{
 		/* Closed and reopened in place: callers hold pointers into the array. */
-		writer_close(w);
-		writer_forget(w);
+		kept_writer_close(w);
+		free_entry = free_entry ? free_entry : w;
 		w = NULL;
 	}
 	if (w == NULL)
 	{
-		for (int i = 0; i < n_kept_writers && free_entry == NULL; i++)
-			if (!OidIsValid(kept_writers[i].relid))
-				free_entry = &kept_writers[i];
 		if (free_entry == NULL && n_kept_writers < (int) lengthof(kept_writers))
 		{
 			free_entry = &kept_writers[n_kept_writers++];

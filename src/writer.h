@@ -33,7 +33,6 @@ typedef struct IeWriter
 	Oid			userid;			/* who built it: EXECUTE of its expressions was checked for them */
 	uint64		generation;		/* invalidations seen when it was built (writer.c) */
 	uint64		last_used;		/* the backend's writer uses at its last use */
-	int			nindexes;
 	Oid		   *index_oids;		/* ri_IndexRelationDescs' relations, reopened by OID */
 	int			ndefaults;		/* columns C does not write that have a default */
 	AttrNumber *default_atts;
