@@ -174,4 +174,26 @@ SELECT DISTINCT ON (channel_sku) channel_sku, available FROM publications_since(
  WHERE channel_sku IN ('E1', 'E2', 'P', 'Q', 'R') ORDER BY channel_sku, seq DESC;
 SELECT sku, channel_availability('ebay', sku) FROM item WHERE sku IN ('P', 'Q', 'R') ORDER BY sku;
 
+-- Backorders are filled as reserve() serves a line now: with the listing's
+-- buffer and cap (BA waits for 10, the listing shows at most 3 of a receipt
+-- of 10: it gets 3, as BB's reserve() of the same stock did), and not at
+-- all while the sku is delisted (BC keeps waiting; its receipt fills it
+-- once it is listed again and more arrives).
+INSERT INTO item (sku) VALUES ('BA'), ('BB'), ('BC');
+INSERT INTO channel (code, allow_backorders) VALUES ('shop', true);
+INSERT INTO channel_location (channel, location) VALUES ('shop', 'W1');
+INSERT INTO channel_item (channel, sku, buffer_fixed, cap) VALUES ('shop', 'BA', 5, 3), ('shop', 'BB', 5, 3), ('shop', 'BC', NULL, NULL);
+SELECT append('BB', 'W1', 'received', 10) > 0 AS received;
+SELECT status, qty FROM reserve('shop', 'BB', 10, 'bb-1') ORDER BY status;
+SELECT status, qty FROM reserve('shop', 'BA', 10, 'ba-1');
+SELECT append('BA', 'W1', 'received', 10) > 0 AS received;
+SELECT status, qty FROM reserve('shop', 'BC', 4, 'bc-1');
+UPDATE channel_item SET listed = false WHERE channel = 'shop' AND sku = 'BC';
+SELECT append('BC', 'W1', 'received', 4) > 0 AS received;
+SELECT ref, reserved, backordered FROM reservation_status WHERE channel = 'shop' ORDER BY ref;
+UPDATE channel_item SET listed = true WHERE channel = 'shop' AND sku = 'BC';
+SELECT append('BC', 'W1', 'received', 1) > 0 AS received;
+SELECT ref, reserved, backordered FROM reservation_status WHERE channel = 'shop' ORDER BY ref;
+SELECT count(*) AS wrong FROM verify();
+
 DROP EXTENSION inventory_events;

@@ -885,6 +885,8 @@ ie_fill_backorders(text *sku)
 		IeLocationStock *locs;
 		AllocPlan		plan = {0};
 		int64		planned;
+		IeChannel	rules;
+		IeListing	listing;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(cxt);
@@ -916,6 +918,20 @@ ie_fill_backorders(text *sku)
 			MemoryContextSwitchTo(old);
 			continue;
 		}
+
+		/*
+		 * Filled as reserve() would serve the line now: with the listing's
+		 * rules (its buffers, allocation and cap), and not at all while the
+		 * channel does not sell the sku (delisted: the backorder waits).
+		 */
+		l.ch.has_listings = ie_channel_has_listings(l.channel);
+		if (!ie_channel_listing(&l.ch, sku, &rules, &listing))
+		{
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		l.ch = rules;
+
 		/*
 		 * Without splits a line is served from one location: a backorder
 		 * that already has stock somewhere waits for that location.
