@@ -104,6 +104,18 @@ SELECT event_type, qty FROM pick('web', 'A-6', 1, idempotency_key => 'pick-A-6')
 SELECT event_type, qty FROM pick('web', 'A-6', 1, idempotency_key => 'pick-A-6');
 SELECT reserved, picked FROM reservation_status WHERE ref = 'A-6';
 SELECT pg_temp.try($$SELECT * FROM pick('web', 'NOPE')$$);
+-- The same key for another operation, another order line or an append is
+-- a conflict (IE003), not a retry answered with the first call's events.
+SELECT status, location, qty FROM reserve('web', 'TEE', 2, 'A-7');
+SELECT pg_temp.try($$SELECT * FROM release('web', 'A-6', 1, idempotency_key => 'pick-A-6')$$);
+SELECT pg_temp.try($$SELECT * FROM ship('web', 'A-6', idempotency_key => 'pick-A-6')$$);
+SELECT pg_temp.try($$SELECT * FROM pick('web', 'A-7', 1, idempotency_key => 'pick-A-6')$$);
+SELECT pg_temp.try($$SELECT * FROM pick_short('web', 'A-7', 1, idempotency_key => 'pick-A-6')$$);
+SELECT append('TEE', 'DAL', 'received', 1, idempotency_key => 'rcv-1') > 0 AS received;
+SELECT pg_temp.try($$SELECT * FROM pick('web', 'A-7', 1, idempotency_key => 'rcv-1')$$);
+SELECT ref, reserved, picked, shipped, released, short FROM reservation_status WHERE ref IN ('A-6', 'A-7') ORDER BY ref;
+SELECT count(*) AS released FROM release('web', 'A-7');
+SELECT append('TEE', 'DAL', 'adjusted', -1) > 0 AS adjusted;
 
 -- A pick short on a backorder channel backorders the shortfall and refills it at once.
 SELECT append('TEE', 'DAL', 'received', 4) > 0 AS received;
@@ -129,6 +141,8 @@ SELECT backordered, cancelled FROM reservation WHERE ref = 'E-5';
 SELECT source, idempotency_key, operation, qty FROM operation_key;
 -- A new key cancels again; without a key nothing is recorded.
 SELECT count(*) AS movements FROM release('edi', 'E-5', 10, source => 'oms', idempotency_key => 'cancel-E-5-2');
+-- That key given to the release of another order line: a conflict (IE003).
+SELECT pg_temp.try($$SELECT * FROM release('edi', 'E-4', 1, source => 'oms', idempotency_key => 'cancel-E-5-2')$$);
 SELECT count(*) AS movements FROM release('edi', 'E-5', 5);
 SELECT backordered, cancelled FROM reservation WHERE ref = 'E-5';
 SELECT count(*) AS keys FROM operation_key;

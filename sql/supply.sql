@@ -31,6 +31,10 @@ SELECT expected_date - current_date AS days FROM event WHERE ref = 'T-1' AND eve
 -- Idempotent with a key; the retry returns the same two events.
 SELECT event_type, qty FROM transfer('CAP', 'W1', 'W3', 1, 'T-2', source => 'wms', idempotency_key => 'tr-2');
 SELECT event_type, qty FROM transfer('CAP', 'W1', 'W3', 1, 'T-2', source => 'wms', idempotency_key => 'tr-2');
+-- Its key for another transfer, or for a receipt: a conflict (IE003).
+SELECT pg_temp.try($$SELECT * FROM transfer('CAP', 'W1', 'W3', 1, 'T-3', source => 'wms', idempotency_key => 'tr-2')$$);
+SELECT pg_temp.try($$SELECT receive_transfer('CAP', 'W3', 1, 'T-2', source => 'wms', idempotency_key => 'tr-2')$$);
+SELECT pg_temp.try($$SELECT * FROM receive_po('CAP', 'W3', 1, 'T-2', source => 'wms', idempotency_key => 'tr-2')$$);
 SELECT count(*) AS t2_events FROM event WHERE ref = 'T-2';
 -- Receiving part of it, then the rest; never more than is in transit for that ref.
 SELECT receive_transfer('CAP', 'W2', 3, 'T-1') > 0;
@@ -56,6 +60,7 @@ SELECT pg_temp.pos('TEE', 'W1') AS w1;
 SELECT event_type, qty FROM receive_po('TEE', 'W1', 2, 'PO-1/1');
 SELECT event_type, qty FROM receive_po('TEE', 'W2', 1, 'PO-2/1', source => 'wms', idempotency_key => 'po-2');
 SELECT event_type, qty FROM receive_po('TEE', 'W2', 1, 'PO-2/1', source => 'wms', idempotency_key => 'po-2');
+SELECT pg_temp.try($$SELECT * FROM receive_po('TEE', 'W2', 1, 'PO-3/1', source => 'wms', idempotency_key => 'po-2')$$);
 SELECT pg_temp.try($$SELECT * FROM receive_po('TEE', 'W1', 0, 'PO-1/1')$$);
 
 -- Returns: into quarantine; then restocked or written off.

@@ -497,7 +497,7 @@ move_allocations(Reservation *r, LifecycleOp op, bool has_units, int64 units, te
 				want -= take;
 			}
 			n++;
-			m = palloc(sizeof(IeMovement));
+			m = palloc0(sizeof(IeMovement));
 			m->event_type = ops[op].event_type;
 			m->sku = sku;
 			m->location = ROW_TEXT(a, Anum_ie_allocation_location);
@@ -542,10 +542,12 @@ release_reservation(Reservation *r, bool has_units, int64 units, text *reason, t
 /*
  * Was an operation with this key recorded without an event (a release of
  * backordered units only)? Asked after ie_replay_operation found no event,
- * under the key's lock it took, so a committed first call is seen.
+ * under the key's lock it took, so a committed first call is seen. One
+ * recorded for another operation or order line than (channel, ref) is a
+ * conflict (IE003), as ie_replay_check's.
  */
 static bool
-operation_key_recorded(text *source, text *key)
+operation_key_recorded(text *source, text *key, text *channel, text *ref)
 {
 	const IeCatalog *c = ie_catalog();
 	Datum		keys[2];
@@ -562,6 +564,34 @@ operation_key_recorded(text *source, text *key)
 	idx = index_open(c->operation_key_pkey, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
 	found = ie_index_lookup(rel, idx, SnapshotSelf, 2, keys, ie_text_keys, slot);
+	if (found)
+	{
+		bool		isnull;
+		text	   *operation = DatumGetTextPP(slot_getattr(slot, Anum_ie_operation_key_operation, &isnull));
+		int64		reservation_id = DatumGetInt64(slot_getattr(slot, Anum_ie_operation_key_reservation_id, &isnull));
+		const char *field = NULL;
+		Reservation r;
+
+		if (strcmp(text_to_cstring(operation), "release") != 0)
+			field = "operation";
+		else if (channel != NULL && ref != NULL)
+		{
+			Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+			if (!reservation_read_by_id(reservation_id, snapshot, &r) ||
+				!ie_text_equal(r.channel, channel) || !ie_text_equal(r.ref, ref))
+				field = "order line (channel and ref)";
+			UnregisterSnapshot(snapshot);
+		}
+		if (field)
+			ereport(ERROR,
+					(errcode(ERRCODE_IE_IDEMPOTENCY_CONFLICT),
+					 errmsg("idempotency key \"%s\" of source \"%s\" was already used for a different operation",
+							text_to_cstring(key), text_to_cstring(DatumGetTextPP(keys[0]))),
+					 errdetail("The release of reservation %lld recorded under it has a different %s.",
+							   (long long) reservation_id, field),
+					 errhint("Use a new idempotency key for a new operation.")));
+	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
@@ -612,11 +642,13 @@ ie_release(PG_FUNCTION_ARGS)
 	text	   *key = ARG_TEXT(5);
 	List	   *moves = NIL;
 	Reservation r;
+	IeReplayExpect expect = {IE_EV_BIT(IE_EV_RELEASED), NULL, ARG_TEXT(0), ARG_TEXT(1)};
 
 	ie_write_call_start("inventory_events.release()");
 	ie_init_materialized_srf(fcinfo);
 	check_positive(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
-	if (!ie_replay_operation(source, key, &moves) && !operation_key_recorded(source, key))
+	if (!ie_replay_operation(source, key, &expect, &moves) &&
+		!operation_key_recorded(source, key, ARG_TEXT(0), ARG_TEXT(1)))
 	{
 		int64		cancelled;
 
@@ -638,10 +670,11 @@ pick_or_ship(FunctionCallInfo fcinfo, LifecycleOp op, text *location, text *sour
 {
 	List	   *moves = NIL;
 	Reservation r;
+	IeReplayExpect expect = {IE_EV_BIT(ops[op].event_type), NULL, ARG_TEXT(0), ARG_TEXT(1)};
 
 	ie_write_call_start(op == OP_PICK ? "inventory_events.pick()" : "inventory_events.ship()");
 	ie_init_materialized_srf(fcinfo);
-	if (!ie_replay_operation(source, key, &moves))
+	if (!ie_replay_operation(source, key, &expect, &moves))
 	{
 		lock_reservation(ARG_TEXT(0), ARG_TEXT(1), &r);
 		moves = move_allocations(&r, op, !PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2),
@@ -691,6 +724,7 @@ ie_pick_short(PG_FUNCTION_ARGS)
 	text	   *reason = ARG_TEXT(4);
 	text	   *source = ARG_TEXT(5);
 	text	   *key = ARG_TEXT(6);
+	IeReplayExpect expect = {IE_EV_BIT(IE_EV_PICK_SHORT), NULL, ARG_TEXT(0), ARG_TEXT(1)};
 	List	   *moves = NIL;
 	ListCell   *lc;
 	Reservation r;
@@ -704,7 +738,7 @@ ie_pick_short(PG_FUNCTION_ARGS)
 				 errmsg("qty must not be null")));
 	qty = PG_GETARG_INT64(2);
 	ie_init_materialized_srf(fcinfo);
-	if (ie_replay_operation(source, key, &moves))
+	if (ie_replay_operation(source, key, &expect, &moves))
 	{
 		ie_emit_movements(fcinfo, moves);
 		return (Datum) 0;

@@ -408,6 +408,10 @@ ie_event_by_key(text *source, text *key, bool lock, IeMovement *m)
 		m->location = DatumGetTextPCopy(slot->tts_values[Anum_ie_event_location - 1]);
 		m->lot = DatumGetTextPCopy(slot->tts_values[Anum_ie_event_lot - 1]);
 		m->qty = DatumGetInt64(slot->tts_values[Anum_ie_event_qty - 1]);
+		m->channel = slot->tts_isnull[Anum_ie_event_channel - 1] ? NULL :
+			DatumGetTextPCopy(slot->tts_values[Anum_ie_event_channel - 1]);
+		m->ref = slot->tts_isnull[Anum_ie_event_ref - 1] ? NULL :
+			DatumGetTextPCopy(slot->tts_values[Anum_ie_event_ref - 1]);
 	}
 	keyed_event_done(&k);
 	return found;
@@ -423,18 +427,51 @@ ie_nth_key(text *key, int n)
 }
 
 /*
+ * Is the event found under an operation's key one that operation, with these
+ * arguments, records? A key reused for another operation (another event
+ * type, an append's key given to pick()), another order line or another sku
+ * is a conflict (IE003), as for append() and reserve(): a retry applies
+ * nothing, so answering it with another operation's events would drop the
+ * new request without a word.
+ */
+StaticAssertDecl(IE_NUM_EVENT_TYPES <= 32, "event types must fit IE_EV_BIT's uint32");
+
+void
+ie_replay_check(text *source, text *key, const IeMovement *m, const IeReplayExpect *expect)
+{
+	const char *field = NULL;
+
+	if (expect->event_types != 0 && (expect->event_types & IE_EV_BIT(m->event_type)) == 0)
+		field = "event type";
+	else if (expect->sku && !ie_text_equal(m->sku, expect->sku))
+		field = "sku";
+	else if (expect->channel && !ie_text_equal(m->channel, expect->channel))
+		field = "channel";
+	else if (expect->ref && !ie_text_equal(m->ref, expect->ref))
+		field = "ref";
+	if (field)
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_IDEMPOTENCY_CONFLICT),
+				 errmsg("idempotency key \"%s\" of source \"%s\" was already used for a different operation",
+						text_to_cstring(key), text_to_cstring(source)),
+				 errdetail("Event %lld has the same key and a different %s.", (long long) m->event_id, field),
+				 errhint("Use a new idempotency key for a new operation.")));
+}
+
+/*
  * A retry of an operation under (source, key): the events it recorded (key,
  * key#2, ...), or false when the key is new. Takes the key's lock, which the
  * operation then holds: it comes first in the global lock order.
  */
 bool
-ie_replay_operation(text *source, text *key, List **moves)
+ie_replay_operation(text *source, text *key, const IeReplayExpect *expect, List **moves)
 {
 	IeMovement	m;
 	text	   *src = source ? source : cstring_to_text("");
 
 	if (key == NULL || !ie_event_by_key(src, key, true, &m))
 		return false;
+	ie_replay_check(src, key, &m, expect);
 	*moves = lappend(*moves, memcpy(palloc(sizeof(m)), &m, sizeof(m)));
 	for (int n = 2;; n++)
 	{

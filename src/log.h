@@ -82,6 +82,8 @@ typedef struct IeMovement
 	text	   *location;
 	text	   *lot;			/* '' without lots */
 	int64		qty;
+	text	   *channel;		/* NULL: none (also in movements made, not read) */
+	text	   *ref;
 } IeMovement;
 
 /*
@@ -102,7 +104,18 @@ extern int64 ie_insert_event(const IePreparedEvent *p);
 extern int64 ie_append_input(const IeEventInput *in);
 extern bool ie_event_by_key(text *source, text *key, bool lock, IeMovement *m);
 extern text *ie_nth_key(text *key, int n);
-extern bool ie_replay_operation(text *source, text *key, List **moves);
+/* What a retry of an operation must match: 0 / NULL fields are not compared. */
+#define IE_EV_BIT(t) ((uint32) 1 << (t))
+typedef struct IeReplayExpect
+{
+	uint32		event_types;	/* IE_EV_BITs: the event under the key itself */
+	text	   *sku;
+	text	   *channel;
+	text	   *ref;
+} IeReplayExpect;
+
+extern void ie_replay_check(text *source, text *key, const IeMovement *m, const IeReplayExpect *expect);
+extern bool ie_replay_operation(text *source, text *key, const IeReplayExpect *expect, List **moves);
 extern void ie_emit_movements(FunctionCallInfo fcinfo, List *moves);
 extern void ie_record_exception(const char *kind, text *sku, text *location, text *channel,
 								text *ref, const char *detail);

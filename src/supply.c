@@ -105,7 +105,7 @@ open_quantity(text *sku, text *location, text *lot, text *ref, IeBucket bucket)
 static IeMovement *
 movement(int64 event_id, IeEventType type, text *sku, text *location, text *lot, int64 qty)
 {
-	IeMovement *m = palloc(sizeof(IeMovement));
+	IeMovement *m = palloc0(sizeof(IeMovement));
 
 	m->event_id = event_id;
 	m->event_type = type;
@@ -140,9 +140,11 @@ ie_transfer(PG_FUNCTION_ARGS)
 	text	   *locations[2];
 	IeEventInput in;
 
+	IeReplayExpect expect = {IE_EV_BIT(IE_EV_TRANSFER_OUT), sku, NULL, ref};
+
 	ie_write_call_start("inventory_events.transfer()");
 	ie_init_materialized_srf(fcinfo);
-	if (ie_replay_operation(source, key, &moves))
+	if (ie_replay_operation(source, key, &expect, &moves))
 	{
 		ie_emit_movements(fcinfo, moves);
 		return (Datum) 0;
@@ -217,7 +219,12 @@ ie_receive_transfer(PG_FUNCTION_ARGS)
 
 	ie_write_call_start("inventory_events.receive_transfer()");
 	if (key && ie_event_by_key(source ? source : cstring_to_text(""), key, true, &prior))
+	{
+		IeReplayExpect expect = {IE_EV_BIT(IE_EV_TRANSFER_RECEIVED), sku, NULL, ref};
+
+		ie_replay_check(source ? source : cstring_to_text(""), key, &prior, &expect);
 		PG_RETURN_INT64(prior.event_id);
+	}
 	require_arg(sku, "sku");
 	require_arg(to, "to_location");
 	if (PG_ARGISNULL(2))
@@ -272,9 +279,11 @@ ie_receive_po(PG_FUNCTION_ARGS)
 	int64		matched;
 	int			n = 0;
 
+	IeReplayExpect expect = {IE_EV_BIT(IE_EV_MOVED) | IE_EV_BIT(IE_EV_RECEIVED), sku, NULL, ref};
+
 	ie_write_call_start("inventory_events.receive_po()");
 	ie_init_materialized_srf(fcinfo);
-	if (ie_replay_operation(source, key, &moves))
+	if (ie_replay_operation(source, key, &expect, &moves))
 	{
 		ie_emit_movements(fcinfo, moves);
 		return (Datum) 0;
