@@ -31,10 +31,12 @@
  * owner is released when it is parked), no tuple descriptor pin (its slots
  * have a copy of the relation's descriptor), no buffer pin, no snapshot (set
  * at each use). It is used again only if nothing it was built from can have
- * changed: no invalidation of any relation, function, type or constraint
- * since it was built (rel_exprs_generation counts them; opening the relation
- * again processes those that arrived meanwhile), the same user, the same
- * relcache entries; otherwise it is built again. A writer whose trigger
+ * changed: no invalidation of its relation or its indexes, of any function,
+ * or of a domain it checks, since it was built (writers_invalidate marks it;
+ * opening the relation again processes those that arrived meanwhile), the
+ * same user, the same relcache entries; otherwise it is built again. Other
+ * relations' and types' invalidations (another session's CREATE TEMP TABLE,
+ * ANALYZE of another table) leave it alone. A writer whose trigger
  * functions keep state of their own (a DBA's PL/pgSQL trigger on the log),
  * one whose triggers opened other relations, or one whose memory grew is
  * closed at commit instead. An abort frees the writers it had open.
@@ -46,6 +48,7 @@
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/index.h"
+#include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
@@ -72,13 +75,14 @@
  * partitions have three). The executor would read, plan and compile them
  * again for every new ResultRelInfo, that is for every writer opened: once
  * per table per transaction, a tenth of an append's instructions (profile in
- * doc/development.md). Every entry is dropped by a relcache invalidation of
- * the relation of any entry or of one of its partial indexes (ALTER TABLE ...
- * ADD CHECK, CREATE or DROP INDEX, DROP EXTENSION, and the statistics updates
- * of every VACUUM and ANALYZE), and by any change to a function, a type or a
- * constraint (ALTER FUNCTION, REVOKE EXECUTE, ALTER DOMAIN: compiled steps
- * hold a function's strictness, a domain's constraints and the result of a
- * permission check, made for the user who compiled them, whose entry it is);
+ * doc/development.md). An entry is dropped by a relcache invalidation of its
+ * relation or of one of its partial indexes (ALTER TABLE ... ADD CHECK,
+ * CREATE or DROP INDEX, DROP EXTENSION, and the statistics updates of VACUUM
+ * and ANALYZE), and every entry by any change to a function or to a domain
+ * in use (ALTER FUNCTION, REVOKE EXECUTE, ALTER DOMAIN: compiled steps hold a
+ * function's strictness, a domain's constraints and the result of a
+ * permission check, made for the user who compiled them, whose entry it is;
+ * see domain_hashes);
  * when all entries are taken, the oldest makes room.
  *
  * An invalidation can arrive while a writer uses the compiled expressions:
@@ -121,7 +125,80 @@ typedef struct RelExprs
 
 static RelExprs rel_exprs[16];
 static int	rel_exprs_n = 0;
+/*
+ * Counts every invalidation and every drop of a cache entry: a build under
+ * way (a cache entry, a writer) compares it before and after, and keeps
+ * nothing it built if it moved.
+ */
 static uint64 rel_exprs_generation = 0;
+
+static void writers_invalidate(Oid relid);
+
+/*
+ * The domains that what is kept here (compiled expressions, IndexInfo
+ * entries, parked writers) was compiled with: the hash values of their
+ * TYPEOID entries, the base domains of a domain included. A compiled
+ * CoerceToDomain holds the domain's constraints as they were; ALTER DOMAIN
+ * sends an invalidation of the domain's type, and a constraint change also
+ * one of the constraint's, whose OID (a new one's) we cannot know. So a type
+ * invalidation drops everything only when it hits one of these hashes, and a
+ * constraint invalidation only when any domain is in use; the other type and
+ * constraint invalidations of the database (every CREATE TABLE and CREATE
+ * TEMP TABLE makes a type and perhaps constraints) leave the caches and the
+ * parked writers alone. The set only grows until everything is dropped.
+ */
+static uint32 domain_hashes[64];
+static int	n_domain_hashes = 0;
+static bool domain_hashes_overflow = false;
+
+static void
+note_domain(Oid typid)
+{
+	for (;;)
+	{
+		HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+		Form_pg_type typ;
+		uint32		hash;
+		bool		known = false;
+
+		if (!HeapTupleIsValid(tup))
+			return;
+		typ = (Form_pg_type) GETSTRUCT(tup);
+		if (typ->typtype != TYPTYPE_DOMAIN)
+		{
+			ReleaseSysCache(tup);
+			return;
+		}
+		hash = GetSysCacheHashValue1(TYPEOID, ObjectIdGetDatum(typid));
+		typid = typ->typbasetype;
+		ReleaseSysCache(tup);
+		for (int i = 0; i < n_domain_hashes && !known; i++)
+			known = (domain_hashes[i] == hash);
+		if (known)
+			continue;
+		if (n_domain_hashes == lengthof(domain_hashes))
+			domain_hashes_overflow = true;
+		else
+			domain_hashes[n_domain_hashes++] = hash;
+	}
+}
+
+static bool
+domains_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, CoerceToDomain))
+		note_domain(((CoerceToDomain *) node)->resulttype);
+	return expression_tree_walker(node, domains_walker, context);
+}
+
+/* Notes the domains an expression (or an implicit-AND list) checks. */
+static void
+note_domains_of(Node *expr)
+{
+	(void) domains_walker(expr, NULL);
+}
 
 /*
  * Frees the memory of a dropped cache entry, or hands it to the current
@@ -139,8 +216,9 @@ cache_entry_memory_release(MemoryContext cxt)
 static void
 rel_exprs_drop(int i)
 {
-	/* Parked writers may point into it (see writer_unpark). */
+	/* A build under way may point into it; parked writers of it do. */
 	rel_exprs_generation++;
+	writers_invalidate(rel_exprs[i].relid);
 	cache_entry_memory_release(rel_exprs[i].cxt);
 	rel_exprs_n--;
 	memmove(&rel_exprs[i], &rel_exprs[i + 1], sizeof(RelExprs) * (rel_exprs_n - i));
@@ -163,8 +241,9 @@ rel_exprs_drop_all(void)
  * own memory context; the lists and arrays the copy points to are shared,
  * read only. An entry goes with any relcache invalidation of its index or of
  * the index's table (a CREATE INDEX CONCURRENTLY making it ready, ALTER
- * INDEX, REINDEX) and with any function, type or constraint change (an
- * exclusion constraint's operators); its memory, which writers of the
+ * INDEX, REINDEX), and every entry with any function change (an exclusion
+ * constraint's operators) or a change of a domain in use (an index
+ * expression's); its memory, which writers of the
  * current transaction may point into, is handed to the transaction, as
  * rel_exprs' is (a parked writer's copies are not used again after it).
  */
@@ -184,6 +263,8 @@ index_info_drop(IndexInfoEntry *e)
 	MemoryContext cxt = e->cxt;
 	Oid			indexid = e->indexid;
 
+	/* Its table's writers point into it. */
+	writers_invalidate(e->heapid);
 	(void) hash_search(index_infos, &indexid, HASH_REMOVE, NULL);
 	cache_entry_memory_release(cxt);
 }
@@ -239,6 +320,8 @@ index_info_for(Relation idx)
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
 		source = BuildIndexInfo(idx);
+		note_domains_of((Node *) source->ii_Expressions);
+		note_domains_of((Node *) source->ii_Predicate);
 		MemoryContextSwitchTo(old);
 		/* Else it stays, for this writer only, under the executor state. */
 		if (generation == rel_exprs_generation)
@@ -303,30 +386,60 @@ writer_open_indexes(ResultRelInfo *rri)
 	list_free(indexids);
 }
 
+/*
+ * A relcache invalidation drops the entries of the relation (a table, or
+ * one of its partial indexes) and the IndexInfo entries of the index or
+ * table, and invalidates the writers of the relation (writers_invalidate);
+ * the others stay.
+ */
 static void
 rel_exprs_callback(Datum arg, Oid relid)
 {
-	bool		hit = (relid == InvalidOid);
-
 	/* Whatever it hits: it may be of a relation being compiled. */
 	rel_exprs_generation++;
-	for (int i = 0; i < rel_exprs_n; i++)
+	for (int i = rel_exprs_n - 1; i >= 0; i--)
 	{
-		hit |= (rel_exprs[i].relid == relid);
+		bool		hit = (relid == InvalidOid || rel_exprs[i].relid == relid);
+
 		for (int j = 0; j < rel_exprs[i].npredicates; j++)
 			hit |= (rel_exprs[i].predicate_indexes[j] == relid);
+		if (hit)
+			rel_exprs_drop(i);
 	}
-	if (hit)
-		rel_exprs_drop_all();
 	index_infos_drop(relid);
 }
 
+/* Drops every cache entry and invalidates every writer. */
 static void
-rel_exprs_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+writer_caches_drop_all(void)
 {
 	rel_exprs_generation++;
 	rel_exprs_drop_all();
 	index_infos_drop(InvalidOid);
+	writers_invalidate(InvalidOid);
+	n_domain_hashes = 0;
+	domain_hashes_overflow = false;
+}
+
+/*
+ * A function's change (its strictness, EXECUTE revoked: compiled steps hold
+ * both) drops everything; a type's or a constraint's only when it may be
+ * of a domain in use (see domain_hashes). Hash value 0: a reset of the
+ * whole cache.
+ */
+static void
+rel_exprs_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	bool		hit = (hashvalue == 0 || cacheid == PROCOID || domain_hashes_overflow);
+
+	/* A build under way may be compiling with it. */
+	rel_exprs_generation++;
+	if (!hit && cacheid == CONSTROID)
+		hit = (n_domain_hashes > 0);
+	for (int i = 0; i < n_domain_hashes && !hit; i++)
+		hit = (domain_hashes[i] == hashvalue);
+	if (hit)
+		writer_caches_drop_all();
 }
 
 /* Does an expression keep state of its first evaluation (see above)? */
@@ -398,6 +511,8 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt, bool own_states)
 			predicates = lappend(predicates, predicate == NIL ? NULL :
 								 expression_planner((Expr *) copyObject(predicate)));
 		}
+		note_domains_of((Node *) checks);
+		note_domains_of((Node *) predicates);
 		if (keeps_evaluation_state((Node *) checks, NULL) ||
 			keeps_evaluation_state((Node *) predicates, NULL))
 		{
@@ -514,6 +629,38 @@ triggers_keep_state(IeWriter *w)
 	return false;
 }
 
+/*
+ * Notes the domains of what a writer of rel compiles, or the executor
+ * compiles for it and keeps with it: its columns' defaults and generation
+ * expressions, CHECK constraints and trigger WHEN conditions (the indexes'
+ * and the cached expressions' are noted where their entries are built).
+ */
+static void
+note_writer_domains(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		note_domain(att->atttypid);
+		note_domains_of(build_column_default(rel, att->attnum));
+	}
+	if (desc->constr)
+		for (int i = 0; i < desc->constr->num_check; i++)
+			note_domains_of(stringToNode(desc->constr->check[i].ccbin));
+	if (rel->trigdesc)
+		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
+			if (rel->trigdesc->triggers[i].tgqual)
+				note_domains_of(stringToNode(rel->trigdesc->triggers[i].tgqual));
+}
+
+/* Writers built by the backend: each kept one is named by its number. */
+static uint64 writer_builds = 0;
+
 static void
 writer_build(IeWriter *w, Oid relid, bool kept)
 {
@@ -528,6 +675,8 @@ writer_build(IeWriter *w, Oid relid, bool kept)
 	w->rel = table_open(relid, RowExclusiveLock);
 	/* Taking the lock processed the invalidations that had arrived. */
 	w->generation = rel_exprs_generation;
+	w->invalidated = false;
+	note_writer_domains(w->rel);
 	if (kept)
 	{
 		if (kept_writers_cxt == NULL)
@@ -535,6 +684,11 @@ writer_build(IeWriter *w, Oid relid, bool kept)
 													 ALLOCSET_SMALL_SIZES);
 		old = MemoryContextSwitchTo(kept_writers_cxt);
 		w->estate = CreateExecutorState();
+		/* pg_backend_memory_contexts shows whose it is, and which build. */
+		MemoryContextSetIdentifier(w->estate->es_query_cxt,
+								   MemoryContextStrdup(w->estate->es_query_cxt,
+													   psprintf("%s, build %llu", RelationGetRelationName(w->rel),
+																(unsigned long long) ++writer_builds)));
 		MemoryContextSwitchTo(old);
 	}
 	else
@@ -728,6 +882,27 @@ static int	n_kept_writers = 0;
 static uint64 writer_uses = 0;
 
 /*
+ * Marks the writers of relid (the table, or one of its indexes; InvalidOid:
+ * all) as built from what may have changed: a parked one is not used again
+ * (writer_unpark), an open one is closed at commit instead of parked. Every
+ * kept writer in the array is whole: its index_oids are set.
+ */
+static void
+writers_invalidate(Oid relid)
+{
+	for (int i = 0; i < n_kept_writers; i++)
+	{
+		IeWriter   *w = &kept_writers[i];
+		bool		hit = OidIsValid(w->relid) && (relid == InvalidOid || w->relid == relid);
+
+		for (int j = 0; OidIsValid(w->relid) && !hit && j < w->rri->ri_NumIndices; j++)
+			hit = (w->index_oids[j] == relid);
+		if (hit)
+			w->invalidated = true;
+	}
+}
+
+/*
  * Parks a kept writer when its transaction commits: its relation and indexes
  * closed (their locks stay with the transaction until it ends), everything
  * else kept for the next transaction. A writer that cannot be parked (stale,
@@ -740,7 +915,7 @@ writer_park(IeWriter *w)
 	ResourceOwner saved = CurrentResourceOwner;
 	EState	   *estate = w->estate;
 
-	if (w->stale || triggers_keep_state(w) || estate->es_trig_target_relations != NIL ||
+	if (w->stale || w->invalidated || triggers_keep_state(w) || estate->es_trig_target_relations != NIL ||
 		estate->es_relations[0] != NULL ||
 		MemoryContextMemAllocated(estate->es_query_cxt, true) > PARKED_WRITER_MAX_BYTES)
 	{
@@ -763,11 +938,11 @@ writer_park(IeWriter *w)
  * the relation's lock processes the invalidations that arrived since the
  * transaction began (an index dropped meanwhile among them): false (the
  * writer freed, what was opened closed) when anything it was built from may
- * have changed, that is when any invalidation arrived since it was built
- * (see rel_exprs_generation), another user writes, or the relcache entries
- * are not those it was built with. Its indexes are opened only once that is
+ * have changed, that is when an invalidation hit it since it was built
+ * (writers_invalidate), another user writes, or the relcache entries are
+ * not those it was built with. Its indexes are opened only once that is
  * known: with the table's lock held none of them can be dropped, and one
- * created meanwhile (CREATE INDEX CONCURRENTLY) shows in the counter again.
+ * created meanwhile (CREATE INDEX CONCURRENTLY) invalidates the table.
  */
 static bool
 writer_unpark(IeWriter *w)
@@ -783,7 +958,7 @@ writer_unpark(IeWriter *w)
 	{
 		Relation	rel = table_open(w->relid, RowExclusiveLock);
 
-		same = (rel == w->rel && w->generation == rel_exprs_generation && w->userid == GetUserId());
+		same = (rel == w->rel && !w->invalidated && w->userid == GetUserId());
 		w->rel = rel;
 		for (; same && nopened < w->rri->ri_NumIndices; nopened++)
 		{
@@ -792,7 +967,7 @@ writer_unpark(IeWriter *w)
 			same = (idx == indexes[nopened]);
 			indexes[nopened] = idx;
 		}
-		same = same && w->generation == rel_exprs_generation;
+		same = same && !w->invalidated;
 	}
 	PG_CATCH();
 	{
@@ -922,12 +1097,13 @@ writers_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 /*
  * An open writer of the relation is reopened before its next use; a parked
- * one sees that an invalidation arrived (rel_exprs_generation).
+ * one of the relation or of one of its indexes is invalidated.
  */
 static void
 writers_relcache_callback(Datum arg, Oid relid)
 {
 	rel_exprs_callback(arg, relid);
+	writers_invalidate(relid);
 	for (int i = 0; i < n_kept_writers; i++)
 		if (kept_writers[i].open && (relid == InvalidOid || kept_writers[i].relid == relid))
 			kept_writers[i].stale = true;
@@ -1031,8 +1207,8 @@ ie_writer_get(Oid relid, IeWriter *local)
 	{
 		IeWriter   *e = &kept_writers[i];
 
-		/* Parked, built before the last invalidation: not to be used again. */
-		if (OidIsValid(e->relid) && !e->open && e->generation != rel_exprs_generation)
+		/* Parked, built from what an invalidation hit: not to be used again. */
+		if (OidIsValid(e->relid) && !e->open && e->invalidated)
 			writer_free(e);
 		if (!OidIsValid(e->relid))
 			free_entry = free_entry ? free_entry : e;
@@ -1078,6 +1254,9 @@ ie_writer_get(Oid relid, IeWriter *local)
 			/* Into the array only once whole: an error leaves the entry free. */
 			writer_open(&opened, relid, true);
 			opened.open_subid = GetCurrentSubTransactionId();
+			/* An invalidation arrived while it was built: it missed it. */
+			if (opened.generation != rel_exprs_generation)
+				opened.invalidated = true;
 
 			/*
 			 * Opening it may have run a nested write (a function of a

@@ -31,7 +31,8 @@ typedef struct IeWriter
 	SubTransactionId open_subid;	/* the (sub)transaction that opened it */
 	ResourceOwner owner;		/* a kept writer's relations and locks, while open */
 	Oid			userid;			/* who built it: EXECUTE of its expressions was checked for them */
-	uint64		generation;		/* invalidations seen when it was built (writer.c) */
+	uint64		generation;		/* rel_exprs_generation when it was built (writer.c) */
+	bool		invalidated;	/* what it was built from may have changed */
 	uint64		last_used;		/* the backend's writer uses at its last use */
 	Oid		   *index_oids;		/* ri_IndexRelationDescs' relations, reopened by OID */
 	int			ndefaults;		/* columns C does not write that have a default */
