@@ -12,10 +12,14 @@
  *
  * Everything is read from the stock rows (one per stream), so the cost does
  * not depend on the length of the event log. Readers that must not be
- * overtaken (reserve) call this holding the sku lock and the stream locks;
- * rows are read with SnapshotSelf, which under those locks is the latest
- * committed state plus our own changes; the SQL functions read the same way
- * and so may see a change committed after the statement began.
+ * overtaken (reserve) call this holding the sku lock and the stream locks,
+ * and read the stock with SnapshotSelf, which under those locks is the
+ * latest committed state plus our own changes. Readers without them (the
+ * SQL functions: the statement's snapshot; the publisher: its step's; the
+ * streams listed before they are locked: the latest) read the stock and the
+ * reservations in an MVCC snapshot: with SnapshotSelf a stock row whose
+ * update (not HOT) commits while its location is scanned is seen in both
+ * versions or in neither.
  */
 #include "postgres.h"
 
@@ -567,7 +571,7 @@ ie_channel_rules(const IeChannel *ch, int64 pool, int64 velocity_buffer)
  * its last publication. 0 unless the channel has it on and an interval.
  */
 int64
-ie_velocity_buffer(const IeChannel *ch, text *sku)
+ie_velocity_buffer(const IeChannel *ch, text *sku, Snapshot snapshot)
 {
 	const IeCatalog *c;
 	Relation	rel;
@@ -590,7 +594,7 @@ ie_velocity_buffer(const IeChannel *ch, text *sku)
 						   idx->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(sku));
 	ScanKeyEntryInitialize(&skey[1], 0, 2, BTGreaterStrategyNumber, InvalidOid,
 						   InvalidOid, F_TIMESTAMPTZ_GT, TimestampTzGetDatum(since));
-	scan = index_beginscan(rel, idx, SnapshotSelf, 2, 0);
+	scan = index_beginscan(rel, idx, snapshot, 2, 0);
 	index_rescan(scan, skey, 2, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
@@ -628,14 +632,14 @@ lot_fefo_cmp(const void *a, const void *b)
  * its expires_on day).
  */
 void
-ie_location_stock(text *sku, text *location, IeLocationStock *out)
+ie_location_stock(text *sku, text *location, Snapshot snapshot, IeLocationStock *out)
 {
 	const IeCatalog *c = ie_catalog();
 	Relation	rel = table_open(c->stock_rel, AccessShareLock);
 	Relation	idx = index_open(c->stock_pkey, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Datum		keys[2] = {PointerGetDatum(sku), PointerGetDatum(location)};
-	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 2, keys, ie_text_keys);
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, snapshot, 2, keys, ie_text_keys);
 	DateADT		today = GetSQLCurrentDate();
 	int64		available = 0;
 	int64		safety = 0;
@@ -673,7 +677,7 @@ ie_location_stock(text *sku, text *location, IeLocationStock *out)
 				lotidx = index_open(c->lot_pkey, AccessShareLock);
 				lotslot = table_slot_create(lotrel, NULL);
 			}
-			if (ie_index_lookup(lotrel, lotidx, SnapshotSelf, 2, lkeys, ie_text_keys, lotslot))
+			if (ie_index_lookup(lotrel, lotidx, snapshot, 2, lkeys, ie_text_keys, lotslot))
 			{
 				expires = slot_getattr(lotslot, Anum_ie_lot_expires_on, &isnull);
 				l->has_expiry = !isnull;
@@ -705,13 +709,13 @@ ie_location_stock(text *sku, text *location, IeLocationStock *out)
  * stock of each location in locs[i] (one per source, in source order).
  */
 int64
-ie_channel_pool(const IeChannel *ch, text *sku, IeLocationStock *locs)
+ie_channel_pool(const IeChannel *ch, text *sku, Snapshot snapshot, IeLocationStock *locs)
 {
 	int64		pool = 0;
 
 	for (int i = 0; i < ch->nsources; i++)
 	{
-		ie_location_stock(sku, ch->sources[i].location, &locs[i]);
+		ie_location_stock(sku, ch->sources[i].location, snapshot, &locs[i]);
 		locs[i].priority = ch->sources[i].priority;
 		pool += locs[i].atp;
 	}
@@ -719,11 +723,11 @@ ie_channel_pool(const IeChannel *ch, text *sku, IeLocationStock *locs)
 }
 
 int64
-ie_sku_channel_availability(const IeChannel *ch, text *sku, IeLocationStock *locs,
+ie_sku_channel_availability(const IeChannel *ch, text *sku, Snapshot snapshot, IeLocationStock *locs,
 							int64 *pool, int64 *vbuf)
 {
-	*pool = ie_channel_pool(ch, sku, locs);
-	*vbuf = ie_velocity_buffer(ch, sku);
+	*pool = ie_channel_pool(ch, sku, snapshot, locs);
+	*vbuf = ie_velocity_buffer(ch, sku, snapshot);
 	return ie_channel_rules(ch, *pool, *vbuf);
 }
 
@@ -778,6 +782,7 @@ ie_stream_tags(text *sku, text *location, List *tags)
 	IeLocationStock loc;
 	text	   *base_uom;
 	bool		lot_controlled = true;
+	Snapshot	snapshot;
 
 	(void) ie_master_item(sku, &base_uom, &lot_controlled, NULL);
 	if (!lot_controlled)
@@ -789,7 +794,10 @@ ie_stream_tags(text *sku, text *location, List *tags)
 		ie_lock_tag(IE_LOCK_STREAM, 3, k, tag);
 		return lappend(tags, tag);
 	}
-	ie_location_stock(sku, location, &loc);
+	/* Before the stream locks: a snapshot, as fresh as it gets (see channel.c's head). */
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	ie_location_stock(sku, location, snapshot, &loc);
+	UnregisterSnapshot(snapshot);
 	for (int i = 0; i < loc.nlots; i++)
 	{
 		LOCKTAG    *tag = palloc(sizeof(LOCKTAG));
@@ -820,7 +828,7 @@ channel_availability(text *channel, text *sku, int64 *pool, int64 *vbuf)
 		IeLocationStock *locs = palloc(sizeof(IeLocationStock) * Max(ch.nsources, 1));
 		int64		p;
 		int64		v;
-		int64		a = ie_sku_channel_availability(&ch, comp.sku[i], locs, &p, &v);
+		int64		a = ie_sku_channel_availability(&ch, comp.sku[i], GetActiveSnapshot(), locs, &p, &v);
 
 		result = Min(result, a / comp.per_unit[i]);
 		if (!comp.is_kit)

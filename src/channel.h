@@ -9,6 +9,7 @@
 #include "nodes/pg_list.h"
 #include "storage/lock.h"
 #include "utils/date.h"
+#include "utils/snapshot.h"
 
 /* A sourcing location of a channel. */
 typedef struct IeSource
@@ -80,11 +81,11 @@ extern bool ie_channel_has_listings(text *code);
 extern bool ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *listing);
 extern text *ie_listing_sku(const IeChannel *ch, text *channel_sku);
 extern int64 ie_channel_rules(const IeChannel *ch, int64 pool, int64 velocity_buffer);
-extern int64 ie_velocity_buffer(const IeChannel *ch, text *sku);
-extern void ie_location_stock(text *sku, text *location, IeLocationStock *out);
-extern int64 ie_channel_pool(const IeChannel *ch, text *sku, IeLocationStock *locs);
-extern int64 ie_sku_channel_availability(const IeChannel *ch, text *sku, IeLocationStock *locs,
-										 int64 *pool, int64 *vbuf);
+extern int64 ie_velocity_buffer(const IeChannel *ch, text *sku, Snapshot snapshot);
+extern void ie_location_stock(text *sku, text *location, Snapshot snapshot, IeLocationStock *out);
+extern int64 ie_channel_pool(const IeChannel *ch, text *sku, Snapshot snapshot, IeLocationStock *locs);
+extern int64 ie_sku_channel_availability(const IeChannel *ch, text *sku, Snapshot snapshot,
+										 IeLocationStock *locs, int64 *pool, int64 *vbuf);
 extern void ie_components(text *sku, IeComponents *out);
 extern void ie_sku_components(text *sku, IeComponents *out);
 extern List *ie_stream_tags(text *sku, text *location, List *tags);

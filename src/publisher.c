@@ -37,8 +37,8 @@
  * locations). Everything channel-specific is applied per channel: the
  * velocity buffer (the channel's window and interval), the allocation, the
  * buffers and the cap, and for a kit the rules per component before the
- * minimum. Reads are those of channel_availability() (SnapshotSelf), so a
- * channel shows exactly what channel_availability() returns.
+ * minimum. Reads are those of channel_availability(), in the step's
+ * snapshot, so a channel shows what channel_availability() returns.
  *
  * The step's reads of the log, the channels and the pending rows are SPI
  * statements prepared once per backend. The publications and channel_shown
@@ -220,6 +220,7 @@ typedef struct PubStep
 	text	  **touched;		/* sorted, distinct */
 	int64		atp_computed;	/* (location, sku) reads */
 	int64		atp_shared;		/* reuses */
+	Snapshot	snapshot;		/* the stock and reservations are read in */
 } PubStep;
 
 static uint32
@@ -314,7 +315,7 @@ location_atp(PubStep *st, int loc, text *sku)
 		return e->atp;
 	}
 	old = MemoryContextSwitchTo(st->scratch);
-	ie_location_stock(sku, st->locations[loc], &ls);
+	ie_location_stock(sku, st->locations[loc], st->snapshot, &ls);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(st->scratch);
 	st->atp_computed++;
@@ -345,7 +346,7 @@ sku_availability(PubStep *st, const IeChannel *ch, const int *locs, text *sku)
 
 		for (int j = 0; j < ch->nsources; j++)
 			pool += location_atp(st, locs[j], comp.sku[i]);
-		result = Min(result, ie_channel_rules(ch, pool, ie_velocity_buffer(ch, comp.sku[i])) / comp.per_unit[i]);
+		result = Min(result, ie_channel_rules(ch, pool, ie_velocity_buffer(ch, comp.sku[i], st->snapshot)) / comp.per_unit[i]);
 	}
 	return result;
 }
@@ -868,6 +869,16 @@ ie_publish(PG_FUNCTION_ARGS)
 			SPI_freetuptable(SPI_tuptable);
 	}
 
+	/*
+	 * The stock and the reservations are read in one snapshot, taken after
+	 * the events were: every event of the step is in it, and a later one is
+	 * the next step's. Not with SnapshotSelf, as reserve() reads them under
+	 * its locks: without them, a stock row whose update commits while its
+	 * location is scanned can be seen twice (its old and new versions) or
+	 * not at all, and a channel be shown twice the stock, or none.
+	 */
+	st.snapshot = RegisterSnapshot(GetLatestSnapshot());
+
 	/* The channels, and which of them are due. */
 	nchannels = (int) run_plan(P_CHANNELS, NULL, NULL, SPI_OK_SELECT);
 	channels = palloc(sizeof(PubChannel) * Max(nchannels, 1));
@@ -940,6 +951,7 @@ ie_publish(PG_FUNCTION_ARGS)
 		 events, publications, st.atp_computed, st.atp_shared);
 
 	MemoryContextSwitchTo(caller);
+	UnregisterSnapshot(st.snapshot);
 	MemoryContextDelete(st.cxt);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");

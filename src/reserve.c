@@ -724,7 +724,7 @@ reserve_line(ReserveLine *l, bool raise_refusal, List **outcomes)
 		int64		avail;
 
 		locs[i] = palloc(sizeof(IeLocationStock) * Max(l->ch.nsources, 1));
-		avail = ie_sku_channel_availability(&l->ch, l->comp.sku[i], locs[i], &pool, &vbuf);
+		avail = ie_sku_channel_availability(&l->ch, l->comp.sku[i], SnapshotSelf, locs[i], &pool, &vbuf);
 		shown = Min(shown, avail / l->comp.per_unit[i]);
 		if (l->location && !l->comp.is_kit)
 			for (int s = 0; s < l->ch.nsources; s++)
@@ -943,7 +943,7 @@ ie_fill_backorders(text *sku)
 		lock_tag_list(line_stream_tags(&l, sku, NIL));
 
 		locs = palloc(sizeof(IeLocationStock) * Max(l.ch.nsources, 1));
-		shown = ie_sku_channel_availability(&l.ch, sku, locs, &pool, &vbuf);
+		shown = ie_sku_channel_availability(&l.ch, sku, SnapshotSelf, locs, &pool, &vbuf);
 		planned = plan_sku(&plan, &l, sku, 1, locs, Min(backordered, shown), true);
 		if (planned > 0)
 		{
