@@ -31,12 +31,12 @@
  * owner is released when it is parked), no tuple descriptor pin (its slots
  * have a copy of the relation's descriptor), no buffer pin, no snapshot (set
  * at each use). It is used again only if nothing it was built from can have
- * changed: no invalidation of its relation or its indexes, of any function,
- * or of a domain it checks, since it was built (writers_invalidate marks it;
- * opening the relation again processes those that arrived meanwhile), the
- * same user, the same relcache entries; otherwise it is built again. Other
- * relations' and types' invalidations (another session's CREATE TEMP TABLE,
- * ANALYZE of another table) leave it alone. A writer whose trigger
+ * changed: no invalidation of its relation or its indexes, nor of any
+ * function, type or constraint, since it was built (writers_invalidate marks
+ * it; opening the relation again processes those that arrived meanwhile),
+ * the same user, the same relcache entries; otherwise it is built again.
+ * Other relations' invalidations (DDL, VACUUM or ANALYZE of another table)
+ * leave it alone. A writer whose trigger
  * functions keep state of their own (a DBA's PL/pgSQL trigger on the log),
  * one whose triggers opened other relations, or one whose memory grew is
  * closed at commit instead. An abort frees the writers it had open.
@@ -78,11 +78,10 @@
  * doc/development.md). An entry is dropped by a relcache invalidation of its
  * relation or of one of its partial indexes (ALTER TABLE ... ADD CHECK,
  * CREATE or DROP INDEX, DROP EXTENSION, and the statistics updates of VACUUM
- * and ANALYZE), and every entry by any change to a function or to a domain
- * in use (ALTER FUNCTION, REVOKE EXECUTE, ALTER DOMAIN: compiled steps hold a
- * function's strictness, a domain's constraints and the result of a
- * permission check, made for the user who compiled them, whose entry it is;
- * see domain_hashes);
+ * and ANALYZE), and every entry by any change to a function, a type or a
+ * constraint (ALTER FUNCTION, REVOKE EXECUTE, ALTER DOMAIN: compiled steps
+ * hold a function's strictness, a domain's constraints and the result of a
+ * permission check, made for the user who compiled them, whose entry it is);
  * when all entries are taken, the oldest makes room.
  *
  * An invalidation can arrive while a writer uses the compiled expressions:
@@ -135,72 +134,6 @@ static uint64 rel_exprs_generation = 0;
 static void writers_invalidate(Oid relid);
 
 /*
- * The domains that what is kept here (compiled expressions, IndexInfo
- * entries, parked writers) was compiled with: the hash values of their
- * TYPEOID entries, the base domains of a domain included. A compiled
- * CoerceToDomain holds the domain's constraints as they were; ALTER DOMAIN
- * sends an invalidation of the domain's type, and a constraint change also
- * one of the constraint's, whose OID (a new one's) we cannot know. So a type
- * invalidation drops everything only when it hits one of these hashes, and a
- * constraint invalidation only when any domain is in use; the other type and
- * constraint invalidations of the database (every CREATE TABLE and CREATE
- * TEMP TABLE makes a type and perhaps constraints) leave the caches and the
- * parked writers alone. The set only grows until everything is dropped.
- */
-static uint32 domain_hashes[64];
-static int	n_domain_hashes = 0;
-static bool domain_hashes_overflow = false;
-
-static void
-note_domain(Oid typid)
-{
-	for (;;)
-	{
-		HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
-		Form_pg_type typ;
-		uint32		hash;
-		bool		known = false;
-
-		if (!HeapTupleIsValid(tup))
-			return;
-		typ = (Form_pg_type) GETSTRUCT(tup);
-		if (typ->typtype != TYPTYPE_DOMAIN)
-		{
-			ReleaseSysCache(tup);
-			return;
-		}
-		hash = GetSysCacheHashValue1(TYPEOID, ObjectIdGetDatum(typid));
-		typid = typ->typbasetype;
-		ReleaseSysCache(tup);
-		for (int i = 0; i < n_domain_hashes && !known; i++)
-			known = (domain_hashes[i] == hash);
-		if (known)
-			continue;
-		if (n_domain_hashes == lengthof(domain_hashes))
-			domain_hashes_overflow = true;
-		else
-			domain_hashes[n_domain_hashes++] = hash;
-	}
-}
-
-static bool
-domains_walker(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, CoerceToDomain))
-		note_domain(((CoerceToDomain *) node)->resulttype);
-	return expression_tree_walker(node, domains_walker, context);
-}
-
-/* Notes the domains an expression (or an implicit-AND list) checks. */
-static void
-note_domains_of(Node *expr)
-{
-	(void) domains_walker(expr, NULL);
-}
-
-/*
  * Frees the memory of a dropped cache entry, or hands it to the current
  * transaction when there is one: its writers may still point into it.
  */
@@ -241,9 +174,8 @@ rel_exprs_drop_all(void)
  * own memory context; the lists and arrays the copy points to are shared,
  * read only. An entry goes with any relcache invalidation of its index or of
  * the index's table (a CREATE INDEX CONCURRENTLY making it ready, ALTER
- * INDEX, REINDEX), and every entry with any function change (an exclusion
- * constraint's operators) or a change of a domain in use (an index
- * expression's); its memory, which writers of the
+ * INDEX, REINDEX), and every entry with any function, type or constraint
+ * change (an exclusion constraint's operators); its memory, which writers of the
  * current transaction may point into, is handed to the transaction, as
  * rel_exprs' is (a parked writer's copies are not used again after it).
  */
@@ -256,6 +188,9 @@ typedef struct IndexInfoEntry
 } IndexInfoEntry;
 
 static HTAB *index_infos = NULL;
+
+/* At most this many entries (about 2 kB each), then all are dropped. */
+#define INDEX_INFOS_MAX 256
 
 static void
 index_info_drop(IndexInfoEntry *e)
@@ -310,6 +245,16 @@ index_info_for(Relation idx)
 	}
 	else
 		e = hash_search(index_infos, &indexid, HASH_FIND, NULL);
+	if (e == NULL && hash_get_num_entries(index_infos) >= INDEX_INFOS_MAX)
+	{
+		/*
+		 * Full (a log with many partitions, written one month after
+		 * another): start over. The writer being built may point into the
+		 * entries dropped: the counter tells it (see ie_writer_get).
+		 */
+		rel_exprs_generation++;
+		index_infos_drop(InvalidOid);
+	}
 	if (e != NULL)
 		source = e->info;
 	else
@@ -320,8 +265,6 @@ index_info_for(Relation idx)
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
 		source = BuildIndexInfo(idx);
-		note_domains_of((Node *) source->ii_Expressions);
-		note_domains_of((Node *) source->ii_Predicate);
 		MemoryContextSwitchTo(old);
 		/* Else it stays, for this writer only, under the executor state. */
 		if (generation == rel_exprs_generation)
@@ -417,29 +360,20 @@ writer_caches_drop_all(void)
 	rel_exprs_drop_all();
 	index_infos_drop(InvalidOid);
 	writers_invalidate(InvalidOid);
-	n_domain_hashes = 0;
-	domain_hashes_overflow = false;
 }
 
 /*
- * A function's change (its strictness, EXECUTE revoked: compiled steps hold
- * both) drops everything; a type's or a constraint's only when it may be
- * of a domain in use (see domain_hashes). Hash value 0: a reset of the
- * whole cache.
+ * Any change to a function, a type or a constraint drops everything: compiled
+ * steps hold a function's strictness and the result of its permission check,
+ * and a domain's constraints (of the domain a default or CHECK coerces to,
+ * of a domain used inside one of those, or of one a planned SQL function
+ * brought in), which cannot be told from the invalidation's hash value
+ * without collecting every domain the compiled steps check.
  */
 static void
 rel_exprs_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	bool		hit = (hashvalue == 0 || cacheid == PROCOID || domain_hashes_overflow);
-
-	/* A build under way may be compiling with it. */
-	rel_exprs_generation++;
-	if (!hit && cacheid == CONSTROID)
-		hit = (n_domain_hashes > 0);
-	for (int i = 0; i < n_domain_hashes && !hit; i++)
-		hit = (domain_hashes[i] == hashvalue);
-	if (hit)
-		writer_caches_drop_all();
+	writer_caches_drop_all();
 }
 
 /* Does an expression keep state of its first evaluation (see above)? */
@@ -511,8 +445,6 @@ rel_exprs_assign(ResultRelInfo *rri, MemoryContext estate_cxt, bool own_states)
 			predicates = lappend(predicates, predicate == NIL ? NULL :
 								 expression_planner((Expr *) copyObject(predicate)));
 		}
-		note_domains_of((Node *) checks);
-		note_domains_of((Node *) predicates);
 		if (keeps_evaluation_state((Node *) checks, NULL) ||
 			keeps_evaluation_state((Node *) predicates, NULL))
 		{
@@ -629,35 +561,6 @@ triggers_keep_state(IeWriter *w)
 	return false;
 }
 
-/*
- * Notes the domains of what a writer of rel compiles, or the executor
- * compiles for it and keeps with it: its columns' defaults and generation
- * expressions, CHECK constraints and trigger WHEN conditions (the indexes'
- * and the cached expressions' are noted where their entries are built).
- */
-static void
-note_writer_domains(Relation rel)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->attisdropped)
-			continue;
-		note_domain(att->atttypid);
-		note_domains_of(build_column_default(rel, att->attnum));
-	}
-	if (desc->constr)
-		for (int i = 0; i < desc->constr->num_check; i++)
-			note_domains_of(stringToNode(desc->constr->check[i].ccbin));
-	if (rel->trigdesc)
-		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
-			if (rel->trigdesc->triggers[i].tgqual)
-				note_domains_of(stringToNode(rel->trigdesc->triggers[i].tgqual));
-}
-
 /* Writers built by the backend: each kept one is named by its number. */
 static uint64 writer_builds = 0;
 
@@ -676,7 +579,6 @@ writer_build(IeWriter *w, Oid relid, bool kept)
 	/* Taking the lock processed the invalidations that had arrived. */
 	w->generation = rel_exprs_generation;
 	w->invalidated = false;
-	note_writer_domains(w->rel);
 	if (kept)
 	{
 		if (kept_writers_cxt == NULL)
@@ -685,10 +587,10 @@ writer_build(IeWriter *w, Oid relid, bool kept)
 		old = MemoryContextSwitchTo(kept_writers_cxt);
 		w->estate = CreateExecutorState();
 		/* pg_backend_memory_contexts shows whose it is, and which build. */
+		MemoryContextSwitchTo(w->estate->es_query_cxt);
 		MemoryContextSetIdentifier(w->estate->es_query_cxt,
-								   MemoryContextStrdup(w->estate->es_query_cxt,
-													   psprintf("%s, build %llu", RelationGetRelationName(w->rel),
-																(unsigned long long) ++writer_builds)));
+								   psprintf("%s, build %llu", RelationGetRelationName(w->rel),
+											(unsigned long long) ++writer_builds));
 		MemoryContextSwitchTo(old);
 	}
 	else
