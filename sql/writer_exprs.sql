@@ -193,6 +193,14 @@ END $$;
 CREATE TRIGGER audit AFTER INSERT ON event_p20251001 FOR EACH ROW EXECUTE FUNCTION public.audit_event();
 CALL pg_temp.appends(3);
 SELECT count(*) AS audited FROM public.audited;
+-- Built again for every transaction: the kept writers' context itself
+-- (not its children) does not grow with the builds (it kept each writer's
+-- name's formatting buffer, 128 bytes a build, for a while).
+SELECT used_bytes AS kept_context_before FROM pg_backend_memory_contexts
+ WHERE name = 'inventory_events kept writers' \gset
+CALL pg_temp.appends(200);
+SELECT used_bytes - :kept_context_before AS kept_context_grown FROM pg_backend_memory_contexts
+ WHERE name = 'inventory_events kept writers';
 SELECT :parked_before - count(*) AS writers_not_parked
   FROM pg_backend_memory_contexts WHERE parent = 'inventory_events kept writers';
 DROP TRIGGER audit ON event_p20251001;
