@@ -19,7 +19,13 @@
  * streams listed before they are locked: the latest) read the stock and the
  * reservations in an MVCC snapshot: with SnapshotSelf a stock row whose
  * update (not HOT) commits while its location is scanned is seen in both
- * versions or in neither.
+ * versions or in neither. Master data (channels, sourcing rows, listings,
+ * kits) stays read with SnapshotSelf after the relation is locked: the
+ * channel cache is reset by the invalidations that locking processes, and a
+ * snapshot taken before them would fill it with rows older than a change it
+ * has already been told of. A row whose update commits during the read can
+ * still be missed; its invalidation, processed at the next lock, drops what
+ * was cached from that read.
  */
 #include "postgres.h"
 
@@ -44,15 +50,6 @@
 #include "locks.h"
 #include "stock.h"
 #include "writer.h"
-
-/*
- * Master data (channels, their locations and listings, kits, the location
- * hierarchy) is read in the latest snapshot, registered for the read: no
- * lock orders its writers against its readers, and with SnapshotSelf a row
- * whose update (not HOT) commits while it is looked up is seen in both
- * versions or in neither (a source counted twice, a listing missed).
- */
-#define MASTER_DATA_SNAPSHOT() RegisterSnapshot(GetLatestSnapshot())
 
 static int64
 interval_us(Datum d)
@@ -92,16 +89,10 @@ ie_channel_has_listings(text *code)
 {
 	const IeCatalog *c = ie_catalog();
 	Datum		keys[1] = {PointerGetDatum(code)};
-	Snapshot	snapshot;
-	bool		found;
 
-	if (!OidIsValid(c->channel_item_rel))
-		return false;
-	snapshot = MASTER_DATA_SNAPSHOT();
-	found = ie_lookup_row_as(c->channel_item_rel, c->channel_item_pkey, snapshot, 1, keys, ie_text_keys,
-							 0, NULL, NULL, NULL);
-	UnregisterSnapshot(snapshot);
-	return found;
+	return OidIsValid(c->channel_item_rel) &&
+		ie_lookup_row_as(c->channel_item_rel, c->channel_item_pkey, SnapshotSelf, 1, keys, ie_text_keys,
+						 0, NULL, NULL, NULL);
 }
 
 /* A location as the hierarchy sees it. */
@@ -165,14 +156,12 @@ expand_sources(IeChannel *ch, const char *entity)
 	int32	   *named_priority;
 	IeSource   *sources;
 	int			nsources = 0;
-	Snapshot	snapshot;
 
 	/* Every location, by code. */
 	nodes = palloc(sizeof(LocationNode) * max);
-	snapshot = MASTER_DATA_SNAPSHOT();
 	rel = table_open(c->location_rel, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
-	scan = table_beginscan(rel, snapshot, 0, NULL);
+	scan = table_beginscan(rel, SnapshotSelf, 0, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		if (n == max)
@@ -202,7 +191,7 @@ expand_sources(IeChannel *ch, const char *entity)
 		rel = table_open(c->intercompany_rel, AccessShareLock);
 		idx = index_open(c->intercompany_pkey, AccessShareLock);
 		slot = table_slot_create(rel, NULL);
-		iscan = ie_index_scan_begin(rel, idx, snapshot, 1, keys, ie_text_keys);
+		iscan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, ie_text_keys);
 		while (index_getnext_slot(iscan, ForwardScanDirection, slot))
 			owners = lappend(owners, nullable_cstring(slot, Anum_ie_intercompany_owner));
 		index_endscan(iscan);
@@ -210,7 +199,6 @@ expand_sources(IeChannel *ch, const char *entity)
 		index_close(idx, AccessShareLock);
 		table_close(rel, AccessShareLock);
 	}
-	UnregisterSnapshot(snapshot);
 
 	/* The nodes the channel's rows name. */
 	named = palloc0(sizeof(bool) * Max(n, 1));
@@ -276,13 +264,12 @@ channel_read(text *code, IeChannel *ch)
 	bool		found;
 	int			max = 4;
 	char	   *entity = NULL;
-	Snapshot	snapshot = MASTER_DATA_SNAPSHOT();
 
 	memset(ch, 0, sizeof(*ch));
 	rel = table_open(c->channel_rel, AccessShareLock);
 	idx = index_open(c->channel_pkey, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
-	found = ie_index_lookup(rel, idx, snapshot, 1, keys, ie_text_keys, slot);
+	found = ie_index_lookup(rel, idx, SnapshotSelf, 1, keys, ie_text_keys, slot);
 	if (found)
 	{
 		slot_getallattrs(slot);
@@ -308,17 +295,14 @@ channel_read(text *code, IeChannel *ch)
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	if (!found)
-	{
-		UnregisterSnapshot(snapshot);
 		return false;
-	}
 
 	/* Sourcing locations. */
 	rel = table_open(c->channel_location_rel, AccessShareLock);
 	idx = index_open(c->channel_location_pkey, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
 	ch->sources = palloc(sizeof(IeSource) * max);
-	scan = ie_index_scan_begin(rel, idx, snapshot, 1, keys, ie_text_keys);
+	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, ie_text_keys);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
@@ -338,7 +322,6 @@ channel_read(text *code, IeChannel *ch)
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
-	UnregisterSnapshot(snapshot);
 	if (c->sql_version >= IE_SQL_0_3_0)
 		expand_sources(ch, entity);
 	qsort(ch->sources, ch->nsources, sizeof(IeSource), source_cmp);
@@ -469,8 +452,8 @@ ie_channel_require(text *code, IeChannel *ch)
  * rules with the listing's overrides of buffer, allocation and cap applied.
  * A channel without listings sells every sku under ours, with its own rules,
  * and nothing is read. A listing row with listed = false still names the
- * identifier (a delisting is published under it). Read in the latest
- * snapshot, as the channel is (MASTER_DATA_SNAPSHOT). Returns listing->sells.
+ * identifier (a delisting is published under it). Read with SnapshotSelf, as
+ * the channel is. Returns listing->sells.
  */
 bool
 ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *listing)
@@ -484,8 +467,6 @@ ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *
 	int			atts[L_COUNT];
 	Datum		v[L_COUNT];
 	bool		null[L_COUNT];
-	Snapshot	snapshot;
-	bool		found;
 
 	*rules = *ch;
 	listing->sells = true;
@@ -501,11 +482,8 @@ ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *
 	atts[L_BUFFER_PCT] = Anum_ie_channel_item_buffer_pct;
 	atts[L_ALLOCATION_PCT] = Anum_ie_channel_item_allocation_pct;
 	atts[L_CAP] = Anum_ie_channel_item_cap;
-	snapshot = MASTER_DATA_SNAPSHOT();
-	found = ie_lookup_row_as(c->channel_item_rel, c->channel_item_pkey, snapshot, 2, keys, ie_text_keys,
-							 L_COUNT, atts, v, null);
-	UnregisterSnapshot(snapshot);
-	if (!found)
+	if (!ie_lookup_row_as(c->channel_item_rel, c->channel_item_pkey, SnapshotSelf, 2, keys, ie_text_keys,
+						  L_COUNT, atts, v, null))
 		return false;
 	listing->sells = !null[L_LISTED] && DatumGetBool(v[L_LISTED]);
 	listing->channel_sku = !null[L_CHANNEL_SKU] ? DatumGetTextPCopy(v[L_CHANNEL_SKU]) : text_copy(sku);
@@ -541,17 +519,12 @@ ie_listing_sku(const IeChannel *ch, text *channel_sku)
 	Datum		keys[2] = {PointerGetDatum(ch->code), PointerGetDatum(channel_sku)};
 	const int	atts[1] = {Anum_ie_channel_item_sku};
 	Datum		sku;
-	Snapshot	snapshot;
-	bool		found;
 
 	if (!ch->has_listings)
 		return NULL;
 	c = ie_catalog();
-	snapshot = MASTER_DATA_SNAPSHOT();
-	found = ie_lookup_row_as(c->channel_item_rel, c->channel_item_channel_sku_idx, snapshot, 2, keys,
-							 ie_text_keys, 1, atts, &sku, NULL);
-	UnregisterSnapshot(snapshot);
-	if (!found)
+	if (!ie_lookup_row_as(c->channel_item_rel, c->channel_item_channel_sku_idx, SnapshotSelf, 2, keys,
+						  ie_text_keys, 1, atts, &sku, NULL))
 		return NULL;
 	return DatumGetTextPCopy(sku);
 }
@@ -773,8 +746,7 @@ components_read(text *sku, IeComponents *out)
 	Relation	idx = index_open(c->kit_component_pkey, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Datum		keys[1] = {PointerGetDatum(sku)};
-	Snapshot	snapshot = MASTER_DATA_SNAPSHOT();
-	IndexScanDesc scan = ie_index_scan_begin(rel, idx, snapshot, 1, keys, ie_text_keys);
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, ie_text_keys);
 	int			max = 4;
 
 	out->n = 0;
@@ -795,7 +767,6 @@ components_read(text *sku, IeComponents *out)
 		out->n++;
 	}
 	index_endscan(scan);
-	UnregisterSnapshot(snapshot);
 	ExecDropSingleTupleTableSlot(slot);
 	/* Locks kept to the end of the transaction (see ie_lookup_row_as). */
 	index_close(idx, NoLock);
