@@ -781,14 +781,19 @@ components_read(text *sku, IeComponents *out)
 	}
 }
 
-/* Appends the lock tags of every stream of sku at location to tags. */
+/*
+ * Appends the lock tags of every stream of sku at location to tags. A
+ * lot-controlled sku's streams are read before they are locked, in a
+ * snapshot as fresh as it gets (see channel.c's head): *snapshot, taken
+ * (registered) at the first such read, for the caller's later calls to use
+ * and to unregister.
+ */
 List *
-ie_stream_tags(text *sku, text *location, List *tags)
+ie_stream_tags(text *sku, text *location, Snapshot *snapshot, List *tags)
 {
 	IeLocationStock loc;
 	text	   *base_uom;
 	bool		lot_controlled = true;
-	Snapshot	snapshot;
 
 	(void) ie_master_item(sku, &base_uom, &lot_controlled, NULL);
 	if (!lot_controlled)
@@ -800,10 +805,9 @@ ie_stream_tags(text *sku, text *location, List *tags)
 		ie_lock_tag(IE_LOCK_STREAM, 3, k, tag);
 		return lappend(tags, tag);
 	}
-	/* Before the stream locks: a snapshot, as fresh as it gets (see channel.c's head). */
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	ie_location_stock(sku, location, snapshot, &loc);
-	UnregisterSnapshot(snapshot);
+	if (*snapshot == NULL)
+		*snapshot = RegisterSnapshot(GetLatestSnapshot());
+	ie_location_stock(sku, location, *snapshot, &loc);
 	for (int i = 0; i < loc.nlots; i++)
 	{
 		LOCKTAG    *tag = palloc(sizeof(LOCKTAG));

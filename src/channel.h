@@ -88,6 +88,6 @@ extern int64 ie_sku_channel_availability(const IeChannel *ch, text *sku, Snapsho
 										 IeLocationStock *locs, int64 *pool, int64 *vbuf);
 extern void ie_components(text *sku, IeComponents *out);
 extern void ie_sku_components(text *sku, IeComponents *out);
-extern List *ie_stream_tags(text *sku, text *location, List *tags);
+extern List *ie_stream_tags(text *sku, text *location, Snapshot *snapshot, List *tags);
 
 #endif							/* IE_CHANNEL_H */

@@ -257,9 +257,13 @@ line_uses(const ReserveLine *l, int source)
 static List *
 line_stream_tags(const ReserveLine *l, text *sku, List *tags)
 {
+	Snapshot	snapshot = NULL;	/* one for all locations, if any is read */
+
 	for (int s = 0; s < l->ch.nsources; s++)
 		if (line_uses(l, s))
-			tags = ie_stream_tags(sku, l->ch.sources[s].location, tags);
+			tags = ie_stream_tags(sku, l->ch.sources[s].location, &snapshot, tags);
+	if (snapshot != NULL)
+		UnregisterSnapshot(snapshot);
 	return tags;
 }
 
