@@ -48,7 +48,6 @@
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/index.h"
-#include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
@@ -352,28 +351,22 @@ rel_exprs_callback(Datum arg, Oid relid)
 	index_infos_drop(relid);
 }
 
-/* Drops every cache entry and invalidates every writer. */
+/*
+ * Any change to a function, a type or a constraint drops every cache entry
+ * and invalidates every writer: compiled steps hold a function's strictness
+ * and the result of its permission check, and a domain's constraints (of the
+ * domain a default or CHECK coerces to, of a domain used inside one of
+ * those, or of one a planned SQL function brought in), which cannot be told
+ * from the invalidation's hash value without collecting every domain the
+ * compiled steps check.
+ */
 static void
-writer_caches_drop_all(void)
+rel_exprs_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	rel_exprs_generation++;
 	rel_exprs_drop_all();
 	index_infos_drop(InvalidOid);
 	writers_invalidate(InvalidOid);
-}
-
-/*
- * Any change to a function, a type or a constraint drops everything: compiled
- * steps hold a function's strictness and the result of its permission check,
- * and a domain's constraints (of the domain a default or CHECK coerces to,
- * of a domain used inside one of those, or of one a planned SQL function
- * brought in), which cannot be told from the invalidation's hash value
- * without collecting every domain the compiled steps check.
- */
-static void
-rel_exprs_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
-{
-	writer_caches_drop_all();
 }
 
 /* Does an expression keep state of its first evaluation (see above)? */
@@ -578,7 +571,6 @@ writer_build(IeWriter *w, Oid relid, bool kept)
 	w->rel = table_open(relid, RowExclusiveLock);
 	/* Taking the lock processed the invalidations that had arrived. */
 	w->generation = rel_exprs_generation;
-	w->invalidated = false;
 	if (kept)
 	{
 		if (kept_writers_cxt == NULL)
