@@ -669,25 +669,35 @@ refused_outcome(const ReserveLine *l, const char *sqlstate, const char *msg, con
 
 /*
  * Does the line's channel sell its sku? Then the line takes the listing's
- * rules and identifier. Else the line is refused (IE008): raised when
+ * rules and identifier (true); else *listing says why not (false).
+ */
+static bool
+listing_applied(ReserveLine *l, IeListing *listing)
+{
+	IeChannel	rules;
+
+	/* The locks are held: a first listing committed since line_load() counts. */
+	l->ch.has_listings = ie_channel_has_listings(l->channel);
+	if (!ie_channel_listing(&l->ch, l->sku, &rules, listing))
+		return false;
+	l->ch = rules;
+	l->listed_as = listing->channel_sku;
+	return true;
+}
+
+/*
+ * listing_applied, or the line is refused (IE008): raised when
  * raise_refusal, else reported as a refused outcome.
  */
 static bool
 line_listed(ReserveLine *l, bool raise_refusal, List **outcomes)
 {
-	IeChannel	rules;
 	IeListing	listing;
 	char	   *msg;
 	const char *detail;
 
-	/* The locks are held: a first listing committed since line_load() counts. */
-	l->ch.has_listings = ie_channel_has_listings(l->channel);
-	if (ie_channel_listing(&l->ch, l->sku, &rules, &listing))
-	{
-		l->ch = rules;
-		l->listed_as = listing.channel_sku;
+	if (listing_applied(l, &listing))
 		return true;
-	}
 	msg = psprintf("sku \"%s\" is not listed on channel \"%s\"", cstr(l->sku), cstr(l->channel));
 	detail = listing.channel_sku ? "Its listing there is delisted (listed is false)." :
 		"The channel has listings, and sells only the skus they list.";
@@ -889,7 +899,6 @@ ie_fill_backorders(text *sku)
 		IeLocationStock *locs;
 		AllocPlan		plan = {0};
 		int64		planned;
-		IeChannel	rules;
 		IeListing	listing;
 
 		CHECK_FOR_INTERRUPTS();
@@ -928,13 +937,11 @@ ie_fill_backorders(text *sku)
 		 * rules (its buffers, allocation and cap), and not at all while the
 		 * channel does not sell the sku (delisted: the backorder waits).
 		 */
-		l.ch.has_listings = ie_channel_has_listings(l.channel);
-		if (!ie_channel_listing(&l.ch, sku, &rules, &listing))
+		if (!listing_applied(&l, &listing))
 		{
 			MemoryContextSwitchTo(old);
 			continue;
 		}
-		l.ch = rules;
 
 		/*
 		 * Without splits a line is served from one location: a backorder

@@ -139,7 +139,6 @@ ie_transfer(PG_FUNCTION_ARGS)
 	List	   *moves = NIL;
 	text	   *locations[2];
 	IeEventInput in;
-
 	IeReplayExpect expect = {IE_EV_BIT(IE_EV_TRANSFER_OUT), sku, NULL, ref};
 
 	ie_write_call_start("inventory_events.transfer()");
@@ -213,16 +212,17 @@ ie_receive_transfer(PG_FUNCTION_ARGS)
 	IeSerialPool *serials = PG_NARGS() > 7 && !PG_ARGISNULL(7) ?
 		ie_serial_pool_from_array(PG_GETARG_ARRAYTYPE_P(7)) : NULL;
 	IeMovement	prior;
+	text	   *key_source = source ? source : cstring_to_text("");
 	IeEventInput in;
 	int64		open;
 	int64		id;
 
 	ie_write_call_start("inventory_events.receive_transfer()");
-	if (key && ie_event_by_key(source ? source : cstring_to_text(""), key, true, &prior))
+	if (key && ie_event_by_key(key_source, key, true, &prior))
 	{
 		IeReplayExpect expect = {IE_EV_BIT(IE_EV_TRANSFER_RECEIVED), sku, NULL, ref};
 
-		ie_replay_check(source ? source : cstring_to_text(""), key, &prior, &expect);
+		ie_replay_check(key_source, key, &prior, &expect);
 		PG_RETURN_INT64(prior.event_id);
 	}
 	require_arg(sku, "sku");
@@ -278,7 +278,6 @@ ie_receive_po(PG_FUNCTION_ARGS)
 	int64		qty;
 	int64		matched;
 	int			n = 0;
-
 	IeReplayExpect expect = {IE_EV_BIT(IE_EV_MOVED) | IE_EV_BIT(IE_EV_RECEIVED), sku, NULL, ref};
 
 	ie_write_call_start("inventory_events.receive_po()");
