@@ -64,10 +64,12 @@ typedef struct MasterEntry
 
 static HTAB *master_cache = NULL;
 static MemoryContext master_cxt = NULL;
+static uint64 master_cache_resets = 0;	/* see ie_master_read_begin */
 
 static void
 master_cache_reset(void)
 {
+	master_cache_resets++;
 	master_cache = NULL;
 	if (master_cxt)
 		MemoryContextReset(master_cxt);
@@ -171,6 +173,38 @@ master_cache_store(char kind, const text *name)
 	e->lot_controlled = false;
 	e->payload = NULL;
 	return e;
+}
+
+/*
+ * Master data is read for the cache in one MVCC snapshot of the latest
+ * committed state (and this transaction's earlier commands), and what was
+ * read is cached only if no invalidation dropped the cache since that
+ * snapshot was taken. A transaction sends its invalidations after it became
+ * visible, so a change whose invalidation was taken in before the snapshot
+ * is in it; one taken in during the read (opening a relation takes them in)
+ * may not be, and the read is then used for the call at hand but not kept.
+ * Before, items were read in the statement's snapshot, which under
+ * REPEATABLE READ is the transaction's: a change committed after it began
+ * reset the cache, and the next lookup filled it with the item as it was,
+ * for this backend's later transactions too (master_data_cache.spec: a
+ * lot-controlled item's receipts accepted without a lot). And channels were
+ * read with SnapshotSelf, tuple by tuple: a row replaced (not HOT) while it
+ * was read could be seen in both versions or in neither.
+ */
+void
+ie_master_read_begin(IeMasterRead *r)
+{
+	r->resets = master_cache_resets;
+	r->snapshot = RegisterSnapshot(GetLatestSnapshot());
+}
+
+/* Ends a read begun above; true if what it read may be cached. */
+bool
+ie_master_read_end(IeMasterRead *r)
+{
+	UnregisterSnapshot(r->snapshot);
+	r->snapshot = InvalidSnapshot;
+	return r->resets == master_cache_resets;
 }
 
 /*
@@ -328,6 +362,10 @@ ie_master_item(text *sku, text **base_uom, bool *lot_controlled, bool *serialize
 	Datum		values[3];
 	/* serialized: from 0.3.0 on */
 	int			natts = Anum_ie_item_serialized != InvalidAttrNumber ? 3 : 2;
+	IeMasterRead r;
+	bool		found;
+	bool		cacheable;
+	bool		is_serialized;
 
 	if (hit)
 	{
@@ -338,17 +376,25 @@ ie_master_item(text *sku, text **base_uom, bool *lot_controlled, bool *serialize
 			*serialized = e->serialized;
 		return true;
 	}
-	if (!ie_lookup_row(c->item_rel, c->item_pkey, 1, keys, ie_text_keys, natts, atts, values))
+	ie_master_read_begin(&r);
+	found = ie_lookup_row_as(c->item_rel, c->item_pkey, r.snapshot, 1, keys, ie_text_keys, natts, atts,
+							 values, NULL);
+	cacheable = ie_master_read_end(&r);
+	if (!found)
 		return false;
 	*base_uom = DatumGetTextPP(values[0]);
 	*lot_controlled = DatumGetBool(values[1]);
-	e = master_cache_store('i', sku);
-	e->base_uom = (text *) MemoryContextAlloc(master_cxt, VARSIZE_ANY(*base_uom));
-	memcpy(e->base_uom, *base_uom, VARSIZE_ANY(*base_uom));
-	e->lot_controlled = *lot_controlled;
-	e->serialized = natts == 3 && DatumGetBool(values[2]);
+	is_serialized = natts == 3 && DatumGetBool(values[2]);
 	if (serialized)
-		*serialized = e->serialized;
+		*serialized = is_serialized;
+	if (cacheable)
+	{
+		e = master_cache_store('i', sku);
+		e->base_uom = (text *) MemoryContextAlloc(master_cxt, VARSIZE_ANY(*base_uom));
+		memcpy(e->base_uom, *base_uom, VARSIZE_ANY(*base_uom));
+		e->lot_controlled = *lot_controlled;
+		e->serialized = is_serialized;
+	}
 	return true;
 }
 
@@ -406,14 +452,17 @@ master_exists(char kind, Oid relid, Oid pkey, text *code)
 	uint64		key;
 	bool		hit;
 	Datum		keys[1] = {PointerGetDatum(code)};
+	IeMasterRead r;
+	bool		found;
 
 	(void) master_cache_find(kind, code, &key, &hit);
 	if (hit)
 		return true;
-	if (!ie_lookup_row(relid, pkey, 1, keys, ie_text_keys, 0, NULL, NULL))
-		return false;
-	(void) master_cache_store(kind, code);
-	return true;
+	ie_master_read_begin(&r);
+	found = ie_lookup_row_as(relid, pkey, r.snapshot, 1, keys, ie_text_keys, 0, NULL, NULL, NULL);
+	if (ie_master_read_end(&r) && found)
+		(void) master_cache_store(kind, code);
+	return found;
 }
 
 bool

@@ -426,6 +426,15 @@ extern bool ie_lookup_row(Oid relid, Oid indexid, int nkeys, const Datum *keys,
 extern bool ie_lookup_row_as(Oid relid, Oid indexid, Snapshot snapshot, int nkeys, const Datum *keys,
 							 const RegProcedure *procs, int natts, const int *attnums, Datum *out,
 							 bool *nulls);
+/* A read of master data for the cache (see catalog.c). */
+typedef struct IeMasterRead
+{
+	Snapshot	snapshot;		/* read in this */
+	uint64		resets;			/* the cache's resets when it was taken */
+} IeMasterRead;
+
+extern void ie_master_read_begin(IeMasterRead *r);
+extern bool ie_master_read_end(IeMasterRead *r);
 extern bool ie_master_item(text *sku, text **base_uom, bool *lot_controlled, bool *serialized);
 extern bool ie_master_location(text *code);
 extern bool ie_master_channel(text *code);

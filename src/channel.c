@@ -19,13 +19,14 @@
  * streams listed before they are locked: the latest) read the stock and the
  * reservations in an MVCC snapshot: with SnapshotSelf a stock row whose
  * update (not HOT) commits while its location is scanned is seen in both
- * versions or in neither. Master data (channels, sourcing rows, listings,
- * kits) stays read with SnapshotSelf after the relation is locked: the
- * channel cache is reset by the invalidations that locking processes, and a
- * snapshot taken before them would fill it with rows older than a change it
- * has already been told of. A row whose update commits during the read can
- * still be missed; its invalidation, processed at the next lock, drops what
- * was cached from that read.
+ * versions or in neither. The master data that is cached (a channel with its
+ * sourcing rows, the hierarchy and its listings flag; a kit's components) is
+ * read in one snapshot of the latest state per load, and kept only if no
+ * invalidation arrived since that snapshot was taken (ie_master_read_begin,
+ * catalog.c): a snapshot taken before the invalidations that locking the
+ * relations takes in would otherwise fill the cache with rows older than a
+ * change it has been told of. The listing of a sku and ie_channel_has_listings
+ * are read from the table at each use, with SnapshotSelf.
  */
 #include "postgres.h"
 
@@ -84,15 +85,21 @@ source_cmp(const void *a, const void *b)
  * visible, and no lock orders the two, so a cached channel can still say "no
  * listings" for a moment after the first listing committed.
  */
-bool
-ie_channel_has_listings(text *code)
+static bool
+has_listings(text *code, Snapshot snapshot)
 {
 	const IeCatalog *c = ie_catalog();
 	Datum		keys[1] = {PointerGetDatum(code)};
 
 	return OidIsValid(c->channel_item_rel) &&
-		ie_lookup_row_as(c->channel_item_rel, c->channel_item_pkey, SnapshotSelf, 1, keys, ie_text_keys,
+		ie_lookup_row_as(c->channel_item_rel, c->channel_item_pkey, snapshot, 1, keys, ie_text_keys,
 						 0, NULL, NULL, NULL);
+}
+
+bool
+ie_channel_has_listings(text *code)
+{
+	return has_listings(code, SnapshotSelf);
 }
 
 /* A location as the hierarchy sees it. */
@@ -142,7 +149,7 @@ nullable_cstring(TupleTableSlot *slot, AttrNumber attnum)
  * cannot loop.
  */
 static void
-expand_sources(IeChannel *ch, const char *entity)
+expand_sources(IeChannel *ch, const char *entity, Snapshot snapshot)
 {
 	const IeCatalog *c = ie_catalog();
 	Relation	rel;
@@ -161,7 +168,7 @@ expand_sources(IeChannel *ch, const char *entity)
 	nodes = palloc(sizeof(LocationNode) * max);
 	rel = table_open(c->location_rel, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
-	scan = table_beginscan(rel, SnapshotSelf, 0, NULL);
+	scan = table_beginscan(rel, snapshot, 0, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		if (n == max)
@@ -191,7 +198,7 @@ expand_sources(IeChannel *ch, const char *entity)
 		rel = table_open(c->intercompany_rel, AccessShareLock);
 		idx = index_open(c->intercompany_pkey, AccessShareLock);
 		slot = table_slot_create(rel, NULL);
-		iscan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, ie_text_keys);
+		iscan = ie_index_scan_begin(rel, idx, snapshot, 1, keys, ie_text_keys);
 		while (index_getnext_slot(iscan, ForwardScanDirection, slot))
 			owners = lappend(owners, nullable_cstring(slot, Anum_ie_intercompany_owner));
 		index_endscan(iscan);
@@ -251,9 +258,12 @@ expand_sources(IeChannel *ch, const char *entity)
 	ch->nsources = nsources;
 }
 
-/* Reads a channel and its sourcing locations; false when there is no such channel. */
+/*
+ * Reads a channel and its sourcing locations in snapshot; false when there is
+ * no such channel.
+ */
 static bool
-channel_read(text *code, IeChannel *ch)
+channel_read(text *code, IeChannel *ch, Snapshot snapshot)
 {
 	const IeCatalog *c = ie_catalog();
 	Relation	rel;
@@ -269,7 +279,7 @@ channel_read(text *code, IeChannel *ch)
 	rel = table_open(c->channel_rel, AccessShareLock);
 	idx = index_open(c->channel_pkey, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
-	found = ie_index_lookup(rel, idx, SnapshotSelf, 1, keys, ie_text_keys, slot);
+	found = ie_index_lookup(rel, idx, snapshot, 1, keys, ie_text_keys, slot);
 	if (found)
 	{
 		slot_getallattrs(slot);
@@ -302,7 +312,7 @@ channel_read(text *code, IeChannel *ch)
 	idx = index_open(c->channel_location_pkey, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
 	ch->sources = palloc(sizeof(IeSource) * max);
-	scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, ie_text_keys);
+	scan = ie_index_scan_begin(rel, idx, snapshot, 1, keys, ie_text_keys);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
@@ -323,15 +333,15 @@ channel_read(text *code, IeChannel *ch)
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	if (c->sql_version >= IE_SQL_0_3_0)
-		expand_sources(ch, entity);
+		expand_sources(ch, entity, snapshot);
 	qsort(ch->sources, ch->nsources, sizeof(IeSource), source_cmp);
 
 	/* Has it any listing (from 0.3.0)? Then it sells only what it lists. */
-	ch->has_listings = ie_channel_has_listings(code);
+	ch->has_listings = has_listings(code, snapshot);
 	return true;
 }
 
-static void components_read(text *sku, IeComponents *out);
+static void components_read(text *sku, IeComponents *out, Snapshot snapshot);
 
 static text *
 text_copy(const text *t)
@@ -373,21 +383,26 @@ components_copy(const IeComponents *src, IeComponents *dst)
 
 /*
  * A channel and its sourcing locations; false when there is no such channel.
- * Cached per backend (kind 'c' of the master data cache, catalog.c).
+ * Cached per backend (kind 'c' of the master data cache, catalog.c), when
+ * ie_master_read_end says so.
  */
 bool
 ie_channel_load(text *code, IeChannel *ch)
 {
 	IeChannel  *cached = ie_cache_get('c', code);
 	MemoryContext old;
+	IeMasterRead r;
+	bool		found;
 
 	if (cached)
 	{
 		channel_copy(cached, ch);
 		return true;
 	}
-	if (!channel_read(code, ch))
-		return false;
+	ie_master_read_begin(&r);
+	found = channel_read(code, ch, r.snapshot);
+	if (!ie_master_read_end(&r) || !found)
+		return found;
 	old = MemoryContextSwitchTo(ie_cache_context());
 	cached = palloc(sizeof(IeChannel));
 	channel_copy(ch, cached);
@@ -405,6 +420,7 @@ ie_components(text *sku, IeComponents *out)
 {
 	IeComponents *cached = ie_cache_get('k', sku);
 	MemoryContext old;
+	IeMasterRead r;
 
 	if (cached)
 	{
@@ -413,7 +429,10 @@ ie_components(text *sku, IeComponents *out)
 			out->sku[0] = sku;
 		return;
 	}
-	components_read(sku, out);
+	ie_master_read_begin(&r);
+	components_read(sku, out, r.snapshot);
+	if (!ie_master_read_end(&r))
+		return;
 	old = MemoryContextSwitchTo(ie_cache_context());
 	cached = palloc(sizeof(IeComponents));
 	components_copy(out, cached);
@@ -452,8 +471,8 @@ ie_channel_require(text *code, IeChannel *ch)
  * rules with the listing's overrides of buffer, allocation and cap applied.
  * A channel without listings sells every sku under ours, with its own rules,
  * and nothing is read. A listing row with listed = false still names the
- * identifier (a delisting is published under it). Read with SnapshotSelf, as
- * the channel is. Returns listing->sells.
+ * identifier (a delisting is published under it). Read with SnapshotSelf at
+ * each use (not cached). Returns listing->sells.
  */
 bool
 ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *listing)
@@ -739,14 +758,14 @@ ie_sku_channel_availability(const IeChannel *ch, text *sku, Snapshot snapshot, I
 
 /* Reads a kit's components; a sku that is no kit is its own single component. */
 static void
-components_read(text *sku, IeComponents *out)
+components_read(text *sku, IeComponents *out, Snapshot snapshot)
 {
 	const IeCatalog *c = ie_catalog();
 	Relation	rel = table_open(c->kit_component_rel, AccessShareLock);
 	Relation	idx = index_open(c->kit_component_pkey, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Datum		keys[1] = {PointerGetDatum(sku)};
-	IndexScanDesc scan = ie_index_scan_begin(rel, idx, SnapshotSelf, 1, keys, ie_text_keys);
+	IndexScanDesc scan = ie_index_scan_begin(rel, idx, snapshot, 1, keys, ie_text_keys);
 	int			max = 4;
 
 	out->n = 0;
