@@ -253,15 +253,23 @@ line_uses(const ReserveLine *l, int source)
 	return l->location == NULL || ie_text_equal(l->ch.sources[source].location, l->location);
 }
 
-/* Appends the lock tags of the streams of sku at the locations line l may use. */
+/*
+ * Appends the lock tags of the streams of sku at every sourcing location of
+ * line l's channel, not only those it may take stock from: what the channel
+ * shows, which the line is checked against, sums them all. Read without the
+ * lock of its streams (only the line's own location's were taken, for a line
+ * that names one), a location whose stock row was replaced (not HOT) while
+ * it was read counted twice or not at all: a line was accepted past what the
+ * channel showed, or refused, and a backorder fill on a channel without
+ * splits filled too much or nothing (reserve_pinned.spec).
+ */
 static List *
 line_stream_tags(const ReserveLine *l, text *sku, List *tags)
 {
 	Snapshot	snapshot = NULL;	/* one for all locations, if any is read */
 
 	for (int s = 0; s < l->ch.nsources; s++)
-		if (line_uses(l, s))
-			tags = ie_stream_tags(sku, l->ch.sources[s].location, &snapshot, tags);
+		tags = ie_stream_tags(sku, l->ch.sources[s].location, &snapshot, tags);
 	if (snapshot != NULL)
 		UnregisterSnapshot(snapshot);
 	return tags;
@@ -950,7 +958,7 @@ ie_fill_backorders(text *sku)
 		if (l.location == NULL && !l.ch.allow_split)
 			l.location = first_allocation_location(DatumGetInt64(values[Anum_ie_reservation_id - 1]));
 
-		/* The channel's streams of this sku (under the sku lock, as reserve does). */
+		/* The channel's streams of this sku (under the sku lock, as reserve does): all of them. */
 		lock_tag_list(line_stream_tags(&l, sku, NIL));
 
 		locs = palloc(sizeof(IeLocationStock) * Max(l.ch.nsources, 1));
