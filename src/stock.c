@@ -113,11 +113,18 @@ key_matches(const char *copy, Datum d)
 		memcmp(copy, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) == 0;
 }
 
-/* The stream's current stock row (zeros and version 0 if it has none). */
+/*
+ * The stream's current stock row (zeros and version 0 if it has none), for
+ * an append that will write it: read under ROW EXCLUSIVE, the lock the write
+ * takes, so that a rebuild() (SHARE ROW EXCLUSIVE: it rewrites the rows
+ * without the stream locks) is waited for before the row is read, not after.
+ * Read before it, the row was the one the rebuild replaced, and the append
+ * failed with IE002 once the rebuild committed (rebuild_append.spec).
+ */
 void
 ie_read_stock(const IeStreamKey *key, IeStockRow *row)
 {
-	Relation	stock = table_open(ie_catalog()->stock_rel, AccessShareLock);
+	Relation	stock = table_open(ie_catalog()->stock_rel, RowExclusiveLock);
 	TupleTableSlot *slot = table_slot_create(stock, NULL);
 
 	read_stock_into(stock, key, slot, row);
