@@ -125,7 +125,11 @@ cstr(const text *t)
 /*
  * The sku of the reservation already made under the line's (source, key),
  * when name is that sku or the identifier it was reserved under; else NULL.
- * Read without the line's locks: replay() checks the whole line under them.
+ * Read without the line's locks (replay() checks the whole line under
+ * them), so in a snapshot: the row's backorder is filled or released under
+ * the sku lock alone, and never HOT (backordered is in a partial index's
+ * predicate), so read with SnapshotSelf it could be missed in both versions
+ * while a fill committed, and a retry resolved through the listings of now.
  */
 static text *
 replayed_sku(const ReserveLine *l, text *name)
@@ -138,9 +142,16 @@ replayed_sku(const ReserveLine *l, text *name)
 	Datum		v[2];
 	bool		null[2] = {false, true};
 	text	   *stored;
+	Snapshot	snapshot;
+	bool		found;
 
-	if (!name || !ie_lookup_row_as(c->reservation_rel, c->reservation_idempotency_idx, SnapshotSelf, 2,
-								   keys, ie_text_keys, natts, atts, v, null))
+	if (!name)
+		return NULL;
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	found = ie_lookup_row_as(c->reservation_rel, c->reservation_idempotency_idx, snapshot, 2,
+							 keys, ie_text_keys, natts, atts, v, null);
+	UnregisterSnapshot(snapshot);
+	if (!found)
 		return NULL;
 	stored = DatumGetTextPP(v[0]);
 	if (ie_text_equal(name, stored) || (!null[1] && ie_text_equal(name, DatumGetTextPP(v[1]))))
