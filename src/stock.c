@@ -115,17 +115,25 @@ key_matches(const char *copy, Datum d)
 
 /*
  * The stream's current stock row (zeros and version 0 if it has none), for
- * an append that will write it: read under ROW EXCLUSIVE, the lock the write
- * takes, so that a rebuild() (SHARE ROW EXCLUSIVE: it rewrites the rows
- * without the stream locks) is waited for before the row is read, not after.
- * Read before it, the row was the one the rebuild replaced, and the append
- * failed with IE002 once the rebuild committed (rebuild_append.spec).
+ * an append that will write it. The log is locked first, as the event's
+ * insert will lock it: a rebuild() (SHARE on the log, then SHARE ROW
+ * EXCLUSIVE on the stock; it rewrites the rows without the stream locks) is
+ * waited for before the row is read, not after. Read before it, the row was
+ * the one the rebuild replaced, and the append failed with IE002 once the
+ * rebuild committed (rebuild_append.spec). The stock's own ROW EXCLUSIVE,
+ * taken here instead, made the opposite order of rebuild()'s and the two
+ * deadlocked.
  */
 void
 ie_read_stock(const IeStreamKey *key, IeStockRow *row)
 {
-	Relation	stock = table_open(ie_catalog()->stock_rel, RowExclusiveLock);
-	TupleTableSlot *slot = table_slot_create(stock, NULL);
+	const IeCatalog *c = ie_catalog();
+	Relation	stock;
+	TupleTableSlot *slot;
+
+	LockRelationOid(c->event_rel, RowExclusiveLock);
+	stock = table_open(c->stock_rel, AccessShareLock);
+	slot = table_slot_create(stock, NULL);
 
 	read_stock_into(stock, key, slot, row);
 	ExecDropSingleTupleTableSlot(slot);
