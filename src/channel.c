@@ -26,7 +26,7 @@
  * catalog.c): a snapshot taken before the invalidations that locking the
  * relations takes in would otherwise fill the cache with rows older than a
  * change it has been told of. The listing of a sku and ie_channel_has_listings
- * are read from the table at each use, with SnapshotSelf.
+ * are read from the table at each use, in the caller's snapshot.
  */
 #include "postgres.h"
 
@@ -42,6 +42,7 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/numeric.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -79,14 +80,18 @@ source_cmp(const void *a, const void *b)
 }
 
 /*
- * Has the channel any listing now (a row in channel_item; false before
- * 0.3.0)? Read from the table, not the cache, by whoever must not be
+ * Has the channel any listing in snapshot (a row in channel_item; false
+ * before 0.3.0)? Read from the table, not the cache, by whoever must not be
  * overtaken: a listing's invalidation is sent after its transaction became
  * visible, and no lock orders the two, so a cached channel can still say "no
- * listings" for a moment after the first listing committed.
+ * listings" for a moment after the first listing committed. Listings are
+ * read in an MVCC snapshot (the caller's, taken after its locks): no lock
+ * orders a reader against a change of them, and with SnapshotSelf a listing
+ * replaced (not HOT) while it was read was missed in both versions, and a
+ * line reserved past the listing's cap.
  */
-static bool
-has_listings(text *code, Snapshot snapshot)
+bool
+ie_channel_has_listings(text *code, Snapshot snapshot)
 {
 	const IeCatalog *c = ie_catalog();
 	Datum		keys[1] = {PointerGetDatum(code)};
@@ -94,12 +99,6 @@ has_listings(text *code, Snapshot snapshot)
 	return OidIsValid(c->channel_item_rel) &&
 		ie_lookup_row_as(c->channel_item_rel, c->channel_item_pkey, snapshot, 1, keys, ie_text_keys,
 						 0, NULL, NULL, NULL);
-}
-
-bool
-ie_channel_has_listings(text *code)
-{
-	return has_listings(code, SnapshotSelf);
 }
 
 /* A location as the hierarchy sees it. */
@@ -337,7 +336,7 @@ channel_read(text *code, IeChannel *ch, Snapshot snapshot)
 	qsort(ch->sources, ch->nsources, sizeof(IeSource), source_cmp);
 
 	/* Has it any listing (from 0.3.0)? Then it sells only what it lists. */
-	ch->has_listings = has_listings(code, snapshot);
+	ch->has_listings = ie_channel_has_listings(code, snapshot);
 	return true;
 }
 
@@ -471,11 +470,12 @@ ie_channel_require(text *code, IeChannel *ch)
  * rules with the listing's overrides of buffer, allocation and cap applied.
  * A channel without listings sells every sku under ours, with its own rules,
  * and nothing is read. A listing row with listed = false still names the
- * identifier (a delisting is published under it). Read with SnapshotSelf at
- * each use (not cached). Returns listing->sells.
+ * identifier (a delisting is published under it). Read in snapshot at each
+ * use (not cached; see ie_channel_has_listings). Returns listing->sells.
  */
 bool
-ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *listing)
+ie_channel_listing(const IeChannel *ch, text *sku, Snapshot snapshot, IeChannel *rules,
+				   IeListing *listing)
 {
 	const IeCatalog *c;
 	Datum		keys[2] = {PointerGetDatum(ch->code), PointerGetDatum(sku)};
@@ -501,7 +501,7 @@ ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *
 	atts[L_BUFFER_PCT] = Anum_ie_channel_item_buffer_pct;
 	atts[L_ALLOCATION_PCT] = Anum_ie_channel_item_allocation_pct;
 	atts[L_CAP] = Anum_ie_channel_item_cap;
-	if (!ie_lookup_row_as(c->channel_item_rel, c->channel_item_pkey, SnapshotSelf, 2, keys, ie_text_keys,
+	if (!ie_lookup_row_as(c->channel_item_rel, c->channel_item_pkey, snapshot, 2, keys, ie_text_keys,
 						  L_COUNT, atts, v, null))
 		return false;
 	listing->sells = !null[L_LISTED] && DatumGetBool(v[L_LISTED]);
@@ -532,7 +532,7 @@ ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *
  * channel has no listings or none with that identifier.
  */
 text *
-ie_listing_sku(const IeChannel *ch, text *channel_sku)
+ie_listing_sku(const IeChannel *ch, text *channel_sku, Snapshot snapshot)
 {
 	const IeCatalog *c;
 	Datum		keys[2] = {PointerGetDatum(ch->code), PointerGetDatum(channel_sku)};
@@ -542,7 +542,7 @@ ie_listing_sku(const IeChannel *ch, text *channel_sku)
 	if (!ch->has_listings)
 		return NULL;
 	c = ie_catalog();
-	if (!ie_lookup_row_as(c->channel_item_rel, c->channel_item_channel_sku_idx, SnapshotSelf, 2, keys,
+	if (!ie_lookup_row_as(c->channel_item_rel, c->channel_item_channel_sku_idx, snapshot, 2, keys,
 						  ie_text_keys, 1, atts, &sku, NULL))
 		return NULL;
 	return DatumGetTextPCopy(sku);
@@ -838,6 +838,19 @@ ie_stream_tags(text *sku, text *location, Snapshot *snapshot, List *tags)
 	return tags;
 }
 
+/*
+ * The SQL functions that read master data take in the invalidations other
+ * transactions committed first, as every writing call does
+ * (ie_write_call_start): in a transaction that already holds the relations'
+ * locks nothing else would, and a change committed before the statement
+ * would not be seen until the transaction ended.
+ */
+static void
+read_call_start(void)
+{
+	AcceptInvalidationMessages();
+}
+
 /* Availability of a sku or kit on a channel; pool and velocity buffer of a plain sku. */
 static int64
 channel_availability(text *channel, text *sku, int64 *pool, int64 *vbuf)
@@ -848,10 +861,11 @@ channel_availability(text *channel, text *sku, int64 *pool, int64 *vbuf)
 	IeListing	listing;
 	int64		result = PG_INT64_MAX;
 
+	read_call_start();
 	ie_channel_require(channel, &base);
 	ie_sku_components(sku, &comp);
 	*pool = *vbuf = 0;
-	(void) ie_channel_listing(&base, sku, &ch, &listing);
+	(void) ie_channel_listing(&base, sku, GetActiveSnapshot(), &ch, &listing);
 	for (int i = 0; i < comp.n; i++)
 	{
 		IeLocationStock *locs = palloc(sizeof(IeLocationStock) * Max(ch.nsources, 1));
@@ -943,6 +957,7 @@ ie_channel_sources(PG_FUNCTION_ARGS)
 	IeChannel	ch;
 
 	ie_init_materialized_srf(fcinfo);
+	read_call_start();
 	ie_channel_require(PG_GETARG_TEXT_PP(0), &ch);
 	for (int i = 0; i < ch.nsources; i++)
 	{

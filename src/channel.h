@@ -77,9 +77,10 @@ typedef struct IeComponents
 
 extern bool ie_channel_load(text *code, IeChannel *ch);
 extern void ie_channel_require(text *code, IeChannel *ch);
-extern bool ie_channel_has_listings(text *code);
-extern bool ie_channel_listing(const IeChannel *ch, text *sku, IeChannel *rules, IeListing *listing);
-extern text *ie_listing_sku(const IeChannel *ch, text *channel_sku);
+extern bool ie_channel_has_listings(text *code, Snapshot snapshot);
+extern bool ie_channel_listing(const IeChannel *ch, text *sku, Snapshot snapshot, IeChannel *rules,
+							   IeListing *listing);
+extern text *ie_listing_sku(const IeChannel *ch, text *channel_sku, Snapshot snapshot);
 extern int64 ie_channel_rules(const IeChannel *ch, int64 pool, int64 velocity_buffer);
 extern int64 ie_velocity_buffer(const IeChannel *ch, text *sku, Snapshot snapshot);
 extern void ie_location_stock(text *sku, text *location, Snapshot snapshot, IeLocationStock *out);

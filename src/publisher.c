@@ -447,13 +447,13 @@ same_identifier(text *sku, text *a, text *b)
  * channel without listings, the item of that sku; NULL: nobody's.
  */
 static text *
-identifier_owner(const IeChannel *ch, text *identifier)
+identifier_owner(const IeChannel *ch, text *identifier, Snapshot listings)
 {
 	text	   *base_uom;
 	bool		lot_controlled;
 
 	if (ch->has_listings)
-		return ie_listing_sku(ch, identifier);
+		return ie_listing_sku(ch, identifier, listings);
 	return ie_master_item(identifier, &base_uom, &lot_controlled, NULL) ? identifier : NULL;
 }
 
@@ -466,7 +466,7 @@ identifier_owner(const IeChannel *ch, text *identifier)
  * to tell 0).
  */
 static void
-tell_owner(PubStep *st, const PubChannel *pc, const IeChannel *ch, const int *locs,
+tell_owner(PubStep *st, const PubChannel *pc, const IeChannel *ch, Snapshot listings, const int *locs,
 		   text **skus, int after, int nskus, text *owner, text *identifier, int64 *nchanged)
 {
 	const IeCatalog *c = ie_catalog();
@@ -494,7 +494,7 @@ tell_owner(PubStep *st, const PubChannel *pc, const IeChannel *ch, const int *lo
 		if (shown_seq > pc->last_seq && same_identifier(owner, isnull ? NULL : DatumGetTextPP(d), identifier))
 			goto done;
 	}
-	if (ie_channel_listing(ch, owner, &rules, &listing))
+	if (ie_channel_listing(ch, owner, listings, &rules, &listing))
 		value = sku_availability(st, &rules, locs, owner);
 	seq = pc->last_seq + ++(*nchanged);
 	insert_publication(pc, seq, owner, identifier, value);
@@ -518,6 +518,7 @@ publish_channel(PubStep *st, const PubChannel *pc)
 	IeChannel	ch;
 	int		   *locs;
 	text	  **skus;
+	Snapshot	listings;
 	int			nskus = st->ntouched;
 	int64		nchanged = 0;
 	Datum		args[4];
@@ -555,8 +556,13 @@ publish_channel(PubStep *st, const PubChannel *pc)
 		skus = st->touched;
 	if (nskus == 0)
 		return 0;
-	/* As of the pending rows just read, whatever the channel cache says. */
-	ch.has_listings = ie_channel_has_listings(pc->code);
+	/*
+	 * The listings as of the pending rows just read (a change of a listing
+	 * marks its skus pending when it commits), whatever the channel cache
+	 * says: in a snapshot taken now (see ie_channel_has_listings).
+	 */
+	listings = RegisterSnapshot(GetLatestSnapshot());
+	ch.has_listings = ie_channel_has_listings(pc->code, listings);
 
 	/*
 	 * The channel row, locked FOR KEY SHARE: the foreign key of publication
@@ -624,7 +630,7 @@ publish_channel(PubStep *st, const PubChannel *pc)
 				shown_as = isnull ? NULL : DatumGetTextPCopy(d);
 			}
 		}
-		if (ie_channel_listing(&ch, skus[i], &rules, &listing))
+		if (ie_channel_listing(&ch, skus[i], listings, &rules, &listing))
 		{
 			available = sku_availability(st, &rules, locs, skus[i]);
 			told_as = listing.channel_sku ? listing.channel_sku : skus[i];
@@ -640,7 +646,7 @@ publish_channel(PubStep *st, const PubChannel *pc)
 			}
 			available = 0;
 			told_as = listing.channel_sku ? listing.channel_sku : shown_as ? shown_as : skus[i];
-			owner = identifier_owner(&ch, told_as);
+			owner = identifier_owner(&ch, told_as, listings);
 			tell = owner == NULL || text_equal(owner, skus[i]);
 		}
 		if (found && shown == available && same_identifier(skus[i], shown_as, told_as))
@@ -652,7 +658,7 @@ publish_channel(PubStep *st, const PubChannel *pc)
 		{
 			/* Another identifier now: the old one has nothing, or its new owner's value. */
 			text	   *old_id = shown_as ? shown_as : skus[i];
-			text	   *old_owner = identifier_owner(&ch, old_id);
+			text	   *old_owner = identifier_owner(&ch, old_id, listings);
 
 			if (old_owner == NULL || text_equal(old_owner, skus[i]))
 			{
@@ -660,7 +666,7 @@ publish_channel(PubStep *st, const PubChannel *pc)
 				insert_publication(pc, pc->last_seq + nchanged, skus[i], old_id, 0);
 			}
 			else
-				tell_owner(st, pc, &ch, locs, skus, i + 1, nskus, old_owner, old_id, &nchanged);
+				tell_owner(st, pc, &ch, listings, locs, skus, i + 1, nskus, old_owner, old_id, &nchanged);
 		}
 		if (tell)
 		{
@@ -668,12 +674,13 @@ publish_channel(PubStep *st, const PubChannel *pc)
 			insert_publication(pc, pc->last_seq + nchanged, skus[i], told_as, available);
 		}
 		else
-			tell_owner(st, pc, &ch, locs, skus, i + 1, nskus, owner, told_as, &nchanged);
+			tell_owner(st, pc, &ch, listings, locs, skus, i + 1, nskus, owner, told_as, &nchanged);
 
 		write_shown(pc, slot, found, skus[i], told_as, available, pc->last_seq + nchanged, !tell);
 		MemoryContextSwitchTo(old);
 	}
 	MemoryContextDelete(per_sku);
+	UnregisterSnapshot(listings);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(shown_idx, AccessShareLock);
 	table_close(shown_rel, AccessShareLock);

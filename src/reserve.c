@@ -68,6 +68,7 @@ typedef struct ReserveLine
 	text	   *listed_as;		/* its identifier on a channel with listings */
 	IeChannel	ch;				/* its rules, with the listing's overrides */
 	IeComponents comp;
+	Snapshot	listings;		/* listings are read in: taken after the locks */
 } ReserveLine;
 
 /* One planned allocation. */
@@ -132,7 +133,7 @@ cstr(const text *t)
  * while a fill committed, and a retry resolved through the listings of now.
  */
 static text *
-replayed_sku(const ReserveLine *l, text *name)
+replayed_sku(const ReserveLine *l, text *name, Snapshot snapshot)
 {
 	const IeCatalog *c = ie_catalog();
 	Datum		keys[2] = {PointerGetDatum(l->source), PointerGetDatum(l->key)};
@@ -142,16 +143,9 @@ replayed_sku(const ReserveLine *l, text *name)
 	Datum		v[2];
 	bool		null[2] = {false, true};
 	text	   *stored;
-	Snapshot	snapshot;
-	bool		found;
 
-	if (!name)
-		return NULL;
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	found = ie_lookup_row_as(c->reservation_rel, c->reservation_idempotency_idx, snapshot, 2,
-							 keys, ie_text_keys, natts, atts, v, null);
-	UnregisterSnapshot(snapshot);
-	if (!found)
+	if (!name || !ie_lookup_row_as(c->reservation_rel, c->reservation_idempotency_idx, snapshot, 2,
+								   keys, ie_text_keys, natts, atts, v, null))
 		return NULL;
 	stored = DatumGetTextPP(v[0]);
 	if (ie_text_equal(name, stored) || (!null[1] && ie_text_equal(name, DatumGetTextPP(v[1]))))
@@ -168,7 +162,7 @@ replayed_sku(const ReserveLine *l, text *name)
  * an error rather than a guess.
  */
 static void
-resolve_sku(ReserveLine *l)
+resolve_sku_in(ReserveLine *l, Snapshot snapshot)
 {
 	text	   *mapped;
 	text	   *base_uom;
@@ -176,11 +170,8 @@ resolve_sku(ReserveLine *l)
 	IeChannel	rules;
 	IeListing	own;
 
-	/* Our sku on a channel without listings: nothing to resolve, nothing read. */
-	if (!l->ch.has_listings && l->channel_sku == NULL)
-		return;
 	/* A retry names the item as the first call did, whatever the listings say now. */
-	mapped = replayed_sku(l, l->channel_sku ? l->channel_sku : l->sku);
+	mapped = replayed_sku(l, l->channel_sku ? l->channel_sku : l->sku, snapshot);
 	if (mapped)
 	{
 		l->sku = mapped;
@@ -189,7 +180,7 @@ resolve_sku(ReserveLine *l)
 	if (l->channel_sku)
 	{
 		/* On a channel without listings, the channel's identifier is our sku. */
-		mapped = l->ch.has_listings ? ie_listing_sku(&l->ch, l->channel_sku) : l->channel_sku;
+		mapped = l->ch.has_listings ? ie_listing_sku(&l->ch, l->channel_sku, snapshot) : l->channel_sku;
 		if (mapped == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_IE_NOT_LISTED),
@@ -204,11 +195,11 @@ resolve_sku(ReserveLine *l)
 		l->sku = mapped;
 		return;
 	}
-	mapped = ie_listing_sku(&l->ch, l->sku);
+	mapped = ie_listing_sku(&l->ch, l->sku, snapshot);
 	if (mapped == NULL || ie_text_equal(mapped, l->sku))
 		return;
 	if (ie_master_item(l->sku, &base_uom, &lot_controlled, NULL) &&
-		ie_channel_listing(&l->ch, l->sku, &rules, &own))
+		ie_channel_listing(&l->ch, l->sku, snapshot, &rules, &own))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("sku \"%s\" is ambiguous on channel \"%s\"", cstr(l->sku), cstr(l->channel)),
@@ -217,6 +208,20 @@ resolve_sku(ReserveLine *l)
 				 errhint("Name the item by its identifier on the channel.")));
 	l->channel_sku = l->sku;
 	l->sku = mapped;
+}
+
+/* resolve_sku_in, read before the line's locks: in a snapshot of the latest state. */
+static void
+resolve_sku(ReserveLine *l)
+{
+	Snapshot	snapshot;
+
+	/* Our sku on a channel without listings: nothing to resolve, nothing read. */
+	if (!l->ch.has_listings && l->channel_sku == NULL)
+		return;
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	resolve_sku_in(l, snapshot);
+	UnregisterSnapshot(snapshot);
 }
 
 /* Validates a line and reads its channel and components. */
@@ -304,13 +309,16 @@ lock_tag_list(List *tags)
 
 /*
  * Takes every lock the lines need in the global order: idempotency keys, then
- * skus, then the streams of those skus at the locations the lines may use.
+ * skus, then the streams of those skus at their channels' sourcing locations.
  * The streams are listed under the sku locks: no stream of a locked sku can
  * gain ATP meanwhile, so any stream created later has nothing to reserve.
+ * Returns a snapshot taken after the locks (registered; the caller
+ * unregisters it), in which the lines read their listings.
  */
-static void
+static Snapshot
 lock_lines(ReserveLine *lines, int n)
 {
+	Snapshot	listings;
 	List	   *streams = NIL;
 	LOCKTAG    *tags;
 	int			ntags = 0;
@@ -337,6 +345,11 @@ lock_lines(ReserveLine *lines, int n)
 		for (int c = 0; c < lines[i].comp.n; c++)
 			streams = line_stream_tags(&lines[i], lines[i].comp.sku[c], streams);
 	lock_tag_list(streams);
+
+	listings = RegisterSnapshot(GetLatestSnapshot());
+	for (int i = 0; i < n; i++)
+		lines[i].listings = listings;
+	return listings;
 }
 
 static void
@@ -696,8 +709,8 @@ listing_applied(ReserveLine *l, IeListing *listing)
 	IeChannel	rules;
 
 	/* The locks are held: a first listing committed since line_load() counts. */
-	l->ch.has_listings = ie_channel_has_listings(l->channel);
-	if (!ie_channel_listing(&l->ch, l->sku, &rules, listing))
+	l->ch.has_listings = ie_channel_has_listings(l->channel, l->listings);
+	if (!ie_channel_listing(&l->ch, l->sku, l->listings, &rules, listing))
 		return false;
 	l->ch = rules;
 	l->listed_as = listing->channel_sku;
@@ -867,6 +880,7 @@ ie_fill_backorders(text *sku)
 	int64		filled = 0;
 	MemoryContext cxt;
 	MemoryContext old;
+	Snapshot	listings;
 
 	ie_lock_sku(sku);
 
@@ -904,6 +918,7 @@ ie_fill_backorders(text *sku)
 	}
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "inventory_events backorder", ALLOCSET_DEFAULT_SIZES);
+	listings = RegisterSnapshot(GetLatestSnapshot());
 	idx = index_open(c->reservation_pkey, AccessShareLock);
 	foreach(lc, ids)
 	{
@@ -939,6 +954,7 @@ ie_fill_backorders(text *sku)
 		}
 
 		memset(&l, 0, sizeof(l));
+		l.listings = listings;
 		l.channel = DatumGetTextPP(values[Anum_ie_reservation_channel - 1]);
 		l.sku = sku;
 		l.ref = DatumGetTextPP(values[Anum_ie_reservation_ref - 1]);
@@ -988,6 +1004,7 @@ ie_fill_backorders(text *sku)
 		MemoryContextSwitchTo(old);
 	}
 	MemoryContextDelete(cxt);
+	UnregisterSnapshot(listings);
 	index_close(idx, AccessShareLock);
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
@@ -1046,6 +1063,7 @@ ie_reserve(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ReserveLine l;
 	List	   *outcomes = NIL;
+	Snapshot	listings;
 
 	ie_write_call_start("inventory_events.reserve()");
 	memset(&l, 0, sizeof(l));
@@ -1067,8 +1085,9 @@ ie_reserve(PG_FUNCTION_ARGS)
 
 	ie_init_materialized_srf(fcinfo);
 	line_load(&l);
-	lock_lines(&l, 1);
+	listings = lock_lines(&l, 1);
 	reserve_line(&l, true, &outcomes);
+	UnregisterSnapshot(listings);
 	emit_outcomes(rsinfo, outcomes, false);
 	return (Datum) 0;
 }
@@ -1163,6 +1182,7 @@ ie_reserve_lines(PG_FUNCTION_ARGS)
 	ReserveLine *l;
 	int			n;
 	List	   *outcomes = NIL;
+	Snapshot	listings;
 
 	ie_write_call_start("inventory_events.reserve_lines()");
 
@@ -1183,9 +1203,10 @@ ie_reserve_lines(PG_FUNCTION_ARGS)
 		parse_line(getIthJsonbValueFromContainer(&lines->root, i), i + 1, &l[i]);
 		line_load(&l[i]);
 	}
-	lock_lines(l, n);
+	listings = lock_lines(l, n);
 	for (int i = 0; i < n; i++)
 		reserve_line(&l[i], false, &outcomes);
+	UnregisterSnapshot(listings);
 	emit_outcomes(rsinfo, outcomes, true);
 	return (Datum) 0;
 }
