@@ -654,7 +654,12 @@ lot_fefo_cmp(const void *a, const void *b)
 /*
  * The stock of a sku at a location: its streams in first-expiry-first-out
  * order, and its ATP as stock_by_location computes it (a lot is expired after
- * its expires_on day).
+ * its expires_on day). The stock is read in snapshot; the lots too, unless
+ * that is SnapshotSelf (reserve() under its stream locks): no lock orders a
+ * reader against a change of a lot's expiry, and with SnapshotSelf a lot
+ * replaced (not HOT) while it was read was missed in both versions and
+ * counted as not expiring (a review reserved units of an expired lot so).
+ * They are read in a snapshot of the latest state instead.
  */
 void
 ie_location_stock(text *sku, text *location, Snapshot snapshot, IeLocationStock *out)
@@ -672,6 +677,7 @@ ie_location_stock(text *sku, text *location, Snapshot snapshot, IeLocationStock 
 	Relation	lotrel = NULL;
 	Relation	lotidx = NULL;
 	TupleTableSlot *lotslot = NULL;
+	Snapshot	lotsnap = InvalidSnapshot;
 
 	out->location = location;
 	out->nlots = 0;
@@ -701,8 +707,9 @@ ie_location_stock(text *sku, text *location, Snapshot snapshot, IeLocationStock 
 				lotrel = table_open(c->lot_rel, AccessShareLock);
 				lotidx = index_open(c->lot_pkey, AccessShareLock);
 				lotslot = table_slot_create(lotrel, NULL);
+				lotsnap = IsMVCCSnapshot(snapshot) ? snapshot : RegisterSnapshot(GetLatestSnapshot());
 			}
-			if (ie_index_lookup(lotrel, lotidx, snapshot, 2, lkeys, ie_text_keys, lotslot))
+			if (ie_index_lookup(lotrel, lotidx, lotsnap, 2, lkeys, ie_text_keys, lotslot))
 			{
 				expires = slot_getattr(lotslot, Anum_ie_lot_expires_on, &isnull);
 				l->has_expiry = !isnull;
@@ -720,6 +727,8 @@ ie_location_stock(text *sku, text *location, Snapshot snapshot, IeLocationStock 
 	table_close(rel, NoLock);
 	if (lotrel)
 	{
+		if (lotsnap != snapshot)
+			UnregisterSnapshot(lotsnap);
 		ExecDropSingleTupleTableSlot(lotslot);
 		index_close(lotidx, NoLock);
 		table_close(lotrel, NoLock);
