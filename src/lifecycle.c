@@ -866,6 +866,9 @@ expire_one(void *arg)
 	(void) release_reservation(e->r, false, 0, e->reason, NULL, NULL, &cancelled);
 }
 
+/* Set by the worker while it runs expiry: see ie_expire_reservations. */
+bool		ie_expiry_skips_busy = false;
+
 /*
  * inventory_events.expire_reservations(max_reservations) returns integer:
  * releases, with reason expired, up to max_reservations reservations whose
@@ -935,7 +938,11 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 	/*
 	 * Every sku involved, locked at once in the global order; read before the
 	 * locks, so with an MVCC snapshot (reservation_read). A reservation not
-	 * found then is not touched.
+	 * found then is not touched. The worker (ie_expiry_skips_busy) takes
+	 * each reservation's locks only if they are free, and leaves one whose
+	 * sku another transaction holds to its next run: waiting, it held the
+	 * skus it had already locked, and reservations of those waited behind it
+	 * for as long as the other transaction took.
 	 */
 	locked = palloc0(sizeof(bool) * ndue);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -946,11 +953,14 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 		if (!reservation_read_by_id(due[i], snapshot, &r))
 			continue;
 		ie_components(r.sku, &r.comp);
+		if (ie_expiry_skips_busy)
+			ntags = 0;
 		reservation_sku_tags(&r, snapshot, &tags, &ntags, &maxtags);
-		locked[i] = true;
+		locked[i] = !ie_expiry_skips_busy || ie_lock_tags_if_free(tags, ntags);
 	}
 	UnregisterSnapshot(snapshot);
-	ie_lock_tags_in_order(tags, ntags);
+	if (!ie_expiry_skips_busy)
+		ie_lock_tags_in_order(tags, ntags);
 
 	per_line = AllocSetContextCreate(caller, "inventory_events expiry", ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < ndue; i++)

@@ -169,3 +169,40 @@ ie_lock_tags_in_order(LOCKTAG *tags, int ntags)
 			(void) LockAcquire(&tags[i], ExclusiveLock, false, false);
 	}
 }
+
+/*
+ * Takes the given locks without waiting: all of them (true), or, when one is
+ * held by another transaction, none of those this call took (false; the
+ * ones this transaction held before stay held). Never waits, so the order
+ * does not matter for deadlocks. Sorts tags in place.
+ */
+bool
+ie_lock_tags_if_free(LOCKTAG *tags, int ntags)
+{
+	bool	   *taken;
+	bool		all = true;
+	int			i;
+
+	if (ntags == 0)
+		return true;
+	qsort(tags, ntags, sizeof(LOCKTAG), locktag_cmp);
+	if (ie_before_locks_hook)
+		ie_before_locks_hook();
+	taken = palloc0(sizeof(bool) * ntags);
+	for (i = 0; i < ntags && all; i++)
+	{
+		LockAcquireResult r;
+
+		if (i > 0 && locktag_cmp(&tags[i - 1], &tags[i]) == 0)
+			continue;
+		r = LockAcquire(&tags[i], ExclusiveLock, false, true);
+		all = (r != LOCKACQUIRE_NOT_AVAIL);
+		taken[i] = (r == LOCKACQUIRE_OK);
+	}
+	if (!all)
+		for (int j = 0; j < i; j++)
+			if (taken[j])
+				(void) LockRelease(&tags[j], ExclusiveLock, false);
+	pfree(taken);
+	return all;
+}

@@ -9,5 +9,6 @@
 
 extern void ie_reserve_init(void);
 extern int64 ie_fill_backorders(text *sku);
+extern bool ie_expiry_skips_busy;
 
 #endif							/* IE_RESERVE_H */

@@ -54,6 +54,7 @@
 #include "guc.h"
 #include "log.h"
 #include "loghome.h"
+#include "reserve.h"
 #include "shmem.h"
 #include "worker.h"
 #include "writer.h"
@@ -557,6 +558,31 @@ housekeeping_task(const char *task, const char *activity, const char *sql, bool 
 }
 
 /*
+ * Reservations past their expires_at released, every expire_interval,
+ * isolated and run whether or not the publications could be, in a
+ * transaction of its own after the publisher step's has committed: waiting
+ * for a lock there (before, expiry ran in the step's transaction) kept the
+ * step's publications and its lock on publisher_checkpoint uncommitted, and
+ * a transaction holding a sku lock that then called publish() deadlocked
+ * with the worker. The worker takes each reservation's locks only if they
+ * are free (ie_expiry_skips_busy, set when it starts).
+ */
+static void
+expire_step(TimestampTz *last_expire)
+{
+	if (ie_expire_interval <= 0 ||
+		!TimestampDifferenceExceeds(*last_expire, GetCurrentTimestamp(), ie_expire_interval * 1000))
+		return;
+	step_begin("inventory_events expiry");
+	/* The extension may have gone since the publisher step looked. */
+	if (extension_locked())
+		run_task("expire", "inventory_events.expire_reservations()",
+				 "SELECT inventory_events.expire_reservations()", &expire_failing);
+	step_end();
+	*last_expire = GetCurrentTimestamp();
+}
+
+/*
  * The log's partitions ahead of need, every maintenance_interval, in a
  * transaction of its own (with nothing to make, create_partitions() reads
  * only the partition list). Its lock on the log is waited for at most 2 s:
@@ -687,14 +713,6 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
 			*timeout = Max(1, Min(*timeout, secs * 1000L + usecs / 1000));
 		}
 
-		/* Isolated too, and run whether or not the publications could be. */
-		if (ie_expire_interval > 0 &&
-			TimestampDifferenceExceeds(*last_expire, GetCurrentTimestamp(), ie_expire_interval * 1000))
-		{
-			run_task("expire", "inventory_events.expire_reservations()",
-					 "SELECT inventory_events.expire_reservations()", &expire_failing);
-			*last_expire = GetCurrentTimestamp();
-		}
 		ready = true;
 		LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
 		slot->state = publish_failures > 0 ? "publish() failed: see inventory_events.worker_error" : "idle";
@@ -705,6 +723,8 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
 	}
 
 	step_end();
+	if (ready)
+		expire_step(last_expire);
 	if (extension_ready)
 		partitions_step(timeout, last_partitions);
 	if (ready)
@@ -747,6 +767,7 @@ ie_publisher_main(Datum arg)
 	 * default_transaction_isolation does not apply to the worker.
 	 */
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
+	ie_expiry_skips_busy = true;
 	LWLockAcquire(ie_shared->lock, LW_EXCLUSIVE);
 	slot->database_oid = MyDatabaseId;
 	LWLockRelease(ie_shared->lock);
