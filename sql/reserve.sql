@@ -143,6 +143,13 @@ SELECT source, idempotency_key, operation, qty FROM operation_key;
 SELECT count(*) AS movements FROM release('edi', 'E-5', 10, source => 'oms', idempotency_key => 'cancel-E-5-2');
 -- That key given to the release of another order line: a conflict (IE003).
 SELECT pg_temp.try($$SELECT * FROM release('edi', 'E-4', 1, source => 'oms', idempotency_key => 'cancel-E-5-2')$$);
+-- So is a pick, ship or pick_short under it, of that line too: the key
+-- stays the release's (before, the pick was taken, and the release's retry
+-- then failed with IE003).
+SELECT pg_temp.try($$SELECT * FROM pick('edi', 'E-5', 1, source => 'oms', idempotency_key => 'cancel-E-5-2')$$);
+SELECT pg_temp.try($$SELECT * FROM ship('edi', 'E-5', 1, source => 'oms', idempotency_key => 'cancel-E-5-2')$$);
+SELECT pg_temp.try($$SELECT * FROM pick_short('edi', 'E-5', 1, source => 'oms', idempotency_key => 'cancel-E-5-2')$$);
+SELECT count(*) AS movements FROM release('edi', 'E-5', 10, source => 'oms', idempotency_key => 'cancel-E-5-2');
 SELECT count(*) AS movements FROM release('edi', 'E-5', 5);
 SELECT backordered, cancelled FROM reservation WHERE ref = 'E-5';
 SELECT count(*) AS keys FROM operation_key;

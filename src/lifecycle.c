@@ -540,14 +540,15 @@ release_reservation(Reservation *r, bool has_units, int64 units, text *reason, t
 }
 
 /*
- * Was an operation with this key recorded without an event (a release of
- * backordered units only)? Asked after ie_replay_operation found no event,
- * under the key's lock it took, so a committed first call is seen. One
- * recorded for another operation or order line than (channel, ref) is a
- * conflict (IE003), as ie_replay_check's.
+ * Was operation recorded under this key without an event (a release of
+ * backordered units only)? Asked by every lifecycle operation after
+ * ie_replay_operation found no event, under the key's lock it took, so a
+ * committed first call is seen. One recorded for another operation (a pick
+ * under a release's key) or order line than (channel, ref) is a conflict
+ * (IE003), as ie_replay_check's.
  */
 static bool
-operation_key_recorded(text *source, text *key, text *channel, text *ref)
+operation_key_recorded(const char *operation, text *source, text *key, text *channel, text *ref)
 {
 	const IeCatalog *c = ie_catalog();
 	Datum		keys[2];
@@ -567,12 +568,12 @@ operation_key_recorded(text *source, text *key, text *channel, text *ref)
 	if (found)
 	{
 		bool		isnull;
-		text	   *operation = DatumGetTextPP(slot_getattr(slot, Anum_ie_operation_key_operation, &isnull));
+		text	   *recorded = DatumGetTextPP(slot_getattr(slot, Anum_ie_operation_key_operation, &isnull));
 		int64		reservation_id = DatumGetInt64(slot_getattr(slot, Anum_ie_operation_key_reservation_id, &isnull));
 		const char *field = NULL;
 		Reservation r;
 
-		if (strcmp(text_to_cstring(operation), "release") != 0)
+		if (strcmp(text_to_cstring(recorded), operation) != 0)
 			field = "operation";
 		else if (channel != NULL && ref != NULL)
 		{
@@ -648,7 +649,7 @@ ie_release(PG_FUNCTION_ARGS)
 	ie_init_materialized_srf(fcinfo);
 	check_positive(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
 	if (!ie_replay_operation(source, key, &expect, &moves) &&
-		!operation_key_recorded(source, key, ARG_TEXT(0), ARG_TEXT(1)))
+		!operation_key_recorded("release", source, key, ARG_TEXT(0), ARG_TEXT(1)))
 	{
 		int64		cancelled;
 
@@ -674,7 +675,8 @@ pick_or_ship(FunctionCallInfo fcinfo, LifecycleOp op, text *location, text *sour
 
 	ie_write_call_start(op == OP_PICK ? "inventory_events.pick()" : "inventory_events.ship()");
 	ie_init_materialized_srf(fcinfo);
-	if (!ie_replay_operation(source, key, &expect, &moves))
+	if (!ie_replay_operation(source, key, &expect, &moves) &&
+		!operation_key_recorded(op == OP_PICK ? "pick" : "ship", source, key, ARG_TEXT(0), ARG_TEXT(1)))
 	{
 		lock_reservation(ARG_TEXT(0), ARG_TEXT(1), &r);
 		moves = move_allocations(&r, op, !PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2),
@@ -738,7 +740,8 @@ ie_pick_short(PG_FUNCTION_ARGS)
 				 errmsg("qty must not be null")));
 	qty = PG_GETARG_INT64(2);
 	ie_init_materialized_srf(fcinfo);
-	if (ie_replay_operation(source, key, &expect, &moves))
+	if (ie_replay_operation(source, key, &expect, &moves) ||
+		operation_key_recorded("pick_short", source, key, ARG_TEXT(0), ARG_TEXT(1)))
 	{
 		ie_emit_movements(fcinfo, moves);
 		return (Datum) 0;
