@@ -874,6 +874,8 @@ channel_availability(text *channel, text *sku, int64 *pool, int64 *vbuf)
 	ie_channel_require(channel, &base);
 	ie_sku_components(sku, &comp);
 	*pool = *vbuf = 0;
+	/* Whether it has listings, and the sku's, in one snapshot: the statement's. */
+	base.has_listings = ie_channel_has_listings(channel, GetActiveSnapshot());
 	(void) ie_channel_listing(&base, sku, GetActiveSnapshot(), &ch, &listing);
 	for (int i = 0; i < comp.n; i++)
 	{
