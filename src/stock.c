@@ -115,14 +115,15 @@ key_matches(const char *copy, Datum d)
 
 /*
  * The stream's current stock row (zeros and version 0 if it has none), for
- * an append that will write it. The log is locked first, as the event's
- * insert will lock it: a rebuild() (SHARE on the log, then SHARE ROW
- * EXCLUSIVE on the stock; it rewrites the rows without the stream locks) is
- * waited for before the row is read, not after. Read before it, the row was
- * the one the rebuild replaced, and the append failed with IE002 once the
- * rebuild committed (rebuild_append.spec). The stock's own ROW EXCLUSIVE,
- * taken here instead, made the opposite order of rebuild()'s and the two
- * deadlocked.
+ * an append that will write it. Writers of stock rows that take no stream
+ * lock are waited for before the row is read, not after: rebuild() (SHARE
+ * on the log, the partitioned table, which LOCK TABLE takes before its
+ * partitions; then SHARE ROW EXCLUSIVE on the stock) and a bulk load of the
+ * log (SHARE ROW EXCLUSIVE on the stock). Read before them, the row was the
+ * one they replaced, and the append failed with IE002 once they committed
+ * (rebuild_append.spec). So the log's partitioned table is locked ROW
+ * EXCLUSIVE first and the stock ROW EXCLUSIVE next, in rebuild()'s order:
+ * the stock alone, first, deadlocked with it.
  */
 void
 ie_read_stock(const IeStreamKey *key, IeStockRow *row)
@@ -132,7 +133,7 @@ ie_read_stock(const IeStreamKey *key, IeStockRow *row)
 	TupleTableSlot *slot;
 
 	LockRelationOid(c->event_rel, RowExclusiveLock);
-	stock = table_open(c->stock_rel, AccessShareLock);
+	stock = table_open(c->stock_rel, RowExclusiveLock);
 	slot = table_slot_create(stock, NULL);
 
 	read_stock_into(stock, key, slot, row);
