@@ -869,61 +869,63 @@ expire_one(void *arg)
 	(void) release_reservation(e->r, false, 0, e->reason, NULL, NULL, &cancelled);
 }
 
-/* Set by the worker while it runs expiry: see ie_expire_reservations. */
+/* Set by the worker, which runs expiry: see expire_batch. */
 bool		ie_expiry_skips_busy = false;
 
-/*
- * inventory_events.expire_reservations(max_reservations) returns integer:
- * releases, with reason expired, up to max_reservations reservations whose
- * expires_at has passed and that still hold reserved or backordered units.
- * Each in its own subtransaction: one that fails is recorded in worker_error
- * (task expire, its channel) and the others go on.
- */
-PG_FUNCTION_INFO_V1(ie_expire_reservations);
-Datum
-ie_expire_reservations(PG_FUNCTION_ARGS)
+/* One batch of expire_reservations(): what it did, and where it stopped. */
+typedef struct ExpiryBatch
 {
-	int32		max = PG_ARGISNULL(0) ? PG_INT32_MAX : PG_GETARG_INT32(0);
-	MemoryContext caller = CurrentMemoryContext;
+	int64		after_id;		/* due reservations after this id */
+	int			limit;			/* at most this many */
+	int			found;			/* due reservations read */
+	int			tried;			/* of them locked and tried */
+	int			locks;			/* inventory locks taken (worker: counted against the limit) */
+	bool		full;			/* the worker ran into the per-call lock limit */
+	int			expired;
+	List	   *outcomes;		/* ChannelOutcome per channel */
+} ExpiryBatch;
+
+/*
+ * Releases the due reservations after b->after_id, oldest first, at most
+ * b->limit of them, and advances b->after_id past them. Every sku involved
+ * is locked at once in the global order; read before the locks, so with an
+ * MVCC snapshot (reservation_read). A reservation not found then is not
+ * touched. The worker (ie_expiry_skips_busy) takes each reservation's locks
+ * only if they are free, and leaves one whose sku another transaction holds
+ * to its next run: waiting, it held the skus it had already locked, and
+ * reservations of those waited behind it for as long as the other
+ * transaction took.
+ */
+static void
+expire_batch(ExpiryBatch *b, text *reason, MemoryContext caller)
+{
 	MemoryContext per_line;
 	ExpiringReservation expiring;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int64	   *due;
 	int			ndue;
-	int			expired = 0;
 	LOCKTAG    *tags = NULL;
 	int			ntags = 0;
 	int			maxtags = 0;
 	bool	   *locked;
 	Snapshot	snapshot;
-	List	   *outcomes = NIL;
-	ListCell   *lc;
-	text	   *reason = cstring_to_text("expired");
-
-	ie_write_call_start("inventory_events.expire_reservations()");
-	if (max < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_reservations must not be negative")));
-	if (max == 0)
-		PG_RETURN_INT32(0);
 
 	/* The due reservations, oldest first: one query, not one per line. */
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	{
-		Oid			types[1] = {INT4OID};
-		Datum		args[1] = {Int32GetDatum(max)};
+		Oid			types[2] = {INT4OID, INT8OID};
+		Datum		args[2] = {Int32GetDatum(b->limit), Int64GetDatum(b->after_id)};
 
 		if (SPI_execute_with_args("SELECT x.id FROM inventory_events.reservation x"
-								  " WHERE x.expires_at <= now()"
+								  " WHERE x.expires_at <= now() AND x.id > $2"
 								  "   AND (x.backordered > 0 OR EXISTS (SELECT FROM inventory_events.allocation a"
 								  "                                       WHERE a.reservation_id = x.id AND a.reserved > 0))"
 								  " ORDER BY x.id LIMIT $1",
-								  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
+								  2, types, args, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the due reservations");
 	}
 	ndue = (int) SPI_processed;
+	b->found = ndue;
+	b->tried = 0;
 	due = MemoryContextAlloc(caller, sizeof(int64) * Max(ndue, 1));
 	for (int i = 0; i < ndue; i++)
 	{
@@ -933,23 +935,12 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 	}
 	SPI_freetuptable(SPI_tuptable);
 	if (ndue == 0)
-	{
-		SPI_finish();
-		PG_RETURN_INT32(0);
-	}
+		return;
+	b->after_id = due[ndue - 1];
 
-	/*
-	 * Every sku involved, locked at once in the global order; read before the
-	 * locks, so with an MVCC snapshot (reservation_read). A reservation not
-	 * found then is not touched. The worker (ie_expiry_skips_busy) takes
-	 * each reservation's locks only if they are free, and leaves one whose
-	 * sku another transaction holds to its next run: waiting, it held the
-	 * skus it had already locked, and reservations of those waited behind it
-	 * for as long as the other transaction took.
-	 */
 	locked = palloc0(sizeof(bool) * ndue);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	for (int i = 0; i < ndue; i++)
+	for (int i = 0; i < ndue && !b->full; i++)
 	{
 		Reservation r;
 
@@ -959,7 +950,15 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 		if (ie_expiry_skips_busy)
 			ntags = 0;
 		reservation_sku_tags(&r, snapshot, &tags, &ntags, &maxtags);
-		locked[i] = !ie_expiry_skips_busy || ie_lock_tags_if_free(tags, ntags);
+		if (!ie_expiry_skips_busy)
+			locked[i] = true;
+		else if (b->locks + ntags > ie_lock_limit())
+		{
+			/* The rest for the next run: a call over the limit would be refused. */
+			b->full = true;
+		}
+		else if ((locked[i] = ie_lock_tags_if_free(tags, ntags)))
+			b->locks += ntags;
 	}
 	UnregisterSnapshot(snapshot);
 	if (!ie_expiry_skips_busy)
@@ -975,6 +974,8 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(per_line);
 		MemoryContextSwitchTo(per_line);
+		if (locked[i])
+			b->tried++;
 		/* Picked, released or extended meanwhile? Then nothing (more) goes. */
 		if (!locked[i] || !reservation_read_by_id(due[i], SnapshotSelf, &r) ||
 			r.row.nulls[Anum_ie_reservation_expires_at - 1] ||
@@ -1001,12 +1002,55 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 			FreeErrorData(edata);
 		}
 		else
-			expired++;
-		note_outcome(&outcomes, channel, edata == NULL);
+			b->expired++;
+		note_outcome(&b->outcomes, channel, edata == NULL);
 	}
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(per_line);
-	foreach(lc, outcomes)
+}
+
+/*
+ * inventory_events.expire_reservations(max_reservations) returns integer:
+ * releases, with reason expired, up to max_reservations reservations whose
+ * expires_at has passed and that still hold reserved or backordered units.
+ * Each in its own subtransaction: one that fails is recorded in worker_error
+ * (task expire, its channel) and the others go on.
+ */
+PG_FUNCTION_INFO_V1(ie_expire_reservations);
+Datum
+ie_expire_reservations(PG_FUNCTION_ARGS)
+{
+	int32		max = PG_ARGISNULL(0) ? PG_INT32_MAX : PG_GETARG_INT32(0);
+	MemoryContext caller = CurrentMemoryContext;
+	ExpiryBatch b = {0};
+	ListCell   *lc;
+	text	   *reason = cstring_to_text("expired");
+
+	ie_write_call_start("inventory_events.expire_reservations()");
+	if (max < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_reservations must not be negative")));
+	if (max == 0)
+		PG_RETURN_INT32(0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * One batch of max. The worker goes on past the reservations it left
+	 * (their skus busy) until it has tried max or none is left: else a
+	 * busy sku with max due reservations of its own held up every other
+	 * expiry until it was free.
+	 */
+	b.limit = max;
+	for (;;)
+	{
+		expire_batch(&b, reason, caller);
+		if (!ie_expiry_skips_busy || b.full || b.found < b.limit || b.tried >= b.limit)
+			break;
+		b.limit -= b.tried;
+	}
+	foreach(lc, b.outcomes)
 	{
 		ChannelOutcome *o = lfirst(lc);
 
@@ -1014,5 +1058,5 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 			expiry_clear(o->channel);
 	}
 	SPI_finish();
-	PG_RETURN_INT32(expired);
+	PG_RETURN_INT32(b.expired);
 }

@@ -568,10 +568,9 @@ housekeeping_task(const char *task, const char *activity, const char *sql, bool 
  * are free (ie_expiry_skips_busy, set when it starts).
  */
 static void
-expire_step(TimestampTz *last_expire)
+expire_step(long *timeout, TimestampTz *last_expire)
 {
-	if (ie_expire_interval <= 0 ||
-		!TimestampDifferenceExceeds(*last_expire, GetCurrentTimestamp(), ie_expire_interval * 1000))
+	if (!periodic_due(ie_expire_interval, *last_expire, timeout))
 		return;
 	step_begin("inventory_events expiry");
 	/* The extension may have gone since the publisher step looked. */
@@ -724,7 +723,7 @@ publisher_step(IePublisherSlot *slot, long *timeout, TimestampTz *last_expire,
 
 	step_end();
 	if (ready)
-		expire_step(last_expire);
+		expire_step(timeout, last_expire);
 	if (extension_ready)
 		partitions_step(timeout, last_partitions);
 	if (ready)

@@ -162,16 +162,21 @@ ok($node->poll_query_until('postgres', q{
 ok($node->poll_query_until('postgres', $healthy_in_sync), 'and publication resumes');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM inventory_events.verify()}), '0', 'verify() is clean');
 
-# 5. A sku held by another transaction: expiry leaves that sku's reservation
-#    to a later run and releases the others; it holds nothing meanwhile (a
+# 5. A sku held by another transaction: expiry leaves that sku's reservations
+#    to a later run and releases the others, past more of the held sku's than
+#    one run takes; it holds nothing meanwhile (a
 #    reservation of another expired sku does not wait), and a holder that
 #    calls publish() does not deadlock with it. (Expiry ran inside the
 #    publisher step's transaction and took all its skus' locks at once,
 #    waiting: the holder's publish() waited for the step's checkpoint lock
 #    while the step waited for the holder's sku: 40P01.)
+# More reservations of the held sku than one run takes (1,000): the run goes
+# on past them to the other one.
 $node->safe_psql('postgres', q{
-	SELECT count(*) FROM inventory_events.reserve('good1', 'S7', 1, 'cart-held', expires_at => now() + interval '1 second');
-	SELECT count(*) FROM inventory_events.reserve('good1', 'S8', 1, 'cart-free', expires_at => now() + interval '1 second');
+	SELECT inventory_events.append('S7', 'W1', 'received', 1001);
+	SELECT count(r.*) FROM generate_series(1, 1001) g,
+	       inventory_events.reserve('good1', 'S7', 1, 'cart-held-' || g, expires_at => now() + interval '2 seconds') r;
+	SELECT count(*) FROM inventory_events.reserve('good1', 'S8', 1, 'cart-free', expires_at => now() + interval '2 seconds');
 });
 my $holder = $node->background_psql('postgres');
 # A receipt takes its sku's lock, to the end of the transaction.
@@ -180,15 +185,15 @@ ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 1 FROM inventory_events.event WHERE ref = 'cart-free' AND event_type = 'released'}),
 	'the other expired reservation is released while S7 is held');
 is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM inventory_events.event WHERE ref = 'cart-held' AND event_type = 'released'}),
-	'0', 'the one of the held sku waits');
+	SELECT count(*) FROM inventory_events.event WHERE ref LIKE 'cart-held-%' AND event_type = 'released'}),
+	'0', 'those of the held sku wait');
 my ($published, $publish_failed) = $holder->query(q{SELECT count(*) FROM inventory_events.publish()});
 is($publish_failed, 0, 'the holder\'s publish() does not deadlock with the worker');
 $holder->query_safe('COMMIT');
 $holder->quit;
 ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM inventory_events.event WHERE ref = 'cart-held' AND event_type = 'released'}),
-	'released by a later run once the sku is free');
+	SELECT count(*) = 1001 FROM inventory_events.event WHERE ref LIKE 'cart-held-%' AND event_type = 'released'}),
+	'released by later runs once the sku is free');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM inventory_events.verify()}), '0', 'verify() is clean');
 is($node->safe_psql('postgres', q{SELECT pid FROM inventory_events.publisher_status()}), $pid,
 	'the worker never restarted');
