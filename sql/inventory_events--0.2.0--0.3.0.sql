@@ -1756,7 +1756,8 @@ BEGIN
                          AND x.kind IN ('recon_variance', 'channel_drift')
     ), pending AS (
         INSERT INTO inventory_events.publication_pending (channel, sku)
-        SELECT ch, d.sku FROM drifted d ON CONFLICT DO NOTHING
+        SELECT DISTINCT ch, d.sku FROM drifted d
+        ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false
     )
     SELECT count(*) INTO n FROM drifted;
     RETURN n;
@@ -2589,13 +2590,13 @@ BEGIN
         SELECT ch.code, i.sku
           FROM inventory_events.item i CROSS JOIN inventory_events.channel ch
          WHERE i.sku = ANY (keys)
-        ON CONFLICT DO NOTHING;
+        ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false;
     ELSE
         INSERT INTO inventory_events.publication_pending (channel, sku)
         SELECT ch.code, i.sku
           FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
          WHERE ch.code = ANY (keys)
-        ON CONFLICT DO NOTHING;
+        ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false;
     END IF;
     RETURN NULL;
 END;
@@ -2854,10 +2855,10 @@ BEGIN
     PERFORM FROM inventory_events.channel ch WHERE ch.code = ANY (pair_channels)
       ORDER BY ch.code FOR NO KEY UPDATE;
     INSERT INTO inventory_events.publication_pending (channel, sku)
-    SELECT ch.code, p.sku
+    SELECT DISTINCT ch.code, p.sku
       FROM unnest(pair_channels, pair_skus) p(channel, sku)
       JOIN inventory_events.channel ch ON ch.code = p.channel
-    ON CONFLICT DO NOTHING;
+    ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false;
     -- A channel that lost its last listing, or whose every listing is new.
     PERFORM inventory_events.republish(ch.code)
        FROM inventory_events.channel ch
@@ -2882,6 +2883,28 @@ CREATE TRIGGER channel_item_truncated AFTER TRUNCATE ON inventory_events.channel
 REVOKE EXECUTE ON FUNCTION inventory_events.listings_changed() FROM PUBLIC;
 
 -- === end of listings and channel identifiers ===
+
+-- A pending mark that is already there is locked by the transaction that
+-- marks it again (ON CONFLICT ... DO UPDATE ... WHERE false updates nothing
+-- and locks the row), and the publisher takes only marks no transaction
+-- holds (SKIP LOCKED): a change of rules is published after it committed,
+-- with what it changed. (With DO NOTHING a publisher step could take the
+-- mark while the change was in progress, publish the old rules, and leave
+-- nothing marked for the change.)
+CREATE OR REPLACE FUNCTION inventory_events.republish(channel text)
+RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT inventory_events.require_writable('inventory_events.republish()');
+    WITH ins AS (
+        INSERT INTO inventory_events.publication_pending (channel, sku)
+        SELECT republish.channel, i.sku FROM inventory_events.item i
+        ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false
+        RETURNING 1)
+    SELECT count(*) FROM ins;
+END;
+-- === end of pending marks held by their transaction ===
 
 -- EDI 846 from channel availability (issue 15, part 5)
 -- A channel that is an EDI trading partner: the interchange identifiers of
@@ -3360,7 +3383,7 @@ BEGIN
                                    WHERE n.parent IS DISTINCT FROM o.parent
                                       OR n.entity IS DISTINCT FROM o.entity)) s
          CROSS JOIN inventory_events.channel ch
-        ON CONFLICT DO NOTHING;
+        ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false;
         RETURN NULL;
     END IF;
     -- Each transition table is named only in the branch of the event that has it.

@@ -143,7 +143,10 @@ static IeSpiPlan plan_defs[P_COUNT] = {
 		2, {TEXTARRAYOID, TEXTARRAYOID}
 	},
 	[P_PENDING_TAKE] = {
-		"DELETE FROM inventory_events.publication_pending p WHERE p.channel = $1 RETURNING p.sku",
+		/* Not the marks of a change still in progress: see republish(). */
+		"DELETE FROM inventory_events.publication_pending p WHERE p.ctid = ANY (ARRAY("
+		"  SELECT q.ctid FROM inventory_events.publication_pending q WHERE q.channel = $1"
+		"     FOR UPDATE SKIP LOCKED)) RETURNING p.sku",
 		1, {TEXTOID}
 	},
 	[P_PUBLISHER] = {

@@ -137,7 +137,13 @@ COMMENT ON FUNCTION inventory_events.publish(integer) IS
   'One publisher step: pending changes from the event log, published to every channel that is due';
 
 -- Marks every sku stocked at a channel's locations (or kit) pending: after a
--- change of the channel's rules, which moves no event.
+-- change of the channel's rules, which moves no event. Every mark of a change
+-- locks a mark that is already there (ON CONFLICT ... DO UPDATE ... WHERE
+-- false updates nothing and locks the row), and the publisher takes only
+-- marks no transaction holds (SKIP LOCKED): a change is published after it
+-- committed, with what it changed. (With DO NOTHING a publisher step could
+-- take the mark while the change was in progress, publish the old rules, and
+-- leave nothing marked for the change.)
 CREATE FUNCTION inventory_events.republish(channel text)
 RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
@@ -147,7 +153,7 @@ BEGIN ATOMIC
     WITH ins AS (
         INSERT INTO inventory_events.publication_pending (channel, sku)
         SELECT republish.channel, i.sku FROM inventory_events.item i
-        ON CONFLICT DO NOTHING
+        ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false
         RETURNING 1)
     SELECT count(*) FROM ins;
 END;
@@ -210,13 +216,13 @@ BEGIN
         SELECT ch.code, i.sku
           FROM inventory_events.item i CROSS JOIN inventory_events.channel ch
          WHERE i.sku = ANY (keys)
-        ON CONFLICT DO NOTHING;
+        ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false;
     ELSE
         INSERT INTO inventory_events.publication_pending (channel, sku)
         SELECT ch.code, i.sku
           FROM inventory_events.channel ch CROSS JOIN inventory_events.item i
          WHERE ch.code = ANY (keys)
-        ON CONFLICT DO NOTHING;
+        ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false;
     END IF;
     RETURN NULL;
 END;
@@ -293,10 +299,10 @@ BEGIN
     PERFORM FROM inventory_events.channel ch WHERE ch.code = ANY (pair_channels)
       ORDER BY ch.code FOR NO KEY UPDATE;
     INSERT INTO inventory_events.publication_pending (channel, sku)
-    SELECT ch.code, p.sku
+    SELECT DISTINCT ch.code, p.sku
       FROM unnest(pair_channels, pair_skus) p(channel, sku)
       JOIN inventory_events.channel ch ON ch.code = p.channel
-    ON CONFLICT DO NOTHING;
+    ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false;
     -- A channel that lost its last listing, or whose every listing is new.
     PERFORM inventory_events.republish(ch.code)
        FROM inventory_events.channel ch
@@ -346,7 +352,7 @@ BEGIN
                                    WHERE n.parent IS DISTINCT FROM o.parent
                                       OR n.entity IS DISTINCT FROM o.entity)) s
          CROSS JOIN inventory_events.channel ch
-        ON CONFLICT DO NOTHING;
+        ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false;
         RETURN NULL;
     END IF;
     -- Each transition table is named only in the branch of the event that has it.

@@ -1386,7 +1386,8 @@ BEGIN
                          AND x.kind IN ('recon_variance', 'channel_drift')
     ), pending AS (
         INSERT INTO inventory_events.publication_pending (channel, sku)
-        SELECT ch, d.sku FROM drifted d ON CONFLICT DO NOTHING
+        SELECT DISTINCT ch, d.sku FROM drifted d
+        ON CONFLICT (channel, sku) DO UPDATE SET sku = EXCLUDED.sku WHERE false
     )
     SELECT count(*) INTO n FROM drifted;
     RETURN n;
