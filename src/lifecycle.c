@@ -879,7 +879,7 @@ typedef struct ExpiryBatch
 	int			limit;			/* at most this many */
 	int			found;			/* due reservations read */
 	int			tried;			/* of them locked and tried */
-	int			locks;			/* inventory locks taken (worker: counted against the limit) */
+	int			locks;			/* distinct inventory locks taken (worker: against the limit) */
 	bool		full;			/* the worker ran into the per-call lock limit */
 	int			expired;
 	List	   *outcomes;		/* ChannelOutcome per channel */
@@ -926,7 +926,7 @@ expire_batch(ExpiryBatch *b, text *reason, MemoryContext caller)
 	ndue = (int) SPI_processed;
 	b->found = ndue;
 	b->tried = 0;
-	due = MemoryContextAlloc(caller, sizeof(int64) * Max(ndue, 1));
+	due = palloc(sizeof(int64) * Max(ndue, 1));
 	for (int i = 0; i < ndue; i++)
 	{
 		bool		isnull;
@@ -957,8 +957,13 @@ expire_batch(ExpiryBatch *b, text *reason, MemoryContext caller)
 			/* The rest for the next run: a call over the limit would be refused. */
 			b->full = true;
 		}
-		else if ((locked[i] = ie_lock_tags_if_free(tags, ntags)))
-			b->locks += ntags;
+		else
+		{
+			int			taken = ie_lock_tags_if_free(tags, ntags);
+
+			locked[i] = (taken >= 0);
+			b->locks += Max(taken, 0);
+		}
 	}
 	UnregisterSnapshot(snapshot);
 	if (!ie_expiry_skips_busy)
@@ -1023,6 +1028,7 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 	int32		max = PG_ARGISNULL(0) ? PG_INT32_MAX : PG_GETARG_INT32(0);
 	MemoryContext caller = CurrentMemoryContext;
 	ExpiryBatch b = {0};
+	MemoryContext batch_cxt;
 	ListCell   *lc;
 	text	   *reason = cstring_to_text("expired");
 
@@ -1043,13 +1049,18 @@ ie_expire_reservations(PG_FUNCTION_ARGS)
 	 * expiry until it was free.
 	 */
 	b.limit = max;
+	batch_cxt = AllocSetContextCreate(caller, "inventory_events expiry batch", ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
+		MemoryContextReset(batch_cxt);
+		MemoryContextSwitchTo(batch_cxt);
 		expire_batch(&b, reason, caller);
 		if (!ie_expiry_skips_busy || b.full || b.found < b.limit || b.tried >= b.limit)
 			break;
 		b.limit -= b.tried;
 	}
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(batch_cxt);
 	foreach(lc, b.outcomes)
 	{
 		ChannelOutcome *o = lfirst(lc);

@@ -171,20 +171,22 @@ ie_lock_tags_in_order(LOCKTAG *tags, int ntags)
 }
 
 /*
- * Takes the given locks without waiting: all of them (true), or, when one is
- * held by another transaction, none of those this call took (false; the
- * ones this transaction held before stay held). Never waits, so the order
- * does not matter for deadlocks. Sorts tags in place.
+ * Takes the given locks without waiting: all of them (returns how many this
+ * transaction did not hold yet), or, when one is held by another
+ * transaction, none of those this call took (returns -1; the ones this
+ * transaction held before stay held). Never waits, so the order does not
+ * matter for deadlocks. Sorts tags in place.
  */
-bool
+int
 ie_lock_tags_if_free(LOCKTAG *tags, int ntags)
 {
 	bool	   *taken;
 	bool		all = true;
+	int			ntaken = 0;
 	int			i;
 
 	if (ntags == 0)
-		return true;
+		return 0;
 	qsort(tags, ntags, sizeof(LOCKTAG), locktag_cmp);
 	if (ie_before_locks_hook)
 		ie_before_locks_hook();
@@ -198,11 +200,12 @@ ie_lock_tags_if_free(LOCKTAG *tags, int ntags)
 		r = LockAcquire(&tags[i], ExclusiveLock, false, true);
 		all = (r != LOCKACQUIRE_NOT_AVAIL);
 		taken[i] = (r == LOCKACQUIRE_OK);
+		ntaken += taken[i];
 	}
 	if (!all)
 		for (int j = 0; j < i; j++)
 			if (taken[j])
 				(void) LockRelease(&tags[j], ExclusiveLock, false);
 	pfree(taken);
-	return all;
+	return all ? ntaken : -1;
 }

@@ -38,7 +38,7 @@ extern void ie_lock_key(uint16 kind, int ntexts, const Datum *texts);
 extern void ie_lock_stream(const IeStreamKey *key);
 extern void ie_lock_sku(text *sku);
 extern void ie_lock_tags_in_order(LOCKTAG *tags, int ntags);
-extern bool ie_lock_tags_if_free(LOCKTAG *tags, int ntags);
+extern int	ie_lock_tags_if_free(LOCKTAG *tags, int ntags);
 extern int	ie_lock_limit(void);
 extern void ie_lock_limit_exceeded(int needed, bool at_least);
 

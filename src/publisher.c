@@ -62,6 +62,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "utils/inval.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
@@ -165,7 +166,11 @@ static IeSpiPlan plan_defs[P_COUNT] = {
 		"SELECT inventory_events.record_worker_error('publish', $1, $2, $3, $4)",
 		4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}
 	},
-	/* When the next throttled or failing channel with pending skus is due. */
+	/*
+	 * When the next throttled or failing channel with pending skus is due;
+	 * not those whose every mark a change in progress holds ($1): they would
+	 * be due at once, step after step, until it commits.
+	 */
 	[P_NEXT_DUE] = {
 		"SELECT CASE WHEN count(*) > 0 THEN"
 		"       greatest(0, ceil(extract(epoch FROM min(greatest(cp.last_published_at + ch.publish_interval, w.retry_at))"
@@ -175,8 +180,9 @@ static IeSpiPlan plan_defs[P_COUNT] = {
 		"  LEFT JOIN inventory_events.worker_error w"
 		"         ON w.task = 'publish' AND w.channel = ch.code AND w.cleared_at IS NULL"
 		" WHERE (cp.channel IS NOT NULL OR w.channel IS NOT NULL)"
-		"   AND EXISTS (SELECT FROM inventory_events.publication_pending p WHERE p.channel = ch.code)",
-		0, {0}
+		"   AND EXISTS (SELECT FROM inventory_events.publication_pending p WHERE p.channel = ch.code)"
+		"   AND NOT ch.code = ANY ($1)",
+		1, {TEXTARRAYOID}
 	},
 };
 
@@ -224,6 +230,8 @@ typedef struct PubStep
 	int64		atp_computed;	/* (location, sku) reads */
 	int64		atp_shared;		/* reuses */
 	Snapshot	snapshot;		/* the stock and reservations are read in */
+	int			nheld;
+	text	  **held;			/* channels whose every mark a change holds */
 } PubStep;
 
 static uint32
@@ -531,11 +539,6 @@ publish_channel(PubStep *st, const PubChannel *pc)
 	TupleTableSlot *slot;
 	MemoryContext per_sku;
 
-	ie_channel_require(pc->code, &ch);
-	locs = palloc(sizeof(int) * Max(ch.nsources, 1));
-	for (int i = 0; i < ch.nsources; i++)
-		locs[i] = location_index(st, ch.sources[i].location);
-
 	/* The touched skus, and the channel's pending ones (consumed). */
 	if (pc->has_pending)
 	{
@@ -543,6 +546,8 @@ publish_channel(PubStep *st, const PubChannel *pc)
 
 		args[0] = PointerGetDatum(pc->code);
 		n = run_plan(P_PENDING_TAKE, args, NULL, SPI_OK_DELETE_RETURNING);
+		if (n == 0)
+			st->held[st->nheld++] = pc->code;
 		skus = palloc(sizeof(text *) * (st->ntouched + n + 1));
 		for (uint64 i = 0; i < n; i++)
 		{
@@ -559,6 +564,19 @@ publish_channel(PubStep *st, const PubChannel *pc)
 		skus = st->touched;
 	if (nskus == 0)
 		return 0;
+
+	/*
+	 * The channel's rules as of the marks just taken: read after them, with
+	 * the invalidations of the changes that made them taken in. Read before,
+	 * a change that committed in between had its mark taken with the rules
+	 * as they were, and nothing left to publish it.
+	 */
+	AcceptInvalidationMessages();
+	ie_channel_require(pc->code, &ch);
+	locs = palloc(sizeof(int) * Max(ch.nsources, 1));
+	for (int i = 0; i < ch.nsources; i++)
+		locs[i] = location_index(st, ch.sources[i].location);
+
 	/*
 	 * The listings as of the pending rows just read (a change of a listing
 	 * marks its skus pending when it commits), whatever the channel cache
@@ -892,6 +910,8 @@ ie_publish(PG_FUNCTION_ARGS)
 	/* The channels, and which of them are due. */
 	nchannels = (int) run_plan(P_CHANNELS, NULL, NULL, SPI_OK_SELECT);
 	channels = palloc(sizeof(PubChannel) * Max(nchannels, 1));
+	st.held = palloc(sizeof(text *) * Max(nchannels, 1));
+	st.nheld = 0;
 	waiting = palloc(sizeof(text *) * Max(nchannels, 1));
 	for (int i = 0; i < nchannels; i++)
 	{
@@ -947,7 +967,11 @@ ie_publish(PG_FUNCTION_ARGS)
 	}
 	MemoryContextReset(per_channel);
 
-	run_plan(P_NEXT_DUE, NULL, NULL, SPI_OK_SELECT);
+	{
+		Datum		held = text_array(st.held, st.nheld);
+
+		run_plan(P_NEXT_DUE, &held, NULL, SPI_OK_SELECT);
+	}
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
