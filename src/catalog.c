@@ -91,6 +91,17 @@ void
 ie_write_call_start(const char *function)
 {
 	ie_require_writable(function);
+	ie_read_call_start();
+}
+
+/*
+ * The start of a call that only reads master data (channel_availability(),
+ * channel_position(), channel_sources()): the invalidations other
+ * transactions committed are taken in, as a writing call takes them.
+ */
+void
+ie_read_call_start(void)
+{
 	AcceptInvalidationMessages();
 }
 

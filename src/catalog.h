@@ -493,5 +493,6 @@ extern bool ie_index_lookup(Relation heap, Relation index, Snapshot snapshot,
 
 /* Every call that writes starts here (see catalog.c). */
 extern void ie_write_call_start(const char *function);
+extern void ie_read_call_start(void);
 
 #endif							/* IE_CATALOG_H */

@@ -42,7 +42,6 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 #include "utils/fmgroids.h"
-#include "utils/inval.h"
 #include "utils/numeric.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -847,19 +846,6 @@ ie_stream_tags(text *sku, text *location, Snapshot *snapshot, List *tags)
 	return tags;
 }
 
-/*
- * The SQL functions that read master data take in the invalidations other
- * transactions committed first, as every writing call does
- * (ie_write_call_start): in a transaction that already holds the relations'
- * locks nothing else would, and a change committed before the statement
- * would not be seen until the transaction ended.
- */
-static void
-read_call_start(void)
-{
-	AcceptInvalidationMessages();
-}
-
 /* Availability of a sku or kit on a channel; pool and velocity buffer of a plain sku. */
 static int64
 channel_availability(text *channel, text *sku, int64 *pool, int64 *vbuf)
@@ -870,7 +856,7 @@ channel_availability(text *channel, text *sku, int64 *pool, int64 *vbuf)
 	IeListing	listing;
 	int64		result = PG_INT64_MAX;
 
-	read_call_start();
+	ie_read_call_start();
 	ie_channel_require(channel, &base);
 	ie_sku_components(sku, &comp);
 	*pool = *vbuf = 0;
@@ -968,7 +954,7 @@ ie_channel_sources(PG_FUNCTION_ARGS)
 	IeChannel	ch;
 
 	ie_init_materialized_srf(fcinfo);
-	read_call_start();
+	ie_read_call_start();
 	ie_channel_require(PG_GETARG_TEXT_PP(0), &ch);
 	for (int i = 0; i < ch.nsources; i++)
 	{

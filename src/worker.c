@@ -546,13 +546,17 @@ periodic_due(int interval_s, TimestampTz last, long *timeout)
 	return false;
 }
 
-/* One isolated task, in a transaction of its own. */
+/*
+ * One isolated task, in a transaction of its own, if the extension's SQL
+ * objects are (still) there and at least of version since.
+ */
 static void
-housekeeping_task(const char *task, const char *activity, const char *sql, bool *failing)
+housekeeping_task(const char *task, const char *activity, const char *sql, IeSqlVersion since,
+				  bool *failing)
 {
 	step_begin("inventory_events housekeeping");
 	/* The SQL objects may have changed since the publisher step looked. */
-	if (extension_locked() && ie_catalog()->sql_version >= IE_SQL_0_3_0)
+	if (extension_locked() && ie_catalog()->sql_version >= since)
 		run_task(task, activity, sql, failing);
 	step_end();
 }
@@ -572,12 +576,8 @@ expire_step(long *timeout, TimestampTz *last_expire)
 {
 	if (!periodic_due(ie_expire_interval, *last_expire, timeout))
 		return;
-	step_begin("inventory_events expiry");
-	/* The extension may have gone since the publisher step looked. */
-	if (extension_locked())
-		run_task("expire", "inventory_events.expire_reservations()",
-				 "SELECT inventory_events.expire_reservations()", &expire_failing);
-	step_end();
+	housekeeping_task("expire", "inventory_events.expire_reservations()",
+					  "SELECT inventory_events.expire_reservations()", IE_SQL_0_1_0, &expire_failing);
 	*last_expire = GetCurrentTimestamp();
 }
 
@@ -602,7 +602,7 @@ partitions_step(long *timeout, TimestampTz *last_partitions)
 					  "     OR EXISTS (SELECT FROM pg_catalog.pg_subscription s WHERE s.subdbid = "
 					  "                (SELECT d.oid FROM pg_catalog.pg_database d"
 					  "                  WHERE d.datname = pg_catalog.current_database()))",
-					  &partitions_failing);
+					  IE_SQL_0_3_0, &partitions_failing);
 	*last_partitions = GetCurrentTimestamp();
 	*timeout = Min(*timeout, ie_maintenance_interval * 1000L);
 }
@@ -649,9 +649,9 @@ maintenance_step(long *timeout, TimestampTz *last_maintenance, TimestampTz *last
 		 */
 		housekeeping_task("snapshot", "inventory_events.take_snapshots()",
 						  "SELECT inventory_events.take_snapshots(NULL, " CppAsString2(IE_SNAPSHOT_BATCH) ")",
-						  &snapshot_failing);
+						  IE_SQL_0_3_0, &snapshot_failing);
 		housekeeping_task("retention", "inventory_events.apply_retention()",
-						  "SELECT inventory_events.apply_retention()", &retention_failing);
+						  "SELECT inventory_events.apply_retention()", IE_SQL_0_3_0, &retention_failing);
 		*last_housekeeping = GetCurrentTimestamp();
 		*timeout = Min(*timeout, ie_housekeeping_interval * 1000L);
 	}
