@@ -149,6 +149,11 @@ SELECT pg_temp.try($$SELECT * FROM release('edi', 'E-4', 1, source => 'oms', ide
 SELECT pg_temp.try($$SELECT * FROM pick('edi', 'E-5', 1, source => 'oms', idempotency_key => 'cancel-E-5-2')$$);
 SELECT pg_temp.try($$SELECT * FROM ship('edi', 'E-5', 1, source => 'oms', idempotency_key => 'cancel-E-5-2')$$);
 SELECT pg_temp.try($$SELECT * FROM pick_short('edi', 'E-5', 1, source => 'oms', idempotency_key => 'cancel-E-5-2')$$);
+-- And so is an event appended or ingested under it (before, the receipt was
+-- applied, and the release's retry then failed with IE003).
+SELECT pg_temp.try($$SELECT append('TEE', 'DAL', 'received', 5, source => 'oms', idempotency_key => 'cancel-E-5-2')$$);
+SELECT ordinal, status, sqlstate FROM ingest('[{"sku": "TEE", "location": "DAL", "event_type": "received", "qty": 5, "source": "oms", "idempotency_key": "cancel-E-5-2"}]');
+SELECT count(*) AS events_under_it FROM event_key WHERE idempotency_key = 'cancel-E-5-2';
 SELECT count(*) AS movements FROM release('edi', 'E-5', 10, source => 'oms', idempotency_key => 'cancel-E-5-2');
 SELECT count(*) AS movements FROM release('edi', 'E-5', 5);
 SELECT backordered, cancelled FROM reservation WHERE ref = 'E-5';

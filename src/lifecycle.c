@@ -540,15 +540,13 @@ release_reservation(Reservation *r, bool has_units, int64 units, text *reason, t
 }
 
 /*
- * Was operation recorded under this key without an event (a release of
- * backordered units only)? Asked by every lifecycle operation after
- * ie_replay_operation found no event, under the key's lock it took, so a
- * committed first call is seen. One recorded for another operation (a pick
- * under a release's key) or order line than (channel, ref) is a conflict
- * (IE003), as ie_replay_check's.
+ * The operation recorded under (source, key) without an event (a release of
+ * backordered units only), with the reservation it changed: false when there
+ * is none. Read with SnapshotSelf: callers hold the key's lock, so a
+ * committed first call is seen.
  */
 static bool
-operation_key_recorded(const char *operation, text *source, text *key, text *channel, text *ref)
+operation_key_find(text *source, text *key, char **operation, int64 *reservation_id)
 {
 	const IeCatalog *c = ie_catalog();
 	Datum		keys[2];
@@ -568,35 +566,65 @@ operation_key_recorded(const char *operation, text *source, text *key, text *cha
 	if (found)
 	{
 		bool		isnull;
-		text	   *recorded = DatumGetTextPP(slot_getattr(slot, Anum_ie_operation_key_operation, &isnull));
-		int64		reservation_id = DatumGetInt64(slot_getattr(slot, Anum_ie_operation_key_reservation_id, &isnull));
-		const char *field = NULL;
-		Reservation r;
 
-		if (strcmp(text_to_cstring(recorded), operation) != 0)
-			field = "operation";
-		else if (channel != NULL && ref != NULL)
-		{
-			Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
-
-			if (!reservation_read_by_id(reservation_id, snapshot, &r) ||
-				!ie_text_equal(r.channel, channel) || !ie_text_equal(r.ref, ref))
-				field = "order line (channel and ref)";
-			UnregisterSnapshot(snapshot);
-		}
-		if (field)
-			ereport(ERROR,
-					(errcode(ERRCODE_IE_IDEMPOTENCY_CONFLICT),
-					 errmsg("idempotency key \"%s\" of source \"%s\" was already used for a different operation",
-							text_to_cstring(key), text_to_cstring(DatumGetTextPP(keys[0]))),
-					 errdetail("The release of reservation %lld recorded under it has a different %s.",
-							   (long long) reservation_id, field),
-					 errhint("Use a new idempotency key for a new operation.")));
+		*operation = TextDatumGetCString(slot_getattr(slot, Anum_ie_operation_key_operation, &isnull));
+		*reservation_id = DatumGetInt64(slot_getattr(slot, Anum_ie_operation_key_reservation_id, &isnull));
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/*
+ * Was operation recorded under this key without an event? Asked by every
+ * lifecycle operation after ie_replay_operation found no event, under the
+ * key's lock it took. One recorded for another operation (a pick under a
+ * release's key) or order line than (channel, ref) is a conflict (IE003),
+ * as ie_replay_check's.
+ */
+static bool
+operation_key_recorded(const char *operation, text *source, text *key, text *channel, text *ref)
+{
+	char	   *recorded;
+	int64		reservation_id;
+	const char *field = NULL;
+
+	if (!operation_key_find(source, key, &recorded, &reservation_id))
+		return false;
+	if (strcmp(recorded, operation) != 0)
+		field = "operation";
+	else if (channel != NULL && ref != NULL)
+	{
+		Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+		Reservation r;
+
+		if (!reservation_read_by_id(reservation_id, snapshot, &r) ||
+			!ie_text_equal(r.channel, channel) || !ie_text_equal(r.ref, ref))
+			field = "order line (channel and ref)";
+		UnregisterSnapshot(snapshot);
+	}
+	if (field)
+		ereport(ERROR,
+				(errcode(ERRCODE_IE_IDEMPOTENCY_CONFLICT),
+				 errmsg("idempotency key \"%s\" of source \"%s\" was already used for a different operation",
+						text_to_cstring(key), source ? text_to_cstring(source) : ""),
+				 errdetail("The release of reservation %lld recorded under it has a different %s.",
+						   (long long) reservation_id, field),
+				 errhint("Use a new idempotency key for a new operation.")));
+	return true;
+}
+
+/*
+ * ie_key_without_event_hook: the key of an append() or ingest() element that
+ * has no event is still refused if a release recorded it without one.
+ */
+bool
+ie_operation_key_used(text *source, text *key, int64 *reservation_id)
+{
+	char	   *operation;
+
+	return operation_key_find(source, key, &operation, reservation_id);
 }
 
 /* Records the key of an operation that changed a reservation without an event. */

@@ -52,6 +52,7 @@ static bool ie_allow_history_rewrite = false;
 
 ie_atp_raised_hook_type ie_atp_raised_hook = NULL;
 ie_event_appended_hook_type ie_event_appended_hook = NULL;
+ie_key_without_event_hook_type ie_key_without_event_hook = NULL;
 
 void
 ie_log_init(void)
@@ -355,6 +356,18 @@ settle_idempotency(IePreparedEvent *p)
 					 errhint("Use a new idempotency key for a new event.")));
 	}
 	keyed_event_done(&k);
+	if (!found && ie_key_without_event_hook)
+	{
+		int64		reservation_id;
+
+		if (ie_key_without_event_hook(p->source, p->in->idempotency_key, &reservation_id))
+			ereport(ERROR,
+					(errcode(ERRCODE_IE_IDEMPOTENCY_CONFLICT),
+					 errmsg("idempotency key \"%s\" of source \"%s\" was already used for a different operation",
+							text_to_cstring(p->in->idempotency_key), text_to_cstring(p->source)),
+					 errdetail("A release of reservation %lld was recorded under it.", (long long) reservation_id),
+					 errhint("Use a new idempotency key for a new event.")));
+	}
 	return found;
 }
 

@@ -98,6 +98,14 @@ extern ie_atp_raised_hook_type ie_atp_raised_hook;
 typedef void (*ie_event_appended_hook_type) (void);
 extern ie_event_appended_hook_type ie_event_appended_hook;
 
+/*
+ * Asked when an idempotency key has no event: true when the reservation
+ * layer recorded an operation under it without one (a release of backordered
+ * units only), whose reservation it sets. The key is then refused (IE003).
+ */
+typedef bool (*ie_key_without_event_hook_type) (text *source, text *key, int64 *reservation_id);
+extern ie_key_without_event_hook_type ie_key_without_event_hook;
+
 extern void ie_input_init(IeEventInput *in);
 extern void ie_prepare_event(const IeEventInput *in, IePreparedEvent *p);
 extern int64 ie_insert_event(const IePreparedEvent *p);

@@ -115,6 +115,7 @@ void
 ie_reserve_init(void)
 {
 	ie_atp_raised_hook = atp_raised;
+	ie_key_without_event_hook = ie_operation_key_used;
 }
 
 static char *
