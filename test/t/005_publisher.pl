@@ -223,6 +223,37 @@ ok($node->poll_query_until('postgres', q{
 is($node->safe_psql('postgres', q{SELECT inventory_events.publisher_stop('nosuchdb')}), 'f',
 	'publisher_stop() of a database it does not serve is false');
 
+# 8b. A rule change left open holds the marks it made again: the worker
+# neither publishes them with the old rules nor steps for them meanwhile
+# (before, a channel whose marks were all held stayed due, and the worker ran
+# a step every publisher_delay, 20 ms, until the change ended). A committed
+# change's mark is left unpublished by stopping the publisher; a second change
+# of the same channel holds it; the publisher started again.
+is($node->safe_psql('postgres', 'SELECT inventory_events.publisher_stop()'), 't', 'stopped for the held marks');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'inventory_events publisher'}),
+	'the publisher stopped again');
+$node->safe_psql('postgres', q{UPDATE inventory_events.channel SET cap = 5 WHERE code = 'web'});
+my $changer = $node->background_psql('postgres');
+$changer->query_safe(q{BEGIN; UPDATE inventory_events.channel SET cap = 3 WHERE code = 'web'});
+$node->safe_psql('postgres', 'SELECT inventory_events.publisher_start()');
+ok($node->poll_query_until('postgres', q{SELECT runs > 0 FROM inventory_events.publisher_status()}),
+	'the publisher runs again');
+my $runs_before = $node->safe_psql('postgres', 'SELECT runs FROM inventory_events.publisher_status()');
+usleep(2_000_000);
+my $runs_held = $node->safe_psql('postgres', 'SELECT runs FROM inventory_events.publisher_status()') - $runs_before;
+# One run per naptime (200 ms here) is the worker's own pace: about 10.
+cmp_ok($runs_held, '<=', 25, "no step for held marks: $runs_held runs in 2 s");
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM inventory_events.publication WHERE channel = 'web' AND sku = 'S1' AND available = 5}),
+	'0', 'the held mark is not published with the rules before the change');
+$changer->query_safe('COMMIT');
+$changer->quit;
+ok($node->poll_query_until('postgres', q{
+	SELECT available = 3 FROM inventory_events.publication WHERE channel = 'web' AND sku = 'S1' ORDER BY seq DESC LIMIT 1}),
+	'once the change commits, its cap is published');
+$node->safe_psql('postgres', q{UPDATE inventory_events.channel SET cap = NULL WHERE code = 'web'});
+
 # 9. Housekeeping, and SIGHUP: an expired reservation stays until the
 # expire_interval is lowered by a reload, then the publisher releases it.
 $node->safe_psql('postgres', q{
