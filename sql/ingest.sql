@@ -132,4 +132,53 @@ SELECT status FROM ingest_staged(0);
 SELECT status FROM ingest_staged();
 SELECT * FROM verify();
 
+-- Elements are applied a run at a time, each run in one subtransaction; a
+-- run with an invalid element is rolled back and the call goes on one
+-- element at a time from its first. The outcomes are those of one element at
+-- a time (but for the event ids that the rolled back run leaves unused): a
+-- batch of 300 with invalid elements (negative quantities) at 150, 151 and
+-- 300.
+CREATE TEMP TABLE run_batch AS
+SELECT jsonb_agg(CASE WHEN g IN (150, 151, 300)
+                      THEN jsonb_build_object('sku', 'B', 'location', 'W1', 'event_type', 'received', 'qty', -g)
+                      ELSE jsonb_build_object('sku', 'B', 'location', 'W1', 'event_type', 'received', 'qty', g) END
+                 ORDER BY g) AS events
+  FROM generate_series(1, 300) g;
+SELECT version AS b_before, available AS b_available_before FROM stock WHERE sku = 'B' AND location = 'W1' \gset
+-- A run that writes gets a subtransaction id: transaction ids assigned
+-- between two transactions around it, less those two and the batch's own,
+-- count them. Here the runs 1-64 (kept) and 65-192 (rolled back at 150).
+CREATE TEMP TABLE run_out AS SELECT * FROM ingest('[]') WITH NO DATA;
+SELECT pg_current_xact_id()::text::bigint AS xid_before \gset
+INSERT INTO run_out SELECT * FROM ingest((SELECT events FROM run_batch));
+SELECT pg_current_xact_id()::text::bigint - :xid_before - 2 AS subtransaction_ids;
+SELECT status, count(*), string_agg(ordinal::text, ',' ORDER BY ordinal) FILTER (WHERE status = 'dead_lettered') AS at,
+       string_agg(DISTINCT sqlstate, ',') AS sqlstates
+  FROM run_out GROUP BY status ORDER BY status;
+SELECT bool_and(version = :b_before + n AND id_rank = n) AS applied_in_order
+  FROM (SELECT version, row_number() OVER (ORDER BY ordinal) AS n, rank() OVER (ORDER BY event_id) AS id_rank
+          FROM run_out WHERE status = 'applied') x;
+SELECT (SELECT available FROM stock WHERE sku = 'B' AND location = 'W1') - :b_available_before
+         = (SELECT sum(ordinal) FROM run_out WHERE status = 'applied') AS stock_has_every_applied_event,
+       (SELECT count(*) FROM dead_letter WHERE batch_ordinal IN (150, 151, 300) AND sqlstate = '22023') AS dead_letters;
+-- Runs start only while the transaction has fewer than 32 subtransaction
+-- ids: 40 one-element batches in one take 32, the other 8 go one element at
+-- a time (none).
+SELECT pg_current_xact_id()::text::bigint AS xid_before \gset
+DO $$ BEGIN FOR i IN 1..40 LOOP
+  PERFORM * FROM inventory_events.ingest('[{"sku": "B", "location": "W1", "event_type": "received", "qty": 1}]');
+END LOOP; END $$;
+SELECT pg_current_xact_id()::text::bigint - :xid_before - 2 AS subtransaction_ids;
+-- An error while an event is written (here a DBA's CHECK on the log) fails
+-- the call, as it did one element at a time: nothing of the batch is applied.
+ALTER TABLE event ADD CONSTRAINT qty_below_1000 CHECK (qty < 1000);
+SELECT count(*) AS b_events FROM event WHERE sku = 'B' \gset
+\set VERBOSITY terse
+SELECT * FROM ingest('[{"sku": "B", "location": "W1", "event_type": "received", "qty": 1},
+                       {"sku": "B", "location": "W1", "event_type": "received", "qty": 1000}]');
+\set VERBOSITY default
+SELECT count(*) = :b_events AS nothing_applied FROM event WHERE sku = 'B';
+ALTER TABLE event DROP CONSTRAINT qty_below_1000;
+SELECT * FROM verify();
+
 DROP EXTENSION inventory_events;
