@@ -409,10 +409,11 @@ put_outcome(ReturnSetInfo *rsinfo, Datum id, bool duplicate, int64 event_id, int
 	static Datum applied_text = (Datum) 0;
 	static Datum duplicate_text = (Datum) 0;
 
-	if (applied_text == (Datum) 0)
+	if (duplicate_text == (Datum) 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
+		/* Both or neither: the test above is on the one made last. */
 		applied_text = CStringGetTextDatum("applied");
 		duplicate_text = CStringGetTextDatum("duplicate");
 		MemoryContextSwitchTo(old);
